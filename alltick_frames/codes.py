@@ -1,0 +1,100 @@
+"""Code validation and routing: which base path serves a code, and what it supports.
+
+AllTick serves two families on two base paths, and a code sent to the wrong one fails with
+``ret`` 600:
+
+* stocks and market indices, ``SYMBOL.US``, ``NNNN.HK``, ``NNNNNN.SH``, ``NNNNNN.SZ``, go to
+  ``/quote-stock-b-api``; their history cannot be paged back (the latest 500 bars only) and
+  they have no 2h/4h bars;
+* everything else (FX ``EURUSD``, crypto ``BTCUSDT``, metals and energy ``GOLD``, ``Silver``,
+  CFD indices) goes to ``/quote-b-api`` and can be paged back with ``kline_timestamp_end``.
+
+Codes are case-sensitive (``Silver`` is not ``SILVER``), so they are never normalised.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+STOCK_PATH = "/quote-stock-b-api"
+FOREX_PATH = "/quote-b-api"
+DEFAULT_BASE_URL = "https://quote.alltick.co"
+
+_STOCK = re.compile(
+    r"^(?:(?P<US>[A-Z0-9][A-Z0-9.\-]{0,14})\.US"
+    r"|(?P<HK>[A-Z0-9]{1,8})\.HK"
+    r"|(?P<SH>\d{6})\.SH"
+    r"|(?P<SZ>\d{6})\.SZ)$"
+)
+_FOREX = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_\-]{1,31}$")
+_MARKET_SUFFIX = re.compile(r"\.(us|hk|sh|sz)$", re.IGNORECASE)
+
+
+@dataclass(frozen=True, slots=True)
+class CodeInfo:
+    """What routing knows about a code from its spelling alone."""
+
+    code: str
+    #: ``US``, ``HK``, ``SH`` or ``SZ`` for stocks and market indices, ``None`` otherwise.
+    market: str | None
+
+    @property
+    def is_stock(self) -> bool:
+        return self.market is not None
+
+    @property
+    def path(self) -> str:
+        """The base path that serves this code."""
+        return STOCK_PATH if self.is_stock else FOREX_PATH
+
+    @property
+    def pageable(self) -> bool:
+        """Whether ``kline_timestamp_end`` pages this code back in time (FX/crypto/metals)."""
+        return not self.is_stock
+
+
+def classify(code: str) -> CodeInfo:
+    """Route one code, raising ValueError with the fix when it is malformed."""
+    if not isinstance(code, str):
+        raise ValueError(f"codes must be strings, got {code!r} ({type(code).__name__})")
+    if code != code.strip() or not code:
+        raise ValueError(f"code {code!r} is empty or has surrounding spaces")
+    match = _STOCK.match(code)
+    if match:
+        return CodeInfo(code, match.lastgroup)
+    suffix = _MARKET_SUFFIX.search(code)
+    if suffix:
+        market = suffix.group(1).upper()
+        hint = {
+            "US": "SYMBOL.US in capitals, e.g. AAPL.US",
+            "HK": "digits then .HK without zero padding, e.g. 700.HK",
+            "SH": "six digits then .SH, e.g. 600416.SH",
+            "SZ": "six digits then .SZ, e.g. 000627.SZ",
+        }[market]
+        raise ValueError(f"malformed {market} code {code!r}: write it as {hint}")
+    if _FOREX.match(code):
+        return CodeInfo(code, None)
+    raise ValueError(
+        f"malformed code {code!r}: stocks look like AAPL.US, 700.HK, 600416.SH, 000627.SZ; "
+        "FX, crypto and metals are bare, e.g. EURUSD, BTCUSDT, GOLD"
+    )
+
+
+def validate_codes(codes: str | Iterable[str]) -> list[CodeInfo]:
+    """Check a list of codes before any request: none empty, malformed or repeated.
+
+    A single string is taken as one code. The caller's order is kept.
+    """
+    if isinstance(codes, str):
+        codes = [codes]
+    items = list(codes)
+    if not items:
+        raise ValueError("no codes given: pass at least one code, e.g. ['AAPL.US', 'EURUSD']")
+    infos = [classify(c) for c in items]
+    repeated = sorted(c for c, n in Counter(items).items() if n > 1)
+    if repeated:
+        raise ValueError(f"codes repeated: {repeated}; pass each code once")
+    return infos
