@@ -316,7 +316,7 @@ class AllTickError(Exception):
     * ``codes``: the codes the failed call was about, as a tuple.
 
     ``str(err)`` says what happened and what to do, e.g.
-    ``ret 604 'code unauthorized' on kline for AAPL.US: the token's plan does not include
+    ``ret 604 (code unauthorized) on kline for AAPL.US: the token's plan does not include
     this code. Drop the code, or ...``.
     """
 
@@ -351,7 +351,7 @@ class AllTickError(Exception):
     def __str__(self) -> str:
         head = f"ret {self.ret}" if self.ret is not None else self.kind
         if self.msg:
-            head += f" {self.msg!r}"
+            head += f" ({self.msg})"
         if self.endpoint:
             head += f" on {self.endpoint}"
         if self.codes:

@@ -130,7 +130,7 @@ def test_error_for_200_is_a_bug() -> None:
 def test_exception_text_says_what_and_what_to_do() -> None:
     err = error_for(604, "code unauthorized", "kline", ["AAPL.US"])
     text = str(err)
-    assert text.startswith("ret 604 'code unauthorized' on kline for AAPL.US: ")
+    assert text.startswith("ret 604 (code unauthorized) on kline for AAPL.US: ")
     assert "plan does not include this code" in text
     assert "Drop the code" in text
 
@@ -151,7 +151,7 @@ def test_hierarchy() -> None:
 def test_transport_and_daily_cap_keep_their_own_kind() -> None:
     err = MalformedResponse("truncated body", endpoint="kline")
     assert (err.ret, err.kind) == (None, "transport")
-    assert str(err).startswith("transport 'truncated body' on kline: no usable answer")
+    assert str(err).startswith("transport (truncated body) on kline: no usable answer")
     cap = DailyCapReached("cap used up", ret=605, endpoint="kline", resets_at=1.5)
     assert (cap.kind, cap.ret, cap.resets_at) == ("daily-cap", 605, 1.5)
     assert "daily request cap" in str(cap)
