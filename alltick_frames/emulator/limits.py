@@ -1,0 +1,99 @@
+"""Per-token rate enforcement: sliding windows, the per-minute cap and the daily cap.
+
+Every window is *sliding*: a call is admitted when fewer than ``calls`` admitted calls lie in
+``(now - per, now]``. A call must fit every window that applies to it at once:
+
+=================================  ==================================  =========================
+window                             from the plan                       when full
+=================================  ==================================  =========================
+its endpoint (kline, batch-kline,  ``plan.rate_for(endpoint)``         429 "Too Many Requests"
+trade-tick, depth-tick,
+static_info), both base paths
+all endpoints together             ``plan.all_endpoints``              429
+strict Free (``strict_free``)      ``STRICT_FREE_ALL_ENDPOINTS``       429
+the last 60 seconds                ``plan.per_minute``                 605 "too many requests"
+the calendar day (UTC+8)           ``plan.per_day``                    605
+=================================  ==================================  =========================
+
+A call answered 429 or 605 consumes nothing; every other authenticated call consumes one unit
+of every window, whatever its ``ret``. The suspension service has only its own window, one
+per exchange (``suspension/sse`` and so on), and touches none of the others.
+"""
+
+from __future__ import annotations
+
+import math
+from bisect import bisect_right, insort
+
+from alltick_frames.plans import DAY_RESET_UTC_OFFSET, STRICT_FREE_ALL_ENDPOINTS, Plan, Rate
+
+TOO_FAST = 429
+OVER_CAP = 605
+
+
+class Window:
+    """The admitted calls of one sliding window, as sorted timestamps."""
+
+    __slots__ = ("rate", "times")
+
+    def __init__(self, rate: Rate) -> None:
+        self.rate = rate
+        self.times: list[float] = []
+
+    def count(self, now: float) -> int:
+        """Admitted calls in ``(now - per, now]``."""
+        return bisect_right(self.times, now) - bisect_right(self.times, now - self.rate.per)
+
+    def has_room(self, now: float) -> bool:
+        return self.count(now) < self.rate.calls
+
+    def add(self, now: float) -> None:
+        insort(self.times, now)
+        expired = bisect_right(self.times, now - self.rate.per)
+        if expired:
+            del self.times[:expired]
+
+
+class TokenQuota:
+    """All windows of one token under one plan."""
+
+    def __init__(self, plan: Plan, *, strict_free: bool = False) -> None:
+        self.plan = plan
+        self._endpoints: dict[str, Window] = {}
+        self._shared: list[Window] = []
+        if plan.all_endpoints is not None:
+            self._shared.append(Window(plan.all_endpoints))
+        if strict_free and plan.name == "free":
+            self._shared.append(Window(STRICT_FREE_ALL_ENDPOINTS))
+        self._minute = Window(Rate(plan.per_minute, 60.0))
+        self._day = -1
+        self._day_count = 0
+
+    def _endpoint(self, endpoint: str) -> Window:
+        window = self._endpoints.get(endpoint)
+        if window is None:
+            window = self._endpoints[endpoint] = Window(self.plan.rate_for(endpoint))
+        return window
+
+    def admit(self, endpoint: str, now: float) -> int | None:
+        """Admit and count a quote call, or return the ``ret`` that refuses it (429 or 605)."""
+        own = self._endpoint(endpoint)
+        if not own.has_room(now) or not all(w.has_room(now) for w in self._shared):
+            return TOO_FAST
+        day = math.floor((now + DAY_RESET_UTC_OFFSET) / 86_400)
+        if day != self._day:
+            self._day, self._day_count = day, 0
+        if not self._minute.has_room(now) or self._day_count >= self.plan.per_day:
+            return OVER_CAP
+        for window in (own, *self._shared, self._minute):
+            window.add(now)
+        self._day_count += 1
+        return None
+
+    def admit_suspension(self, endpoint: str, now: float) -> bool:
+        """Admit and count a suspension call (its own window only), or refuse it."""
+        window = self._endpoint(endpoint)
+        if not window.has_room(now):
+            return False
+        window.add(now)
+        return True
