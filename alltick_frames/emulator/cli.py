@@ -1,0 +1,236 @@
+"""``alltick-frames emulate`` (and ``python -m alltick_frames.emulator``): run the emulator."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import signal
+import sys
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from aiohttp import web
+
+from alltick_frames.emulator.app import create_app
+from alltick_frames.emulator.config import DEFAULT_TOKEN, EmulatorConfig
+from alltick_frames.emulator.faults import KINDS, FaultConfig
+from alltick_frames.plans import PLANS
+
+DESCRIPTION = """\
+Serve a local AllTick: both base paths (/quote-stock-b-api, /quote-b-api), the suspension
+service, each plan's rate and size limits, a deterministic synthetic market of ~440 codes,
+and optional fault injection. Point a client at the printed base URL with one of the tokens.
+
+The admin view (not part of AllTick): GET /_emulator/codes, GET /_emulator/stats,
+POST /_emulator/reset, GET|POST /_emulator/clock, GET|POST /_emulator/faults.
+"""
+
+EPILOG = """\
+examples:
+  alltick-frames emulate --plan basic
+  alltick-frames emulate --token alice=premium --token bob=free --now 2024-05-15T14:00:00Z
+  alltick-frames emulate --plan-file fast.json --faults 0.05 --seed 7
+"""
+
+_LOOPBACK = ("127.0.0.1", "localhost", "::1")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The emulator's options, shared by ``alltick-frames emulate`` and ``python -m``."""
+    plans = ", ".join(PLANS)
+    net = parser.add_argument_group("network")
+    net.add_argument("--host", default="127.0.0.1", help="address to bind (default: loopback)")
+    net.add_argument("--port", type=int, default=8787, help="port (0: any free port)")
+    net.add_argument("--access-log", action="store_true", help="log every request to stderr")
+
+    who = parser.add_argument_group("tokens and plans")
+    who.add_argument(
+        "--plan",
+        help=f"plan of the default token {DEFAULT_TOKEN!r} ({plans}, or a plan file path; "
+        "default: basic, or the --plan-file plan)",
+    )
+    who.add_argument(
+        "--token",
+        action="append",
+        default=[],
+        metavar="TOKEN=PLAN",
+        help="accept TOKEN on PLAN (repeatable); without any, only the token "
+        f"{DEFAULT_TOKEN!r} on --plan is accepted and others get ret 401",
+    )
+    who.add_argument(
+        "--basket",
+        action="append",
+        default=[],
+        metavar="TOKEN=CODE,CODE",
+        help="limit TOKEN (a --token, or 'demo' when there is none) to these codes; any "
+        "other code gets ret 604 (repeatable)",
+    )
+    who.add_argument(
+        "--plan-file",
+        metavar="PATH",
+        help="a custom plan (.json/.toml, same fields as the built-ins, optional 'base'); "
+        "tokens may name it",
+    )
+
+    market = parser.add_argument_group("market")
+    market.add_argument(
+        "--now",
+        metavar="MOMENT",
+        help="fix the market clock (ISO-8601 like 2024-05-15T14:00:00Z, or Unix seconds); "
+        "default: real time. Rate windows always run on real time.",
+    )
+
+    faults = parser.add_argument_group("fault injection (probabilities per request, default 0)")
+    faults.add_argument(
+        "--faults", type=float, default=0.0, metavar="RATE",
+        help="overall fault rate, split evenly over the five kinds below",
+    )  # fmt: skip
+    for flag, kind, what in (
+        ("--fault-rate-limit", "rate_limit", "answer ret 429 or 605 without using quota"),
+        ("--fault-5xx", "http_5xx", "answer HTTP 500/502/503 (HTML or JSON body)"),
+        ("--fault-reset", "reset", "drop the connection without an answer"),
+        ("--fault-slow", "slow", "hold the answer back by --latency (+ --jitter) seconds"),
+        ("--fault-malformed", "malformed", "HTTP 200 with a truncated or non-JSON body"),
+    ):
+        faults.add_argument(flag, dest=f"fault_{kind}", type=float, metavar="RATE", help=what)
+    faults.add_argument(
+        "--latency", type=float, default=0.5, metavar="SECONDS", help="delay of a slow answer"
+    )
+    faults.add_argument(
+        "--jitter", type=float, default=0.0, metavar="SECONDS",
+        help="extra random delay of a slow answer, up to this much",
+    )  # fmt: skip
+    faults.add_argument("--seed", type=int, default=0, help="seed of the fault sequence")
+
+    rules = parser.add_argument_group("where AllTick's docs are ambiguous (alltick-api.md §8)")
+    rules.add_argument(
+        "--mirror-status",
+        action="store_true",
+        help="answer ret 401 and 429 with HTTP status 401 and 429 (default: HTTP 200)",
+    )
+    rules.add_argument(
+        "--oversize",
+        choices=("cut", "603"),
+        default="cut",
+        help="too many bars or codes in one call: cut to the cap (default) or ret 603; "
+        "too many batch groups is always 603",
+    )
+    rules.add_argument(
+        "--strict-free",
+        action="store_true",
+        help="Free plan: also at most 1 call per 10 s across all endpoints",
+    )
+
+
+def add_emulate_parser(subparsers: Any) -> argparse.ArgumentParser:
+    """Register ``emulate`` on the ``alltick-frames`` command line."""
+    parser = subparsers.add_parser(
+        "emulate",
+        help="run a local AllTick emulator",
+        description=DESCRIPTION,
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    add_arguments(parser)
+    parser.set_defaults(handler=run)
+    return parser
+
+
+def _pairs(values: Sequence[str], what: str) -> dict[str, str]:
+    out = {}
+    for value in values:
+        key, sep, rest = value.partition("=")
+        if not sep or not key or not rest:
+            raise SystemExit(f"error: {what} must look like {what.upper()}, got {value!r}")
+        out[key] = rest
+    return out
+
+
+def config_from_args(args: argparse.Namespace) -> EmulatorConfig:
+    """Build the :class:`EmulatorConfig` the parsed options describe."""
+    # A token maps to {"plan": name} (no plan: the default plan) plus an optional basket.
+    tokens: dict[str, dict[str, Any]] = {
+        token: {"plan": plan} for token, plan in _pairs(args.token, "token=plan").items()
+    }
+    baskets = _pairs(args.basket, "token=codes")
+    if baskets and not tokens:
+        tokens = {DEFAULT_TOKEN: {}}
+    for token, codes in baskets.items():
+        if token not in tokens:
+            raise SystemExit(f"error: --basket names {token!r}, which no --token defines")
+        tokens[token]["basket"] = [c.strip() for c in codes.split(",") if c.strip()]
+    overrides = {
+        kind: rate for kind in KINDS if (rate := getattr(args, f"fault_{kind}")) is not None
+    }
+    try:
+        faults = FaultConfig.overall(
+            args.faults, latency=args.latency, jitter=args.jitter, **overrides
+        )
+        return EmulatorConfig(
+            tokens=tokens or None,
+            plan=args.plan,
+            plan_file=args.plan_file,
+            now=args.now,
+            faults=faults,
+            seed=args.seed,
+            mirror_status=args.mirror_status,
+            oversize=args.oversize,
+            strict_free=args.strict_free,
+        )
+    except (ValueError, OSError) as error:
+        raise SystemExit(f"error: {error}") from None
+
+
+def run(args: argparse.Namespace) -> int:
+    """Serve until interrupted (Ctrl-C or SIGTERM)."""
+    config = config_from_args(args)
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(_serve(config, args.host, args.port, args.access_log))
+    return 0
+
+
+async def _serve(config: EmulatorConfig, host: str, port: int, access_log: bool) -> None:
+    if access_log:
+        logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
+    app = create_app(config)
+    runner = web.AppRunner(
+        app, access_log=logging.getLogger("aiohttp.access") if access_log else None
+    )
+    await runner.setup()
+    site = web.TCPSite(runner, host, port)
+    await site.start()
+    sockets = getattr(site._server, "sockets", None) or []
+    bound = sockets[0].getsockname()[1] if sockets else port
+    shown = f"[{host}]" if ":" in host else host
+    print(f"http://{shown}:{bound}", flush=True)
+    for token, spec in config.resolved_tokens().items():
+        basket = "" if spec.basket is None else f", basket of {len(spec.basket)} codes"
+        print(f"  token {token!r}: plan {spec.plan.name}{basket}", flush=True)
+    now = config.market_now
+    when = "real time" if now is None else f"fixed at {datetime.fromtimestamp(now, UTC):%F %T} UTC"
+    print(f"  market clock: {when}; press Ctrl-C to stop", flush=True)
+    if host not in _LOOPBACK:
+        print(f"  warning: bound to {host}, reachable from other machines", file=sys.stderr)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    with contextlib.suppress(NotImplementedError):  # no signal handlers on Windows
+        loop.add_signal_handler(signal.SIGTERM, stop.set)
+    try:
+        await stop.wait()
+    finally:
+        await runner.cleanup()
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m alltick_frames.emulator``: the same options as ``alltick-frames emulate``."""
+    parser = argparse.ArgumentParser(
+        prog="python -m alltick_frames.emulator",
+        description=DESCRIPTION,
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    add_arguments(parser)
+    return run(parser.parse_args(argv))

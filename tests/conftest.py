@@ -1,0 +1,1 @@
+pytest_plugins = ["alltick_frames.emulator.pytest_plugin"]
