@@ -103,7 +103,8 @@ _SQL_BATCH = 900
 _MIN_FILE_SIZE = 4 * CHUNK_BARS * _BAR_BYTES
 
 Span = tuple[int, int]
-SeriesKey = tuple[str, "str | Interval"]
+#: A series as read_many names it: ``(code, interval)``.
+SeriesKey = tuple[str, str | Interval]
 
 
 class StoreError(RuntimeError):
@@ -214,7 +215,7 @@ class Coverage:
         return None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, eq=False)
 class Newest:
     """Answer of :meth:`BarStore.newest`.
 
@@ -319,6 +320,12 @@ def _series_id(source: str, code: str, interval: str) -> str:
     return json.dumps([source, code, interval], ensure_ascii=False, separators=(",", ":"))
 
 
+def _sid(source: str, code: str, interval: str | Interval) -> str:
+    if not isinstance(code, str) or not code:
+        raise ValueError(f"code must be a non-empty string, not {code!r}")
+    return _series_id(source, code, _alias(interval))
+
+
 def _parse_series_id(sid: str) -> tuple[str, str, str]:
     source, code, interval = json.loads(sid)
     return source, code, interval
@@ -419,7 +426,7 @@ class BarStore:
         Several processes may write the same series at once: the index is read, merged and
         written inside one SQLite write transaction, so no writer loses another's segments.
         """
-        sid = _series_id(self.source, code, _alias(interval))
+        sid = _sid(self.source, code, interval)
         if (lo is None) != (hi is None):
             raise ValueError("give both lo and hi (the closed span the bars cover), or neither")
         span: Span | None = None
@@ -555,8 +562,21 @@ class BarStore:
 
     def coverage(self, code: str, interval: str | Interval) -> Coverage:
         """What the store holds for one series of this store's source (empty if nothing)."""
-        index = self._cache.get(_index_key(_series_id(self.source, code, _alias(interval))))
+        index = self._cache.get(_index_key(_sid(self.source, code, interval)))
         return _coverage(index or _empty_index())
+
+    def coverage_many(self, keys: Sequence[SeriesKey]) -> dict[tuple[str, str], Coverage]:
+        """:meth:`coverage` of many series in a few SQL statements, for planning big requests.
+
+        Keyed by ``(code, interval alias)``, e.g. ``("AAPL.US", "1d")`` even if asked as ``"D"``.
+        """
+        series = list(dict.fromkeys((code, _alias(interval)) for code, interval in keys))
+        index_keys = [_index_key(_sid(self.source, code, alias)) for code, alias in series]
+        indexes = self._get_many(index_keys)
+        return {
+            pair: _coverage(indexes.get(key) or _empty_index())
+            for pair, key in zip(series, index_keys, strict=True)
+        }
 
     def _load(
         self, sid: str, lo: int, hi: int, newest: int | None = None
@@ -611,7 +631,7 @@ class BarStore:
         is included when ``forming`` and it lies in the range; it is always the last row.
         Whether the range is *complete* is :meth:`coverage`'s question, not this one's.
         """
-        sid = _series_id(self.source, code, _alias(interval))
+        sid = _sid(self.source, code, interval)
         ts, vals = self._series_arrays(sid, *_range(lo, hi), forming)
         return _frame(ts, vals)
 
@@ -644,7 +664,7 @@ class BarStore:
         aliases = list(dict.fromkeys(alias for _, alias in series))
         code_pos = {c: k for k, c in enumerate(codes)}
         alias_pos = {a: k for k, a in enumerate(aliases)}
-        sids = [_series_id(self.source, code, alias) for code, alias in series]
+        sids = [_sid(self.source, code, alias) for code, alias in series]
         indexes = self._get_many([_index_key(sid) for sid in sids])
         wanted = [
             c[3] for index in indexes.values() for c in index["chunks"] if c[1] >= lo and c[0] <= hi
@@ -698,7 +718,7 @@ class BarStore:
         """
         if n < 1:
             raise ValueError(f"n must be at least 1, got {n}")
-        sid = _series_id(self.source, code, _alias(interval))
+        sid = _sid(self.source, code, interval)
         empty = Newest(_frame(*_empty_arrays()), complete=False, run=None, fetched_at=None)
         for _ in range(_READ_ATTEMPTS):
             index = self._cache.get(_index_key(sid))
@@ -749,7 +769,8 @@ class BarStore:
         """One row per stored series (all sources unless filtered), sorted.
 
         Columns: ``source, code, interval``; ``bars`` (closed bars stored); ``first``/``last``
-        (first and last closed bar, UTC); ``segments`` (covered spans); ``floor`` (UTC);
+        (first and last closed bar, UTC); ``segments`` (covered spans); ``chunks`` (storage
+        pieces: one lookup each when loading); ``floor`` (UTC);
         ``forming`` (the forming bar's start, UTC) and ``fetched_at`` (UTC, caller's clock);
         ``bytes`` (bar data size).
         """
@@ -774,6 +795,7 @@ class BarStore:
                     "first": chunks[0][0] if chunks else None,
                     "last": chunks[-1][1] if chunks else None,
                     "segments": len(index["segments"]),
+                    "chunks": len(chunks),
                     "floor": index["floor"],
                     "forming": form[0] if form else None,
                     "fetched_at": form[1] if form else None,
@@ -782,13 +804,13 @@ class BarStore:
             )
         columns = [
             "source", "code", "interval", "bars", "first", "last",
-            "segments", "floor", "forming", "fetched_at", "bytes",
+            "segments", "chunks", "floor", "forming", "fetched_at", "bytes",
         ]  # fmt: skip
         out = pd.DataFrame(rows, columns=columns)
         for name in ("first", "last", "floor", "forming", "fetched_at"):
             out[name] = pd.to_datetime(out[name].astype("float64"), unit="s", utc=True)
         out = out.astype({"source": str, "code": str, "interval": str})
-        out = out.astype({"bars": np.int64, "segments": np.int64, "bytes": np.int64})
+        out = out.astype({k: np.int64 for k in ("bars", "segments", "chunks", "bytes")})
         return out.sort_values(["source", "code", "interval"], ignore_index=True)
 
     def size_bytes(self) -> int:

@@ -246,6 +246,21 @@ def test_read_many_keeps_caller_order_with_categorical_codes(store: BarStore) ->
     assert nothing.empty and list(nothing.columns) == ["code", "interval", *COLUMNS]
 
 
+def test_coverage_many_matches_coverage(store: BarStore) -> None:
+    store.write("A", "1d", bars([0]), 0, 86_399, floor=0)
+    store.write("B", "1h", bars([3600]), 3600, 7199, forming=bars([7200]), fetched_at=1.0)
+    many = store.coverage_many([("A", "D"), ("B", "1h"), ("C", "1d")])
+    assert many == {
+        ("A", "1d"): store.coverage("A", "1d"),
+        ("B", "1h"): store.coverage("B", "1h"),
+        ("C", "1d"): Coverage(),
+    }
+    with pytest.raises(ValueError, match="code"):
+        store.coverage_many([("", "1d")])
+    with pytest.raises(ValueError, match="code"):
+        store.read("", "1d")
+
+
 def test_reader_retries_when_a_writer_swaps_the_index(store: BarStore, tmp_path: Path) -> None:
     store.write("A", "1m", bars([0, 60]), 0, 119)
     other = BarStore(tmp_path, source="test")
@@ -400,6 +415,7 @@ def test_default_directory_follows_the_environment(
 # ------------------------------------------------------------------------ processes and kills
 
 MINUTE = 60
+N_SPANS = 150
 
 
 def _exists(ts: np.ndarray) -> np.ndarray:
@@ -412,8 +428,9 @@ def _span_bars(lo_minute: int, hi_minute: int) -> tuple[pd.DataFrame, int, int]:
     return bars(ts), lo_minute * MINUTE, hi_minute * MINUTE + MINUTE - 1
 
 
-def _write_spans(directory: str, spans: list[tuple[int, int]]) -> None:
+def _write_spans(directory: str, spans: list[tuple[int, int]], go: object) -> None:
     with BarStore(directory, source="test") as s:
+        go.wait()  # type: ignore[attr-defined]  # both writers start together, so they interleave
         for lo, hi in spans:
             frame, a, b = _span_bars(lo, hi)
             s.write("X", "1m", frame, a, b)
@@ -460,21 +477,24 @@ def assert_consistent(store: BarStore) -> None:
 
 
 def test_two_processes_writing_one_series_keep_every_segment(tmp_path: Path) -> None:
-    spans = [(k * 300, k * 300 + 149) for k in range(40)]  # gaps between, filled by the other
-    others = [(k * 300 + 150, k * 300 + 299) for k in range(40)]
+    spans = [(k * 300, k * 300 + 149) for k in range(N_SPANS)]  # the other fills the gaps
+    others = [(k * 300 + 150, k * 300 + 299) for k in range(N_SPANS)]
     ctx = multiprocessing.get_context("spawn")
+    go = ctx.Event()
     procs = [
-        ctx.Process(target=_write_spans, args=(str(tmp_path), part)) for part in (spans, others)
+        ctx.Process(target=_write_spans, args=(str(tmp_path), part, go)) for part in (spans, others)
     ]
     for p in procs:
         p.start()
+    time.sleep(0.2)
+    go.set()
     for p in procs:
         p.join(60)
         assert p.exitcode == 0
     with BarStore(tmp_path, source="test") as s:
-        assert s.coverage("X", "1m").segments == ((0, 40 * 300 * MINUTE - 1),)
+        assert s.coverage("X", "1m").segments == ((0, N_SPANS * 300 * MINUTE - 1),)
         assert_consistent(s)
-        assert len(s.read("X", "1m")) == 40 * 300 * 9 // 10
+        assert len(s.read("X", "1m")) == N_SPANS * 300 * 9 // 10
 
 
 def _context() -> multiprocessing.context.BaseContext:
