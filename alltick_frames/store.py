@@ -414,10 +414,12 @@ class BarStore:
 
         ``bars`` are the closed bars the server returned for the closed span ``[lo, hi]``
         (inclusive bar-start seconds): the claim is that *every* bar in that span is among
-        them. Bars outside the span are ignored; duplicates keep the last row. ``bars`` may be
-        empty (a span with no bars) and, with ``lo``/``hi`` left out, None (only a floor or a
-        forming bar to record). Columns: ``timestamp`` (int64 seconds or datetimes) and the
-        six floats; other columns are ignored.
+        them. Bars outside the span are ignored; duplicates keep the last row. Stored bars with
+        the same timestamp are overwritten; stored bars the new frame lacks are kept (a closed
+        bar does not vanish because one response left it out). ``bars`` may be empty (a span
+        with no bars) and, with ``lo``/``hi`` left out, None (only a floor or a forming bar to
+        record). Columns: ``timestamp`` (int64 seconds or datetimes) and the six floats; other
+        columns are ignored.
 
         ``floor``: no bar exists before it. ``forming``: a one-row frame holding the bar that is
         still forming, with ``fetched_at`` the caller's clock reading when it was fetched. Write
