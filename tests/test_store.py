@@ -415,7 +415,7 @@ def test_default_directory_follows_the_environment(
 # ------------------------------------------------------------------------ processes and kills
 
 MINUTE = 60
-N_SPANS = 150
+N_SPANS = 100
 
 
 def _exists(ts: np.ndarray) -> np.ndarray:
@@ -511,7 +511,7 @@ def test_sigkill_during_writes_leaves_a_consistent_store(tmp_path: Path) -> None
         proc = ctx.Process(target=_write_forever, args=(str(tmp_path), round_, ready))
         proc.start()
         assert ready.wait(30)
-        time.sleep(rng.uniform(0.02, 0.25))
+        time.sleep(rng.uniform(0.02, 0.15))
         os.kill(proc.pid, signal.SIGKILL)
         proc.join(10)
         assert proc.exitcode == -signal.SIGKILL
