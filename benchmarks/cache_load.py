@@ -45,20 +45,22 @@ def _series(rng: np.random.Generator, n: int) -> pd.DataFrame:
     return pd.DataFrame({"timestamp": _START + _DAY * np.arange(n, dtype=np.int64), **values})
 
 
-def _best(fn: Callable[[], pd.DataFrame], repeat: int) -> tuple[float, pd.DataFrame]:
-    best, out = float("inf"), pd.DataFrame()
+def _best_of(loaders: dict[str, Callable[[], pd.DataFrame]], repeat: int) -> dict[str, float]:
+    """Best wall time of each loader; rounds alternate loaders so load drift hits all alike."""
+    best = dict.fromkeys(loaders, float("inf"))
     for _ in range(repeat):
-        t0 = time.perf_counter()
-        out = fn()
-        best = min(best, time.perf_counter() - t0)
-    return best, out
+        for name, load in loaders.items():
+            t0 = time.perf_counter()
+            load()
+            best[name] = min(best[name], time.perf_counter() - t0)
+    return best
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--codes", type=int, default=1_000)
     parser.add_argument("--bars", type=int, default=500)
-    parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--repeat", type=int, default=7)
     parser.add_argument("--quick", action="store_true", help="100 codes x 250 bars")
     args = parser.parse_args(argv)
     if args.quick:
@@ -78,32 +80,32 @@ def main(argv: list[str] | None = None) -> None:
         write_s = time.perf_counter() - t0
 
         with BarStore(tmp, source="benchmark") as store:  # a fresh handle: nothing in memory
-            store_s, frame = _best(lambda: store.read_many(keys), args.repeat)
-            size = store.size_bytes()
-        total = len(frame)
-        assert total == args.codes * args.bars, total
-
-        parquet = Path(tmp) / "bars.parquet"
-        frame.to_parquet(parquet, index=False)
-        parquet_mb = parquet.stat().st_size / 1e6
-        parquet_s, again = _best(lambda: pd.read_parquet(parquet), args.repeat)
-        assert len(again) == total
-        assert np.array_equal(again["close"].to_numpy(), frame["close"].to_numpy())
-        columns = ["timestamp", *FIELDS]
-        numpy_s, _ = _best(lambda: pd.read_parquet(parquet, columns=columns), args.repeat)
+            frame = store.read_many(keys)
+            total = len(frame)
+            assert total == args.codes * args.bars, total
+            parquet = Path(tmp) / "bars.parquet"
+            frame.to_parquet(parquet, index=False)
+            again = pd.read_parquet(parquet)
+            assert np.array_equal(again["close"].to_numpy(), frame["close"].to_numpy())
+            columns = ["timestamp", *FIELDS]
+            best = _best_of(
+                {
+                    "BarStore.read_many": lambda: store.read_many(keys),
+                    "pd.read_parquet": lambda: pd.read_parquet(parquet),
+                    "pd.read_parquet (no code)": lambda: pd.read_parquet(parquet, columns=columns),
+                },
+                args.repeat,
+            )
+            size, parquet_mb = store.size_bytes(), parquet.stat().st_size / 1e6
 
     print(f"{args.codes:,} series x {args.bars:,} daily bars = {total:,} bars")
     print(f"  store writes     {write_s:8.2f} s   ({args.codes / write_s:,.0f} series/s)")
     print(f"  on disk          {size / 1e6:8.1f} MB store, {parquet_mb:.1f} MB parquet (snappy)")
     print(f"  {'warm load':<26}{'seconds':>10}{'M bars/s':>12}")
-    rows = [
-        ("BarStore.read_many", store_s),
-        ("pd.read_parquet", parquet_s),
-        ("pd.read_parquet (no code)", numpy_s),
-    ]
-    for name, seconds in rows:
+    for name, seconds in best.items():
         print(f"  {name:<26}{seconds:10.4f}{total / seconds / 1e6:12.2f}")
-    print(f"  store / parquet speed ratio: {parquet_s / store_s:.2f}x")
+    ratio = best["pd.read_parquet"] / best["BarStore.read_many"]
+    print(f"  store / parquet speed ratio: {ratio:.2f}x")
 
 
 if __name__ == "__main__":
