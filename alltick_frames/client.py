@@ -18,6 +18,7 @@ from alltick_frames.errors import Failure
 from alltick_frames.intervals import Interval
 from alltick_frames.jobs import BatchJob, KlineJob, outside_plan, unauthorized
 from alltick_frames.plans import BATCH_KLINE, KLINE, Plan, get_plan
+from alltick_frames.quotes import QuotesMixin
 from alltick_frames.result import FetchResult, FetchStats
 from alltick_frames.runner import RetryPolicy, Runner
 from alltick_frames.transport import Secret, Transport
@@ -26,7 +27,7 @@ from alltick_frames.transport import Secret, Transport
 RETRYABLE_KINDS = frozenset({"transport", "rate-limited", "daily-cap", "left-out", "cancelled"})
 
 
-class AllTick:
+class AllTick(QuotesMixin):
     """An async AllTick client that stays inside its plan.
 
     >>> async with AllTick(plan="basic") as client:          # doctest: +SKIP
