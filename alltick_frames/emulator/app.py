@@ -157,7 +157,7 @@ class Emulator:
         """Draw a fault, produce the answer (or let the fault replace it), count, respond."""
         token = request.query.get("token", "")
         fault = self.injector.draw()
-        if fault.delay:
+        if fault.slow:
             self._count(token, endpoint, "slow")
             await asyncio.sleep(fault.delay)
         if fault.kind == "rate_limit":

@@ -74,6 +74,7 @@ class EmulatorConfig:
         if self.clock is None:
             start = None if self.clock_start is None else parse_moment(self.clock_start)
             self.clock = EmulatorClock(start, frozen=self.frozen_clock)
+        self.resolved_tokens()  # unknown plans fail here, not on the first request
 
     @property
     def market_now(self) -> float | None:

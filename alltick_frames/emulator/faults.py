@@ -98,6 +98,8 @@ class Fault:
     """What to do to one request: replace its answer with ``kind`` (or not) and delay it."""
 
     kind: str | None = None
+    #: Whether ``slow`` struck, and the delay it chose.
+    slow: bool = False
     delay: float = 0.0
     #: The concrete variant: the ``ret`` for rate_limit, the status for http_5xx, and for
     #: http_5xx/malformed whether the body is JSON-ish (True) or not.
@@ -139,18 +141,19 @@ class FaultInjector:
                 kind = name
                 break
             u -= rate
+        slow = rng.random() < cfg.slow
         delay = 0.0
-        if rng.random() < cfg.slow:
+        if slow:
             delay = cfg.latency + rng.random() * cfg.jitter
             self._count("slow")
         if kind is None:
-            return Fault(delay=delay) if delay else NO_FAULT
+            return Fault(slow=slow, delay=delay) if slow else NO_FAULT
         code = 0
         if kind == "rate_limit":
             code = rng.choice((429, 605))
         elif kind == "http_5xx":
             code = rng.choice((500, 502, 503))
-        fault = Fault(kind, delay, code, rng.random() < 0.5, rng.uniform(0.05, 0.95))
+        fault = Fault(kind, slow, delay, code, rng.random() < 0.5, rng.uniform(0.05, 0.95))
         self._count("rate-limit-" + str(code) if kind == "rate_limit" else fault_key(fault))
         return fault
 

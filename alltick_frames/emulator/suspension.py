@@ -3,9 +3,10 @@
 Records are synthetic and deterministic for a given market ``now``: each calendar week of the
 past year holds zero to two halts per exchange, drawn by hash from the catalogue's stocks of
 that exchange (``.SH`` codes for SSE; NYSE- and NASDAQ-listed ``.US`` codes). A record appears
-once its ``publishDate`` has passed; a halt whose resumption lies after ``now`` has ``null``
-resume fields. Times are the exchange's local time as ``yyyy-MM-dd HH:mm:ss``; ``symbol`` uses
-this project's code spelling (``600416.SH``, ``AAPL.US``).
+once its ``publishDate`` has passed; a halt whose resumption lies after ``now`` has empty
+(``""``) resume fields: the docs allow null or "", and AllTick's OpenAPI types them as strings.
+Times are the exchange's local time as ``yyyy-MM-dd HH:mm:ss``; ``symbol`` uses this project's
+code spelling (``600416.SH``, ``AAPL.US``).
 """
 
 from __future__ import annotations
@@ -68,7 +69,7 @@ def records(name: str, now: float) -> list[dict[str, object]]:
             if resume is None or resume > now:
                 for key in ("resumeDate", "resumeTime", "resumeDateTime"):
                     if key in body:
-                        body[key] = None
+                        body[key] = ""
             out.append((published, body))
     out.sort(key=lambda item: item[0], reverse=True)
     return [body for _, body in out]
@@ -92,8 +93,8 @@ def _record(
             "haltDate": halt.strftime(_FORMAT),
             "haltTime": "09:30:00",
             "haltPeriod": "until further notice" if resume is None else f"{days} day(s)",
-            "resumeDate": None if resume is None else resume.strftime(_FORMAT),
-            "resumeTime": None if resume is None else "09:30:00",
+            "resumeDate": "" if resume is None else resume.strftime(_FORMAT),
+            "resumeTime": "" if resume is None else "09:30:00",
             "publishDate": published.strftime(_FORMAT),
         }
     else:
@@ -112,18 +113,16 @@ def _record(
             "haltDate": halt.strftime(_FORMAT),
             "haltTime": halt.strftime("%H:%M:%S"),
             "haltPeriod": "" if pause is None else f"{int(pause.total_seconds() // 60)} min",
-            "resumeDate": None if resume is None else resume.strftime(_FORMAT),
-            "resumeTime": None if resume is None else resume.strftime("%H:%M:%S"),
+            "resumeDate": "" if resume is None else resume.strftime(_FORMAT),
+            "resumeTime": "" if resume is None else resume.strftime("%H:%M:%S"),
             "publishDate": published.strftime(_FORMAT),
             "haltDateTime": halt.strftime(_FORMAT),
-            "resumeDateTime": None if resume is None else resume.strftime(_FORMAT),
+            "resumeDateTime": "" if resume is None else resume.strftime(_FORMAT),
             "sourceExchange": inst.exchange,
         }
         if name == "nasdaq":
             body["pauseThresholdPrice"] = (
-                f"{inst.base_price * (0.9 + ((h >> 36) % 20) / 100):.2f}"
-                if code == "LUDP"
-                else None
+                f"{inst.base_price * (0.9 + ((h >> 36) % 20) / 100):.2f}" if code == "LUDP" else ""
             )
     return published.timestamp(), None if resume is None else resume.timestamp(), body
 
