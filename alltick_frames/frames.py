@@ -333,7 +333,8 @@ def _list_of_objects(value: Any, what: str, index: int, endpoint: str) -> list[d
 class _BarColumns:
     """Per-bar columns gathered bar by bar on the tolerant path."""
 
-    def __init__(self) -> None:
+    def __init__(self, endpoint: str) -> None:
+        self.endpoint = endpoint
         self.code: list[Any] = []
         self.kline_type: list[Any] = []
         self.fields: dict[str, list[Any]] = {f: [] for f in _BAR_FIELDS}
@@ -342,21 +343,21 @@ class _BarColumns:
         if not bars:
             return
         if not isinstance(code, str) or not code:
-            raise _malformed(f"{where}: bars without a 'code'", "kline")
+            raise _malformed(f"{where}: bars without a 'code'", self.endpoint)
         kt = kline_type if isinstance(kline_type, int) else _int_or_none(kline_type)
         if kt not in BY_KLINE_TYPE:
-            raise _malformed(f"{where}: unknown kline_type {kline_type!r}", "kline")
+            raise _malformed(f"{where}: unknown kline_type {kline_type!r}", self.endpoint)
         self.code.extend([code] * len(bars))
         self.kline_type.extend([kt] * len(bars))
         for name, values in self.fields.items():
             values.extend([bar.get(name) for bar in bars])
 
-    def frame(self, endpoint: str) -> pd.DataFrame:
+    def frame(self) -> pd.DataFrame:
         return _klines_frame(
             pa.array(self.code, pa.string()),
             pa.array(self.kline_type, pa.int64()),
-            {name: _strings(values, endpoint) for name, values in self.fields.items()},
-            endpoint,
+            {name: _strings(values, self.endpoint) for name, values in self.fields.items()},
+            self.endpoint,
         )
 
 
@@ -396,12 +397,12 @@ def decode_kline_bodies(bodies: Sequence[bytes]) -> pd.DataFrame:
             {name: pc.struct_field(bars, name) for name in _BAR_FIELDS},
             "kline",
         )
-    columns = _BarColumns()
+    columns = _BarColumns("kline")
     for i, body in enumerate(bodies):
         d = _ok_data(body, i, "kline")
         bars = _list_of_objects(d.get("kline_list"), "'kline_list'", i, "kline")
         columns.add(d.get("code"), d.get("kline_type"), bars, f"body {i}")
-    return columns.frame("kline")
+    return columns.frame()
 
 
 def decode_batch_kline_bodies(bodies: Sequence[bytes]) -> pd.DataFrame:
@@ -427,14 +428,16 @@ def decode_batch_kline_bodies(bodies: Sequence[bytes]) -> pd.DataFrame:
             {name: pc.struct_field(bars, name) for name in _BAR_FIELDS},
             "batch-kline",
         )
-    columns = _BarColumns()
+    endpoint = "batch-kline"
+    columns = _BarColumns(endpoint)
     for i, body in enumerate(bodies):
-        d = _ok_data(body, i, "batch-kline")
-        for j, group in enumerate(_list_of_objects(d.get("kline_list"), "'kline_list'", i, "")):
-            where = f"body {i}, group {j}"
-            bars = _list_of_objects(group.get("kline_data"), f"group {j} 'kline_data'", i, "")
-            columns.add(group.get("code"), group.get("kline_type"), bars, where)
-    return columns.frame("batch-kline")
+        d = _ok_data(body, i, endpoint)
+        groups = _list_of_objects(d.get("kline_list"), "'kline_list'", i, endpoint)
+        for j, group in enumerate(groups):
+            what = f"group {j} 'kline_data'"
+            bars = _list_of_objects(group.get("kline_data"), what, i, endpoint)
+            columns.add(group.get("code"), group.get("kline_type"), bars, f"body {i}, group {j}")
+    return columns.frame()
 
 
 def _code_ranks(codes: pd.Series, code_order: Sequence[str]) -> np.ndarray:

@@ -264,8 +264,9 @@ def test_timestamps_in_milliseconds_are_recognised(path: str) -> None:
     ],
 )
 def test_malformed_kline_bodies(body: bytes, match: str, path: str) -> None:
-    with pytest.raises(MalformedResponse, match=match):
+    with pytest.raises(MalformedResponse, match=match) as info:
         decode_kline_bodies([DOC_KLINE, body])
+    assert info.value.endpoint == "kline"
 
 
 def test_malformed_body_is_named_by_index() -> None:
@@ -338,8 +339,9 @@ def test_batch_groups_with_no_bars_and_many_bodies(path: str) -> None:
     ],
 )  # fmt: skip
 def test_malformed_batch_bodies(body: bytes, match: str, path: str) -> None:
-    with pytest.raises(MalformedResponse, match=match):
+    with pytest.raises(MalformedResponse, match=match) as info:
         decode_batch_kline_bodies([body])
+    assert info.value.endpoint == "batch-kline"
 
 
 # --------------------------------------------------------------------------- finalize
