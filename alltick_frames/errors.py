@@ -240,9 +240,10 @@ KIND_ALIASES: dict[str, str] = {
 
 def kind_for(ret: int) -> str:
     """The failure kind a ``ret`` produces, e.g. ``604 -> "code-unauthorized"``."""
-    if int(ret) == 200:
+    kind = _ret_kind(ret)
+    if kind is None:
         raise ValueError("ret 200 is success, not a failure")
-    return _KIND_OF_RET.get(int(ret), "unknown-ret")
+    return kind
 
 
 def explain(ret_or_kind: int | str) -> tuple[str, str]:
