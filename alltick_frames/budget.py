@@ -32,6 +32,11 @@ How it works: a **ledger** of reservations
     plan's full rate is used: a slot may even be filled *before* a later reservation of
     another endpoint when every window allows it.
 
+    Times inside the ledger are integer microseconds ("ticks"), so the arithmetic is exact:
+    a call placed exactly one window after another is never judged a hair too close, which in
+    floating point would push a back-filled slot a whole window later. Public methods speak
+    float epoch seconds.
+
     Two ledgers share that algorithm: :class:`MemoryLedger` (one process; the default) and
     :class:`DiskLedger` (a ``diskcache.Cache`` whose SQLite ``BEGIN IMMEDIATE`` transaction
     makes read-compute-write atomic across processes). The disk ledger is keyed by
@@ -77,12 +82,14 @@ __all__ = [
     "DAILY_CAP_KEY",
     "DEFAULT_GUARD",
     "PER_MINUTE_KEY",
+    "TICKS_PER_SECOND",
     "Budget",
     "DailyCapReached",
     "DiskLedger",
     "Ledger",
     "LedgerState",
     "MemoryLedger",
+    "Rule",
     "Window",
     "day_index",
     "day_key",
@@ -90,7 +97,10 @@ __all__ = [
     "earliest_slot",
     "estimate_schedule",
     "find_slot",
+    "from_ticks",
+    "rules_for",
     "theoretical_minimum",
+    "to_ticks",
     "token_fingerprint",
     "windows_for",
 ]
@@ -107,7 +117,21 @@ PER_MINUTE_KEY = "per-minute"
 DAILY_CAP_KEY = "daily-cap"
 MINUTE = 60.0
 DAY = 86_400.0
+#: Ledger times are integer ticks of one microsecond.
+TICKS_PER_SECOND = 1_000_000
+_DAY_TICKS = 86_400 * TICKS_PER_SECOND
+_OFFSET_TICKS = DAY_RESET_UTC_OFFSET * TICKS_PER_SECOND
 _EPOCH = date(1970, 1, 1)
+
+
+def to_ticks(seconds: float) -> int:
+    """Seconds (an epoch time or a duration) as integer microsecond ticks."""
+    return round(seconds * TICKS_PER_SECOND)
+
+
+def from_ticks(ticks: int) -> float:
+    """Integer microsecond ticks as float seconds."""
+    return ticks / TICKS_PER_SECOND
 
 
 def endpoint_key(endpoint: str) -> str:
@@ -137,10 +161,14 @@ def day_key(index: int) -> str:
     return f"day:{(_EPOCH + timedelta(days=index)).isoformat()}"
 
 
-def _days_of(t: float, guard: float) -> tuple[int, ...]:
-    """The days a call starting at ``t`` counts against (two if within ``guard`` of midnight)."""
-    first, last = day_index(t), day_index(t + guard)
+def _days_of(t: int, guard: int) -> tuple[int, ...]:
+    """The days a call starting at tick ``t`` counts against (two within ``guard`` of 00:00)."""
+    first, last = (t + _OFFSET_TICKS) // _DAY_TICKS, (t + guard + _OFFSET_TICKS) // _DAY_TICKS
     return (first,) if first == last else (first, last)
+
+
+def _day_start_ticks(index: int) -> int:
+    return index * _DAY_TICKS - _OFFSET_TICKS
 
 
 # --------------------------------------------------------------------------- windows
@@ -175,6 +203,15 @@ def windows_for(plan: Plan, endpoint: str) -> tuple[Window, ...]:
     return tuple(windows)
 
 
+#: A window as the core uses it: ``(key, calls, span)``, span in ticks with the guard added.
+Rule = tuple[str, int, int]
+
+
+def rules_for(plan: Plan, endpoint: str, guard: float = DEFAULT_GUARD) -> tuple[Rule, ...]:
+    """:func:`windows_for` in the core's units: ``(key, calls, ticks of per + guard)``."""
+    return tuple((w.key, w.calls, to_ticks(w.per + guard)) for w in windows_for(plan, endpoint))
+
+
 def _block_keys(endpoint: str) -> tuple[str, ...]:
     """Keys whose blocks (set by :meth:`Budget.on_rejected`) hold back a call to ``endpoint``."""
     if _is_suspension(endpoint):
@@ -185,43 +222,45 @@ def _block_keys(endpoint: str) -> tuple[str, ...]:
 # --------------------------------------------------------------------------- the pure core
 
 
-def _earliest_in_window(times: Sequence[float], calls: int, span: float, t: float) -> float:
+def _earliest_in_window(times: Sequence[int], calls: int, span: int, t: int) -> int:
     """Earliest ``t' >= t`` that one more call can take without breaking one window.
 
-    ``times`` is sorted. Every ``calls`` consecutive recorded calls ``lo..hi`` closer together
-    than ``span`` forbid the open interval ``(hi - span, lo + span)``: a call in there would
-    make ``calls + 1`` calls within less than ``span``. Both ends of those intervals grow with
-    their index, so one forward walk from the first interval still open at ``t`` finds the
-    answer; in steady state that walk is one or two steps, whatever the window's length.
+    ``times`` is sorted. Every run of ``calls`` consecutive recorded calls ``lo..hi`` that
+    spans less than ``span`` forbids the open interval ``(hi - span, lo + span)``: a call in
+    there would make ``calls + 1`` calls within less than ``span``. (A run spanning ``span``
+    or more forbids nothing: a new call before, inside or after it stretches the group of
+    ``calls + 1`` to at least ``span``.) Both ends of those intervals grow with the run's
+    index, so one forward walk from the first interval still open at ``t`` finds the answer;
+    in steady state that walk is one or two steps, whatever the window's length.
     """
     last = len(times) - calls
-    j = bisect_right(times, t - span)  # intervals before j end at or before t
+    j = bisect_right(times, t - span)  # runs starting before j forbid nothing after t
     while j <= last:
-        if times[j + calls - 1] - span >= t:
+        hi = times[j + calls - 1]
+        if hi - span >= t:
             break  # this and every later interval starts at or after t
-        end = times[j] + span
-        if end > t:
-            t = end
+        lo = times[j]
+        if hi - lo < span and lo + span > t:
+            t = lo + span
         j += 1
     return t
 
 
-def earliest_slot(
-    now: float, windows: Iterable[tuple[Sequence[float], int, float]], guard: float = 0.0
-) -> float:
-    """The earliest ``t >= now`` at which one more call fits every sliding window.
+def earliest_slot(now: int, windows: Iterable[tuple[Sequence[int], int, int]]) -> int:
+    """The earliest tick ``t >= now`` at which one more call fits every sliding window.
 
-    ``windows`` holds one ``(times, calls, per)`` per window: the sorted start times already
-    recorded in it (future reservations included) and its limit of ``calls`` per ``per``
-    seconds. The answer keeps every ``calls + 1`` consecutive times at least ``per + guard``
-    apart in every window, and nothing earlier does.
+    ``windows`` holds one ``(times, calls, span)`` per window: the sorted ticks of the calls
+    already recorded in it (future reservations included), and its limit: ``calls`` calls in
+    any ``span`` ticks (the window plus the guard). The answer keeps every ``calls + 1``
+    consecutive times at least ``span`` apart in every window, and nothing earlier does.
+    Integers keep it exact; any unit works.
 
-    >>> earliest_slot(10.0, [([9.5], 1, 1.0)])              # 1 per second, last call at 9.5
-    10.5
-    >>> earliest_slot(10.0, [([9.5], 1, 1.0), ([9.0, 9.8], 2, 3.0)])
-    12.0
+    >>> earliest_slot(100, [([95], 1, 10)])              # 1 per 10 ticks, last call at 95
+    105
+    >>> earliest_slot(100, [([95], 1, 10), ([90, 98], 2, 30)])
+    120
     """
-    spans = [(times, calls, per + guard) for times, calls, per in windows]
+    spans = windows if isinstance(windows, list) else list(windows)
     t = now
     moved = True
     while moved:  # each window moves t to its own earliest; stop when all agree
@@ -234,26 +273,29 @@ def earliest_slot(
     return t
 
 
+_RECORD_VERSION = 2
+
+
 @dataclass(slots=True)
 class LedgerState:
     """Everything a ledger stores for one token.
 
-    * ``calls``: window key -> sorted start times of recorded calls (past and reserved),
+    * ``calls``: window key -> sorted start ticks of recorded calls (past and reserved),
       pruned once older than the window plus guard;
-    * ``blocked``: block key -> epoch time before which nothing counted by that key may start
+    * ``blocked``: block key -> tick before which nothing counted by that key may start
       (set by :meth:`Budget.on_rejected`; ``daily-cap`` holds the reset time);
     * ``days``: ``day:YYYY-MM-DD`` (UTC+8) -> number of calls recorded on that day.
     """
 
-    calls: dict[str, list[float]] = field(default_factory=dict)
-    blocked: dict[str, float] = field(default_factory=dict)
+    calls: dict[str, list[int]] = field(default_factory=dict)
+    blocked: dict[str, int] = field(default_factory=dict)
     days: dict[str, int] = field(default_factory=dict)
 
     def to_record(self) -> dict[str, Any]:
-        """A plain-data form for storage (times as packed float64 bytes)."""
+        """A plain-data form for storage (ticks as packed int64 bytes)."""
         return {
-            "v": 1,
-            "calls": {k: array.array("d", v).tobytes() for k, v in self.calls.items()},
+            "v": _RECORD_VERSION,
+            "calls": {k: array.array("q", v).tobytes() for k, v in self.calls.items()},
             "blocked": dict(self.blocked),
             "days": dict(self.days),
         }
@@ -261,11 +303,11 @@ class LedgerState:
     @classmethod
     def from_record(cls, record: Mapping[str, Any] | None) -> LedgerState:
         """The inverse of :meth:`to_record`; ``None`` (nothing stored yet) is an empty state."""
-        if not record:
-            return cls()
+        if not record or record.get("v") != _RECORD_VERSION:
+            return cls()  # nothing stored, or an older layout: start afresh
         calls = {}
         for key, raw in record["calls"].items():
-            times = array.array("d")
+            times = array.array("q")
             times.frombytes(raw)
             calls[key] = times.tolist()
         return cls(calls, dict(record["blocked"]), dict(record["days"]))
@@ -284,53 +326,54 @@ def _daily_cap_error(endpoint: str, resets_at: float) -> DailyCapReached:
 def find_slot(
     state: LedgerState,
     endpoint: str,
-    windows: Sequence[Window],
-    now: float,
+    rules: Sequence[Rule],
+    now: int,
     *,
     per_day: int,
-    guard: float = DEFAULT_GUARD,
+    guard: int,
     wait_for_reset: bool = False,
-) -> float:
-    """The earliest start ``t >= now`` for a call to ``endpoint``, or raise DailyCapReached.
+) -> int:
+    """The earliest tick ``t >= now`` for a call to ``endpoint``, or raise DailyCapReached.
 
-    Pure: it reads ``state`` and changes nothing. The slot fits every sliding window (see
-    :func:`earliest_slot`), waits out every block on ``endpoint``'s keys, and lands on a
-    UTC+8 day with fewer than ``per_day`` calls recorded. If the day is full (or a
-    ``daily-cap`` block says so) it raises
-    :class:`~alltick_frames.errors.DailyCapReached` with ``resets_at`` set to the next
-    00:00 UTC+8, or, with ``wait_for_reset``, looks for a slot from that moment on.
+    Pure: it reads ``state`` and changes nothing. The slot fits every sliding window in
+    ``rules`` (see :func:`rules_for` and :func:`earliest_slot`), waits out every block on
+    ``endpoint``'s keys, and lands on a UTC+8 day (two days when it starts within ``guard``
+    ticks of 00:00) with fewer than ``per_day`` calls recorded. If the day is full, or a
+    ``daily-cap`` block says so, it raises :class:`~alltick_frames.errors.DailyCapReached`
+    with ``resets_at`` set to the next 00:00 UTC+8 (epoch seconds), or, with
+    ``wait_for_reset``, looks for a slot from that moment on.
     """
     blocked = state.blocked
     start = max([now, *(blocked.get(k, now) for k in _block_keys(endpoint))])
-    spent_until = blocked.get(DAILY_CAP_KEY, -math.inf)
-    empty: list[float] = []
-    sliding = [(state.calls.get(w.key, empty), w.calls, w.per) for w in windows]
+    spent_until = blocked.get(DAILY_CAP_KEY, now)
+    empty: list[int] = []
+    sliding = [(state.calls.get(key, empty), calls, span) for key, calls, span in rules]
     while True:
         if start < spent_until:
             if not wait_for_reset:
-                raise _daily_cap_error(endpoint, spent_until)
+                raise _daily_cap_error(endpoint, from_ticks(spent_until))
             start = spent_until
-        t = earliest_slot(start, sliding, guard)
+        t = earliest_slot(start, sliding)
         full = [d for d in _days_of(t, guard) if state.days.get(day_key(d), 0) >= per_day]
         if not full:
             return t
-        resets_at = day_start(max(full) + 1)
+        resets_at = _day_start_ticks(max(full) + 1)
         if not wait_for_reset:
-            raise _daily_cap_error(endpoint, resets_at)
+            raise _daily_cap_error(endpoint, from_ticks(resets_at))
         start = resets_at
 
 
-def _record(state: LedgerState, windows: Sequence[Window], t: float, guard: float) -> None:
-    for w in windows:
-        insort(state.calls.setdefault(w.key, []), t)
+def _record(state: LedgerState, rules: Sequence[Rule], t: int, guard: int) -> None:
+    for key, _, _ in rules:
+        insort(state.calls.setdefault(key, []), t)
     for d in _days_of(t, guard):
         key = day_key(d)
         state.days[key] = state.days.get(key, 0) + 1
 
 
-def _unrecord(state: LedgerState, windows: Sequence[Window], t: float, guard: float) -> None:
-    for w in windows:
-        times = state.calls.get(w.key, [])
+def _unrecord(state: LedgerState, rules: Sequence[Rule], t: int, guard: int) -> None:
+    for key, _, _ in rules:
+        times = state.calls.get(key, [])
         i = bisect_left(times, t)
         if i < len(times) and times[i] == t:
             del times[i]
@@ -340,16 +383,16 @@ def _unrecord(state: LedgerState, windows: Sequence[Window], t: float, guard: fl
             state.days[key] -= 1
 
 
-def _prune(state: LedgerState, windows: Sequence[Window], now: float, guard: float) -> None:
-    # A call at or before now - (per + guard) can no longer forbid any t >= now.
-    for w in windows:
-        times = state.calls.get(w.key)
+def _prune(state: LedgerState, rules: Sequence[Rule], now: int) -> None:
+    # A call at or before now - span can no longer forbid any t >= now.
+    for key, _, span in rules:
+        times = state.calls.get(key)
         if times:
-            cut = bisect_right(times, now - w.per - guard)
+            cut = bisect_right(times, now - span)
             if cut:
                 del times[:cut]
     if len(state.days) > 2:
-        oldest = day_key(day_index(now) - 1)
+        oldest = day_key((now + _OFFSET_TICKS) // _DAY_TICKS - 1)
         for key in [k for k in state.days if k < oldest]:
             del state.days[key]
 
@@ -514,10 +557,11 @@ class Budget:
         self.guard = float(guard)
         self.wait_for_reset = wait_for_reset
         self.daily_cap_after_605s = daily_cap_after_605s
-        self._windows: dict[str, tuple[Window, ...]] = {}
+        self._guard = to_ticks(guard)
+        self._rules: dict[str, tuple[Rule, ...]] = {}
         # The 605 streak is this process's own observation; its effects (blocks) are shared.
         self._strikes = 0
-        self._strike_until = -math.inf
+        self._strike_until = 0
 
     @classmethod
     def for_token(
@@ -541,27 +585,36 @@ class Budget:
 
     def windows(self, endpoint: str) -> tuple[Window, ...]:
         """The sliding windows a call to ``endpoint`` counts against (see :func:`windows_for`)."""
-        windows = self._windows.get(endpoint)
-        if windows is None:
-            windows = self._windows[endpoint] = windows_for(self.plan, endpoint)
-        return windows
+        return windows_for(self.plan, endpoint)
+
+    def _rules_of(self, endpoint: str) -> tuple[Rule, ...]:
+        rules = self._rules.get(endpoint)
+        if rules is None:
+            rules = self._rules[endpoint] = rules_for(self.plan, endpoint, self.guard)
+        return rules
+
+    def _now(self) -> int:
+        return to_ticks(self.clock.now())
 
     # -- reserving ---------------------------------------------------------------------------
 
-    def _reserve_in(self, endpoint: str, state: LedgerState) -> tuple[float, float]:
-        windows = self.windows(endpoint)
-        now = self.clock.now()  # read inside the transaction, so ledger time only moves on
-        _prune(state, windows, now, self.guard)
-        t = find_slot(
+    def _find(self, endpoint: str, state: LedgerState, now: int) -> int:
+        return find_slot(
             state,
             endpoint,
-            windows,
+            self._rules_of(endpoint),
             now,
             per_day=self.plan.per_day,
-            guard=self.guard,
+            guard=self._guard,
             wait_for_reset=self.wait_for_reset,
         )
-        _record(state, windows, t, self.guard)
+
+    def _reserve_in(self, endpoint: str, state: LedgerState) -> tuple[int, int]:
+        rules = self._rules_of(endpoint)
+        now = self._now()  # read inside the transaction, so ledger time only moves on
+        _prune(state, rules, now)
+        t = self._find(endpoint, state, now)
+        _record(state, rules, t, self._guard)
         return t, now
 
     def reserve(self, endpoint: str) -> float:
@@ -572,28 +625,20 @@ class Budget:
         :class:`~alltick_frames.errors.DailyCapReached` when the day is full (unless
         ``wait_for_reset``) and ValueError for an unknown endpoint.
         """
-        return self.ledger.update(partial(self._reserve_in, endpoint))[0]
+        return from_ticks(self.ledger.update(partial(self._reserve_in, endpoint))[0])
 
     def next_slot(self, endpoint: str) -> float:
         """When a call to ``endpoint`` could start if reserved now; reserves nothing."""
-
-        def peek(state: LedgerState) -> float:
-            return find_slot(
-                state,
-                endpoint,
-                self.windows(endpoint),
-                self.clock.now(),
-                per_day=self.plan.per_day,
-                guard=self.guard,
-                wait_for_reset=self.wait_for_reset,
-            )
-
-        return self.ledger.read(peek)
+        now = self._now()
+        return from_ticks(self.ledger.read(lambda state: self._find(endpoint, state, now)))
 
     def release(self, endpoint: str, slot: float) -> None:
         """Give back a reserved ``slot`` that will not be used (the call was never sent)."""
-        windows = self.windows(endpoint)
-        self.ledger.update(lambda state: _unrecord(state, windows, slot, self.guard))
+        self._release(endpoint, to_ticks(slot))
+
+    def _release(self, endpoint: str, slot: int) -> None:
+        rules = self._rules_of(endpoint)
+        self.ledger.update(lambda state: _unrecord(state, rules, slot, self._guard))
 
     async def acquire(self, endpoint: str) -> float:
         """Wait until a call to ``endpoint`` may start, and return its slot (epoch seconds).
@@ -605,24 +650,23 @@ class Budget:
         :class:`~alltick_frames.errors.DailyCapReached` (``resets_at`` = next 00:00 UTC+8)
         when the day's cap is used up, unless the budget waits for the reset.
         """
-        block_keys = _block_keys(endpoint)
+        keys = (*_block_keys(endpoint), DAILY_CAP_KEY)
         while True:
             slot, reserved_at = self.ledger.update(partial(self._reserve_in, endpoint))
             if slot <= reserved_at:
-                return slot
+                return from_ticks(slot)
             try:
-                await self.clock.sleep_until(slot)
+                await self.clock.sleep_until(from_ticks(slot))
             except BaseException:
-                self.release(endpoint, slot)
+                self._release(endpoint, slot)
                 raise
 
-            def blocked_past(state: LedgerState, slot: float = slot) -> bool:
-                spent = state.blocked.get(DAILY_CAP_KEY, -math.inf) > slot
-                return spent or any(state.blocked.get(k, -math.inf) > slot for k in block_keys)
+            def blocked_past(state: LedgerState, slot: int = slot) -> bool:
+                return any(state.blocked.get(k, slot) > slot for k in keys)
 
             if not self.ledger.read(blocked_past):
-                return slot
-            self.release(endpoint, slot)
+                return from_ticks(slot)
+            self._release(endpoint, slot)
 
     # -- server feedback ---------------------------------------------------------------------
 
@@ -650,29 +694,30 @@ class Budget:
 
     def on_accepted(self, endpoint: str) -> None:
         """Tell the budget a call succeeded; it breaks a run of 605s (optional, in memory)."""
-        if self._strikes and self.clock.now() >= self._strike_until:
+        if self._strikes and self._now() >= self._strike_until:
             self._strikes = 0
 
     def _block_429(self, endpoint: str, state: LedgerState) -> None:
-        now = self.clock.now()
+        now = self._now()
         own = self.plan.rate_for(endpoint)
-        _block(state, endpoint_key(endpoint), now + own.per + self.guard)
+        _block(state, endpoint_key(endpoint), now + to_ticks(own.per + self.guard))
         if not _is_suspension(endpoint):
             every = self.plan.all_endpoints.per if self.plan.all_endpoints else own.per
-            _block(state, ALL_ENDPOINTS_KEY, now + every + self.guard)
+            _block(state, ALL_ENDPOINTS_KEY, now + to_ticks(every + self.guard))
 
     def _on_605(self, state: LedgerState) -> None:
-        now = self.clock.now()
-        until = state.blocked.get(PER_MINUTE_KEY, -math.inf)
-        if now < until:
+        now = self._now()
+        minute = to_ticks(MINUTE + self.guard)
+        until = state.blocked.get(PER_MINUTE_KEY)
+        if until is not None and now < until:
             return
-        in_a_row = self._strikes > 0 and now <= until + MINUTE + self.guard
+        in_a_row = self._strikes > 0 and until is not None and now <= until + minute
         self._strikes = self._strikes + 1 if in_a_row else 1
         if self._strikes >= self.daily_cap_after_605s:
             self._strikes = 0
-            _block(state, DAILY_CAP_KEY, day_start(day_index(now) + 1))
+            _block(state, DAILY_CAP_KEY, _day_start_ticks((now + _OFFSET_TICKS) // _DAY_TICKS + 1))
         else:
-            self._strike_until = now + MINUTE + self.guard
+            self._strike_until = now + minute
             _block(state, PER_MINUTE_KEY, self._strike_until)
 
     # -- reporting ---------------------------------------------------------------------------
@@ -685,15 +730,13 @@ class Budget:
 
         ``exhausted`` is true when the cap is reached or repeated 605s said it was.
         """
-        now = self.clock.now()
-        today = day_index(now)
+        now = self._now()
+        today = day_index(from_ticks(now))
         key = day_key(today)
 
         def report(state: LedgerState) -> dict[str, Any]:
             used = state.days.get(key, 0)
-            exhausted = used >= self.plan.per_day or (
-                state.blocked.get(DAILY_CAP_KEY, -math.inf) > now
-            )
+            exhausted = used >= self.plan.per_day or state.blocked.get(DAILY_CAP_KEY, now) > now
             return {
                 "day": key.removeprefix("day:"),
                 "calls_today": used,
@@ -713,8 +756,8 @@ class Budget:
         return f"Budget(plan={self.plan.name!r}, guard={self.guard}, ledger={self.ledger!r})"
 
 
-def _block(state: LedgerState, key: str, until: float) -> None:
-    if until > state.blocked.get(key, -math.inf):
+def _block(state: LedgerState, key: str, until: int) -> None:
+    if until > state.blocked.get(key, until - 1):
         state.blocked[key] = until
 
 

@@ -496,12 +496,14 @@ def test_fingerprint_is_stable_short_and_not_the_token() -> None:
 
 
 def test_ledger_state_round_trips_through_its_record() -> None:
+    ticks = [1_777_651_197_000_000, 1_777_651_198_025_000]
     state = LedgerState(
-        {"endpoint:kline": [1.5, 2.25], "per-minute": []}, {"per-minute": 9.0}, {"day:x": 3}
+        {"endpoint:kline": ticks, "per-minute": []}, {"per-minute": ticks[1]}, {"day:x": 3}
     )
     again = LedgerState.from_record(state.to_record())
     assert again == state
     assert LedgerState.from_record(None) == LedgerState()
+    assert LedgerState.from_record({"v": 1, "calls": {}}) == LedgerState()  # old layout
 
 
 def test_two_budgets_on_one_disk_ledger_share_the_windows(tmp_path) -> None:
