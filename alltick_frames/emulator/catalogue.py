@@ -26,7 +26,7 @@ from __future__ import annotations
 import hashlib
 import re
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cached_property
 
 from alltick_frames.codes import FOREX_PATH, STOCK_PATH, classify
@@ -40,7 +40,6 @@ STOCK, INDEX, FX, CRYPTO, METAL, ENERGY, CFD = (
     "energy",
     "cfd",
 )
-ASSET_CLASSES: tuple[str, ...] = (STOCK, INDEX, FX, CRYPTO, METAL, ENERGY, CFD)
 
 #: Order-book levels per asset class and market (alltick-api.md §3.4); indices have no book.
 _DEPTH_LEVELS = {"US": 1, "HK": 10, "SH": 5, "SZ": 5, CRYPTO: 5, FX: 1, METAL: 1, ENERGY: 1, CFD: 1}
@@ -407,8 +406,7 @@ class Catalogue(Mapping[str, Instrument]):
             info = classify(inst.code)
             if info.market != inst.market:
                 raise ValueError(f"{inst.code} routes to {info.market}, listed as {inst.market}")
-            seeded = Instrument(**{**_fields(inst), "seed": stable_hash("path", inst.code)})
-            self._by_code[inst.code] = seeded
+            self._by_code[inst.code] = replace(inst, seed=stable_hash("path", inst.code))
 
     def __getitem__(self, code: str) -> Instrument:
         return self._by_code[code]
@@ -423,13 +421,6 @@ class Catalogue(Mapping[str, Instrument]):
     def rows(self) -> list[dict[str, object]]:
         """Every instrument as ``GET /_emulator/codes`` reports it."""
         return [inst.to_json() for inst in self._by_code.values()]
-
-    def of_class(self, asset_class: str) -> list[Instrument]:
-        return [i for i in self._by_code.values() if i.asset_class == asset_class]
-
-
-def _fields(inst: Instrument) -> dict[str, object]:
-    return {name: getattr(inst, name) for name in Instrument.__dataclass_fields__}
 
 
 def build_catalogue() -> Catalogue:

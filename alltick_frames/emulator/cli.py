@@ -202,8 +202,7 @@ async def _serve(config: EmulatorConfig, host: str, port: int, access_log: bool)
     await runner.setup()
     site = web.TCPSite(runner, host, port)
     await site.start()
-    sockets = getattr(site._server, "sockets", None) or []
-    bound = sockets[0].getsockname()[1] if sockets else port
+    bound = runner.addresses[0][1]
     shown = f"[{host}]" if ":" in host else host
     print(f"http://{shown}:{bound}", flush=True)
     for token, spec in config.resolved_tokens().items():

@@ -178,15 +178,6 @@ def last_open(sched: Schedule, t: float) -> float:
     raise AssertionError("unreachable: every week has a weekday")
 
 
-def is_open(sched: Schedule, t: float) -> bool:
-    """Whether the market is in session at ``t``."""
-    if sched.key == "CRYPTO":
-        return True
-    if not sched.is_stock:
-        return _fx_is_open(t)
-    return any(o <= t < c for o, c in _sessions(sched, _ordinal(sched.tz, t)))
-
-
 # --- which bars exist ----------------------------------------------------------------------
 
 
@@ -506,8 +497,8 @@ def trade_tick(inst: Instrument, now: float) -> dict[str, object]:
     if inst.market is None and inst.asset_class != CRYPTO:
         volume, turnover, direction = "0", "0", 1  # FX, metals, energy: no volume, always 1
     else:
-        if inst.asset_class == CRYPTO:
-            qty = round((h % 10_000 + 1) * 50.0 / inst.base_price / 10_000, 4) or 0.0001
+        if inst.asset_class == CRYPTO:  # a trade worth $20 to $50,000
+            qty = max(round((20 + h % 50_000) / price, 4), 0.0001)
             volume = f"{qty:.4f}"
         else:
             qty = inst.lot_size * (1 + h % 20)
@@ -556,7 +547,7 @@ def _depth_volume(inst: Instrument, h: int) -> str:
     if inst.asset_class == CFD:
         return "0"
     if inst.asset_class == CRYPTO:
-        return f"{(h % 5000 + 1) * 200.0 / inst.base_price / 1000:.4f}"
+        return f"{max((100 + h % 200_000) / inst.base_price, 0.0001):.4f}"
     if inst.market is None:  # FX, metals, energy: liquidity-provider sizes
         return str((h % 50 + 1) * 100_000)
     return str(inst.lot_size * (h % 200 + 1))

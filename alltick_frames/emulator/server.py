@@ -80,8 +80,7 @@ class EmulatorServer:
             site = web.TCPSite(runner, self.host, self.port)
             loop.run_until_complete(site.start())
             self._runner = runner
-            sockets = getattr(site._server, "sockets", None) or []
-            started.set_result(sockets[0].getsockname()[1] if sockets else self.port)
+            started.set_result(runner.addresses[0][1])
         except BaseException as error:  # surface bind errors in the starting thread
             started.set_exception(error)
             loop.close()

@@ -217,3 +217,26 @@ async def test_server_handle_context_manager_and_urls():
 def test_server_rejects_config_and_fields_together():
     with pytest.raises(TypeError):
         EmulatorServer(EmulatorConfig(), plan="basic")
+
+
+def test_the_emulator_never_imports_the_client():
+    """Two independent readings of the docs: the emulator may share only the plan table,
+    intervals and code routing with the client."""
+    import ast
+    from pathlib import Path
+
+    import alltick_frames.emulator as package
+
+    allowed = {"alltick_frames.plans", "alltick_frames.intervals", "alltick_frames.codes"}
+    for source in Path(package.__file__).parent.glob("*.py"):
+        for node in ast.walk(ast.parse(source.read_text(encoding="utf-8"))):
+            names = []
+            if isinstance(node, ast.ImportFrom) and node.module:
+                names = [node.module]
+            elif isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            for name in names:
+                if name.startswith("alltick_frames") and not name.startswith(
+                    "alltick_frames.emulator"
+                ):
+                    assert name in allowed, f"{source.name} imports {name}"
