@@ -1,19 +1,20 @@
 """The emulator as an ``aiohttp.web`` application: AllTick's HTTP API, its limits and its faults.
 
-A request to a quote endpoint goes through the same gates, in the same order, as on the real
-service (alltick-api.md §2, §5, §8):
+A request to a quote endpoint passes these gates in this order (AllTick does not document its
+order; this one is the emulator's choice, see alltick-api.md §2, §5, §8):
 
 1. ``token`` missing: HTTP 401 ``{"msg":"token is required","ret":401}``; unknown: ``ret`` 401;
 2. the plan's windows (:mod:`~alltick_frames.emulator.limits`): ``ret`` 429 or 605, which
    consume nothing; every call that passes this gate is counted, whatever it is answered;
 3. the envelope: ``query`` missing or not JSON: 402 (GET); empty body: 601 (POST); body not
    JSON, or ``trace``/``data`` missing or wrong: 400 "request header param invalid";
-4. the fields of ``data``: 400 "request data param invalid";
-5. size caps: batch groups over the plan: 603; too many bars or codes: cut, or 603 with
-   ``oversize="603"``;
+4. batch groups over the plan's cap: 603; codes beyond the per-call cap: cut (or 603 with
+   ``oversize="603"``) before they are even looked at;
+5. the fields of ``data``: 400 "request data param invalid";
 6. every code known and on this base path (else 600 for the whole call), then in the token's
    plan and basket (else 604 for the whole call); 2h/4h bars for a stock: 400 data;
-7. the answer, every number a string.
+7. too many bars: cut (or 603 with ``oversize="603"``);
+8. the answer, every number a string except ``kline_type`` and ``trade_direction``.
 
 The emulator serves two paths, ``/quote-stock-b-api`` and ``/quote-b-api``, that share one
 window per endpoint name; ``static_info`` exists on the stock path only, so the forex path
