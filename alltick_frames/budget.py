@@ -832,7 +832,7 @@ def estimate_schedule(
             endpoint = min(todo, key=lambda e: (budget.next_slot(e), -todo[e] * weight[e], e))
             last = budget.reserve(endpoint)
             first = last if first is None else first
-            clock.set(last)
+            clock.set(max(last, clock.now()))  # a slot at "now" may round a hair below it
             todo[endpoint] -= 1
             if not todo[endpoint]:
                 del todo[endpoint]

@@ -2,18 +2,19 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field, replace
 
 import pandas as pd
 
-from alltick_frames import frames, planner, wire
+from alltick_frames import cached, frames, planner, wire
 from alltick_frames.codes import CodeInfo
 from alltick_frames.errors import Failure, MalformedResponse
 from alltick_frames.intervals import Interval
 from alltick_frames.planner import BatchChunk, KlinePage, KlineRequest
 from alltick_frames.plans import BATCH_KLINE, KLINE, Plan
 from alltick_frames.runner import Call
+from alltick_frames.store import BarStore
 
 #: Bodies decoded together: batching is what makes decoding fast (see frames.py).
 DECODE_BATCH = 128
@@ -51,26 +52,33 @@ def unauthorized(
 
 @dataclass
 class _Series:
-    """Progress of one code's page chain."""
+    """Progress of one code's pages in this job."""
 
     got: int = 0
-    oldest: int | None = None
     pages: int = 0
 
 
 @dataclass
 class KlineJob:
-    """History through ``/kline``: a chain of pages per code (see :mod:`planner`)."""
+    """History through ``/kline``: chains of pages per code (see :mod:`planner`).
+
+    With a ``store``, every page is written to it the moment it arrives (so a killed job
+    resumes from there) and the result is read back from it; without one, pages are decoded
+    in batches in memory.
+    """
 
     req: KlineRequest
     plan: Plan
+    store: BarStore | None = None
+    #: The market clock when the job started: decides which bar is still forming.
+    now: float = 0.0
     endpoint: str = KLINE
     series: dict[str, _Series] = field(default_factory=dict)
     _bodies: list[bytes] = field(default_factory=list)
     _frames: list[pd.DataFrame] = field(default_factory=list)
 
-    def calls(self, codes: Sequence[CodeInfo]) -> list[Call]:
-        return [self._call(planner.first_page(self.req, c, self.plan)) for c in codes]
+    def calls(self, pages: Iterable[KlinePage]) -> list[Call]:
+        return [self._call(page) for page in pages]
 
     def _call(self, page: KlinePage) -> Call:
         return Call(f"{page.code.path}/kline", page, ((page.code.code, str(page.interval)),))
@@ -86,21 +94,19 @@ class KlineJob:
             bars = (envelope.data or {}).get("kline_list") or []
             stamps = {int(bar["timestamp"]) for bar in bars}
         except (AttributeError, KeyError, TypeError, ValueError) as exc:
-            raise MalformedResponse(msg=f"unexpected /kline data: {exc!r}") from None
+            raise MalformedResponse(f"unexpected /kline data: {exc!r}", endpoint=KLINE) from None
         state = self.series.setdefault(page.code.code, _Series())
         state.pages += 1
         state.got += len(stamps)
-        if stamps:
-            oldest = min(stamps)
-            state.oldest = oldest if state.oldest is None else min(state.oldest, oldest)
+        if self.store is not None:
+            decoded = frames.decode_kline_bodies([body]) if stamps else frames.empty_klines()
+            decoded = frames.finalize_klines([decoded], [page.code.code])
+            cached.record_page(self.store, page, decoded, self.now, len(stamps))
+        elif stamps:
             self._bodies.append(body)
             if len(self._bodies) >= DECODE_BATCH:
                 self._flush()
-        following = (
-            planner.next_page(self.req, page, self.plan, state.got, len(stamps), state.oldest)
-            if stamps
-            else None
-        )
+        following = planner.next_page(page, self.plan, len(stamps), min(stamps)) if stamps else None
         return [] if following is None else [self._call(following)]
 
     def split(self, call: Call) -> list[Call]:
@@ -108,57 +114,60 @@ class KlineJob:
         if page.num <= 1:
             return []
         # A 603 on one code means fewer bars per call than the table says: halve the page.
-        return [self._call(KlinePage(page.code, page.interval, page.end_ts, page.num // 2))]
-
-    def _shortfalls(self, data: pd.DataFrame) -> list[Failure]:
-        """What the user asked for but the API could not give: never a silent gap."""
-        req, plan = self.req, self.plan
-        rows = data["code"].value_counts() if not data.empty else pd.Series(dtype=int)
-        out = []
-        for code in req.codes:
-            state = self.series.get(code.code)
-            if state is None:  # failed outright: the runner has its row
-                continue
-            kind = "history-limit" if code.pageable else "not-pageable"
-            got = int(rows.get(code.code, 0))
-            detail = None
-            if req.count is not None and got < req.count:
-                detail = f"asked for {req.count} bars, {got} could be fetched"
-            elif req.start is not None and state.oldest is not None:
-                gap = state.oldest - req.start
-                full = state.got >= plan.kline_bars
-                if (not code.pageable and gap > 0 and full) or (
-                    code.pageable and gap > max(HISTORY_TOLERANCE, req.interval.seconds)
-                ):
-                    oldest = pd.Timestamp(state.oldest, unit="s", tz="UTC")
-                    detail = f"no bars before {oldest:%Y-%m-%d %H:%M}Z could be fetched"
-            if detail and not code.pageable:
-                detail += f" (stocks serve only their latest {plan.kline_bars} bars)"
-            if detail:
-                out.append(
-                    Failure(
-                        code=code.code,
-                        interval=str(req.interval),
-                        endpoint=KLINE,
-                        ret=None,
-                        msg=detail,
-                        kind=kind,
-                        attempts=state.pages,
-                    )
-                )
-        return out
+        return [self._call(replace(page, num=page.num // 2))]
 
     def _flush(self) -> None:
         if self._bodies:
             self._frames.append(frames.decode_kline_bodies(self._bodies))
             self._bodies = []
 
-    def frame(self) -> tuple[pd.DataFrame, list[Failure]]:
-        """Every bar received, trimmed to the request, in the caller's code order; and the
-        shortfall rows for codes that got less than they asked for."""
-        self._flush()
-        data = trim(frames.finalize_klines(self._frames, self.req.code_order), self.req)
-        return data, self._shortfalls(data)
+    def frame(self) -> pd.DataFrame:
+        """Every bar received (or stored), trimmed to the request, in the caller's order."""
+        if self.store is not None:
+            keys = [(c.code, str(self.req.interval)) for c in self.req.codes]
+            data = cached.read_frame(self.store, keys, self.req.start, self.req.end)
+        else:
+            self._flush()
+            data = frames.finalize_klines(self._frames, self.req.code_order)
+        return trim(data, self.req)
+
+    def shortfalls(self, data: pd.DataFrame, failed: set[str]) -> list[Failure]:
+        """What was asked for but could not be fetched: never a silent gap."""
+        req = self.req
+        by_code = data.groupby("code", observed=True)["timestamp"]
+        rows, oldest = by_code.size(), by_code.min()
+        top = req.end if req.end is not None else self.now
+        out = []
+        for code in req.codes:
+            if code.code in failed:
+                continue  # its failure row says why already
+            got = int(rows.get(code.code, 0))
+            detail = None
+            if req.count is not None and got < req.count:
+                detail = f"asked for {req.count} bars, {got} could be fetched"
+            elif req.start is not None:
+                first = oldest.get(code.code)
+                tolerance = max(HISTORY_TOLERANCE, req.interval.seconds)
+                if first is not None and first.timestamp() - req.start > tolerance:
+                    detail = f"no bars before {first:%Y-%m-%d %H:%M}Z could be fetched"
+                elif first is None and top - req.start > tolerance:
+                    detail = "no bars in the requested range could be fetched"
+            if detail is None:
+                continue
+            if not code.pageable:
+                detail += f" (stocks serve only their latest {self.plan.kline_bars} bars)"
+            state = self.series.get(code.code)
+            out.append(
+                Failure(
+                    code=code.code,
+                    interval=str(req.interval),
+                    endpoint=KLINE,
+                    msg=detail,
+                    kind="history-limit" if code.pageable else "not-pageable",
+                    attempts=state.pages if state else 0,
+                )
+            )
+        return out
 
 
 def trim(data: pd.DataFrame, req: KlineRequest) -> pd.DataFrame:
@@ -180,6 +189,9 @@ def trim(data: pd.DataFrame, req: KlineRequest) -> pd.DataFrame:
 class BatchJob:
     """The newest 1–2 bars of many (code, interval) groups through ``/batch-kline``."""
 
+    #: With a store, each answer also refreshes the cached series (see cached.record_latest).
+    store: BarStore | None = None
+    now: float = 0.0
     endpoint: str = BATCH_KLINE
     _bodies: list[bytes] = field(default_factory=list)
     left_out: list[Failure] = field(default_factory=list)
@@ -202,8 +214,12 @@ class BatchJob:
                 for item in (envelope.data or {}).get("kline_list") or []
             }
         except (AttributeError, KeyError, TypeError, ValueError) as exc:
-            raise MalformedResponse(msg=f"unexpected /batch-kline data: {exc!r}") from None
+            raise MalformedResponse(
+                f"unexpected /batch-kline data: {exc!r}", endpoint=BATCH_KLINE
+            ) from None
         self._bodies.append(body)
+        if self.store is not None:
+            self._record(body, chunk)
         missing = tuple(g for g in chunk.groups if (g[0].code, g[1].kline_type) not in answered)
         if not missing:
             return []
@@ -221,6 +237,15 @@ class BatchJob:
             for c, i in missing
         )
         return []
+
+    def _record(self, body: bytes, chunk: BatchChunk) -> None:
+        assert self.store is not None
+        decoded = frames.decode_batch_kline_bodies([body])
+        wanted = {(c.code, str(i)): i for c, i in chunk.groups}
+        for (code, alias), bars in decoded.groupby(["code", "interval"], sort=False):
+            if (code, alias) in wanted:
+                bars = frames.finalize_klines([bars], [code])
+                cached.record_latest(self.store, code, wanted[code, alias], bars, self.now)
 
     def split(self, call: Call) -> list[Call]:
         """Halve the call by codes, keeping each code's intervals together."""

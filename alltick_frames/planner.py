@@ -117,41 +117,49 @@ def kline_request(
 
 @dataclass(frozen=True, slots=True)
 class KlinePage:
-    """One ``/kline`` call: ``num`` bars of ``code`` ending at ``end_ts`` (0 = the latest)."""
+    """One ``/kline`` call: ``num`` bars of ``code`` ending at ``end_ts`` (0 = the latest).
+
+    A page starts a chain: the runner asks for the next page (ending one second before the
+    oldest bar held) until the chain has ``want`` bars, or its oldest bar reaches ``floor``,
+    or the server runs out of history. With neither ``want`` nor ``floor`` a chain is one page.
+    """
 
     code: CodeInfo
     interval: Interval
     end_ts: int
     num: int
+    floor: int | None = None
+    want: int | None = None
 
 
 def first_page(req: KlineRequest, code: CodeInfo, plan: Plan) -> KlinePage:
+    """The page that starts a code's chain when nothing is cached."""
     if req.count is None or (req.end is not None and not code.pageable):
         num = plan.kline_bars  # a stock ignores the end time: take all it serves, then trim
     else:
         num = min(req.count, plan.kline_bars)
     end = req.end if (req.end is not None and code.pageable) else 0
-    return KlinePage(code, req.interval, end, num)
+    want = req.count if code.pageable else None
+    return KlinePage(code, req.interval, end, num, floor=req.start, want=want)
 
 
-def next_page(
-    req: KlineRequest, page: KlinePage, plan: Plan, got_total: int, got_page: int, oldest: int
-) -> KlinePage | None:
-    """The page after ``page``, or None when the code's request is complete or exhausted.
-
-    ``got_total`` counts the code's bars so far (this page included), ``got_page`` this page's
-    bars and ``oldest`` the smallest bar start held (epoch seconds).
-    """
-    if not page.code.pageable or got_page < page.num:
-        return None  # stocks have one page; a short page means the history ran out
-    if req.count is not None:
-        remaining = req.count - got_total
-        if remaining <= 0:
-            return None
-        return KlinePage(page.code, page.interval, oldest - 1, min(remaining, plan.kline_bars))
-    if req.start is not None and oldest <= req.start:
+def next_page(page: KlinePage, plan: Plan, got: int, oldest: int) -> KlinePage | None:
+    """The page after ``page`` (which brought ``got`` bars, the oldest at ``oldest``), or None
+    when its chain is complete or the history ran out."""
+    if not page.code.pageable or got < page.num:
+        return None  # stocks cannot page; a short page means the history ran out
+    want = None if page.want is None else page.want - got
+    if (want is not None and want <= 0) or (page.floor is not None and oldest <= page.floor):
         return None
-    return KlinePage(page.code, page.interval, oldest - 1, plan.kline_bars)
+    if want is None and page.floor is None:
+        return None
+    num = plan.kline_bars if want is None else min(want, plan.kline_bars)
+    return KlinePage(page.code, page.interval, oldest - 1, num, page.floor, want)
+
+
+def bars_between(lo: int, hi: int, interval: Interval) -> int:
+    """At most how many bars start in ``[lo, hi]`` (markets that close make it fewer)."""
+    return max(0, (hi - lo) // interval.seconds + 1)
 
 
 def pages_needed(req: KlineRequest, code: CodeInfo, plan: Plan, now: float) -> int:
@@ -163,8 +171,7 @@ def pages_needed(req: KlineRequest, code: CodeInfo, plan: Plan, now: float) -> i
         return math.ceil(req.count / plan.kline_bars)
     if req.start is None:
         return 1
-    span = (req.end if req.end is not None else now) - req.start
-    bars = span // req.interval.seconds + 1
+    bars = bars_between(req.start, req.end if req.end is not None else int(now), req.interval)
     return max(1, math.ceil(bars / plan.kline_bars))
 
 
@@ -224,9 +231,25 @@ def chunk_codes(codes: Sequence[CodeInfo], cap: int) -> list[tuple[CodeInfo, ...
     ]
 
 
-def kline_calls(req: KlineRequest, plan: Plan, now: float) -> dict[str, int]:
-    """Calls per endpoint for a history request (see :func:`pages_needed`)."""
-    return {KLINE: sum(pages_needed(req, c, plan, now) for c in req.codes)}
+def kline_calls(
+    req: KlineRequest, plan: Plan, now: float, codes: Sequence[CodeInfo] | None = None
+) -> dict[str, int]:
+    """Calls per endpoint for a history request with nothing cached (see
+    :func:`pages_needed`); ``codes`` defaults to all of the request's codes."""
+    todo = req.codes if codes is None else codes
+    return {KLINE: sum(pages_needed(req, c, plan, now) for c in todo)}
+
+
+def chain_calls(page: KlinePage, plan: Plan, now: float) -> int:
+    """How many calls the chain that ``page`` starts takes (an upper bound for a floor)."""
+    if not page.code.pageable:
+        return 1
+    if page.want is not None:
+        return math.ceil(page.want / plan.kline_bars)
+    if page.floor is None:
+        return 1
+    top = page.end_ts or int(now)
+    return max(1, math.ceil(bars_between(page.floor, top, page.interval) / plan.kline_bars))
 
 
 def batch_calls(groups: Sequence[tuple[CodeInfo, Interval]], plan: Plan) -> dict[str, int]:

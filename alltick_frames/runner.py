@@ -103,7 +103,9 @@ class Runner:
     stats: FetchStats
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     concurrency: int = 4
+    #: Called with the number of calls finished, and of calls added beyond those planned.
     on_progress: Callable[[int], None] | None = None
+    on_more: Callable[[int], None] | None = None
     rng: random.Random = field(default_factory=random.Random)
     failures: list[Failure] = field(default_factory=list)
 
@@ -139,6 +141,12 @@ class Runner:
     def _submit(self, call: Call) -> None:
         self._outstanding += 1
         self._queue.put_nowait(call)
+
+    def _submit_more(self, calls: Sequence[Call]) -> None:
+        for call in calls:
+            self._submit(call)
+        if calls and self.on_more is not None:
+            self.on_more(len(calls))
 
     def _done(self, n: int = 1) -> None:
         self._outstanding -= n
@@ -213,8 +221,7 @@ class Runner:
                 self.stats.faults["malformed"] += 1
                 self._again_or_fail(call, "transport", None, exc.msg)
                 return
-            for follow_up in follow_ups:
-                self._submit(follow_up)
+            self._submit_more(follow_ups)
             self._done()
         elif action is Action.RETRY:
             self.stats.rejections[ret] += 1
@@ -231,8 +238,7 @@ class Runner:
                 self.stats.splits += 1
             else:
                 self.stats.bisections += 1
-            for part in parts:
-                self._submit(part)
+            self._submit_more(parts)
             self._done()
         else:
             raise error_for(ret, envelope.msg, job.endpoint, call.codes)

@@ -1,0 +1,209 @@
+"""Answering from the disk cache: what is missing, what to fetch, and how to record it.
+
+Closed bars are kept for good. The newest bar of a series is still forming, so it is trusted
+only for a TTL that fits its interval (:func:`forming_ttl`). A request is planned against what
+the store covers: only the gaps are fetched, each gap as a chain of ``/kline`` pages bounded
+below by the gap's start, so an extended range costs only its new pages.
+
+When many series are just a bar or two behind, a ``/batch-kline`` call refreshes up to
+``plan.batch_groups`` of them at once: its two bars (the one that closed and the one now
+forming) join the cached history exactly when the older of the two is the bar that was
+forming at the last fetch. When they do not join (more bars were missed), the hole is left
+in the store's coverage and the next planning round fills it with ``/kline``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from alltick_frames import frames
+from alltick_frames.codes import CodeInfo
+from alltick_frames.intervals import Interval
+from alltick_frames.planner import KlinePage, KlineRequest, bars_between, first_page
+from alltick_frames.plans import Plan
+from alltick_frames.store import BarStore, Coverage
+
+#: Seconds a forming bar is trusted, by default: a twelfth of its interval, 5 s to 15 min.
+TTL_MIN, TTL_MAX = 5.0, 900.0
+
+
+def forming_ttl(interval: Interval) -> float:
+    """How long a cached forming bar is served before it is fetched again."""
+    return min(TTL_MAX, max(TTL_MIN, interval.seconds / 12))
+
+
+TTL = float | Callable[[Interval], float]
+
+
+@dataclass(frozen=True, slots=True)
+class SeriesPlan:
+    """What one code needs: ``pages`` to fetch (chain starts), or nothing when served."""
+
+    code: CodeInfo
+    pages: tuple[KlinePage, ...]
+    #: Only the newest bar or two are missing: a ``/batch-kline`` group can refresh it.
+    batchable: bool = False
+
+
+def plan_series(
+    req: KlineRequest,
+    code: CodeInfo,
+    cov: Coverage,
+    store: BarStore | None,
+    plan: Plan,
+    now: float,
+    ttl: float,
+    first_round: bool = True,
+) -> SeriesPlan:
+    """The fewest pages that complete ``req`` for ``code`` given what the store covers.
+
+    Stocks cannot page back, so they get at most one page (the latest), in the first round.
+    """
+    ivl = req.interval
+    if not cov.segments and cov.forming_ts is None and cov.floor is None:
+        return SeriesPlan(code, (first_page(req, code, plan),) if first_round else ())
+    fresh = cov.is_fresh(now, ttl)
+    if not code.pageable and fresh:
+        return SeriesPlan(code, ())  # a stock serves only its latest bars: nothing more to get
+    top = int(now) if req.end is None else req.end
+    if req.count is not None:
+        gaps = _count_gaps(req, code, cov, store, fresh)
+    else:
+        start = req.start if req.start is not None else top - ivl.seconds * plan.kline_bars
+        spans = cov.gaps(min(start, top), top, forming=fresh and req.end is None)
+        gaps = [(lo, hi, None) for lo, hi in spans]
+    if not gaps:
+        return SeriesPlan(code, ())
+    if not code.pageable:
+        if not first_round:
+            return SeriesPlan(code, ())
+        behind = bars_between(gaps[0][0], int(now), ivl) if len(gaps) == 1 else plan.kline_bars
+        num = min(plan.kline_bars, behind + 1)
+        return SeriesPlan(code, (KlinePage(code, ivl, 0, num),), _batchable(cov, gaps, now, ivl))
+    pages = []
+    for lo, hi, want in gaps:
+        reaches_now = hi >= top and req.end is None
+        end = 0 if reaches_now else hi
+        if want is not None:
+            num = min(plan.kline_bars, want)
+        else:
+            num = min(
+                plan.kline_bars, bars_between(lo, hi if not reaches_now else int(now), ivl) + 2
+            )
+        pages.append(KlinePage(code, ivl, end, num, floor=lo if want is None else None, want=want))
+    return SeriesPlan(code, tuple(pages), _batchable(cov, gaps, now, ivl))
+
+
+def _count_gaps(
+    req: KlineRequest, code: CodeInfo, cov: Coverage, store: BarStore | None, fresh: bool
+) -> list[tuple[int, int, int | None]]:
+    """Gaps of a count request as (lo, hi, want): the stale top, then what lies below."""
+    assert req.count is not None and store is not None
+    latest = req.end is None
+    if latest and not fresh:
+        # Refresh the top first; the next planning round sees how much is still missing.
+        below = cov.segments[-1][1] + 1 if cov.segments else None
+        if below is None:
+            return [(0, 0, req.count)]
+        return [(below, 2**62, None)]
+    newest = store.newest(code.code, str(req.interval), req.count, hi=req.end, forming=latest)
+    if newest.complete:
+        return []
+    if newest.run is None:  # the end of the range itself is not cached
+        return [(0, req.end or 0, req.count)]
+    return [(0, newest.run[0] - 1, req.count - len(newest.bars))]
+
+
+def _batchable(cov: Coverage, gaps: list, now: float, ivl: Interval) -> bool:
+    """Whether only the newest bars are missing: one gap, from the cached forming bar on."""
+    if cov.forming_ts is None or len(gaps) != 1:
+        return False
+    lo = gaps[0][0]
+    return lo >= cov.forming_ts and bars_between(cov.forming_ts, int(now), ivl) <= 2
+
+
+# --------------------------------------------------------------------------- recording
+
+
+def _store_frame(bars: pd.DataFrame) -> pd.DataFrame:
+    out = bars[["open", "high", "low", "close", "volume", "turnover"]].copy()
+    out.insert(0, "timestamp", pd.DatetimeIndex(bars["timestamp"]).asi8 // 1_000_000_000)
+    return out
+
+
+def record_page(store: BarStore, page: KlinePage, bars: pd.DataFrame, now: float, got: int) -> None:
+    """Record one ``/kline`` page: the closed span it proves, its forming bar, its floor.
+
+    ``bars`` are the page's decoded bars (sorted, unique); ``got`` their count.
+    """
+    code, ivl = page.code.code, str(page.interval)
+    if bars.empty:
+        if page.end_ts:
+            store.write(code, ivl, floor=page.end_ts + 1)
+        return
+    rows = _store_frame(bars)
+    ts = rows["timestamp"].to_numpy()
+    forming = None
+    if page.end_ts == 0 or ts[-1] + page.interval.seconds > now:
+        forming, rows = rows.iloc[-1:], rows.iloc[:-1]
+        hi = int(ts[-1]) - 1
+    else:
+        hi = page.end_ts
+    short = got < page.num
+    lo = int(ts[0])
+    if hi < lo:  # only the forming bar came back
+        store.write(code, ivl, floor=lo if short else None, forming=forming, fetched_at=now)
+        return
+    store.write(
+        code,
+        ivl,
+        rows,
+        lo,
+        hi,
+        floor=lo if short else None,
+        forming=forming,
+        fetched_at=now if forming is not None else None,
+    )
+
+
+def record_latest(
+    store: BarStore, code: str, ivl: Interval, bars: pd.DataFrame, now: float
+) -> None:
+    """Record a ``/batch-kline`` answer: the newest bar forms, the one before it closed.
+
+    Written as the closed span ``[older, newest - 1]``: it joins the cached history when the
+    older bar is the one that was forming before, and leaves a visible hole otherwise.
+    """
+    if bars.empty:
+        return
+    rows = _store_frame(bars)
+    forming = rows.iloc[-1:]
+    closed = rows.iloc[:-1]
+    newest = int(forming["timestamp"].iloc[0])
+    if closed.empty:
+        store.write(code, str(ivl), forming=forming, fetched_at=now)
+        return
+    lo = int(closed["timestamp"].iloc[0])
+    store.write(code, str(ivl), closed, lo, newest - 1, forming=forming, fetched_at=now)
+
+
+def read_frame(
+    store: BarStore, keys: list[tuple[str, str]], lo: int | None, hi: int | None
+) -> pd.DataFrame:
+    """Stored bars of many series as a k-line frame (the :data:`frames.KLINE_DTYPES`)."""
+    raw = store.read_many(keys, lo, hi)
+    if raw.empty:
+        return frames.empty_klines()
+    data = pd.DataFrame(
+        {
+            "code": raw["code"].astype(str),
+            "interval": raw["interval"].astype(str),
+            "timestamp": pd.to_datetime(raw["timestamp"].to_numpy(np.int64), unit="s", utc=True),
+            **{c: raw[c] for c in ("open", "high", "low", "close", "volume", "turnover")},
+        }
+    )
+    return data.astype(frames.KLINE_DTYPES)
