@@ -73,8 +73,8 @@ def plan_series(
     if req.count is not None:
         gaps = _count_gaps(req, code, cov, store, fresh)
     else:
-        start = req.start if req.start is not None else top - ivl.seconds * plan.kline_bars
-        spans = cov.gaps(min(start, top), top, forming=fresh and req.end is None)
+        assert req.start is not None
+        spans = cov.gaps(min(req.start, top), top, forming=fresh and req.end is None)
         gaps = [(lo, hi, None) for lo, hi in spans]
     if not gaps:
         return SeriesPlan(code, ())
@@ -191,13 +191,27 @@ def record_latest(
     store.write(code, str(ivl), closed, lo, newest - 1, forming=forming, fetched_at=now)
 
 
-def read_frame(
-    store: BarStore, keys: list[tuple[str, str]], lo: int | None, hi: int | None
-) -> pd.DataFrame:
-    """Stored bars of many series as a k-line frame (the :data:`frames.KLINE_DTYPES`)."""
-    raw = store.read_many(keys, lo, hi)
+def read_frame(store: BarStore, req: KlineRequest) -> pd.DataFrame:
+    """The stored bars that answer ``req``, as a k-line frame (:data:`frames.KLINE_DTYPES`).
+
+    A count request reads each series only from the covered run that holds its newest bar, so
+    older bars behind a hole in coverage are never stitched on (a stock's history from an
+    earlier month, say).
+    """
+    alias = str(req.interval)
+    keys = [(c.code, alias) for c in req.codes]
+    raw = store.read_many(keys, req.start, req.end)
     if raw.empty:
         return frames.empty_klines()
+    if req.count is not None:
+        top = req.end if req.end is not None else 2**62
+        covs = store.coverage_many(keys)
+        run_start = {}
+        for code, _ in keys:
+            run = covs[code, alias].run(top, forming=req.end is None)
+            run_start[code] = run[0] if run is not None else 2**62
+        first = raw["code"].map(run_start).astype(np.int64)
+        raw = raw[raw["timestamp"].to_numpy() >= first.to_numpy()]
     data = pd.DataFrame(
         {
             "code": raw["code"].astype(str),

@@ -124,34 +124,48 @@ class KlineJob:
     def frame(self) -> pd.DataFrame:
         """Every bar received (or stored), trimmed to the request, in the caller's order."""
         if self.store is not None:
-            keys = [(c.code, str(self.req.interval)) for c in self.req.codes]
-            data = cached.read_frame(self.store, keys, self.req.start, self.req.end)
+            data = cached.read_frame(self.store, self.req)
         else:
             self._flush()
             data = frames.finalize_klines(self._frames, self.req.code_order)
         return trim(data, self.req)
 
     def shortfalls(self, data: pd.DataFrame, failed: set[str]) -> list[Failure]:
-        """What was asked for but could not be fetched: never a silent gap."""
+        """What was asked for but could not be fetched: never a silent gap.
+
+        A count request that got fewer bars; a range whose oldest bar starts well after the
+        range does; with the cache, a range with a hole the store could not fill (a stock's
+        older history behind its latest 500 bars, say).
+        """
         req = self.req
         by_code = data.groupby("code", observed=True)["timestamp"]
         rows, oldest = by_code.size(), by_code.min()
-        top = req.end if req.end is not None else self.now
+        top = int(req.end if req.end is not None else self.now)
+        tolerance = max(HISTORY_TOLERANCE, req.interval.seconds)
+        holes: dict[str, list[tuple[int, int]]] = {}
+        if self.store is not None and req.start is not None:
+            keys = [(c.code, str(req.interval)) for c in req.codes]
+            for (code, _), cov in self.store.coverage_many(keys).items():
+                gaps = cov.gaps(req.start, top, forming=True) if req.start <= top else []
+                holes[code] = [(lo, hi) for lo, hi in gaps if hi - lo > tolerance]
         out = []
         for code in req.codes:
             if code.code in failed:
                 continue  # its failure row says why already
             got = int(rows.get(code.code, 0))
+            first = oldest.get(code.code)
             detail = None
             if req.count is not None and got < req.count:
                 detail = f"asked for {req.count} bars, {got} could be fetched"
-            elif req.start is not None:
-                first = oldest.get(code.code)
-                tolerance = max(HISTORY_TOLERANCE, req.interval.seconds)
-                if first is not None and first.timestamp() - req.start > tolerance:
+            elif req.start is not None and first is None and top - req.start > tolerance:
+                detail = "no bars in the requested range could be fetched"
+            elif req.start is not None and first is not None:
+                if first.timestamp() - req.start > tolerance:
                     detail = f"no bars before {first:%Y-%m-%d %H:%M}Z could be fetched"
-                elif first is None and top - req.start > tolerance:
-                    detail = "no bars in the requested range could be fetched"
+                elif holes.get(code.code):
+                    lo, hi = holes[code.code][0]
+                    a, b = (pd.Timestamp(t, unit="s", tz="UTC") for t in (lo, hi))
+                    detail = f"no bars between {a:%Y-%m-%d %H:%M}Z and {b:%Y-%m-%d %H:%M}Z"
             if detail is None:
                 continue
             if not code.pageable:

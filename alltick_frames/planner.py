@@ -28,6 +28,9 @@ from alltick_frames.plans import BATCH_KLINE, KLINE, Plan
 
 TimeLike = str | int | float | date | datetime | pd.Timestamp
 
+#: Bars a history request gets when it names neither ``count`` nor ``start``: one page.
+DEFAULT_COUNT = 500
+
 
 def to_epoch(value: TimeLike, name: str) -> int:
     """Epoch seconds from a time the user gave, refusing anything ambiguous.
@@ -112,6 +115,8 @@ def kline_request(
         raise ValueError(f"start ({start}) is in the future")
     if end_s is not None and end_s >= now:
         end_s = None  # up to the latest bar: the server's "0"
+    if count is None and start_s is None:
+        count = DEFAULT_COUNT
     return KlineRequest(tuple(infos), ivl, count, start_s, end_s)
 
 
@@ -169,8 +174,7 @@ def pages_needed(req: KlineRequest, code: CodeInfo, plan: Plan, now: float) -> i
         return 1
     if req.count is not None:
         return math.ceil(req.count / plan.kline_bars)
-    if req.start is None:
-        return 1
+    assert req.start is not None
     bars = bars_between(req.start, req.end if req.end is not None else int(now), req.interval)
     return max(1, math.ceil(bars / plan.kline_bars))
 
