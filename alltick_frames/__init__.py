@@ -5,8 +5,9 @@
 >>> result.data          # one row per (code, interval, bar)
 >>> result.failures      # one row per item that could not be fetched, with what to do
 
-``AllTick`` is the async client; ``klines``, ``latest`` and ``retry`` are blocking versions
-that also work inside Jupyter's running event loop.
+``AllTick`` is the async client; ``klines``, ``latest``, ``trades``, ``depth``, ``static_info``,
+``suspensions`` and ``retry`` are blocking versions that also work inside Jupyter's running
+event loop.
 """
 
 from alltick_frames.client import AllTick
@@ -26,7 +27,15 @@ from alltick_frames.intervals import Interval, parse_interval
 from alltick_frames.plans import PLANS, Plan, Rate, get_plan, load_plan_file
 from alltick_frames.result import FetchResult, FetchStats
 from alltick_frames.runner import RetryPolicy
-from alltick_frames.sync import klines, latest, retry
+from alltick_frames.sync import (
+    depth,
+    klines,
+    latest,
+    retry,
+    static_info,
+    suspensions,
+    trades,
+)
 
 __all__ = [
     "PLANS",
@@ -46,12 +55,16 @@ __all__ = [
     "RequestError",
     "RetryPolicy",
     "TransportError",
+    "depth",
     "get_plan",
     "klines",
     "latest",
     "load_plan_file",
     "parse_interval",
     "retry",
+    "static_info",
+    "suspensions",
+    "trades",
     "wide",
 ]
 __version__ = "0.1.0"

@@ -1,10 +1,535 @@
 """Latest trades, order books, static information and trading halts, as DataFrames.
 
-These methods are mixed into :class:`~alltick_frames.client.AllTick`.
+These methods are mixed into :class:`~alltick_frames.client.AllTick`::
+
+    async with AllTick(plan="basic") as client:
+        trades = await client.trades(["AAPL.US", "700.HK", "EURUSD"])
+        books = await client.depth(["BTCUSDT", "700.HK"])
+        info = await client.static_info(["AAPL.US", "700.HK"])
+        halts = await client.suspensions("nasdaq")
+
+Each returns a :class:`~alltick_frames.result.FetchResult` whose ``data`` follows the schemas
+of :mod:`alltick_frames.frames` (:data:`~alltick_frames.frames.TRADE_DTYPES`,
+:data:`~alltick_frames.frames.DEPTH_DTYPES`, :data:`~alltick_frames.frames.STATIC_INFO_DTYPES`,
+:data:`~alltick_frames.frames.SUSPENSION_DTYPES`; times are UTC) and whose ``failures`` lists
+every code that did not arrive.
+
+How the three ``symbol_list`` endpoints (``/trade-tick``, ``/depth-tick``, ``/static_info``)
+are driven, by :class:`SymbolListJob` on the client's :class:`~alltick_frames.runner.Runner`:
+
+* codes are validated and routed before any call (a malformed or repeated code is a
+  ValueError), then cut into calls of at most ``plan.codes_per_call`` codes, one base path per
+  call, since a stock and an FX code in one call fail with ``ret`` 600;
+* codes a fixed-basket or market plan cannot see are reported without a call (``ret`` 604);
+* AllTick may answer only the first N codes of a long list without saying so: every answer is
+  compared with the codes asked, the missing ones are asked again once, and codes still
+  missing become ``left-out`` failure rows;
+* a 600/604 for a call of several codes is bisected until the bad code stands alone, so the
+  good codes of the chunk still arrive; a 603 splits the call the same way.
+
+``/static_info`` exists on the stock path only: FX, crypto and metal codes get a
+``code-invalid`` failure row without a call, while the stocks of the same request are
+fetched. A request of nothing but non-stock codes is a mistake in the caller, so it is a
+ValueError.
+
+The trading-halt service (``/api/suspension/{sse,nyse,nasdaq}``) has its own envelope and
+errors (alltick-api.md §3.6): :class:`SuspensionJob` reads them itself (see
+:class:`_SuspensionTransport`), so the runner still paces, retries and reports it like any
+other call. It allows one call per minute per exchange, on every plan.
 """
 
 from __future__ import annotations
 
+import re
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING, Any
+
+import orjson
+import pandas as pd
+
+from alltick_frames import frames, wire
+from alltick_frames.codes import CodeInfo, validate_codes
+from alltick_frames.errors import Failure, MalformedResponse, TransportError
+from alltick_frames.jobs import outside_plan, unauthorized
+from alltick_frames.planner import chunk_codes
+from alltick_frames.plans import DEPTH_TICK, STATIC_INFO, SUSPENSION, TRADE_TICK, Plan
+from alltick_frames.progress import Progress
+from alltick_frames.result import FetchResult, FetchStats
+from alltick_frames.runner import Call
+from alltick_frames.transport import Response, Transport
+
+if TYPE_CHECKING:
+    from alltick_frames.runner import Job, Runner
+
+__all__ = [
+    "EXCHANGES",
+    "MAX_SUSPENSION_PAGES",
+    "QuotesMixin",
+    "SuspensionJob",
+    "SymbolListJob",
+    "suspension_endpoint",
+]
+
+#: Exchanges the trading-halt service covers, as they appear in its URL.
+EXCHANGES: tuple[str, ...] = ("sse", "nyse", "nasdaq")
+
+#: Pages followed at most for one exchange: each costs a minute of the service's rate, and a
+#: service that keeps announcing more pages must not hold a job for hours.
+MAX_SUSPENSION_PAGES = 50
+
+
+# --------------------------------------------------------------------------- symbol lists
+
+
+@dataclass(frozen=True, slots=True)
+class _Endpoint:
+    """How one ``symbol_list`` endpoint answers: its list key, code key and decoder."""
+
+    name: str
+    list_key: str
+    code_key: str
+    decode: Callable[[Sequence[wire.Envelope]], pd.DataFrame]
+    empty: Callable[[], pd.DataFrame]
+
+
+_ENDPOINTS: dict[str, _Endpoint] = {
+    TRADE_TICK: _Endpoint(
+        TRADE_TICK, "tick_list", "code", frames.decode_trade_ticks, frames.empty_trades
+    ),
+    DEPTH_TICK: _Endpoint(
+        DEPTH_TICK, "tick_list", "code", frames.decode_depth_ticks, frames.empty_depth
+    ),
+    # Static information is keyed by "symbol", not "code" (alltick-api.md §3.5).
+    STATIC_INFO: _Endpoint(
+        STATIC_INFO,
+        "static_info_list",
+        "symbol",
+        frames.decode_static_info,
+        frames.empty_static_info,
+    ),
+}
+
+
+@dataclass
+class SymbolListJob:
+    """``/trade-tick``, ``/depth-tick`` or ``/static_info`` for many codes.
+
+    ``chunk`` is the most codes per call (the plan's ``codes_per_call``). Each answer is
+    decoded as it arrives; :meth:`frame` puts them together. ``left_out`` collects the codes
+    the server left out of an answer twice.
+    """
+
+    endpoint: str
+    chunk: int
+    _frames: list[pd.DataFrame] = field(default_factory=list)
+    left_out: list[Failure] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        if self.endpoint not in _ENDPOINTS:
+            raise ValueError(f"not a symbol_list endpoint: {self.endpoint!r}")
+        if self.chunk < 1:
+            raise ValueError(f"chunk must be >= 1, got {self.chunk}")
+
+    @property
+    def spec(self) -> _Endpoint:
+        return _ENDPOINTS[self.endpoint]
+
+    def calls(self, codes: Sequence[CodeInfo], reasks: int = 0) -> list[Call]:
+        """Calls of at most ``chunk`` codes, one base path each."""
+        return [self._call(part, reasks) for part in chunk_codes(codes, self.chunk)]
+
+    def _call(self, codes: tuple[CodeInfo, ...], reasks: int = 0) -> Call:
+        items = tuple((c.code, None) for c in codes)
+        return Call(f"{codes[0].path}/{self.endpoint}", codes, items, reasks=reasks)
+
+    def request(self, call: Call) -> tuple[dict[str, str], None]:
+        data = wire.symbol_list_data(c.code for c in call.payload)
+        return {"query": wire.query_param(data, wire.new_trace())}, None
+
+    def on_ok(self, call: Call, envelope: wire.Envelope, body: bytes) -> list[Call]:
+        spec = self.spec
+        data = envelope.data if envelope.data is not None else {}
+        records = (data.get(spec.list_key) if isinstance(data, dict) else None) or []
+        if not isinstance(data, dict) or not isinstance(records, list):
+            raise MalformedResponse(f"unexpected /{self.endpoint} data", endpoint=self.endpoint)
+        # Decoded now, not at the end, so a body that is not what the docs say (a price that
+        # is not a number, ...) is a fault the runner retries instead of an error after it.
+        self._frames.append(spec.decode([envelope]))
+        answered = {r.get(spec.code_key) for r in records}
+        missing = tuple(c for c in call.payload if c.code not in answered)
+        if not missing:
+            return []
+        if call.reasks == 0:  # ask once more, for the missing codes only
+            return self.calls(missing, reasks=1)
+        self.left_out.extend(
+            Failure(
+                code=c.code,
+                endpoint=self.endpoint,
+                msg=f"left out of the answer twice (asked with {len(call.payload)} codes)",
+                kind="left-out",
+                attempts=call.attempts + 1,  # the first ask and this re-ask
+            )
+            for c in missing
+        )
+        return []
+
+    def split(self, call: Call) -> list[Call]:
+        """Halve the call's codes (a 603, or bisecting to find a 600/604 code)."""
+        codes: tuple[CodeInfo, ...] = call.payload
+        half = len(codes) // 2
+        return [self._call(part, call.reasks) for part in (codes[:half], codes[half:]) if part]
+
+    def frame(self, code_order: Sequence[str]) -> pd.DataFrame:
+        """Every answer decoded, limited to the codes asked, in the caller's code order.
+
+        A code answered twice (a re-ask racing a slow answer) keeps its first answer.
+        """
+        spec = self.spec
+        parts = [f for f in self._frames if len(f)]
+        if not parts:
+            return spec.empty()
+        data = pd.concat(parts, ignore_index=True)
+        rank = {code: i for i, code in enumerate(code_order)}
+        ranks = data["code"].map(rank)
+        data = data[ranks.notna()]
+        if self.endpoint == DEPTH_TICK:
+            # Long form: keep the first book (code, seq) seen for each code.
+            first_seq = data.groupby("code", observed=True)["seq"].transform("first")
+            data = data[data["seq"] == first_seq]
+            data = data.drop_duplicates(["code", "side", "level"])
+        else:
+            data = data.drop_duplicates("code")
+        order = data["code"].map(rank).astype("int64").to_numpy()
+        data = data.iloc[order.argsort(kind="stable")]
+        return data.reset_index(drop=True)
+
+
+# --------------------------------------------------------------------------- trading halts
+
+
+def suspension_endpoint(exchange: str) -> str:
+    """The budget and statistics name of an exchange's halt feed, e.g. ``"suspension/sse"``.
+
+    Each exchange has its own window of one call per minute
+    (:func:`alltick_frames.budget.windows_for`).
+    """
+    return f"{SUSPENSION}/{_exchange(exchange)}"
+
+
+def _exchange(exchange: str) -> str:
+    key = exchange.strip().lower() if isinstance(exchange, str) else exchange
+    if key not in EXCHANGES:
+        raise ValueError(
+            f"exchange must be one of {', '.join(EXCHANGES)} (AllTick's halt service covers "
+            f"only these); got {exchange!r}"
+        )
+    return key
+
+
+@dataclass
+class SuspensionJob:
+    """Trading halts of one exchange, following the service's pages when it sends them.
+
+    ``page_size`` None asks for everything in one answer, which is what the service normally
+    gives (it is documented as unpaginated). If an answer still says there are more pages
+    (``totalPages`` above ``currentPage``, or ``totalCount`` above the records so far), the
+    following pages are fetched, one call per minute, up to :data:`MAX_SUSPENSION_PAGES`.
+    """
+
+    exchange: str
+    page_size: int | None = None
+    endpoint: str = ""
+    pages: list[wire.SuspensionPage] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.exchange = _exchange(self.exchange)
+        self.endpoint = suspension_endpoint(self.exchange)
+        if self.page_size is not None and (
+            isinstance(self.page_size, bool)
+            or not isinstance(self.page_size, int)
+            or self.page_size < 1
+        ):
+            raise ValueError(f"page_size must be a whole number >= 1, got {self.page_size!r}")
+
+    @property
+    def path(self) -> str:
+        return f"/api/suspension/{self.exchange}"
+
+    def call(self, page: int | None = None, size: int | None = None) -> Call:
+        """A call for page ``page`` of ``size`` records (None: no paging parameters)."""
+        if page is None and self.page_size is not None:
+            page, size = 1, self.page_size
+        return Call(self.path, (page, size), ((self.exchange, None),))
+
+    def request(self, call: Call) -> tuple[dict[str, str], None]:
+        page, size = call.payload
+        if page is None:
+            return {}, None
+        return {"page": str(page), "size": str(size or self.page_size or 10)}, None
+
+    def on_ok(self, call: Call, envelope: wire.Envelope, body: bytes) -> list[Call]:
+        # _SuspensionTransport wrapped the service's own body as this envelope's data.
+        page = wire.parse_suspension(orjson.dumps(envelope.data))
+        self.pages.append(page)
+        following = self._next_page(call, page)
+        return [] if following is None else [following]
+
+    def _next_page(self, call: Call, page: wire.SuspensionPage) -> Call | None:
+        if not page.data or len(self.pages) >= MAX_SUSPENSION_PAGES:
+            return None
+        asked, size = call.payload
+        current = page.current_page or asked or 1
+        size = size or page.current_size or len(page.data)
+        if page.total_pages is not None:
+            more = current < page.total_pages
+        else:
+            got = sum(len(p.data) for p in self.pages)
+            more = page.total_count is not None and got < page.total_count
+        return self.call(current + 1, size) if more else None
+
+    def split(self, call: Call) -> list[Call]:
+        return []  # one exchange per call: nothing to split
+
+    def frame(self) -> pd.DataFrame:
+        """Every record received, newest notice first, as :data:`frames.SUSPENSION_DTYPES`."""
+        records = [r for p in self.pages for r in p.data]
+        data = frames.decode_suspensions(records, self.exchange)
+        # Pages fetched a minute apart may overlap when new notices push records down.
+        return data.drop_duplicates(ignore_index=True)
+
+
+#: Service error texts that mean "too fast" and "bad token": handled like AllTick's ret 429
+#: and 401 (the runner backs off, or stops the job with AuthError).
+_TOO_FAST = re.compile(r"too (?:frequent|many)|rate limit|limit exceeded", re.IGNORECASE)
+_BAD_TOKEN = re.compile(r"token", re.IGNORECASE)
+_SERVICE_ERROR = "service-error"
+
+
+def _envelope(ret: int, msg: str, data: bytes = b"null") -> bytes:
+    return b'{"ret":%d,"msg":%s,"data":%s}' % (ret, orjson.dumps(msg), data)
+
+
+class _SuspensionTransport:
+    """The client's transport, translating the halt service's envelope into AllTick's.
+
+    The runner understands AllTick's ``{"ret", "msg", "data"}`` and treats any HTTP 5xx as a
+    fault. The halt service answers ``{"success": true, "data": [...]}``, and its errors come
+    as HTTP 500 ``{"success": false, "error": "..."}``. This adapter reads each answer first:
+
+    * success: ``ret`` 200 with the service's whole body as ``data``;
+    * an error saying "too frequent": ``ret`` 429, so the budget holds the exchange back for
+      its window and the runner retries;
+    * an error about the token: ``ret`` 401, so the job stops with
+      :class:`~alltick_frames.errors.AuthError`;
+    * any other error: a fault named ``service-error``, retried with backoff and reported
+      with kind ``service-error`` if it persists;
+    * anything else with HTTP 5xx (a proxy's 502 page): a plain fault, as for any endpoint;
+      an AllTick-style body below 500 (the token gate's ``{"ret":401}``) passes through.
+    """
+
+    def __init__(self, transport: Transport) -> None:
+        self._transport = transport
+
+    async def get(self, path: str, params: dict[str, str]) -> Response:
+        return self.translate(await self._transport.get(path, params), path)
+
+    async def post(self, path: str, body: bytes) -> Response:
+        raise TypeError("the suspension service is read with GET only")
+
+    @staticmethod
+    def translate(response: Response, path: str = "suspension") -> Response:
+        try:
+            page = wire.parse_suspension(response.body)
+        except MalformedResponse as exc:
+            status = response.status
+            if status >= 500:
+                raise TransportError(f"http-{status}: HTTP {status}", endpoint=path) from None
+            try:
+                wire.parse_envelope(response.body)
+            except MalformedResponse:
+                raise TransportError(f"malformed: {exc.msg}", endpoint=path) from None
+            return Response(status, response.body)
+        if page.success:
+            return Response(200, _envelope(200, "ok", response.body))
+        error = page.error or "unknown error"
+        if _TOO_FAST.search(error):
+            return Response(200, _envelope(429, error))
+        if _BAD_TOKEN.search(error):
+            return Response(200, _envelope(401, error))
+        raise TransportError(f"{_SERVICE_ERROR}: {error}", endpoint=path)
+
+
+def _as_service_failure(failure: Failure) -> Failure:
+    """A runner failure of the halt job, named as the failures schema wants it."""
+    kind, msg = failure.kind, failure.msg
+    if msg.startswith(_SERVICE_ERROR + ": "):
+        kind, msg = _SERVICE_ERROR, msg[len(_SERVICE_ERROR) + 2 :]
+    return replace(failure, endpoint=SUSPENSION, kind=kind, msg=msg)
+
+
+# --------------------------------------------------------------------------- the mixin
+
 
 class QuotesMixin:
-    """``trades``, ``depth``, ``static_info`` and ``suspensions`` (filled in with issue 5)."""
+    """``trades``, ``depth``, ``static_info`` and ``suspensions`` for :class:`AllTick`.
+
+    Also the ``_calls_for_*`` planners that :meth:`AllTick.estimate` reads: calls per
+    endpoint, worked out without any call.
+    """
+
+    if TYPE_CHECKING:  # provided by AllTick
+        plan: Plan
+        progress: bool | None
+        _transport: Transport
+
+        def _runner(self, stats: FetchStats, progress: Progress | None = None) -> Runner: ...
+
+        async def _run(
+            self, job: Job, calls: list[Call], stats: FetchStats, desc: str
+        ) -> list[Failure]: ...
+
+        def _result(
+            self,
+            data: pd.DataFrame,
+            failures: list[Failure],
+            stats: FetchStats,
+            started: float,
+            request: dict[str, Any],
+        ) -> FetchResult: ...
+
+    # ------------------------------------------------------------------ symbol-list endpoints
+
+    async def trades(self, codes: str | Iterable[str]) -> FetchResult:
+        """The latest trade of each code, via ``/trade-tick`` (no history: one row per code).
+
+        Columns (:data:`~alltick_frames.frames.TRADE_DTYPES`): ``code``, ``time`` (UTC),
+        ``seq``, ``price``, ``volume``, ``turnover``, ``direction`` (0 neutral, 1 buy, 2 sell)
+        and ``side`` (the same in words). FX, metals and energy report no volume and always
+        direction 1. Rows follow the caller's code order.
+        """
+        return await self._symbol_list(TRADE_TICK, "trades", codes)
+
+    async def depth(self, codes: str | Iterable[str]) -> FetchResult:
+        """The latest order book of each code, via ``/depth-tick``, in long form.
+
+        One row per (code, side, level) (:data:`~alltick_frames.frames.DEPTH_DTYPES`):
+        ``code``, ``time`` (UTC), ``seq``, ``side`` ("bid"/"ask"), ``level`` (1 is the best
+        price), ``price``, ``volume``. AllTick sends 1 level for FX, metals and US stocks, 5
+        for crypto and A-shares, 10 for HK. A code with an empty book (market indices, a
+        delisted stock) is answered but has no rows; it is not a failure.
+
+        >>> books = (await client.depth(["700.HK"])).data              # doctest: +SKIP
+        >>> books.pivot(index="level", columns="side", values="price")  # doctest: +SKIP
+        """
+        return await self._symbol_list(DEPTH_TICK, "depth", codes)
+
+    async def static_info(self, codes: str | Iterable[str]) -> FetchResult:
+        """Reference data of stocks and indices, via ``/static_info`` (stock path only).
+
+        Columns (:data:`~alltick_frames.frames.STATIC_INFO_DTYPES`): ``code``, names,
+        ``exchange``, ``board``, ``currency``, ``lot_size``, share counts and per-share
+        figures. FX, crypto and metal codes have no static information: each gets a
+        ``code-invalid`` failure row without a call; a request of only such codes is a
+        ValueError.
+        """
+        return await self._symbol_list(STATIC_INFO, "static_info", codes)
+
+    def _plan_symbol_list(
+        self, endpoint: str, codes: str | Iterable[str]
+    ) -> tuple[list[CodeInfo], list[CodeInfo], list[Failure]]:
+        """(all codes, codes to ask for, failures known before any call)."""
+        infos = validate_codes(codes)
+        failures: list[Failure] = []
+        todo = infos
+        if endpoint == STATIC_INFO:
+            todo = [c for c in infos if c.is_stock]
+            if not todo:
+                raise ValueError(
+                    "static_info covers stocks and indices only (AAPL.US, 700.HK, 600416.SH, "
+                    f"...); none of these is one: {[c.code for c in infos][:5]}"
+                )
+            failures += [
+                Failure(
+                    code=c.code,
+                    endpoint=STATIC_INFO,
+                    msg="static_info serves stocks and indices only; no call made",
+                    kind="code-invalid",
+                    attempts=0,
+                )
+                for c in infos
+                if not c.is_stock
+            ]
+        blocked = outside_plan(todo, self.plan)
+        failures += unauthorized(blocked, self.plan, endpoint, None)
+        blocked_codes = {c.code for c in blocked}
+        return infos, [c for c in todo if c.code not in blocked_codes], failures
+
+    async def _symbol_list(
+        self, endpoint: str, method: str, codes: str | Iterable[str]
+    ) -> FetchResult:
+        started = time.monotonic()
+        infos, todo, failures = self._plan_symbol_list(endpoint, codes)
+        stats = FetchStats(route=endpoint)
+        job = SymbolListJob(endpoint, self.plan.codes_per_call)
+        failures += await self._run(job, job.calls(todo), stats, method)
+        code_order = [c.code for c in infos]
+        data = job.frame(code_order)
+        request = {"method": method, "codes": code_order}
+        return self._result(data, failures + job.left_out, stats, started, request)
+
+    # ------------------------------------------------------------------ trading halts
+
+    async def suspensions(self, exchange: str, *, page_size: int | None = None) -> FetchResult:
+        """Trading halts of the past year on ``exchange`` (``"sse"``, ``"nyse"``,
+        ``"nasdaq"``), newest notice first.
+
+        Columns (:data:`~alltick_frames.frames.SUSPENSION_DTYPES`): ``exchange``, ``code``,
+        ``name``, ``reason``, ``period``, ``halted_at``, ``resumes_at`` (NaT while no
+        resumption is announced), ``published_at`` (all UTC), ``source_exchange`` and
+        ``pause_threshold_price``. The service allows one call per minute per exchange on
+        every plan, so a second call within the minute waits. ``page_size`` asks for pages
+        of that many records instead of everything at once (see :class:`SuspensionJob`).
+        An error the service keeps answering becomes a ``service-error`` failure row whose
+        ``code`` is the exchange.
+        """
+        started = time.monotonic()
+        job = SuspensionJob(exchange, page_size)
+        stats = FetchStats(route=job.endpoint)
+        calls = [job.call()]
+        bar = Progress(len(calls), "suspensions", self.progress)
+        try:
+            runner = self._runner(stats, bar)
+            runner.transport = _SuspensionTransport(self._transport)  # type: ignore[assignment]
+            failures = await runner.run(job, calls)
+        finally:
+            bar.close()
+        failures = [_as_service_failure(f) for f in failures]
+        request = {"method": "suspensions", "exchange": job.exchange, "page_size": page_size}
+        return self._result(job.frame(), failures, stats, started, request)
+
+    # ------------------------------------------------------------------ estimates
+
+    def _symbol_list_calls(self, endpoint: str, codes: str | Iterable[str]) -> dict[str, int]:
+        _, todo, _ = self._plan_symbol_list(endpoint, codes)
+        return {endpoint: len(chunk_codes(todo, self.plan.codes_per_call))}
+
+    def _calls_for_trades(self, codes: str | Iterable[str]) -> dict[str, int]:
+        """Calls :meth:`trades` would make, per endpoint (a plan, not a promise: re-asks for
+        codes the server leaves out and bisections of bad codes come on top)."""
+        return self._symbol_list_calls(TRADE_TICK, codes)
+
+    def _calls_for_depth(self, codes: str | Iterable[str]) -> dict[str, int]:
+        """Calls :meth:`depth` would make, per endpoint."""
+        return self._symbol_list_calls(DEPTH_TICK, codes)
+
+    def _calls_for_static_info(self, codes: str | Iterable[str]) -> dict[str, int]:
+        """Calls :meth:`static_info` would make, per endpoint (stock codes only)."""
+        return self._symbol_list_calls(STATIC_INFO, codes)
+
+    def _calls_for_suspensions(
+        self, exchange: str, *, page_size: int | None = None
+    ) -> dict[str, int]:
+        """Calls :meth:`suspensions` would make: one, unless the service sends pages."""
+        return {SuspensionJob(exchange, page_size).endpoint: 1}

@@ -91,3 +91,54 @@ def retry(
     return _with_client(
         lambda c: c.retry(result, everything=everything), token, plan, base_url, options
     )
+
+
+def trades(
+    codes: str | Iterable[str],
+    *,
+    token: str | None = None,
+    plan: str | Plan | Path = "basic",
+    base_url: str | None = None,
+    **options: Any,
+) -> FetchResult:
+    """Blocking :meth:`AllTick.trades`: the latest trade of each code."""
+    return _with_client(lambda c: c.trades(codes), token, plan, base_url, options)
+
+
+def depth(
+    codes: str | Iterable[str],
+    *,
+    token: str | None = None,
+    plan: str | Plan | Path = "basic",
+    base_url: str | None = None,
+    **options: Any,
+) -> FetchResult:
+    """Blocking :meth:`AllTick.depth`: the latest order book of each code, in long form."""
+    return _with_client(lambda c: c.depth(codes), token, plan, base_url, options)
+
+
+def static_info(
+    codes: str | Iterable[str],
+    *,
+    token: str | None = None,
+    plan: str | Plan | Path = "basic",
+    base_url: str | None = None,
+    **options: Any,
+) -> FetchResult:
+    """Blocking :meth:`AllTick.static_info`: reference data of stocks and indices."""
+    return _with_client(lambda c: c.static_info(codes), token, plan, base_url, options)
+
+
+def suspensions(
+    exchange: str,
+    *,
+    page_size: int | None = None,
+    token: str | None = None,
+    plan: str | Plan | Path = "basic",
+    base_url: str | None = None,
+    **options: Any,
+) -> FetchResult:
+    """Blocking :meth:`AllTick.suspensions`: trading halts of ``sse``, ``nyse`` or ``nasdaq``."""
+    return _with_client(
+        lambda c: c.suspensions(exchange, page_size=page_size), token, plan, base_url, options
+    )
