@@ -1,4 +1,4 @@
-"""The emulator's synthetic product list: a few hundred codes across every asset class.
+"""The emulator's synthetic product list: about 600 codes across every asset class.
 
 AllTick's real product list is a Google Sheet with no API; the emulator ships its own. It holds
 every code named in ``alltick-api.md``, every symbol of the Free plan, and enough of each asset
@@ -15,6 +15,12 @@ metal      forex     ``GOLD``, ``Silver``, ``Platinum``, ``XAUUSD``          non
 energy     forex     ``USOIL``, ``UKOIL``, ``NGAS``                           none
 cfd        forex     ``US30``, ``GER40``, ``HK50`` (CFD indices)             none
 =========  ========  =====================================================  ===============
+
+After the named codes come generated ones (:func:`_generated`): US tickers ``QAA.US`` to
+``QDZ.US``, Hong Kong ``8001.HK`` to ``8040.HK`` and Shenzhen ``301001.SZ`` to ``301040.SZ``,
+so that jobs of well over 450 codes (batch refreshes filling several calls) can be exercised.
+They come last and their price paths depend on their own codes only, so every named code and
+its data stay exactly as they were.
 
 Names and reference prices are illustrative (roughly mid-2024 levels); they only make the
 synthetic market look plausible. Market indices carry their market's suffix (``HSI.HK``), the
@@ -395,6 +401,37 @@ def _forex() -> Iterator[Instrument]:
             )  # fmt: skip
 
 
+#: Generated stocks (see the module docstring): how many per market, and their numbering.
+_GENERATED_US = [f"Q{a}{b}" for a in "ABCD" for b in "ABCDEFGHIJKLMNOPQRSTUVWXYZ"]
+_GENERATED_HK = [str(n) for n in range(8001, 8041)]
+_GENERATED_SZ = [str(n) for n in range(301001, 301041)]
+
+
+def _generated() -> Iterator[Instrument]:
+    """Synthetic stocks with made-up names, deterministic from their codes alone."""
+    for ticker in _GENERATED_US:
+        code = f"{ticker}.US"
+        yield Instrument(
+            code, f"Generated {ticker} Inc.", STOCK, "US",
+            float(round(10 + 290 * _unit(code, "price"))),
+            2, 0.22 + 0.3 * _unit(code, "vol"), "USD", "NASDAQ", f"Generated {ticker} Inc.", 1,
+            2e6 + 4e7 * _unit(code, "volume"),
+        )  # fmt: skip
+    for market, numbers, exchange, top in (
+        ("HK", _GENERATED_HK, "SEHK", 50),
+        ("SZ", _GENERATED_SZ, "SZSE", 100),
+    ):
+        for number in numbers:
+            code = f"{number}.{market}"
+            lot = _HK_LOTS[int(_unit(code, "lot") * len(_HK_LOTS))] if market == "HK" else 100
+            yield Instrument(
+                code, f"Generated {number}", STOCK, market,
+                round(1 + top * _unit(code, "price"), 1), 3 if market == "HK" else 2,
+                0.25 + 0.3 * _unit(code, "vol"), _CURRENCY[market], exchange,
+                f"合成{number}", lot, 1e6 + 8e7 * _unit(code, "volume"),
+            )  # fmt: skip
+
+
 class Catalogue(Mapping[str, Instrument]):
     """The code list: a read-only mapping from code to :class:`Instrument`, in a stable order."""
 
@@ -424,8 +461,8 @@ class Catalogue(Mapping[str, Instrument]):
 
 
 def build_catalogue() -> Catalogue:
-    """The built-in catalogue (about 400 codes)."""
-    return Catalogue([*_stocks(), *_forex()])
+    """The built-in catalogue (about 600 codes: the named ones first, then generated ones)."""
+    return Catalogue([*_stocks(), *_forex(), *_generated()])
 
 
 #: The shared, immutable built-in catalogue.
