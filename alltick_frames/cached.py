@@ -61,14 +61,13 @@ def plan_series(
 ) -> SeriesPlan:
     """The fewest pages that complete ``req`` for ``code`` given what the store covers.
 
-    Stocks cannot page back, so they get at most one page (the latest), in the first round.
+    Stocks cannot page back, so they get at most one page (the latest), in the first round
+    (see :func:`_stock_plan`).
     """
     ivl = req.interval
     if not cov.segments and cov.forming_ts is None and cov.floor is None:
         return SeriesPlan(code, (first_page(req, code, plan),) if first_round else ())
     fresh = cov.is_fresh(now, ttl)
-    if not code.pageable and fresh:
-        return SeriesPlan(code, ())  # a stock serves only its latest bars: nothing more to get
     top = int(now) if req.end is None else req.end
     if req.count is not None:
         gaps = _count_gaps(req, code, cov, store, fresh)
@@ -79,11 +78,11 @@ def plan_series(
     if not gaps:
         return SeriesPlan(code, ())
     if not code.pageable:
-        if not first_round:
-            return SeriesPlan(code, ())
-        behind = bars_between(gaps[0][0], int(now), ivl) if len(gaps) == 1 else plan.kline_bars
-        num = min(plan.kline_bars, behind + 1)
-        return SeriesPlan(code, (KlinePage(code, ivl, 0, num),), _batchable(cov, gaps, now, ivl))
+        return (
+            _stock_plan(req, code, cov, store, plan, now, fresh)
+            if first_round
+            else SeriesPlan(code, ())
+        )
     pages = []
     for lo, hi, want in gaps:
         reaches_now = hi >= top and req.end is None
@@ -96,6 +95,42 @@ def plan_series(
             )
         pages.append(KlinePage(code, ivl, end, num, floor=lo if want is None else None, want=want))
     return SeriesPlan(code, tuple(pages), _batchable(cov, gaps, now, ivl))
+
+
+def _stock_plan(
+    req: KlineRequest,
+    code: CodeInfo,
+    cov: Coverage,
+    store: BarStore | None,
+    plan: Plan,
+    now: float,
+    fresh: bool,
+) -> SeriesPlan:
+    """The one call a stock with gaps may need, or none: stocks cannot page back.
+
+    A call brings the newest ``num`` bars up to now, never older ones. So when the stored run
+    at the top already holds as many bars as a call brings (or reaches the floor), the older
+    gaps are out of reach for good (the result's shortfall reports them) and only a stale top
+    is worth a call: a small one, which a ``/batch-kline`` group can replace. Otherwise one
+    call of the newest bars the request wants fills the top and what lies below it at once.
+    """
+    assert store is not None
+    ivl = req.interval
+    want = plan.kline_bars
+    if req.count is not None and req.end is None:
+        want = min(req.count, plan.kline_bars)
+    held = store.newest(code.code, str(ivl), want, forming=True)
+    if not held.complete:
+        return SeriesPlan(code, (KlinePage(code, ivl, 0, want),))
+    if fresh or req.end is not None:
+        return SeriesPlan(code, ())
+    if cov.forming_ts is not None:
+        lo = cov.forming_ts
+    else:
+        lo = cov.segments[-1][1] + 1 if cov.segments else int(now)
+    num = min(plan.kline_bars, bars_between(lo, int(now), ivl) + 1)
+    top_gap = [(lo, 2**62, None)]
+    return SeriesPlan(code, (KlinePage(code, ivl, 0, num),), _batchable(cov, top_gap, now, ivl))
 
 
 def _count_gaps(
