@@ -180,7 +180,7 @@ def _codes_options(required: bool = True) -> argparse.ArgumentParser:
     group.add_argument(
         "--codes-column",
         metavar="NAME",
-        help="the CSV column holding the codes (default: code)",
+        help="the column holding the codes in CSV files (default: code)",
     )
     return parent
 
@@ -416,8 +416,8 @@ def read_codes_file(path: Path, column: str | None = None) -> list[str]:
     """The codes in ``path``: a CSV with a header (codes in ``column``, default ``code``), or
     one code per line. Blank lines and lines starting with ``#`` are skipped.
 
-    A file is read as CSV when it ends in ``.csv``, when ``column`` is given, or when its
-    first line holds a comma.
+    A file is read as CSV when it ends in ``.csv`` or its first line holds a comma;
+    ``column`` applies to CSV files only.
     """
     try:
         text = path.read_text(encoding="utf-8-sig")
@@ -428,7 +428,7 @@ def read_codes_file(path: Path, column: str | None = None) -> list[str]:
     ]
     if not lines:
         raise UsageError(f"codes file {path} holds no codes")
-    if path.suffix.lower() == ".csv" or column is not None or "," in lines[0]:
+    if path.suffix.lower() == ".csv" or "," in lines[0]:
         reader = csv.DictReader(lines)
         name = column or "code"
         fields = [f.strip() for f in reader.fieldnames or []]
