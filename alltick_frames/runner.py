@@ -43,6 +43,12 @@ log = logging.getLogger("alltick_frames")
 #: (code, interval alias or None): the unit a failure row is about.
 Item = tuple[str, str | None]
 
+#: Seconds a call may leave after its budget slot before the slot is given back for a new one
+#: (at least this, and at least half the budget's guard; see :meth:`Runner._acquire`).
+MIN_LATENESS = 0.002
+#: New slots a call may take after missing one, before it goes with whatever slot it has.
+MAX_REPACES = 3
+
 
 @dataclass(frozen=True, slots=True)
 class RetryPolicy:
@@ -174,7 +180,7 @@ class Runner:
         job = self._job
         if self._stopped is None:
             try:
-                await self.budget.acquire(job.endpoint)
+                await self._acquire(job.endpoint)
             except DailyCapReached as exc:
                 self._stopped = exc
         if self._stopped is not None:
@@ -195,6 +201,27 @@ class Runner:
             self._again_or_fail(call, "transport", None, exc.msg)
             return
         self._answer(call, response)
+
+    async def _acquire(self, endpoint: str) -> None:
+        """Wait for the budget's slot, and take a fresh one if this task woke too late for it.
+
+        The budget paces calls by the slots it hands out, trusting each call to leave at its
+        slot (within its guard). A task that wakes late, because the event loop was busy (say,
+        decoding a batch of bodies) would send a call the ledger believes left earlier; the
+        call one window behind it could then reach the server less than a window after it,
+        and get a 429. So a slot missed by more than half the guard is given back, and the
+        call waits for a new one from now on.
+        """
+        budget = self.budget
+        tolerance = max(budget.guard / 2, MIN_LATENESS)
+        for _ in range(MAX_REPACES):
+            slot = await budget.acquire(endpoint)
+            late = budget.clock.now() - slot
+            if late <= tolerance:
+                return
+            log.debug("%s slot missed by %.3fs; taking a new one", endpoint, late)
+            budget.release(endpoint, slot)
+        await budget.acquire(endpoint)
 
     def _answer(self, call: Call, response: Response) -> None:
         job = self._job
