@@ -334,6 +334,12 @@ def _fetch_epilog(name: str) -> str:
     return f"example:\n  {examples[name]}\n\n{EXIT_HELP}"
 
 
+_SOURCE_HELP = (
+    "only this source: bars are kept apart by where they came from, the host by default "
+    "(quote.alltick.co), or the client's source= (the notebooks use alltick-emulator)"
+)
+
+
 def _add_cache_parser(sub: Any) -> None:
     cache = sub.add_parser(
         "cache",
@@ -362,6 +368,7 @@ def _add_cache_parser(sub: Any) -> None:
     )
     info.add_argument("--codes", metavar="A,B,...", help="only these codes")
     info.add_argument("--interval", help="only this bar size, e.g. 1d")
+    info.add_argument("--source", help=_SOURCE_HELP)
     info.set_defaults(handler=_cache_info)
     clear = what.add_parser(
         "clear",
@@ -372,6 +379,7 @@ def _add_cache_parser(sub: Any) -> None:
     )
     clear.add_argument("--codes", metavar="A,B,...", help="only these codes")
     clear.add_argument("--interval", help="only this bar size, e.g. 1d")
+    clear.add_argument("--source", help=_SOURCE_HELP)
     clear.set_defaults(handler=_cache_clear)
     vacuum = what.add_parser(
         "vacuum",
@@ -650,7 +658,7 @@ def _cache_info(args: argparse.Namespace) -> int:
         print(f"no cache at {root} yet")
         return EXIT_OK
     with store:
-        table = store.describe(interval=args.interval)
+        table = store.describe(interval=args.interval, source=args.source)
         if args.codes:
             table = table[table["code"].isin(split_codes(args.codes))]
         size = store.size_bytes()
@@ -671,7 +679,7 @@ def _cache_clear(args: argparse.Namespace) -> int:
         return EXIT_OK
     codes = split_codes(args.codes) if args.codes else [None]
     with store:
-        removed = sum(store.clear(code, args.interval) for code in codes)
+        removed = sum(store.clear(code, args.interval, args.source) for code in codes)
     print(f"deleted {removed} series from {root}")
     return EXIT_OK
 

@@ -239,6 +239,10 @@ def test_cache_info_clear_vacuum(cli, tmp_path, capsys):
     assert "4 series" in out and "700.HK" in out and "MB" in out
     assert main(["cache", "info", *cache, "--codes", "EURUSD"]) == EXIT_OK
     assert "2 series" in capsys.readouterr().out
+    assert main(["cache", "info", *cache, "--source", "elsewhere"]) == EXIT_OK
+    assert "0 series" in capsys.readouterr().out
+    assert main(["cache", "clear", *cache, "--source", "elsewhere"]) == EXIT_OK
+    assert "deleted 0 series" in capsys.readouterr().out
     assert main(["cache", "clear", *cache, "--codes", "EURUSD", "--interval", "1h"]) == 0
     assert "deleted 1 series" in capsys.readouterr().out
     assert main(["cache", "clear", *cache, "--codes", "AAPL.US,700.HK"]) == 0
