@@ -19,7 +19,7 @@ import pandas as pd
 import pytest
 
 from alltick_frames import plans
-from alltick_frames.budget import estimate_schedule
+from alltick_frames.budget import Budget, estimate_schedule
 from alltick_frames.client import AllTick
 from alltick_frames.emulator import EmulatorServer
 from alltick_frames.plans import Plan, get_plan
@@ -115,10 +115,19 @@ def ok_calls(emu: EmulatorServer, endpoint: str) -> int:
 
 
 async def cold(
-    emu: EmulatorServer, market: Callable[[], float], *args: Any, **kwargs: Any
+    emu: EmulatorServer,
+    market: Callable[[], float],
+    *args: Any,
+    plan: Plan = FAST,
+    budget: Budget | None = None,
+    **kwargs: Any,
 ) -> FetchResult:
-    """The same request with no cache at all: what a fetch from scratch returns."""
-    async with client(emu, market, False) as fresh:
+    """The same request with no cache at all: what a fetch from scratch returns.
+
+    Pass the cached client's ``budget`` when it has just used a good part of the plan's
+    window: a client without a cache paces on its own in-memory ledger otherwise.
+    """
+    async with client(emu, market, False, plan, budget=budget) as fresh:
         return await fresh.klines(*args, **kwargs)
 
 
