@@ -28,7 +28,9 @@ from alltick_frames.store import BarStore
 from alltick_frames.transport import Secret, Transport
 
 #: Failure kinds worth asking again by default: the rest are permanent (a bad code stays bad).
-RETRYABLE_KINDS = frozenset({"transport", "rate-limit", "daily-cap", "left-out", "cancelled"})
+RETRYABLE_KINDS = frozenset(
+    {"transport", "rate-limit", "daily-cap", "left-out", "cancelled", "service-error"}
+)
 
 #: Planning rounds per klines() call: the first fills gaps and refreshes stale tops, the next
 #: ones see what those answers revealed (more bars wanted below, a hole a refresh left).
@@ -434,13 +436,14 @@ class AllTick(QuotesMixin):
             return result
         request = dict(result.request)
         method = request.pop("method")
-        retry_codes = set(failures["code"])
-        request["codes"] = [c for c in request["codes"] if c in retry_codes]
-        fresh: FetchResult = await getattr(self, method)(**request)
         kept = result.failures.drop(failures.index)
-        code_order = result.request["codes"]
+        code_order = request.get("codes")
+        if code_order is not None:  # ask only for the failed codes
+            retry_codes = set(failures["code"])
+            request["codes"] = [c for c in code_order if c in retry_codes]
+        fresh: FetchResult = await getattr(self, method)(**request)
         if method in ("klines", "latest"):
-            data = frames.finalize_klines([result.data, fresh.data], code_order)
+            data = frames.finalize_klines([result.data, fresh.data], code_order or [])
         else:
             data = pd.concat([result.data, fresh.data], ignore_index=True)
         merged = errors.sort_failures(pd.concat([kept, fresh.failures]), code_order)

@@ -6,7 +6,11 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
-from tqdm.auto import tqdm
+try:  # notebook widgets need ipywidgets; without it tqdm.auto warns, so use text bars
+    import ipywidgets  # noqa: F401
+    from tqdm.auto import tqdm
+except ImportError:
+    from tqdm import tqdm
 
 #: Jobs with fewer calls than this show no bar: it would flash and vanish.
 MIN_CALLS = 20

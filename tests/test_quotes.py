@@ -379,6 +379,18 @@ async def test_a_persistent_service_error_is_a_failure_row(halt_service):
     assert row["attempts"] == QUICK_RETRY.attempts
 
 
+async def test_a_failed_halt_fetch_can_be_retried(halt_service):
+    error = (500, {"success": False, "error": "database unavailable"})
+    url = await halt_service([error] * QUICK_RETRY.attempts + [(200, OK_PAGE)])
+    async with quick_halts(url) as client:
+        failed = await client.suspensions("sse")
+        assert list(failed.failures["kind"]) == ["service-error"]
+        healed = await client.retry(failed)
+    assert healed.ok
+    assert list(healed.data["code"]) == ["600519"]
+    assert healed.stats.total_calls == 1
+
+
 async def test_too_frequent_backs_off_then_succeeds(halt_service):
     url = await halt_service(
         [(500, {"success": False, "error": "request too frequent: 1 request per minute"}),
