@@ -442,6 +442,13 @@ class MalformedResponse(TransportError):
     """
 
 
+class ServiceError(TransportError):
+    """The suspension service answered ``{"success": false, "error": ...}`` for another reason
+    than rate or token: retried like a fault, reported as ``service-error`` if it persists."""
+
+    kind = "service-error"
+
+
 class FetchFailed(AllTickError):
     """Raised by the client's raise mode when some items could not be fetched.
 

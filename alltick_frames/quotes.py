@@ -34,7 +34,7 @@ ValueError.
 
 The trading-halt service (``/api/suspension/{sse,nyse,nasdaq}``) has its own envelope and
 errors (alltick-api.md §3.6): :class:`SuspensionJob` reads them itself (see
-:class:`_SuspensionTransport`), so the runner still paces, retries and reports it like any
+:meth:`SuspensionJob.read`), so the runner still paces, retries and reports it like any
 other call. It allows one call per minute per exchange, on every plan.
 """
 
@@ -46,19 +46,18 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
-import orjson
 import pandas as pd
 
 from alltick_frames import frames, wire
 from alltick_frames.codes import CodeInfo, validate_codes
-from alltick_frames.errors import Failure, MalformedResponse, TransportError
+from alltick_frames.errors import Failure, MalformedResponse, ServiceError
 from alltick_frames.jobs import outside_plan, unauthorized
 from alltick_frames.planner import chunk_codes
 from alltick_frames.plans import DEPTH_TICK, STATIC_INFO, SUSPENSION, TRADE_TICK, Plan
 from alltick_frames.progress import Progress
 from alltick_frames.result import FetchResult, FetchStats
-from alltick_frames.runner import Call
-from alltick_frames.transport import Response, Transport
+from alltick_frames.runner import Call, read_answer
+from alltick_frames.transport import Response
 
 if TYPE_CHECKING:
     from alltick_frames.runner import Job, Runner
@@ -269,9 +268,36 @@ class SuspensionJob:
             return {}, None
         return {"page": str(page), "size": str(size or self.page_size or 10)}, None
 
+    def read(self, response: Response) -> wire.Envelope:
+        """The halt service's answer in the runner's terms.
+
+        The service answers ``{"success": true, "data": [...]}``, and its errors come as HTTP
+        500 ``{"success": false, "error": "..."}``:
+
+        * success: ``ret`` 200 with the :class:`~alltick_frames.wire.SuspensionPage` as data;
+        * an error saying "too frequent": ``ret`` 429, so the budget holds the exchange back
+          for its window and the runner retries;
+        * an error about the token: ``ret`` 401, so the job stops with AuthError;
+        * any other error: :class:`~alltick_frames.errors.ServiceError`, retried with backoff
+          and reported with kind ``service-error`` if it persists;
+        * anything else: as any AllTick answer (a proxy's 502 page is a fault; the token
+          gate's ``{"ret":401}`` passes through).
+        """
+        try:
+            page = wire.parse_suspension(response.body)
+        except MalformedResponse:
+            return read_answer(response, self.endpoint)
+        if page.success:
+            return wire.Envelope(200, "ok", None, page)
+        error = page.error or "unknown error"
+        if _TOO_FAST.search(error):
+            return wire.Envelope(429, error, None, None)
+        if _BAD_TOKEN.search(error):
+            return wire.Envelope(401, error, None, None)
+        raise ServiceError(error, endpoint=self.endpoint)
+
     def on_ok(self, call: Call, envelope: wire.Envelope, body: bytes) -> list[Call]:
-        # _SuspensionTransport wrapped the service's own body as this envelope's data.
-        page = wire.parse_suspension(orjson.dumps(envelope.data))
+        page: wire.SuspensionPage = envelope.data
         self.pages.append(page)
         following = self._next_page(call, page)
         return [] if following is None else [following]
@@ -304,69 +330,11 @@ class SuspensionJob:
 #: and 401 (the runner backs off, or stops the job with AuthError).
 _TOO_FAST = re.compile(r"too (?:frequent|many)|rate limit|limit exceeded", re.IGNORECASE)
 _BAD_TOKEN = re.compile(r"token", re.IGNORECASE)
-_SERVICE_ERROR = "service-error"
 
 
-def _envelope(ret: int, msg: str, data: bytes = b"null") -> bytes:
-    return b'{"ret":%d,"msg":%s,"data":%s}' % (ret, orjson.dumps(msg), data)
-
-
-class _SuspensionTransport:
-    """The client's transport, translating the halt service's envelope into AllTick's.
-
-    The runner understands AllTick's ``{"ret", "msg", "data"}`` and treats any HTTP 5xx as a
-    fault. The halt service answers ``{"success": true, "data": [...]}``, and its errors come
-    as HTTP 500 ``{"success": false, "error": "..."}``. This adapter reads each answer first:
-
-    * success: ``ret`` 200 with the service's whole body as ``data``;
-    * an error saying "too frequent": ``ret`` 429, so the budget holds the exchange back for
-      its window and the runner retries;
-    * an error about the token: ``ret`` 401, so the job stops with
-      :class:`~alltick_frames.errors.AuthError`;
-    * any other error: a fault named ``service-error``, retried with backoff and reported
-      with kind ``service-error`` if it persists;
-    * anything else with HTTP 5xx (a proxy's 502 page): a plain fault, as for any endpoint;
-      an AllTick-style body below 500 (the token gate's ``{"ret":401}``) passes through.
-    """
-
-    def __init__(self, transport: Transport) -> None:
-        self._transport = transport
-
-    async def get(self, path: str, params: dict[str, str]) -> Response:
-        return self.translate(await self._transport.get(path, params), path)
-
-    async def post(self, path: str, body: bytes) -> Response:
-        raise TypeError("the suspension service is read with GET only")
-
-    @staticmethod
-    def translate(response: Response, path: str = "suspension") -> Response:
-        try:
-            page = wire.parse_suspension(response.body)
-        except MalformedResponse as exc:
-            status = response.status
-            if status >= 500:
-                raise TransportError(f"http-{status}: HTTP {status}", endpoint=path) from None
-            try:
-                wire.parse_envelope(response.body)
-            except MalformedResponse:
-                raise TransportError(f"malformed: {exc.msg}", endpoint=path) from None
-            return Response(status, response.body)
-        if page.success:
-            return Response(200, _envelope(200, "ok", response.body))
-        error = page.error or "unknown error"
-        if _TOO_FAST.search(error):
-            return Response(200, _envelope(429, error))
-        if _BAD_TOKEN.search(error):
-            return Response(200, _envelope(401, error))
-        raise TransportError(f"{_SERVICE_ERROR}: {error}", endpoint=path)
-
-
-def _as_service_failure(failure: Failure) -> Failure:
-    """A runner failure of the halt job, named as the failures schema wants it."""
-    kind, msg = failure.kind, failure.msg
-    if msg.startswith(_SERVICE_ERROR + ": "):
-        kind, msg = _SERVICE_ERROR, msg[len(_SERVICE_ERROR) + 2 :]
-    return replace(failure, endpoint=SUSPENSION, kind=kind, msg=msg)
+def _as_suspension_failure(failure: Failure) -> Failure:
+    """A failure of the halt job under the failures schema's endpoint name, ``suspension``."""
+    return replace(failure, endpoint=SUSPENSION)
 
 
 # --------------------------------------------------------------------------- the mixin
@@ -382,7 +350,6 @@ class QuotesMixin:
     if TYPE_CHECKING:  # provided by AllTick
         plan: Plan
         progress: bool | None
-        _transport: Transport
 
         def _runner(self, stats: FetchStats, progress: Progress | None = None) -> Runner: ...
 
@@ -500,12 +467,10 @@ class QuotesMixin:
         calls = [job.call()]
         bar = Progress(len(calls), "suspensions", self.progress)
         try:
-            runner = self._runner(stats, bar)
-            runner.transport = _SuspensionTransport(self._transport)  # type: ignore[assignment]
-            failures = await runner.run(job, calls)
+            failures = await self._runner(stats, bar).run(job, calls)
         finally:
             bar.close()
-        failures = [_as_service_failure(f) for f in failures]
+        failures = [_as_suspension_failure(f) for f in failures]
         request = {"method": "suspensions", "exchange": job.exchange, "page_size": page_size}
         return self._result(job.frame(), failures, stats, started, request)
 

@@ -99,6 +99,21 @@ class Job(Protocol):
         """Smaller calls covering ``call`` (603, or bisection); empty if it cannot shrink."""
         ...
 
+    # A job may also define ``read(response) -> wire.Envelope`` for a service that does not
+    # speak AllTick's envelope (the trading-halt service); :func:`read_answer` is the default.
+
+
+def read_answer(response: Response, endpoint: str) -> wire.Envelope:
+    """AllTick's envelope of ``response``; HTTP 5xx and unreadable bodies are faults.
+
+    Raises :class:`~alltick_frames.errors.TransportError` (``http-502: ...``) or
+    :class:`~alltick_frames.errors.MalformedResponse`, which the runner retries.
+    """
+    if response.status >= 500:
+        status = response.status
+        raise TransportError(f"http-{status}: HTTP {status}", endpoint=endpoint)
+    return wire.parse_envelope(response.body, endpoint)
+
 
 @dataclass
 class Runner:
@@ -197,8 +212,7 @@ class Runner:
             else:
                 response = await self.transport.get(call.path, params or {})
         except TransportError as exc:
-            self.stats.faults[exc.msg.split(":", 1)[0]] += 1
-            self._again_or_fail(call, "transport", None, exc.msg)
+            self._fault(call, exc)
             return
         self._answer(call, response)
 
@@ -225,15 +239,11 @@ class Runner:
 
     def _answer(self, call: Call, response: Response) -> None:
         job = self._job
-        if response.status >= 500:
-            self.stats.faults[f"http-{response.status}"] += 1
-            self._again_or_fail(call, "transport", None, f"HTTP {response.status}")
-            return
+        read = getattr(job, "read", None)
         try:
-            envelope = wire.parse_envelope(response.body, job.endpoint)
-        except MalformedResponse as exc:
-            self.stats.faults["malformed"] += 1
-            self._again_or_fail(call, "transport", None, exc.msg)
+            envelope = read(response) if read else read_answer(response, job.endpoint)
+        except TransportError as exc:
+            self._fault(call, exc)
             return
         ret, action = envelope.ret, action_for(envelope.ret)
         log.debug(
@@ -245,8 +255,7 @@ class Runner:
             try:
                 follow_ups = job.on_ok(call, envelope, response.body)
             except MalformedResponse as exc:
-                self.stats.faults["malformed"] += 1
-                self._again_or_fail(call, "transport", None, exc.msg)
+                self._fault(call, exc)
                 return
             self._submit_more(follow_ups)
             self._done()
@@ -269,6 +278,17 @@ class Runner:
             self._done()
         else:
             raise error_for(ret, envelope.msg, job.endpoint, call.codes)
+
+    def _fault(self, call: Call, exc: TransportError) -> None:
+        """Count a fault by its name (``timeout``, ``http-502``, ``malformed``, ...), then retry."""
+        if isinstance(exc, MalformedResponse):
+            name = "malformed"
+        elif exc.kind != TransportError.kind:
+            name = exc.kind  # e.g. service-error
+        else:
+            name = exc.msg.split(":", 1)[0]
+        self.stats.faults[name] += 1
+        self._again_or_fail(call, exc.kind, None, exc.msg)
 
     def _again_or_fail(self, call: Call, kind: str, ret: int | None, msg: str) -> None:
         if call.attempts >= self.retry.attempts:

@@ -21,9 +21,9 @@ from alltick_frames.emulator import market as emu_market
 from alltick_frames.emulator import suspension as emu_suspension
 from alltick_frames.emulator.clock import parse_moment
 from alltick_frames.emulator.pytest_plugin import FIXTURE_NOW
-from alltick_frames.errors import AuthError
+from alltick_frames.errors import AuthError, ServiceError
 from alltick_frames.plans import ENDPOINTS, FREE_SYMBOLS, Plan, Rate, get_plan
-from alltick_frames.quotes import SuspensionJob, _SuspensionTransport
+from alltick_frames.quotes import SuspensionJob
 from alltick_frames.runner import RetryPolicy
 from alltick_frames.transport import Response
 
@@ -420,17 +420,21 @@ async def test_a_service_that_reports_pages_unasked_is_paged(halt_service):
     assert result.stats.calls == {"suspension/sse": 2}
 
 
-def test_the_transport_adapter_maps_the_service_envelope():
-    translate = _SuspensionTransport.translate
-    ok = translate(Response(200, orjson.dumps(OK_PAGE)))
-    assert orjson.loads(ok.body)["ret"] == 200
-    assert orjson.loads(ok.body)["data"] == OK_PAGE
-    gate = translate(Response(401, b'{"msg":"token is required","ret":401}'))
-    assert (gate.status, orjson.loads(gate.body)["ret"]) == (401, 401)
+def test_the_halt_job_reads_the_service_envelope():
+    read = SuspensionJob("sse").read
+    ok = read(Response(200, orjson.dumps(OK_PAGE)))
+    assert ok.ret == 200 and ok.data.data == OK_PAGE["data"]
+    too_fast = read(Response(500, b'{"success":false,"error":"too frequent"}'))
+    assert (too_fast.ret, too_fast.msg) == (429, "too frequent")
+    assert read(Response(500, b'{"success":false,"error":"token invalid"}')).ret == 401
+    gate = read(Response(401, b'{"msg":"token is required","ret":401}'))
+    assert gate.ret == 401
     with pytest.raises(af.TransportError, match="http-502"):
-        translate(Response(502, b"<html>bad gateway</html>"))
-    with pytest.raises(af.TransportError, match="malformed"):
-        translate(Response(200, b'{"success":true,"data":"nope"}'))
+        read(Response(502, b"<html>bad gateway</html>"))
+    with pytest.raises(af.TransportError):
+        read(Response(200, b'{"success":true,"data":"nope"}'))
+    with pytest.raises(ServiceError, match="database unavailable"):
+        read(Response(500, b'{"success":false,"error":"database unavailable"}'))
 
 
 def test_suspension_job_endpoint_matches_the_budget_window():
