@@ -27,6 +27,9 @@ from alltick_frames.planner import KlinePage, KlineRequest, bars_between, first_
 from alltick_frames.plans import Plan
 from alltick_frames.store import BarStore, Coverage
 
+#: The open ends of a covered run (see :meth:`Coverage.run`).
+_NEG_INF, _POS_INF = -(2**63), 2**63 - 1
+
 #: Seconds a forming bar is trusted, by default: a twelfth of its interval, 5 s to 15 min.
 TTL_MIN, TTL_MAX = 5.0, 900.0
 
@@ -119,8 +122,7 @@ def _stock_plan(
     want = plan.kline_bars
     if req.count is not None and req.end is None:
         want = min(req.count, plan.kline_bars)
-    held = store.newest(code.code, str(ivl), want, forming=True)
-    if not held.complete:
+    if not top_run(store, code.code, str(ivl), cov, want)[2]:
         return SeriesPlan(code, (KlinePage(code, ivl, 0, want),))
     if fresh or req.end is not None:
         return SeriesPlan(code, ())
@@ -145,12 +147,40 @@ def _count_gaps(
         if below is None:
             return [(0, 0, req.count)]
         return [(below, 2**62, None)]
-    newest = store.newest(code.code, str(req.interval), req.count, hi=req.end, forming=latest)
-    if newest.complete:
+    if latest:
+        run, held, complete = top_run(store, code.code, str(req.interval), cov, req.count)
+    else:
+        newest = store.newest(code.code, str(req.interval), req.count, hi=req.end, forming=False)
+        run, held, complete = newest.run, len(newest.bars), newest.complete
+    if complete:
         return []
-    if newest.run is None:  # the end of the range itself is not cached
+    if run is None:  # the end of the range itself is not cached
         return [(0, req.end or 0, req.count)]
-    return [(0, newest.run[0] - 1, req.count - len(newest.bars))]
+    return [(0, run[0] - 1, req.count - held)]
+
+
+def top_run(
+    store: BarStore, code: str, alias: str, cov: Coverage, n: int
+) -> tuple[tuple[int, int] | None, int, bool]:
+    """The covered run holding a series' newest bar, how many of its bars count towards ``n``
+    (at most ``n``), and whether they are the complete answer for the newest ``n`` bars.
+
+    The answer of ``store.newest(code, alias, n, forming=True)`` (its ``run``, ``len(bars)``
+    and ``complete``), read from ``cov`` alone when the series is one unbroken stretch (the
+    usual case), so that planning a warm request of many codes reads no bars.
+    """
+    if len(cov.segments) == 1 or (cov.forming_ts is not None and not cov.segments):
+        if cov.forming_ts is not None:
+            run = cov.run(_POS_INF, forming=True)
+            joined = bool(cov.segments) and run is not None and run[0] <= cov.segments[0][0]
+            held = 1 + (cov.bars if joined else 0)
+        else:
+            run = cov.run(cov.segments[0][1])
+            held = cov.bars
+        assert run is not None
+        return run, min(n, held), held >= n or run[0] == _NEG_INF
+    newest = store.newest(code, alias, n, forming=True)
+    return newest.run, len(newest.bars), newest.complete
 
 
 def _batchable(cov: Coverage, gaps: list, now: float, ivl: Interval) -> bool:
@@ -231,28 +261,39 @@ def read_frame(store: BarStore, req: KlineRequest) -> pd.DataFrame:
 
     A count request reads each series only from the covered run that holds its newest bar, so
     older bars behind a hole in coverage are never stitched on (a stock's history from an
-    earlier month, say).
+    earlier month, say), and keeps its newest ``count`` bars.
     """
     alias = str(req.interval)
     keys = [(c.code, alias) for c in req.codes]
     raw = store.read_many(keys, req.start, req.end)
     if raw.empty:
         return frames.empty_klines()
+    # Work on the categorical codes: rows come grouped by code (in ``keys`` order), then time.
+    names = list(raw["code"].cat.categories)
+    which = raw["code"].cat.codes.to_numpy()
+    stamps = raw["timestamp"].to_numpy(np.int64)
     if req.count is not None:
         top = req.end if req.end is not None else 2**62
         covs = store.coverage_many(keys)
-        run_start = {}
-        for code, _ in keys:
+        starts = np.empty(len(names), np.int64)
+        for k, code in enumerate(names):
             run = covs[code, alias].run(top, forming=req.end is None)
-            run_start[code] = run[0] if run is not None else 2**62
-        first = raw["code"].map(run_start).astype(np.int64)
-        raw = raw[raw["timestamp"].to_numpy() >= first.to_numpy()]
+            starts[k] = run[0] if run is not None else 2**62
+        keep = stamps >= starts[which]
+        # ...and of those, the newest ``count`` of each code.
+        kept = which[keep]
+        ends = np.cumsum(np.bincount(kept, minlength=len(names)))
+        from_end = ends[kept] - 1 - np.arange(kept.size)
+        keep[keep] = from_end < req.count
+        raw, which, stamps = raw[keep], which[keep], stamps[keep]
     data = pd.DataFrame(
         {
-            "code": raw["code"].astype(str),
-            "interval": raw["interval"].astype(str),
-            "timestamp": pd.to_datetime(raw["timestamp"].to_numpy(np.int64), unit="s", utc=True),
-            **{c: raw[c] for c in ("open", "high", "low", "close", "volume", "turnover")},
+            "code": pd.array(names, dtype=frames.STRING).take(which),
+            "interval": pd.array([alias], dtype=frames.STRING).take(np.zeros(which.size, np.intp)),
+            "timestamp": pd.to_datetime(stamps, unit="s", utc=True),
+            **{
+                c: raw[c].to_numpy() for c in ("open", "high", "low", "close", "volume", "turnover")
+            },
         }
     )
     return data.astype(frames.KLINE_DTYPES)

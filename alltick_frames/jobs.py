@@ -124,11 +124,9 @@ class KlineJob:
     def frame(self) -> pd.DataFrame:
         """Every bar received (or stored), trimmed to the request, in the caller's order."""
         if self.store is not None:
-            data = cached.read_frame(self.store, self.req)
-        else:
-            self._flush()
-            data = frames.finalize_klines(self._frames, self.req.code_order)
-        return trim(data, self.req)
+            return cached.read_frame(self.store, self.req)  # trimmed as it is read
+        self._flush()
+        return trim(frames.finalize_klines(self._frames, self.req.code_order), self.req)
 
     def shortfalls(self, data: pd.DataFrame, failed: set[str]) -> list[Failure]:
         """What was asked for but could not be fetched: never a silent gap.
@@ -139,7 +137,7 @@ class KlineJob:
         """
         req = self.req
         by_code = data.groupby("code", observed=True)["timestamp"]
-        rows, oldest = by_code.size(), by_code.min()
+        rows, oldest = by_code.size().to_dict(), by_code.min().to_dict()
         top = int(req.end if req.end is not None else self.now)
         tolerance = max(HISTORY_TOLERANCE, req.interval.seconds)
         holes: dict[str, list[tuple[int, int]]] = {}

@@ -20,11 +20,12 @@ import pytest
 
 from alltick_frames import plans
 from alltick_frames.budget import Budget, estimate_schedule
+from alltick_frames.cached import top_run
 from alltick_frames.client import AllTick
 from alltick_frames.emulator import EmulatorServer
 from alltick_frames.plans import Plan, get_plan
 from alltick_frames.result import FetchResult
-from alltick_frames.store import BarStore
+from alltick_frames.store import FIELDS, BarStore
 
 #: Wednesday 2024-05-15 15:00 UTC: US session open (since 13:30Z), HK and CN closed for the
 #: day, FX and crypto trading.
@@ -452,3 +453,58 @@ async def test_the_token_appears_in_no_file_under_the_cache_directory(
             for needle in needles:
                 assert needle not in data, f"the token is in {path}"
     assert os.fsencode(TOKEN) not in b"".join(os.fsencode(p) for p in closed_files)
+
+
+# ------------------------------------------------------- planning from coverage alone
+
+
+def _bars(stamps: list[int]) -> pd.DataFrame:
+    values = [float(k + 1) for k in range(len(stamps))]
+    return pd.DataFrame(
+        {"timestamp": stamps, **dict.fromkeys(FIELDS, values)}, dtype="float64"
+    ).astype({"timestamp": "int64"})
+
+
+D0 = 1_700_006_400 - 1_700_006_400 % DAY  # a UTC midnight
+
+
+@pytest.mark.parametrize(
+    "writes",
+    [
+        pytest.param([dict(span=(0, 9), forming=10)], id="one-run-with-forming"),
+        pytest.param([dict(span=(0, 9))], id="segment-only"),
+        pytest.param([dict(forming=3)], id="forming-only"),
+        pytest.param([dict(span=(0, 4)), dict(forming=8)], id="forming-apart"),
+        pytest.param([dict(span=(2, 6), floor=2, forming=7)], id="down-to-the-floor"),
+        pytest.param([dict(span=(0, 2)), dict(span=(5, 7), forming=8)], id="two-segments"),
+        pytest.param([dict(span=(3, 5), floor=1)], id="floor-apart"),
+    ],
+)
+@pytest.mark.parametrize("n", [1, 2, 3, 5, 11, 500])
+def test_top_run_from_coverage_agrees_with_the_store(
+    tmp_path: Path, writes: list[dict[str, Any]], n: int
+) -> None:
+    """The planner's shortcut must answer exactly what ``BarStore.newest`` answers."""
+    with BarStore(tmp_path, source="t") as store:
+        for k, w in enumerate(writes):
+            days = (
+                [D0 + d * DAY for d in range(w["span"][0], w["span"][1] + 1)] if "span" in w else []
+            )
+            forming = _bars([D0 + w["forming"] * DAY]) if "forming" in w else None
+            store.write(
+                "EURUSD",
+                "1d",
+                _bars(days) if days else None,
+                days[0] if days else None,
+                days[-1] + DAY - 1 if days else None,
+                floor=D0 + w["floor"] * DAY if "floor" in w else None,
+                forming=forming,
+                fetched_at=float(k) if forming is not None else None,
+            )
+        cov = store.coverage("EURUSD", "1d")
+        newest = store.newest("EURUSD", "1d", n, forming=True)
+        assert top_run(store, "EURUSD", "1d", cov, n) == (
+            newest.run,
+            len(newest.bars),
+            newest.complete,
+        )
