@@ -194,8 +194,11 @@ def _batchable(cov: Coverage, gaps: list, now: float, ivl: Interval) -> bool:
 # --------------------------------------------------------------------------- recording
 
 
+_FIELDS = ("open", "high", "low", "close", "volume", "turnover")
+
+
 def _store_frame(bars: pd.DataFrame) -> pd.DataFrame:
-    out = bars[["open", "high", "low", "close", "volume", "turnover"]].copy()
+    out = bars[list(_FIELDS)].copy()
     out.insert(0, "timestamp", pd.DatetimeIndex(bars["timestamp"]).asi8 // 1_000_000_000)
     return out
 
@@ -243,17 +246,48 @@ def record_latest(
     Written as the closed span ``[older, newest - 1]``: it joins the cached history when the
     older bar is the one that was forming before, and leaves a visible hole otherwise.
     """
-    if bars.empty:
+    if not bars.empty:
+        _record_latest_rows(store, code, str(ivl), _store_frame(bars), now)
+
+
+def record_latest_many(
+    store: BarStore, answer: pd.DataFrame, wanted: set[tuple[str, str]], now: float
+) -> None:
+    """Record every group of a ``/batch-kline`` answer that is in ``wanted`` (code, alias).
+
+    ``answer`` is a finalized k-line frame (grouped by code and interval, sorted by time,
+    unique). Like :func:`record_latest` per group, but with one pass over the answer's
+    columns instead of a frame operation per group: an answer holds up to 500 groups.
+    """
+    if answer.empty:
         return
-    rows = _store_frame(bars)
+    codes = answer["code"].to_numpy(object)
+    aliases = answer["interval"].to_numpy(object)
+    stamps = pd.DatetimeIndex(answer["timestamp"]).asi8 // 1_000_000_000
+    values = {f: answer[f].to_numpy(np.float64) for f in _FIELDS}
+    change = (codes[1:] != codes[:-1]) | (aliases[1:] != aliases[:-1])
+    starts = np.flatnonzero(np.concatenate(([True], change)))
+    ends = np.append(starts[1:], len(codes))
+    for a, b in zip(starts.tolist(), ends.tolist(), strict=True):
+        key = (codes[a], aliases[a])
+        if key in wanted:
+            rows = pd.DataFrame(
+                {"timestamp": stamps[a:b], **{f: v[a:b] for f, v in values.items()}}, copy=False
+            )
+            _record_latest_rows(store, key[0], key[1], rows, now)
+
+
+def _record_latest_rows(
+    store: BarStore, code: str, alias: str, rows: pd.DataFrame, now: float
+) -> None:
     forming = rows.iloc[-1:]
     closed = rows.iloc[:-1]
-    newest = int(forming["timestamp"].iloc[0])
+    newest = int(rows["timestamp"].iloc[-1])
     if closed.empty:
-        store.write(code, str(ivl), forming=forming, fetched_at=now)
+        store.write(code, alias, forming=forming, fetched_at=now)
         return
     lo = int(closed["timestamp"].iloc[0])
-    store.write(code, str(ivl), closed, lo, newest - 1, forming=forming, fetched_at=now)
+    store.write(code, alias, closed, lo, newest - 1, forming=forming, fetched_at=now)
 
 
 def read_frame(store: BarStore, req: KlineRequest) -> pd.DataFrame:

@@ -252,12 +252,9 @@ class BatchJob:
 
     def _record(self, body: bytes, chunk: BatchChunk) -> None:
         assert self.store is not None
-        decoded = frames.decode_batch_kline_bodies([body])
-        wanted = {(c.code, str(i)): i for c, i in chunk.groups}
-        for (code, alias), bars in decoded.groupby(["code", "interval"], sort=False):
-            if (code, alias) in wanted:
-                bars = frames.finalize_klines([bars], [code])
-                cached.record_latest(self.store, code, wanted[code, alias], bars, self.now)
+        answer = frames.finalize_klines([frames.decode_batch_kline_bodies([body])], chunk.codes)
+        wanted = {(c.code, str(i)) for c, i in chunk.groups}
+        cached.record_latest_many(self.store, answer, wanted, self.now)
 
     def split(self, call: Call) -> list[Call]:
         """Halve the call by codes, keeping each code's intervals together."""
