@@ -142,8 +142,10 @@ async def bench(args: argparse.Namespace) -> None:
             cold = await client.klines(codes, "1d", count=args.bars)
             cold_s = time.perf_counter() - t0
             cold_calls = served(emu)
-            if not cold.failures.empty:
-                raise SystemExit(f"the cold fill failed for some codes:\n{cold.failures}")
+            # Shortfalls (the plan's history is shorter than count) are fine; errors are not.
+            errors = cold.failures[~cold.failures["kind"].isin(["history-limit", "not-pageable"])]
+            if not errors.empty:
+                raise SystemExit(f"the cold fill failed for some codes:\n{errors}")
 
             # 2. the daily refresh, one day later
             market.advance(DAY)
