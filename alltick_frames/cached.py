@@ -14,6 +14,7 @@ in the store's coverage and the next planning round fills it with ``/kline``.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -73,7 +74,7 @@ def plan_series(
     fresh = cov.is_fresh(now, ttl)
     top = int(now) if req.end is None else req.end
     if req.count is not None:
-        gaps = _count_gaps(req, code, cov, store, fresh)
+        gaps = _count_gaps(req, code, cov, store, fresh, plan.kline_bars)
     else:
         assert req.start is not None
         spans = cov.gaps(min(req.start, top), top, forming=fresh and req.end is None)
@@ -136,17 +137,33 @@ def _stock_plan(
 
 
 def _count_gaps(
-    req: KlineRequest, code: CodeInfo, cov: Coverage, store: BarStore | None, fresh: bool
+    req: KlineRequest,
+    code: CodeInfo,
+    cov: Coverage,
+    store: BarStore | None,
+    fresh: bool,
+    bars_per_call: int,
 ) -> list[tuple[int, int, int | None]]:
     """Gaps of a count request as (lo, hi, want): the stale top, then what lies below."""
     assert req.count is not None and store is not None
     latest = req.end is None
     if latest and not fresh:
-        # Refresh the top first; the next planning round sees how much is still missing.
+        # Refresh the stale top and, in the same round, fetch what the newest run lacks
+        # below it (counting the bars the refresh adds would need its answer first: they are
+        # fetched twice at most, never missed, and the estimate sees every call).
         below = cov.segments[-1][1] + 1 if cov.segments else None
         if below is None:
             return [(0, 0, req.count)]
-        return [(below, 2**62, None)]
+        gaps: list[tuple[int, int, int | None]] = [(below, 2**62, None)]
+        run, held, complete = top_run(store, code.code, str(req.interval), cov, req.count)
+        if not complete and run is not None:
+            # ...unless one chain from the top takes no more calls (count fits in a page).
+            if math.ceil(req.count / bars_per_call) <= 1 + math.ceil(
+                (req.count - held) / bars_per_call
+            ):
+                return [(0, 2**62, req.count)]
+            gaps.insert(0, (0, run[0] - 1, req.count - held))
+        return gaps
     if latest:
         run, held, complete = top_run(store, code.code, str(req.interval), cov, req.count)
     else:

@@ -321,6 +321,42 @@ async def test_estimate_predicts_the_calls_and_counts_the_cache(
         assert huge.share_of_day == huge.total_calls / FAST.per_day
 
 
+MOVES = [
+    pytest.param("1h", {"count": 300}, {"count": 1300}, 3 * HOUR, id="stale-and-a-larger-count"),
+    pytest.param(
+        "1h", {"start": "2024-05-01"}, {"start": "2024-04-01"}, 3 * HOUR, id="stale-earlier-start"
+    ),
+    pytest.param("1d", {"count": 300}, {"count": 300}, DAY, id="next-day"),
+    pytest.param("1d", {"count": 100}, {"count": 400}, DAY, id="next-day-larger-count"),
+    pytest.param("1d", {"count": 300}, {"count": 300}, 5 * DAY, id="next-monday"),
+]
+
+
+@pytest.mark.parametrize(("interval", "before", "after", "move"), MOVES)
+async def test_estimate_matches_the_run_after_the_market_moves(
+    emu: EmulatorServer,
+    market: Market,
+    tmp_path: Path,
+    interval: str,
+    before: dict[str, Any],
+    after: dict[str, Any],
+    move: float,
+) -> None:
+    async with client(emu, market, tmp_path) as c:
+        await c.klines(MIXED, interval, **before)
+        market.advance(move)
+        emu.reset()
+        estimate = c.estimate("klines", MIXED, interval, **after)
+        result = await c.klines(MIXED, interval, **after)
+    made = {e: ok_calls(emu, e) for e in ("kline", "batch-kline")}
+    assert made == estimate.calls
+    assert sum(made.values()) > 0
+    reference = await cold(emu, market, MIXED, interval, **after)
+    pd.testing.assert_frame_equal(result.data, reference.data)
+    # Never more calls than fetching it all again.
+    assert sum(made.values()) <= reference.stats.total_calls
+
+
 # ---------------------------------------------------------------------- the forming bar
 
 
