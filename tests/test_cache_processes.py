@@ -53,7 +53,7 @@ def worker(spec: dict[str, Any]) -> None:
             guard=spec.get("guard"),
         ) as client:
             started = time.time()
-            result = await client.klines(spec["codes"], spec["interval"], count=spec["count"])
+            result = await client.klines(spec["codes"], spec["interval"], **spec["request"])
             finished = time.time()
         result.data.to_pickle(spec["out"] + ".pkl")
         return {
@@ -129,8 +129,8 @@ def test_four_processes_on_one_token_stay_inside_the_plan(
     codes = forex_codes(emu, 24)
     jobs = [codes[k::4] for k in range(4)]  # different codes per process
     count, pages = 1000, 2  # two /kline pages per code
-    request = {"interval": "1h", "count": count, "guard": SHARED_GUARD}
-    procs = [spawn(s) for s in specs(emu, SHARED, tmp_path, jobs, **request)]
+    options = {"interval": "1h", "request": {"count": count}, "guard": SHARED_GUARD}
+    procs = [spawn(s) for s in specs(emu, SHARED, tmp_path, jobs, **options)]
     try:
         wait_for(lambda: all((tmp_path / f"ready-{k}").exists() for k in range(4)), 30, "workers")
         (tmp_path / "go").touch()
@@ -181,7 +181,11 @@ async def _fetch(
 #: Slow enough that the job is still running when it is killed.
 SLOW = fast_plan(8)
 KILL_CODES = ["BTCUSDT", "ETHUSDT", "SOLUSDT"]
-KILL_COUNT = 4000  # eight /kline pages per code: 24 calls in all
+KILL_BARS = 4000  # eight /kline pages per code: 24 calls in all
+KILL_REQUESTS = [
+    pytest.param({"count": KILL_BARS}, id="count"),
+    pytest.param({"start": int(NOW) - (KILL_BARS - 1) * 60}, id="range"),  # crypto: 24/7
+]
 
 
 def _stored_bars(cache: Path) -> int:
@@ -190,13 +194,26 @@ def _stored_bars(cache: Path) -> int:
     return int(table["bars"].sum())
 
 
+def _missing_pages(store: BarStore, code: str, request: dict[str, Any]) -> int:
+    """The /kline pages ``code`` still needs, from what the store holds of it."""
+    per_call = SLOW.kline_bars
+    if "count" in request:
+        held = len(store.newest(code, "1m", request["count"], forming=True).bars)
+        return math.ceil((request["count"] - held) / per_call)
+    cov = store.coverage(code, "1m")
+    assert len(cov.segments) <= 1, cov  # pages of one chain join up
+    lowest = [*(lo for lo, _ in cov.segments), cov.forming_ts or int(NOW) + 60]
+    return math.ceil(max(0, (min(lowest) - request["start"]) // 60) / per_call)
+
+
+@pytest.mark.parametrize("request_", KILL_REQUESTS)
 async def test_a_job_killed_mid_way_resumes_with_only_the_missing_pages(
-    alltick_emulator: Callable[..., EmulatorServer], tmp_path: Path
+    alltick_emulator: Callable[..., EmulatorServer], tmp_path: Path, request_: dict[str, Any]
 ) -> None:
     emu = start_emulator(alltick_emulator, SLOW)
     cache = tmp_path / "cache"
-    total_pages = len(KILL_CODES) * math.ceil(KILL_COUNT / SLOW.kline_bars)
-    (spec,) = specs(emu, SLOW, tmp_path, [KILL_CODES], interval="1m", count=KILL_COUNT)
+    total_pages = len(KILL_CODES) * math.ceil(KILL_BARS / SLOW.kline_bars)
+    (spec,) = specs(emu, SLOW, tmp_path, [KILL_CODES], interval="1m", request=request_)
     (tmp_path / "go").touch()
     proc = spawn(spec)
     try:
@@ -219,16 +236,12 @@ async def test_a_job_killed_mid_way_resumes_with_only_the_missing_pages(
     market = Market(emu)
     async with make_client(emu, market, cache, SLOW) as c:
         assert c.store is not None
-        # What is still missing, from the store itself: each code's newest stored run.
-        held = {
-            code: len(c.store.newest(code, "1m", KILL_COUNT, forming=True).bars)
-            for code in KILL_CODES
-        }
-        missing = sum(math.ceil((KILL_COUNT - n) / SLOW.kline_bars) for n in held.values())
-        assert 0 < missing < total_pages - 4, held  # killed after 5+ pages, before the end
-        estimate = c.estimate("klines", KILL_CODES, "1m", count=KILL_COUNT)
+        # What is still missing, from the store itself.
+        missing = sum(_missing_pages(c.store, code, request_) for code in KILL_CODES)
+        assert 0 < missing < total_pages - 4  # killed after 5+ pages, before the end
+        estimate = c.estimate("klines", KILL_CODES, "1m", **request_)
         assert estimate.calls == {"kline": missing, "batch-kline": 0}
-        result = await c.klines(KILL_CODES, "1m", count=KILL_COUNT)
+        result = await c.klines(KILL_CODES, "1m", **request_)
     assert ok_calls(emu, "kline") == missing
     assert dict(result.stats.calls) == {"kline": missing}
     assert result.failures.empty
@@ -236,7 +249,8 @@ async def test_a_job_killed_mid_way_resumes_with_only_the_missing_pages(
     # A cold fetch of the same request, from a fast emulator with the same market.
     fast = start_emulator(alltick_emulator)
     async with make_client(fast, Market(fast), False) as plain:
-        reference = await plain.klines(KILL_CODES, "1m", count=KILL_COUNT)
+        reference = await plain.klines(KILL_CODES, "1m", **request_)
+    assert len(reference.data) == len(KILL_CODES) * KILL_BARS
     pd.testing.assert_frame_equal(result.data, reference.data)
 
 
