@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from urllib.parse import quote, quote_plus
 
 import aiohttp
+import yarl
 
 from alltick_frames.errors import TransportError, redact
 
@@ -98,8 +100,22 @@ class Transport:
                 return Response(resp.status, await resp.read())
         except (TimeoutError, aiohttp.ClientError, OSError) as exc:
             kind = "timeout" if isinstance(exc, TimeoutError) else type(exc).__name__
-            error = TransportError(
-                ret=None, msg=f"{kind}: {redact(str(exc)) or 'no detail'}", endpoint=path
-            )
+            text = scrub(str(exc), self._token.reveal())
+            error = TransportError(ret=None, msg=f"{kind}: {text or 'no detail'}", endpoint=path)
         # Raised outside the except block so the aiohttp exception (and its URL) is not chained.
         raise error
+
+
+def scrub(text: str, token: str) -> str:
+    """``text`` without ``token``, however a URL spelled it, and without any ``token=`` value.
+
+    The token is blanked first, in every spelling a URL may give it (as is, or percent-encoded),
+    then :func:`~alltick_frames.errors.redact` blanks ``token=...``. In the other order a
+    token holding a character that ends redact's match (``'``, ``(``, a space) would leave its
+    tail behind.
+    """
+    if token:
+        query = yarl.URL("/").with_query(token=token).raw_query_string.removeprefix("token=")
+        for form in sorted({token, query, quote(token, safe=""), quote_plus(token)}, key=len)[::-1]:
+            text = text.replace(form, "***")
+    return redact(text)
