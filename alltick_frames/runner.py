@@ -44,7 +44,7 @@ log = logging.getLogger("alltick_frames")
 Item = tuple[str, str | None]
 
 #: Seconds a call may leave after its budget slot before the slot is given back for a new one
-#: (at least this, and at least half the budget's guard; see :meth:`Runner._acquire`).
+#: (at least this, and at least half the budget's guard; see :class:`Departure`).
 MIN_LATENESS = 0.002
 #: New slots a call may take after missing one, before it goes with whatever slot it has.
 MAX_REPACES = 3
@@ -64,6 +64,42 @@ class RetryPolicy:
 
     def delay(self, attempt: int, rng: random.Random) -> float:
         return min(self.cap, self.base * 2 ** (attempt - 1)) * rng.uniform(0.5, 1.0)
+
+
+@dataclass(eq=False)
+class Departure:
+    """Makes one call leave at its budget slot.
+
+    The budget paces calls by the slots it hands out, trusting each call to reach the server
+    at its slot (within the budget's guard). A call that leaves late (its task woke late
+    because the event loop was busy decoding, or its connection took a TCP or TLS handshake
+    to open) would leave the ledger believing it went earlier; the call one window behind it
+    could then reach the server less than a window after it, and get a 429. The transport
+    awaits this object once the connection is ready, just before the request is written; a
+    slot missed by more than half the guard is then given back and a new one taken.
+    """
+
+    budget: Budget
+    endpoint: str
+    slot: float = 0.0
+    #: New slots taken after missing one (at most :data:`MAX_REPACES`, then it goes as is).
+    repaced: int = 0
+
+    async def acquire(self) -> None:
+        """Wait for a slot (raises :class:`~alltick_frames.errors.DailyCapReached`)."""
+        self.slot = await self.budget.acquire(self.endpoint)
+
+    async def __call__(self) -> None:
+        budget = self.budget
+        tolerance = max(budget.guard / 2, MIN_LATENESS)
+        while self.repaced < MAX_REPACES:
+            late = budget.clock.now() - self.slot
+            if late <= tolerance:
+                return
+            log.debug("%s slot missed by %.3fs; taking a new one", self.endpoint, late)
+            budget.release(self.endpoint, self.slot)
+            self.repaced += 1
+            await self.acquire()
 
 
 @dataclass(eq=False)
@@ -193,49 +229,46 @@ class Runner:
 
     async def _execute(self, call: Call) -> None:
         job = self._job
+        departure: Departure | None = None
         if self._stopped is None:
             try:
-                await self._acquire(job.endpoint)
+                departure = Departure(self.budget, job.endpoint)
+                await departure.acquire()
             except DailyCapReached as exc:
                 self._stopped = exc
         if self._stopped is not None:
             self._fail(call, "daily-cap", None, str(self._stopped))
             return
-        call.attempts += 1
-        self.stats.calls[job.endpoint] += 1
-        if call.attempts > 1:
-            self.stats.retries += 1
+        self._count(call)
         params, body = job.request(call)
         try:
             if body is not None:
-                response = await self.transport.post(call.path, body)
+                response = await self.transport.post(call.path, body, ready=departure)
             else:
-                response = await self.transport.get(call.path, params or {})
+                response = await self.transport.get(call.path, params or {}, ready=departure)
         except TransportError as exc:
             self._fault(call, exc)
             return
+        except DailyCapReached as exc:  # met while taking a new slot: the call never left
+            self._uncount(call)
+            self._stopped = exc
+            self._fail(call, "daily-cap", None, str(exc))
+            return
         self._answer(call, response)
 
-    async def _acquire(self, endpoint: str) -> None:
-        """Wait for the budget's slot, and take a fresh one if this task woke too late for it.
+    def _count(self, call: Call) -> None:
+        """Count an attempt of ``call`` about to be sent."""
+        call.attempts += 1
+        self.stats.calls[self._job.endpoint] += 1
+        if call.attempts > 1:
+            self.stats.retries += 1
 
-        The budget paces calls by the slots it hands out, trusting each call to leave at its
-        slot (within its guard). A task that wakes late, because the event loop was busy (say,
-        decoding a batch of bodies) would send a call the ledger believes left earlier; the
-        call one window behind it could then reach the server less than a window after it,
-        and get a 429. So a slot missed by more than half the guard is given back, and the
-        call waits for a new one from now on.
-        """
-        budget = self.budget
-        tolerance = max(budget.guard / 2, MIN_LATENESS)
-        for _ in range(MAX_REPACES):
-            slot = await budget.acquire(endpoint)
-            late = budget.clock.now() - slot
-            if late <= tolerance:
-                return
-            log.debug("%s slot missed by %.3fs; taking a new one", endpoint, late)
-            budget.release(endpoint, slot)
-        await budget.acquire(endpoint)
+    def _uncount(self, call: Call) -> None:
+        """Take back the attempt :meth:`_count` counted, for a call that never left."""
+        if call.attempts > 1:
+            self.stats.retries -= 1
+        call.attempts -= 1
+        self.stats.calls[self._job.endpoint] -= 1
 
     def _answer(self, call: Call, response: Response) -> None:
         job = self._job

@@ -4,12 +4,19 @@ aiohttp writes the full URL, ``?token=`` included, into its exceptions. Every fa
 this module as a :class:`~alltick_frames.errors.TransportError` whose text went through
 :func:`~alltick_frames.errors.redact`, with the original exception detached, so a traceback,
 a log record or a failure row can never carry the token.
+
+A request may carry a ``ready`` hook: the transport awaits it once the request's connection
+is ready (reused from the pool, or freshly opened) and just before the request is written.
+The runner uses it to make each call leave at its budget slot, however long the connection
+took to open.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from types import SimpleNamespace
 from urllib.parse import quote, quote_plus
 
 import aiohttp
@@ -18,6 +25,9 @@ import yarl
 from alltick_frames.errors import TransportError, redact
 
 log = logging.getLogger("alltick_frames")
+
+#: Awaited when a request's connection is ready, just before the request is written.
+Ready = Callable[[], Awaitable[None]]
 
 
 class Secret:
@@ -66,10 +76,14 @@ class Transport:
 
     def _open(self) -> aiohttp.ClientSession:
         if self._session is None or self._session.closed:
+            trace = aiohttp.TraceConfig()
+            trace.on_connection_reuseconn.append(_connection_ready)
+            trace.on_connection_create_end.append(_connection_ready)
             self._session = aiohttp.ClientSession(
                 timeout=self._timeout,
                 connector=aiohttp.TCPConnector(limit=self._connections),
                 raise_for_status=False,
+                trace_configs=[trace],
             )
         return self._session
 
@@ -78,16 +92,23 @@ class Transport:
             await self._session.close()
             self._session = None
 
-    async def get(self, path: str, params: dict[str, str]) -> Response:
+    async def get(
+        self, path: str, params: dict[str, str], *, ready: Ready | None = None
+    ) -> Response:
         """GET ``path`` with ``params`` (URL-encoded once by aiohttp) plus the token."""
-        return await self._send("GET", path, params, None)
+        return await self._send("GET", path, params, None, ready)
 
-    async def post(self, path: str, body: bytes) -> Response:
+    async def post(self, path: str, body: bytes, *, ready: Ready | None = None) -> Response:
         """POST a JSON ``body`` to ``path``; the token goes in the URL, as AllTick wants."""
-        return await self._send("POST", path, {}, body)
+        return await self._send("POST", path, {}, body, ready)
 
     async def _send(
-        self, method: str, path: str, params: dict[str, str], body: bytes | None
+        self,
+        method: str,
+        path: str,
+        params: dict[str, str],
+        body: bytes | None,
+        ready: Ready | None,
     ) -> Response:
         url = self.base_url + path
         query = {"token": self._token.reveal(), **params}
@@ -95,7 +116,7 @@ class Transport:
         error: TransportError | None = None
         try:
             async with self._open().request(
-                method, url, params=query, data=body, headers=headers
+                method, url, params=query, data=body, headers=headers, trace_request_ctx=ready
             ) as resp:
                 return Response(resp.status, await resp.read())
         except (TimeoutError, aiohttp.ClientError, OSError) as exc:
@@ -119,3 +140,11 @@ def scrub(text: str, token: str) -> str:
         for form in sorted({token, query, quote(token, safe=""), quote_plus(token)}, key=len)[::-1]:
             text = text.replace(form, "***")
     return redact(text)
+
+
+async def _connection_ready(
+    _session: aiohttp.ClientSession, context: SimpleNamespace, _params: object
+) -> None:
+    ready: Ready | None = context.trace_request_ctx
+    if ready is not None:
+        await ready()

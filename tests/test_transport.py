@@ -1,8 +1,11 @@
-"""The transport: one HTTP call over a real socket, the token kept out of every message."""
+"""The transport: one HTTP call over a real socket, the token kept out of every message, and the
+``ready`` hook awaited once the connection is ready, before the request is written."""
 
 from __future__ import annotations
 
+import asyncio
 import socket
+import time
 import traceback
 from collections.abc import AsyncIterator, Awaitable, Callable
 
@@ -131,3 +134,53 @@ async def test_a_reset_connection_is_a_transport_error(serve) -> None:
         await transport.close()
     assert info.value.msg.startswith(("ServerDisconnectedError", "ClientOSError"))
     assert TOKEN not in every_text(info.value)
+
+
+async def test_ready_is_awaited_before_the_request_is_written(serve) -> None:
+    """On a new connection and on a reused one, the server sees nothing until ``ready`` ends."""
+    arrived: list[float] = []
+
+    async def handler(request: web.Request) -> web.StreamResponse:
+        arrived.append(time.monotonic())
+        return web.Response(text="{}")
+
+    ended: list[float] = []
+
+    async def ready() -> None:
+        await asyncio.sleep(0.15)
+        ended.append(time.monotonic())
+
+    transport = Transport(await serve(handler), Secret(TOKEN), connections=1)
+    try:
+        for _ in range(2):  # the second call reuses the first one's connection
+            await transport.get("/quote-b-api/kline", {"query": "{}"}, ready=ready)
+        await transport.post("/quote-b-api/batch-kline", b"{}", ready=ready)
+        await transport.get("/quote-b-api/kline", {"query": "{}"})  # no hook: no wait
+    finally:
+        await transport.close()
+    assert len(ended) == 3 and len(arrived) == 4
+    assert all(a >= e for a, e in zip(arrived, ended, strict=False))
+    assert arrived[3] - arrived[2] < 0.1
+
+
+async def test_an_error_raised_by_ready_stops_the_request(serve) -> None:
+    hits: list[str] = []
+
+    async def handler(request: web.Request) -> web.StreamResponse:
+        hits.append(request.path)
+        return web.Response(text="{}")
+
+    class Stop(Exception):
+        pass
+
+    async def refuse() -> None:
+        raise Stop
+
+    transport = Transport(await serve(handler), Secret(TOKEN))
+    try:
+        with pytest.raises(Stop):
+            await transport.get("/quote-b-api/kline", {"query": "{}"}, ready=refuse)
+        await transport.get("/quote-b-api/kline", {"query": "{}"})
+    finally:
+        await transport.close()
+    assert hits == ["/quote-b-api/kline"]
