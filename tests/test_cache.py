@@ -121,14 +121,18 @@ async def cold(
     *args: Any,
     plan: Plan = FAST,
     budget: Budget | None = None,
+    cache: Path | None = None,
     **kwargs: Any,
 ) -> FetchResult:
-    """The same request with no cache at all: what a fetch from scratch returns.
+    """The same request from scratch: with no cache at all, or into an empty ``cache`` dir.
 
     Pass the cached client's ``budget`` when it has just used a good part of the plan's
     window: a client without a cache paces on its own in-memory ledger otherwise.
     """
-    async with client(emu, market, False, plan, budget=budget) as fresh:
+    if cache is not None:
+        assert not cache.exists(), "a cold fetch needs an empty cache directory"
+    directory: Path | bool = False if cache is None else cache
+    async with client(emu, market, directory, plan, budget=budget) as fresh:
         return await fresh.klines(*args, **kwargs)
 
 
@@ -202,7 +206,9 @@ async def test_a_larger_count_fetches_only_the_new_pages(
             assert ok_calls(emu, "kline") == want, (old, new)
             assert ok_calls(emu, "batch-kline") == 0
             assert result.stats.cached == 1 - stock_calls
-            reference = await cold(emu, market, codes, "1h", count=new)
+            reference = await cold(
+                emu, market, codes, "1h", count=new, cache=tmp_path / f"cold-{new}"
+            )
             pd.testing.assert_frame_equal(result.data, reference.data)
             assert failure_summary(result) == failure_summary(reference)
 
@@ -216,7 +222,9 @@ async def test_a_stock_asked_for_more_than_its_first_page_gets_the_rest(
         emu.reset()
         result = await c.klines(["AAPL.US", "700.HK"], "1d", count=400)
         assert ok_calls(emu, "kline") == 2
-        reference = await cold(emu, market, ["AAPL.US", "700.HK"], "1d", count=400)
+        reference = await cold(
+            emu, market, ["AAPL.US", "700.HK"], "1d", count=400, cache=tmp_path / "cold"
+        )
         pd.testing.assert_frame_equal(result.data, reference.data)
         assert result.failures.empty
         emu.reset()
@@ -240,7 +248,7 @@ async def test_an_earlier_start_fetches_only_the_new_pages(
     start_0 = pd.Timestamp("2024-02-14T09:00Z")  # a Wednesday hour: every code has a bar there
     async with client(emu, market, tmp_path) as c:
         await c.klines(codes, "1h", start=start_1)
-        reference = await cold(emu, market, codes, "1h", start=start_0)
+        reference = await cold(emu, market, codes, "1h", start=start_0, cache=tmp_path / "cold")
         # What the new chains must bring: the bars below what the first run stored. Every page
         # but a chain's last is full, and a chain stops once it reaches the new start.
         want = sum(
@@ -265,7 +273,7 @@ async def test_a_later_end_fetches_only_what_lies_beyond(
         emu.reset()
         result = await c.klines(PAGEABLE, "1h", start=start)
     assert ok_calls(emu, "kline") == len(PAGEABLE)  # 2.6 days of hours fit in one page
-    reference = await cold(emu, market, PAGEABLE, "1h", start=start)
+    reference = await cold(emu, market, PAGEABLE, "1h", start=start, cache=tmp_path / "cold")
     pd.testing.assert_frame_equal(result.data, reference.data)
 
 
