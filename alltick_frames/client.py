@@ -156,6 +156,7 @@ class AllTick(QuotesMixin):
             self.store = BarStore(None if cache is True else cache, source=source)
         options = {} if guard is None else {"guard": guard}
         cache_dir = self.store.root if self.store is not None else None
+        self._owns_budget = budget is None
         self.budget = budget or Budget.for_token(self.plan, token, cache_dir, **options)
         self._transport = Transport(
             self.base_url, self._token, timeout=timeout, connections=self.concurrency
@@ -172,10 +173,12 @@ class AllTick(QuotesMixin):
         await self.close()
 
     async def close(self) -> None:
-        """Close the HTTP session and the cache."""
+        """Close the HTTP session, the cache and the budget ledger this client opened."""
         await self._transport.close()
         if self.store is not None:
             self.store.close()
+        if self._owns_budget:
+            self.budget.close()
 
     def ttl(self, interval: Interval) -> float:
         """Seconds a cached forming bar of ``interval`` is trusted."""
