@@ -77,6 +77,10 @@ class Departure:
     could then reach the server less than a window after it, and get a 429. The transport
     awaits this object once the connection is ready, just before the request is written; a
     slot missed by more than half the guard is then given back and a new one taken.
+
+    aiohttp sends a GET again by itself when a kept-alive connection drops it (and would
+    follow a redirect): the server sees two calls. Such a resend takes a slot of its own and
+    is reported to ``on_resend``, so that the ledger and the stats count every request sent.
     """
 
     budget: Budget
@@ -84,22 +88,32 @@ class Departure:
     slot: float = 0.0
     #: New slots taken after missing one (at most :data:`MAX_REPACES`, then it goes as is).
     repaced: int = 0
+    #: Requests that left on this call's behalf (more than one if aiohttp sent it again).
+    sent: int = 0
+    on_resend: Callable[[], None] | None = None
 
     async def acquire(self) -> None:
         """Wait for a slot (raises :class:`~alltick_frames.errors.DailyCapReached`)."""
         self.slot = await self.budget.acquire(self.endpoint)
 
     async def __call__(self) -> None:
+        if self.sent:
+            log.debug("%s request sent again by aiohttp; taking a slot for it", self.endpoint)
+            await self.acquire()
+            self.repaced = 0
+            if self.on_resend is not None:
+                self.on_resend()
         budget = self.budget
         tolerance = max(budget.guard / 2, MIN_LATENESS)
         while self.repaced < MAX_REPACES:
             late = budget.clock.now() - self.slot
             if late <= tolerance:
-                return
+                break
             log.debug("%s slot missed by %.3fs; taking a new one", self.endpoint, late)
             budget.release(self.endpoint, self.slot)
-            self.repaced += 1
             await self.acquire()
+            self.repaced += 1
+        self.sent += 1
 
 
 @dataclass(eq=False)
@@ -232,7 +246,7 @@ class Runner:
         departure: Departure | None = None
         if self._stopped is None:
             try:
-                departure = Departure(self.budget, job.endpoint)
+                departure = Departure(self.budget, job.endpoint, on_resend=self._resent)
                 await departure.acquire()
             except DailyCapReached as exc:
                 self._stopped = exc
@@ -249,8 +263,10 @@ class Runner:
         except TransportError as exc:
             self._fault(call, exc)
             return
-        except DailyCapReached as exc:  # met while taking a new slot: the call never left
-            self._uncount(call)
+        except DailyCapReached as exc:  # met while taking a new slot
+            assert departure is not None
+            if not departure.sent:  # the call never left
+                self._uncount(call)
             self._stopped = exc
             self._fail(call, "daily-cap", None, str(exc))
             return
@@ -262,6 +278,11 @@ class Runner:
         self.stats.calls[self._job.endpoint] += 1
         if call.attempts > 1:
             self.stats.retries += 1
+
+    def _resent(self) -> None:
+        """Count a request aiohttp sent again on its own (see :class:`Departure`)."""
+        self.stats.calls[self._job.endpoint] += 1
+        self.stats.retries += 1
 
     def _uncount(self, call: Call) -> None:
         """Take back the attempt :meth:`_count` counted, for a call that never left."""

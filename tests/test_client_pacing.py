@@ -26,7 +26,7 @@ from test_client_support import (
 )
 
 from alltick_frames import planner, wire
-from alltick_frames.budget import Budget
+from alltick_frames.budget import DEFAULT_GUARD, Budget
 from alltick_frames.jobs import KlineJob
 from alltick_frames.plans import get_plan
 from alltick_frames.result import FetchStats
@@ -52,10 +52,11 @@ async def test_a_fast_plan_mixing_kline_and_batch_kline_sees_no_rejection(alltic
 
 
 async def test_the_basic_plan_sees_no_rejection(alltick_emulator) -> None:
-    """Basic allows one call a second in all, and one /batch-kline every three seconds."""
+    """Basic allows one call a second in all, and one /batch-kline every three seconds; one call
+    at a time never queues in the emulator, so the default guard holds."""
     plan = get_plan("basic")
     emu = alltick_emulator(tokens=tokens(plan))
-    async with client(emu, plan) as c:
+    async with client(emu, plan, guard=DEFAULT_GUARD) as c:
         history, latest = await asyncio.gather(
             c.klines(["AAPL.US", "EURUSD"], "1d", count=10), c.latest(["700.HK"], "1d")
         )

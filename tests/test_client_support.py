@@ -34,6 +34,11 @@ TOKEN = "tk-8Qv3Lz0WmP6sXa1Ry7Nc4Ud9Hf2Gb5Je-client-secret"
 REF_TOKEN = "reference"
 #: Retries fast enough for tests, and patient enough to outlast a 20% fault rate.
 FAST_RETRY = RetryPolicy(attempts=10, base=0.01, cap=0.05)
+#: The budget's guard in these tests. The emulator runs in the test's process, on one thread
+#: that shares the GIL with the client: a burst of calls (the first on new connections, or
+#: one behind a /batch-kline of 200 groups, which takes it ~40 ms to render) is counted by
+#: its windows up to ~80 ms after it left, later than the default 25 ms guard allows for.
+GUARD = 0.1
 
 
 def fast_plan(rate: int = 100, **overrides: Any) -> Plan:
@@ -61,13 +66,14 @@ def tokens(plan: Plan, basket: Iterable[str] | None = None) -> dict[str, Any]:
 
 
 def client(emu: EmulatorServer, plan: Plan, **options: Any) -> AllTick:
-    """A client on ``emu`` with no cache and a budget of its own (so tests never share one)."""
+    """A client on ``emu`` with no cache and a budget of its own (so tests never share one),
+    with the :data:`GUARD` unless ``guard`` says otherwise."""
     options.setdefault("cache", False)
     options.setdefault("retry", FAST_RETRY)
     options.setdefault("progress", False)
     options.setdefault("clock", NOW.timestamp)
     if "budget" not in options:
-        options["budget"] = Budget(plan)
+        options["budget"] = Budget(plan, guard=options.pop("guard", GUARD))
     return AllTick(options.pop("token", TOKEN), plan, emu.url, **options)
 
 
