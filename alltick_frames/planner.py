@@ -15,11 +15,13 @@ base path per call (stock and forex codes never share a call).
 from __future__ import annotations
 
 import math
+import numbers
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from alltick_frames.codes import CodeInfo, validate_codes
@@ -39,9 +41,14 @@ def to_epoch(value: TimeLike, name: str) -> int:
     (``"2024-03-01T12:00Z"``), date-only strings and ``date`` objects (read as 00:00 UTC), and
     epoch seconds. Naive datetimes are refused: their time zone would be a guess.
     """
-    if isinstance(value, bool):
-        raise ValueError(f"{name}={value!r} is not a time")
-    if isinstance(value, int | float):
+    not_a_time = (
+        f"{name}={value!r} is not a time; use ISO 8601 like '2024-03-01' or '2024-03-01T12:00Z'"
+    )
+    if isinstance(value, bool | np.bool_):
+        raise ValueError(not_a_time)
+    if isinstance(value, numbers.Real):  # numpy's integers and floats too
+        if not math.isfinite(value):
+            raise ValueError(not_a_time)
         if value > 1e11:
             raise ValueError(f"{name}={value} looks like milliseconds; give epoch seconds")
         return int(value)
@@ -52,14 +59,13 @@ def to_epoch(value: TimeLike, name: str) -> int:
         try:
             ts = pd.Timestamp(text)
         except ValueError:
-            raise ValueError(
-                f"{name}={value!r} is not a time; use ISO 8601 like '2024-03-01' or "
-                "'2024-03-01T12:00Z'"
-            ) from None
-        if ts.tzinfo is None and len(text) == 10:  # a bare date: midnight UTC
+            raise ValueError(not_a_time) from None
+        if ts is not pd.NaT and ts.tzinfo is None and len(text) == 10:  # a bare date: 00:00 UTC
             ts = ts.tz_localize("UTC")
     else:
         ts = pd.Timestamp(value)
+    if ts is pd.NaT:  # "", "NaT", pd.NaT, None-like
+        raise ValueError(not_a_time)
     if ts.tzinfo is None:
         raise ValueError(
             f"{name}={value!r} has no time zone; add one, e.g. '2024-03-01T12:00Z' or "
@@ -103,8 +109,10 @@ def kline_request(
                 f"{'…' if len(stocks) > 5 else ''}); use 1h or 1d for them, or fetch them apart"
             )
     if count is not None:
-        if isinstance(count, bool) or not isinstance(count, int) or count < 1:
+        whole = isinstance(count, numbers.Integral) and not isinstance(count, bool | np.bool_)
+        if not whole or count < 1:
             raise ValueError(f"count must be a whole number >= 1, got {count!r}")
+        count = int(count)  # numpy's integers too
         if start is not None:
             raise ValueError("give either count (the newest N bars) or start, not both")
     start_s = None if start is None else to_epoch(start, "start")
