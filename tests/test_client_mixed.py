@@ -7,10 +7,8 @@ import random
 from collections import Counter
 from collections.abc import Sequence
 
-import pandas as pd
 import pytest
 from test_client_support import (
-    TOKEN,
     assert_same_bars,
     client,
     codes_by_class,
@@ -167,4 +165,3 @@ async def test_codes_outside_a_market_plan_fail_without_a_call(alltick_emulator)
     assert list(result.failures["code"]) == ["700.HK", "EURUSD"]
     assert set(result.failures["ret"]) == {604} and set(result.failures["attempts"]) == {0}
     assert served(emu) == {"kline": {"200": 2}}
-    assert pd.Series(served(emu, TOKEN)).size == 1
