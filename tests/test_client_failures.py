@@ -272,3 +272,20 @@ async def test_an_unreadable_bar_fails_its_code_not_the_job_latest(one_bad_numbe
         result = await c.latest(["EURUSD", "BADFX", "GOLD"], "1d")
     assert list(result.failures["code"]) == ["BADFX"]
     assert list(dict.fromkeys(result.data["code"])) == ["EURUSD", "GOLD"]
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="AllTick.retry merges the data but keeps the fresh job's stats.rows, so the merged "
+    "result's stats (and repr) count only the bars fetched by the retry",
+)
+async def test_a_retried_result_counts_all_its_rows(alltick_emulator) -> None:
+    plan = fast_plan(100, per_day=2)
+    emu = alltick_emulator(tokens=tokens(plan))
+    warp = WarpClock(emu.clock)
+    async with client(emu, plan, budget=Budget(plan, clock=warp, guard=GUARD)) as c:
+        first = await c.klines(["AAPL.US", "EURUSD", "GOLD"], "1d", count=10)
+        warp.advance(86_400)
+        merged = await c.retry(first)
+    assert merged.ok and len(merged.data) == 30
+    assert merged.stats.rows == len(merged.data)
