@@ -4,7 +4,8 @@ The runner is the only place that retries. A :class:`Job` says how to ask for on
 call and what its answers mean; the runner drives any job the same way:
 
 * every call first waits for the :class:`~alltick_frames.budget.Budget`, so the plan's windows
-  are never broken by us;
+  are never broken by us, and leaves at the slot it was given: a call whose connection was
+  ready late (a new connection, a busy loop) takes a new slot (:class:`Departure`);
 * faults (timeouts, resets, HTTP 5xx, malformed bodies) and 429/605 are sent again after a
   capped, jittered exponential backoff, up to ``RetryPolicy.attempts`` tries;
 * 603 (too big) splits the call in two; 600/604 in a call of several codes bisects it until
