@@ -21,20 +21,15 @@ theoretical minimum is 11 s. ``--quick`` asks for 1,200 bars (3 pages, 276 calls
 
     python benchmarks/throughput.py              # ~12 s
     python benchmarks/throughput.py --quick      # ~3 s
-    python benchmarks/throughput.py --concurrency 32 --guard 0.025
+    python benchmarks/throughput.py --concurrency 4 --guard 0.05
 
-Defaults: ``--concurrency 4``, ``--guard`` the budget's default (25 ms). The emulator is one
-thread sharing this process's GIL; a few calls in flight keep it busy (each answer takes it
-~2 ms to render), while 32 in flight (the client's default for a 100/s plan, sized for
-AllTick's real round trips) only queue inside it, so it counts a burst up to ~100 ms after
-it left and refuses calls the budget rightly placed. ``--concurrency 32`` shows that.
-
-Measured on a 2-core machine (full job, minimum 11 s): ratio 1.058-1.06 with no rejection in
-about half the runs, 1.155 in the others (one 429: the emulator, stalled on the GIL while we
-decode, counted a call ~40 ms late, and the 429 blocks the endpoint for a window); with
-``--guard 0.05`` 1.084-1.086 and never a rejection; with ``--concurrency 32`` 1.3-1.4 and
-60-100 x 429. Of the ~6% over the minimum, 2.5% is the guard (25 ms per 1 s window) and
-~3% the tail (``finalize_klines`` sorts the 552,000 bars in ~0.3 s after the last answer).
+``--concurrency`` defaults to the client's own choice for the plan (32 here, sized for
+AllTick's real round trips), ``--guard`` to the budget's (25 ms). The emulator is one thread
+sharing this process's GIL and renders an answer in ~2 ms, so calls that reach it together
+queue inside it and are counted up to ~100 ms after they left: a budget that lets a whole
+window's calls leave at once can then see 429s here. ``--concurrency 4`` keeps the queue
+short. The ratio also pays the guard (25 ms per full 1 s window, 2.5%) and the tail after
+the last answer (decoding the last bodies, sorting ~550,000 bars into the frame).
 """
 
 from __future__ import annotations
@@ -50,6 +45,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from a ch
 
 from alltick_frames import AllTick
 from alltick_frames.budget import DEFAULT_GUARD, Budget, theoretical_minimum
+from alltick_frames.client import default_concurrency
 from alltick_frames.emulator import EmulatorConfig, EmulatorServer
 from alltick_frames.plans import ENDPOINTS, KLINE, Plan, get_plan
 
@@ -151,7 +147,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="3 pages a code (~3 s)")
     parser.add_argument("--count", type=int, help="hourly bars per code (default 6000)")
-    parser.add_argument("--concurrency", type=int, default=4, help="calls in flight")
+    parser.add_argument(
+        "--concurrency", type=int, help="calls in flight (default: the client's for the plan)"
+    )
     parser.add_argument(
         "--guard", type=float, default=DEFAULT_GUARD, help="the budget's guard, seconds"
     )
@@ -162,7 +160,8 @@ def main(argv: list[str] | None = None) -> int:
     with EmulatorServer(config) as emu:
         codes = [str(row["code"]) for row in emu.codes() if row["path"] == "/quote-b-api"]
         run = asyncio.run(run_job(emu, codes, count, args.concurrency, args.guard))
-    report(run, len(codes), count, args.concurrency, args.guard)
+    concurrency = args.concurrency or default_concurrency(PLAN)
+    report(run, len(codes), count, concurrency, args.guard)
     return 0 if run.ratio <= 1.05 and not run.rejections else 1
 
 
