@@ -250,8 +250,8 @@ class Runner:
                 departure = Departure(self.budget, job.endpoint, on_resend=self._resent)
                 await departure.acquire()
             except DailyCapReached as exc:
-                self._stopped = exc
-        if self._stopped is not None:
+                self._stopped, departure = exc, None
+        if departure is None:  # a call that got its slot goes, even if the cap came meanwhile
             self._fail(call, "daily-cap", None, str(self._stopped))
             return
         self._count(call)
