@@ -207,9 +207,27 @@ def windows_for(plan: Plan, endpoint: str) -> tuple[Window, ...]:
 Rule = tuple[str, int, int]
 
 
-def rules_for(plan: Plan, endpoint: str, guard: float = DEFAULT_GUARD) -> tuple[Rule, ...]:
-    """:func:`windows_for` in the core's units: ``(key, calls, ticks of per + guard)``."""
-    return tuple((w.key, w.calls, to_ticks(w.per + guard)) for w in windows_for(plan, endpoint))
+#: Suffix of the ledger key that spaces the calls of a rate window evenly (see rules_for).
+SPACING_SUFFIX = ":spacing"
+
+
+def rules_for(
+    plan: Plan, endpoint: str, guard: float = DEFAULT_GUARD, *, smooth: bool = True
+) -> tuple[Rule, ...]:
+    """:func:`windows_for` in the core's units: ``(key, calls, ticks of per + guard)``.
+
+    With ``smooth``, each rate window of L calls per S seconds (per endpoint, all endpoints)
+    also spaces consecutive calls S / L apart, as a leaky bucket does, instead of letting a
+    whole window's calls leave at one instant. The long-run rate is the same (L calls per
+    S + guard), but a server that admits a burst one request at a time would date its last
+    calls late and then find the next window crowded; evenly spaced calls never queue.
+    """
+    rules = []
+    for w in windows_for(plan, endpoint):
+        rules.append((w.key, w.calls, to_ticks(w.per + guard)))
+        if smooth and w.calls > 1 and w.key != PER_MINUTE_KEY:
+            rules.append((w.key + SPACING_SUFFIX, 1, to_ticks(w.per / w.calls)))
+    return tuple(rules)
 
 
 def _block_keys(endpoint: str) -> tuple[str, ...]:
@@ -530,11 +548,13 @@ class Budget:
     ``clock`` defaults to :class:`~alltick_frames.clock.SystemClock`; ``ledger`` to a fresh
     :class:`MemoryLedger` (use :meth:`for_token` to share one per token, or a
     :class:`DiskLedger` across processes). ``guard`` (seconds, default 0.025) widens every
-    sliding window. With ``wait_for_reset`` a full day makes :meth:`acquire` wait for the
-    reset instead of raising. ``daily_cap_after_605s`` is how many 605s in a row, each after
-    a full quiet minute, it takes to conclude that the daily cap is spent.
+    sliding window. ``smooth`` (default) spaces a rate window's calls evenly rather than
+    letting them leave in one burst (see :func:`rules_for`). With ``wait_for_reset`` a full
+    day makes :meth:`acquire` wait for the reset instead of raising.
+    ``daily_cap_after_605s`` is how many 605s in a row, each after a full quiet minute, it
+    takes to conclude that the daily cap is spent.
 
-    Every process sharing a ledger should use the same plan and guard.
+    Every process sharing a ledger should use the same plan, guard and smoothing.
     """
 
     def __init__(
@@ -544,6 +564,7 @@ class Budget:
         clock: Clock | None = None,
         ledger: Ledger | None = None,
         guard: float = DEFAULT_GUARD,
+        smooth: bool = True,
         wait_for_reset: bool = False,
         daily_cap_after_605s: int = 3,
     ) -> None:
@@ -555,6 +576,7 @@ class Budget:
         self.clock: Clock = clock if clock is not None else SystemClock()
         self.ledger: Ledger = ledger if ledger is not None else MemoryLedger()
         self.guard = float(guard)
+        self.smooth = smooth
         self.wait_for_reset = wait_for_reset
         self.daily_cap_after_605s = daily_cap_after_605s
         self._guard = to_ticks(guard)
@@ -590,7 +612,9 @@ class Budget:
     def _rules_of(self, endpoint: str) -> tuple[Rule, ...]:
         rules = self._rules.get(endpoint)
         if rules is None:
-            rules = self._rules[endpoint] = rules_for(self.plan, endpoint, self.guard)
+            rules = self._rules[endpoint] = rules_for(
+                self.plan, endpoint, self.guard, smooth=self.smooth
+            )
         return rules
 
     def _now(self) -> int:

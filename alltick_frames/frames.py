@@ -440,12 +440,17 @@ def decode_batch_kline_bodies(bodies: Sequence[bytes]) -> pd.DataFrame:
     return columns.frame()
 
 
-def _code_ranks(codes: pd.Series, code_order: Sequence[str]) -> np.ndarray:
-    """Rank of each code: its place in ``code_order``; codes it lacks follow, alphabetically."""
-    order = list(dict.fromkeys(code_order))
+def _ranks(values: pd.Series, order: Sequence[str]) -> np.ndarray:
+    """Rank of each value: its place in ``order``; values it lacks follow, alphabetically.
+
+    Computed by Arrow on the column's own strings, with no Python object per row.
+    """
+    order = list(dict.fromkeys(order))
     known = set(order)
-    extra = sorted(c for c in codes.unique() if c not in known)
-    return pd.Categorical(codes, categories=order + extra).codes.astype(np.int64)
+    extra = sorted(v for v in values.dropna().unique() if v not in known)
+    everything = pa.array(order + extra, pa.string())
+    ranks = pc.index_in(pa.array(values.array), value_set=everything).fill_null(len(everything))
+    return ranks.to_numpy(zero_copy_only=False).astype(np.int64)
 
 
 def finalize_klines(frames: Sequence[pd.DataFrame], code_order: Sequence[str]) -> pd.DataFrame:
@@ -463,8 +468,8 @@ def finalize_klines(frames: Sequence[pd.DataFrame], code_order: Sequence[str]) -
         return empty_klines()
     df = pd.concat(parts, ignore_index=True)
     df = df[KLINE_COLUMNS].astype(KLINE_DTYPES)
-    code_rank = _code_ranks(df["code"], code_order)
-    interval_rank = df["interval"].map(_INTERVAL_RANK).fillna(99).to_numpy(np.int64)
+    code_rank = _ranks(df["code"], code_order)
+    interval_rank = _ranks(df["interval"], list(_INTERVAL_RANK))
     ts = pd.DatetimeIndex(df["timestamp"]).asi8
     position = np.arange(len(df))
     # Sort by key, then by arrival, so the last copy of each bar is the last of its run.

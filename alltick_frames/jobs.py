@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 
 import pandas as pd
@@ -18,6 +19,10 @@ from alltick_frames.store import BarStore
 
 #: Bodies decoded together: batching is what makes decoding fast (see frames.py).
 DECODE_BATCH = 128
+
+#: Batches are decoded off the event loop, so pacing stays exact while bars arrive; Arrow's
+#: JSON reader releases the GIL. One thread keeps batches in arrival order.
+_DECODER = ThreadPoolExecutor(max_workers=1, thread_name_prefix="alltick-decode")
 
 #: A pageable series that stops this long after the requested start ran out of history
 #: (weekend and holiday gaps stay well inside it).
@@ -75,7 +80,7 @@ class KlineJob:
     endpoint: str = KLINE
     series: dict[str, _Series] = field(default_factory=dict)
     _bodies: list[bytes] = field(default_factory=list)
-    _frames: list[pd.DataFrame] = field(default_factory=list)
+    _decoded: list[Future[pd.DataFrame]] = field(default_factory=list)
 
     def calls(self, pages: Iterable[KlinePage]) -> list[Call]:
         return [self._call(page) for page in pages]
@@ -118,7 +123,7 @@ class KlineJob:
 
     def _flush(self) -> None:
         if self._bodies:
-            self._frames.append(frames.decode_kline_bodies(self._bodies))
+            self._decoded.append(_DECODER.submit(frames.decode_kline_bodies, self._bodies))
             self._bodies = []
 
     def frame(self) -> pd.DataFrame:
@@ -126,7 +131,8 @@ class KlineJob:
         if self.store is not None:
             return cached.read_frame(self.store, self.req)  # trimmed as it is read
         self._flush()
-        return trim(frames.finalize_klines(self._frames, self.req.code_order), self.req)
+        decoded = [batch.result() for batch in self._decoded]
+        return trim(frames.finalize_klines(decoded, self.req.code_order), self.req)
 
     def shortfalls(self, data: pd.DataFrame, failed: set[str]) -> list[Failure]:
         """What was asked for but could not be fetched: never a silent gap.

@@ -80,8 +80,14 @@ async def test_basic_interleaved_endpoints_share_the_one_per_second_rate() -> No
     check_schedule("basic", zip(endpoints, slots, strict=True), G)
 
 
-async def test_premium_bursts_ten_calls_then_waits_a_window() -> None:
+async def test_premium_spaces_ten_calls_over_a_window_then_waits_for_the_next() -> None:
     budget = make("premium")
+    slots = await run_sequence(budget, ["kline"] * 25)
+    assert offsets(slots) == approx([k // 10 * (1.0 + G) + k % 10 * 0.1 for k in range(25)])
+
+
+async def test_without_smoothing_premium_bursts_ten_calls_then_waits_a_window() -> None:
+    budget = make("premium", smooth=False)
     slots = await run_sequence(budget, ["kline"] * 25)
     assert offsets(slots) == approx([0.0] * 10 + [1.0 + G] * 10 + [2 * (1.0 + G)] * 5)
 
@@ -114,7 +120,8 @@ async def test_per_minute_cap_forces_a_wait() -> None:
     plan = get_plan("premium").with_overrides(per_minute=15)
     budget = make(plan)
     slots = await run_sequence(budget, ["kline"] * 16)
-    assert offsets(slots) == approx([0.0] * 10 + [1 + G] * 5 + [60 + G])
+    spaced = [k * 0.1 for k in range(10)] + [1 + G + k * 0.1 for k in range(5)]
+    assert offsets(slots) == approx([*spaced, 60 + G])
 
 
 async def test_guard_is_configurable_and_zero_means_the_bare_window() -> None:
@@ -529,7 +536,13 @@ def test_disk_ledger_prunes_old_calls(tmp_path) -> None:
     clock.advance(120.0)
     budget.reserve("kline")
     sizes = budget.ledger.read(lambda s: {k: len(v) for k, v in s.calls.items()})
-    assert sizes == {"endpoint:kline": 1, "all-endpoints": 1, "per-minute": 1}
+    assert sizes == {
+        "endpoint:kline": 1,
+        "endpoint:kline:spacing": 1,
+        "all-endpoints": 1,
+        "all-endpoints:spacing": 1,
+        "per-minute": 1,
+    }
     budget.close()
 
 

@@ -290,7 +290,8 @@ async def test_estimate_predicts_the_calls_and_counts_the_cache(
         assert before.calls.get("batch-kline", 0) == 0
         assert before.route == "kline"
         assert before.seconds == pytest.approx(estimate_schedule(FAST, before.calls), abs=1e-6)
-        assert before.seconds == 0  # 20 calls fit in the plan's first second
+        # 20 calls spaced evenly at the plan's 50 /kline calls a second
+        assert before.seconds == pytest.approx(19 / 50, abs=1e-5)
         assert before.share_of_day == before.total_calls / FAST.per_day
         assert before.remaining_today == FAST.per_day
         assert served(emu) == {}  # a dry run makes no call
