@@ -246,6 +246,7 @@ class AllTick(QuotesMixin):
             failures += await self._fill(req, todo, job, stats, now)
         stats.route = "+".join(sorted(e for e, n in stats.calls.items() if n)) or "cache"
         data = job.frame()
+        failures += job.unreadable
         failed = {f.code for f in failures}
         request = {
             "method": "klines",
@@ -305,7 +306,7 @@ class AllTick(QuotesMixin):
                 batch_job = BatchJob(store=self.store, now=now)
                 calls = [batch_job.call(c) for c in chunks]
                 failures += await self._run(batch_job, calls, stats, "refresh")
-                failures += batch_job.left_out
+                failures += batch_job.left_out + batch_job.unreadable
             pages = [page for p in needy if p not in batch for page in p.pages]
             paged.update(page.code.code for page in pages)
             failures += await self._run(job, job.calls(pages), stats, "klines")
@@ -348,7 +349,8 @@ class AllTick(QuotesMixin):
             "intervals": list(dict.fromkeys(str(i) for _, i in groups)),
             "count": count,
         }
-        return self._result(data, failures + job.left_out, stats, started, request)
+        failures += job.left_out + job.unreadable
+        return self._result(data, failures, stats, started, request)
 
     # ------------------------------------------------------------------------ estimate, retry
 
@@ -451,6 +453,7 @@ class AllTick(QuotesMixin):
             data = pd.concat([result.data, fresh.data], ignore_index=True)
         merged = errors.sort_failures(pd.concat([kept, fresh.failures]), code_order)
         fresh.stats.wall_time += result.stats.wall_time
+        fresh.stats.rows = len(data)
         return FetchResult(data, merged, fresh.stats, result.request)
 
     def _result(

@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 
+import orjson
 import pandas as pd
 
 from alltick_frames import cached, frames, planner, wire
 from alltick_frames.codes import CodeInfo
 from alltick_frames.errors import Failure, MalformedResponse
-from alltick_frames.intervals import Interval
+from alltick_frames.intervals import BY_KLINE_TYPE, Interval
 from alltick_frames.planner import BatchChunk, KlinePage, KlineRequest
 from alltick_frames.plans import BATCH_KLINE, KLINE, Plan
 from alltick_frames.runner import Call
@@ -27,6 +28,32 @@ _DECODER = ThreadPoolExecutor(max_workers=1, thread_name_prefix="alltick-decode"
 #: A pageable series that stops this long after the requested start ran out of history
 #: (weekend and holiday gaps stay well inside it).
 HISTORY_TOLERANCE = 4 * 86400
+
+
+def unreadable(code: str, interval: str, endpoint: str, exc: MalformedResponse) -> Failure:
+    """The failure row of a series whose bars came back in a form that cannot be read."""
+    return Failure(
+        code=code, interval=interval, endpoint=endpoint, kind="transport",
+        msg=f"unreadable bars: {exc.msg}",
+    )  # fmt: skip
+
+
+def decode_each(
+    items: Sequence[tuple[str, bytes]], decode: Callable[[Sequence[bytes]], pd.DataFrame]
+) -> tuple[pd.DataFrame, dict[str, MalformedResponse]]:
+    """Decode ``(key, body)`` items together; if that fails, one by one, so that one bad body
+    costs only its own key. Returns the frame of every good body and the bad keys' errors."""
+    try:
+        return decode([body for _, body in items]), {}
+    except MalformedResponse:
+        pass
+    good, bad = [], {}
+    for key, body in items:
+        try:
+            good.append(decode([body]))
+        except MalformedResponse as exc:
+            bad[key] = exc
+    return pd.concat(good, ignore_index=True) if good else frames.empty_klines(), bad
 
 
 def outside_plan(codes: Sequence[CodeInfo], plan: Plan) -> list[CodeInfo]:
@@ -79,8 +106,12 @@ class KlineJob:
     now: float = 0.0
     endpoint: str = KLINE
     series: dict[str, _Series] = field(default_factory=dict)
-    _bodies: list[bytes] = field(default_factory=list)
-    _decoded: list[Future[pd.DataFrame]] = field(default_factory=list)
+    #: Codes whose bars could not be read: failure rows, and no partial series for them.
+    unreadable: list[Failure] = field(default_factory=list)
+    _bodies: list[tuple[str, bytes]] = field(default_factory=list)
+    _decoded: list[Future[tuple[pd.DataFrame, dict[str, MalformedResponse]]]] = field(
+        default_factory=list
+    )
 
     def calls(self, pages: Iterable[KlinePage]) -> list[Call]:
         return [self._call(page) for page in pages]
@@ -104,11 +135,15 @@ class KlineJob:
         state.pages += 1
         state.got += len(stamps)
         if self.store is not None:
-            decoded = frames.decode_kline_bodies([body]) if stamps else frames.empty_klines()
+            try:
+                decoded = frames.decode_kline_bodies([body]) if stamps else frames.empty_klines()
+            except MalformedResponse as exc:
+                self.unreadable.append(unreadable(page.code.code, str(page.interval), KLINE, exc))
+                return []
             decoded = frames.finalize_klines([decoded], [page.code.code])
             cached.record_page(self.store, page, decoded, self.now, len(stamps))
         elif stamps:
-            self._bodies.append(body)
+            self._bodies.append((page.code.code, body))
             if len(self._bodies) >= DECODE_BATCH:
                 self._flush()
         following = planner.next_page(page, self.plan, len(stamps), min(stamps)) if stamps else None
@@ -123,7 +158,8 @@ class KlineJob:
 
     def _flush(self) -> None:
         if self._bodies:
-            self._decoded.append(_DECODER.submit(frames.decode_kline_bodies, self._bodies))
+            batch = _DECODER.submit(decode_each, self._bodies, frames.decode_kline_bodies)
+            self._decoded.append(batch)
             self._bodies = []
 
     def frame(self) -> pd.DataFrame:
@@ -131,8 +167,17 @@ class KlineJob:
         if self.store is not None:
             return cached.read_frame(self.store, self.req)  # trimmed as it is read
         self._flush()
-        decoded = [batch.result() for batch in self._decoded]
-        return trim(frames.finalize_klines(decoded, self.req.code_order), self.req)
+        decoded, bad = [], {}
+        for batch in self._decoded:
+            frame, errors = batch.result()
+            decoded.append(frame)
+            bad.update(errors)
+        data = frames.finalize_klines(decoded, self.req.code_order)
+        if bad:  # a code with one unreadable page would have a hole: drop it whole
+            ivl = str(self.req.interval)
+            self.unreadable += [unreadable(code, ivl, KLINE, exc) for code, exc in bad.items()]
+            data = data[~data["code"].isin(list(bad))].reset_index(drop=True)
+        return trim(data, self.req)
 
     def shortfalls(self, data: pd.DataFrame, failed: set[str]) -> list[Failure]:
         """What was asked for but could not be fetched: never a silent gap.
@@ -188,6 +233,11 @@ class KlineJob:
         return out
 
 
+def _batch_body(item: object) -> bytes:
+    """A /batch-kline answer holding one group, to decode that group alone."""
+    return orjson.dumps({"ret": 200, "msg": "ok", "data": {"kline_list": [item]}})
+
+
 def trim(data: pd.DataFrame, req: KlineRequest) -> pd.DataFrame:
     """Keep the bars inside the request: its range, or its newest ``count`` per code."""
     if data.empty:
@@ -211,8 +261,9 @@ class BatchJob:
     store: BarStore | None = None
     now: float = 0.0
     endpoint: str = BATCH_KLINE
-    _bodies: list[bytes] = field(default_factory=list)
     left_out: list[Failure] = field(default_factory=list)
+    unreadable: list[Failure] = field(default_factory=list)
+    _frames: list[pd.DataFrame] = field(default_factory=list)
 
     @staticmethod
     def call(chunk: BatchChunk, reasks: int = 0) -> Call:
@@ -235,9 +286,11 @@ class BatchJob:
             raise MalformedResponse(
                 f"unexpected /batch-kline data: {exc!r}", endpoint=BATCH_KLINE
             ) from None
-        self._bodies.append(body)
+        answer = self._decode(envelope, body, chunk)
+        self._frames.append(answer)
         if self.store is not None:
-            self._record(body, chunk)
+            wanted = {(c.code, str(i)) for c, i in chunk.groups}
+            cached.record_latest_many(self.store, answer, wanted, self.now)
         missing = tuple(g for g in chunk.groups if (g[0].code, g[1].kline_type) not in answered)
         if not missing:
             return []
@@ -256,11 +309,21 @@ class BatchJob:
         )
         return []
 
-    def _record(self, body: bytes, chunk: BatchChunk) -> None:
-        assert self.store is not None
-        answer = frames.finalize_klines([frames.decode_batch_kline_bodies([body])], chunk.codes)
-        wanted = {(c.code, str(i)) for c, i in chunk.groups}
-        cached.record_latest_many(self.store, answer, wanted, self.now)
+    def _decode(self, envelope: wire.Envelope, body: bytes, chunk: BatchChunk) -> pd.DataFrame:
+        """This answer's bars; a group whose bars cannot be read gets a failure row alone."""
+        try:
+            decoded = frames.decode_batch_kline_bodies([body])
+        except MalformedResponse:
+            groups = [
+                (f"{item.get('code')}\x00{item.get('kline_type')}", _batch_body(item))
+                for item in envelope.data["kline_list"]
+            ]
+            decoded, bad = decode_each(groups, frames.decode_batch_kline_bodies)
+            for key, exc in bad.items():
+                code, kline_type = key.split("\x00")
+                alias = str(BY_KLINE_TYPE.get(int(kline_type), kline_type))
+                self.unreadable.append(unreadable(code, alias, BATCH_KLINE, exc))
+        return frames.finalize_klines([decoded], chunk.codes)
 
     def split(self, call: Call) -> list[Call]:
         """Halve the call by codes, keeping each code's intervals together."""
@@ -279,9 +342,8 @@ class BatchJob:
 
     def frame(self, groups: Sequence[tuple[CodeInfo, Interval]], count: int) -> pd.DataFrame:
         """The newest ``count`` bars of each requested group, in the caller's order."""
-        data = frames.decode_batch_kline_bodies(self._bodies) if self._bodies else None
         order = list(dict.fromkeys(c.code for c, _ in groups))
-        data = frames.finalize_klines([] if data is None else [data], order)
+        data = frames.finalize_klines(self._frames, order)
         wanted = pd.MultiIndex.from_tuples([(c.code, str(i)) for c, i in groups])
         data = data[pd.MultiIndex.from_frame(data[["code", "interval"]]).isin(wanted)]
         return data.groupby(["code", "interval"], sort=False).tail(count).reset_index(drop=True)

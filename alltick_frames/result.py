@@ -86,7 +86,7 @@ class FetchResult:
     def raise_for_failures(self) -> FetchResult:
         """Raise :class:`~alltick_frames.errors.FetchFailed` if anything failed; else self."""
         if not self.ok:
-            raise FetchFailed(self.failures)
+            raise FetchFailed(self.failures, self)
         return self
 
     def __repr__(self) -> str:

@@ -25,7 +25,7 @@ from test_client_support import (
 
 from alltick_frames import AllTick, AuthError, FetchFailed, RetryPolicy
 from alltick_frames.budget import Budget
-from alltick_frames.errors import MalformedResponse, explain
+from alltick_frames.errors import explain
 
 PLAN = fast_plan(100)
 
@@ -139,11 +139,6 @@ async def test_raise_on_failure_raises_fetch_failed_with_the_failures(alltick_em
     assert served(emu) == {"kline": {"200": 5, "600": 4}}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="FetchResult.raise_for_failures raises FetchFailed(self.failures) without the "
-    "result, so err.result is None and every bar that did arrive is lost",
-)
 async def test_fetch_failed_carries_the_partial_result(alltick_emulator) -> None:
     emu = alltick_emulator(tokens=tokens(PLAN))
     async with client(emu, PLAN, raise_on_failure=True) as c:
@@ -250,14 +245,6 @@ async def one_bad_number() -> AsyncIterator[str]:
     await runner.cleanup()
 
 
-UNREADABLE_BAR = (
-    "KlineJob/BatchJob keep answers undecoded and decode them together in frame() (and every "
-    "128 bodies in on_ok); one bar whose price is not a number makes that decode raise "
-    "MalformedResponse, so klines()/latest() raise and every good code's bars are lost"
-)
-
-
-@pytest.mark.xfail(reason=UNREADABLE_BAR, strict=True, raises=MalformedResponse)
 async def test_an_unreadable_bar_fails_its_code_not_the_job_klines(one_bad_number) -> None:
     plan = fast_plan(1000)
     async with AllTick("tk", plan, one_bad_number, cache=False, retry=RetryPolicy(3, 0.01)) as c:
@@ -266,7 +253,17 @@ async def test_an_unreadable_bar_fails_its_code_not_the_job_klines(one_bad_numbe
     assert list(dict.fromkeys(result.data["code"])) == ["EURUSD", "GOLD"]
 
 
-@pytest.mark.xfail(reason=UNREADABLE_BAR, strict=True, raises=MalformedResponse)
+async def test_an_unreadable_bar_fails_its_code_not_the_job_with_the_cache(
+    one_bad_number, tmp_path
+) -> None:
+    plan = fast_plan(1000)
+    async with AllTick("tk", plan, one_bad_number, cache=tmp_path, retry=RetryPolicy(3, 0.01)) as c:
+        result = await c.klines(["EURUSD", "BADFX", "GOLD"], "1d", count=3)
+    assert list(result.failures["code"]) == ["BADFX"]
+    assert list(result.failures["kind"]) == ["transport"]
+    assert list(dict.fromkeys(result.data["code"])) == ["EURUSD", "GOLD"]
+
+
 async def test_an_unreadable_bar_fails_its_code_not_the_job_latest(one_bad_number) -> None:
     plan = fast_plan(1000)
     async with AllTick("tk", plan, one_bad_number, cache=False, retry=RetryPolicy(3, 0.01)) as c:
@@ -275,11 +272,6 @@ async def test_an_unreadable_bar_fails_its_code_not_the_job_latest(one_bad_numbe
     assert list(dict.fromkeys(result.data["code"])) == ["EURUSD", "GOLD"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="AllTick.retry merges the data but keeps the fresh job's stats.rows, so the merged "
-    "result's stats (and repr) count only the bars fetched by the retry",
-)
 async def test_a_retried_result_counts_all_its_rows(alltick_emulator) -> None:
     plan = fast_plan(100, per_day=2)
     emu = alltick_emulator(tokens=tokens(plan))
