@@ -26,7 +26,7 @@ from test_client_support import (
 )
 
 from alltick_frames import planner, wire
-from alltick_frames.budget import DEFAULT_GUARD, Budget
+from alltick_frames.budget import Budget
 from alltick_frames.jobs import KlineJob
 from alltick_frames.plans import get_plan
 from alltick_frames.result import FetchStats
@@ -52,11 +52,10 @@ async def test_a_fast_plan_mixing_kline_and_batch_kline_sees_no_rejection(alltic
 
 
 async def test_the_basic_plan_sees_no_rejection(alltick_emulator) -> None:
-    """Basic allows one call a second in all, and one /batch-kline every three seconds; one call
-    at a time never queues in the emulator, so the default guard holds."""
+    """Basic allows one call a second in all, and one /batch-kline every three seconds."""
     plan = get_plan("basic")
     emu = alltick_emulator(tokens=tokens(plan))
-    async with client(emu, plan, guard=DEFAULT_GUARD) as c:
+    async with client(emu, plan) as c:
         history, latest = await asyncio.gather(
             c.klines(["AAPL.US", "EURUSD"], "1d", count=10), c.latest(["700.HK"], "1d")
         )
@@ -90,17 +89,19 @@ class FreezeOnce:
 
 
 async def test_calls_whose_task_woke_late_take_a_new_slot(alltick_emulator, caplog) -> None:
-    """Two calls per 0.5 s. Two calls go at once; the next two wait for their slot 0.525 s
-    later, but the first answer blocks the loop for 0.7 s, so they leave at 0.7 s. Had the
-    ledger kept them at 0.525 s, the next two would go at 1.05 s, less than a window after
-    the late ones reached the server, and be refused."""
+    """Two calls per 0.5 s, sent in bursts (``smooth=False``, so the times below are exact).
+    Two calls go at once; the next two wait for their slot 0.525 s later, but the first
+    answer blocks the loop for 0.7 s, so they leave at 0.7 s. Had the ledger kept them at
+    0.525 s, the next two would go at 1.05 s, less than a window after the late ones reached
+    the server, and be refused."""
     plan = fast_plan(2).with_overrides(endpoint_rates={"kline": (2, 0.5)}, all_endpoints=None)
     emu = alltick_emulator(tokens=tokens(plan))
     codes = codes_by_class(emu)["US"][:8]
     req = planner.kline_request(codes, "1d", count=3, now=NOW.timestamp())
     job = FreezeOnce(KlineJob(req, plan), freeze=0.7)
     transport = Transport(emu.url, Secret(TOKEN))
-    runner = Runner(transport, Budget(plan), FetchStats(), retry=FAST_RETRY, concurrency=4)
+    budget = Budget(plan, smooth=False)
+    runner = Runner(transport, budget, FetchStats(), retry=FAST_RETRY, concurrency=4)
     caplog.set_level(logging.DEBUG, logger="alltick_frames")
     try:
         failures = await runner.run(

@@ -19,7 +19,7 @@ import aiohttp
 import pandas as pd
 
 from alltick_frames import AllTick, RetryPolicy
-from alltick_frames.budget import Budget
+from alltick_frames.budget import DEFAULT_GUARD, Budget
 from alltick_frames.codes import classify
 from alltick_frames.emulator import EmulatorServer
 from alltick_frames.emulator.clock import EmulatorClock
@@ -34,11 +34,10 @@ TOKEN = "tk-8Qv3Lz0WmP6sXa1Ry7Nc4Ud9Hf2Gb5Je-client-secret"
 REF_TOKEN = "reference"
 #: Retries fast enough for tests, and patient enough to outlast a 20% fault rate.
 FAST_RETRY = RetryPolicy(attempts=10, base=0.01, cap=0.05)
-#: The budget's guard in these tests. The emulator runs in the test's process, on one thread
-#: that shares the GIL with the client: a burst of calls (the first on new connections, or
-#: one behind a /batch-kline of 200 groups, which takes it ~40 ms to render) is counted by
-#: its windows up to ~80 ms after it left, later than the default 25 ms guard allows for.
-GUARD = 0.1
+#: The budget's guard in these tests: its default. (Before the budget spaced a window's calls
+#: evenly, the in-process emulator counted a burst up to ~80 ms late and these tests needed
+#: 0.1 s; keeping the default shows they no longer do.)
+GUARD = DEFAULT_GUARD
 
 
 def fast_plan(rate: int = 100, **overrides: Any) -> Plan:
@@ -66,8 +65,7 @@ def tokens(plan: Plan, basket: Iterable[str] | None = None) -> dict[str, Any]:
 
 
 def client(emu: EmulatorServer, plan: Plan, **options: Any) -> AllTick:
-    """A client on ``emu`` with no cache and a budget of its own (so tests never share one),
-    with the :data:`GUARD` unless ``guard`` says otherwise."""
+    """A client on ``emu`` with no cache and a budget of its own (so tests never share one)."""
     options.setdefault("cache", False)
     options.setdefault("retry", FAST_RETRY)
     options.setdefault("progress", False)
