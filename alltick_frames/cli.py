@@ -359,27 +359,25 @@ def _add_cache_parser(sub: Any) -> None:
         metavar="DIR",
         help="the cache (default: $ALLTICK_CACHE_DIR or ~/.cache/alltick-frames)",
     )
+    series = argparse.ArgumentParser(add_help=False)
+    series.add_argument("--codes", metavar="A,B,...", help="only these codes")
+    series.add_argument("--interval", help="only this bar size, e.g. 1d")
+    series.add_argument("--source", help=_SOURCE_HELP)
     info = what.add_parser(
         "info",
         help="size and one row per stored series",
         description="Where the cache is, its size on disk, and one row per stored series "
         "(code, interval, bars, first and last closed bar, forming bar, when it was fetched).",
-        parents=[where],
+        parents=[where, series],
     )
-    info.add_argument("--codes", metavar="A,B,...", help="only these codes")
-    info.add_argument("--interval", help="only this bar size, e.g. 1d")
-    info.add_argument("--source", help=_SOURCE_HELP)
     info.set_defaults(handler=_cache_info)
     clear = what.add_parser(
         "clear",
         help="delete stored series (all, or by code and interval)",
         description="Delete stored series: every one, or those of --codes and/or --interval. "
         "The next fetch of a deleted series fetches it again.",
-        parents=[where],
+        parents=[where, series],
     )
-    clear.add_argument("--codes", metavar="A,B,...", help="only these codes")
-    clear.add_argument("--interval", help="only this bar size, e.g. 1d")
-    clear.add_argument("--source", help=_SOURCE_HELP)
     clear.set_defaults(handler=_cache_clear)
     vacuum = what.add_parser(
         "vacuum",
