@@ -255,26 +255,16 @@ def record_page(store: BarStore, page: KlinePage, bars: pd.DataFrame, now: float
     )
 
 
-def record_latest(
-    store: BarStore, code: str, ivl: Interval, bars: pd.DataFrame, now: float
-) -> None:
-    """Record a ``/batch-kline`` answer: the newest bar forms, the one before it closed.
-
-    Written as the closed span ``[older, newest - 1]``: it joins the cached history when the
-    older bar is the one that was forming before, and leaves a visible hole otherwise.
-    """
-    if not bars.empty:
-        _record_latest_rows(store, code, str(ivl), _store_frame(bars), now)
-
-
 def record_latest_many(
     store: BarStore, answer: pd.DataFrame, wanted: set[tuple[str, str]], now: float
 ) -> None:
     """Record every group of a ``/batch-kline`` answer that is in ``wanted`` (code, alias).
 
     ``answer`` is a finalized k-line frame (grouped by code and interval, sorted by time,
-    unique). Like :func:`record_latest` per group, but with one pass over the answer's
-    columns instead of a frame operation per group: an answer holds up to 500 groups.
+    unique). Each group's newest bar forms and the one before it closed: they are written as
+    the closed span ``[older, newest - 1]``, which joins the cached history when the older
+    bar is the one that was forming before, and leaves a visible hole otherwise. One pass
+    over the answer's columns, not a frame operation per group: an answer holds up to 500.
     """
     if answer.empty:
         return

@@ -159,7 +159,7 @@ def _cache_options(group: Any, exclusive: bool = True) -> None:
     )
 
 
-def _codes_options(required: bool = True) -> argparse.ArgumentParser:
+def _codes_options() -> argparse.ArgumentParser:
     parent = argparse.ArgumentParser(add_help=False)
     group = parent.add_argument_group("codes (at least one of --codes, --codes-file)")
     group.add_argument(

@@ -257,7 +257,7 @@ def trim(data: pd.DataFrame, req: KlineRequest) -> pd.DataFrame:
 class BatchJob:
     """The newest 1–2 bars of many (code, interval) groups through ``/batch-kline``."""
 
-    #: With a store, each answer also refreshes the cached series (see cached.record_latest).
+    #: With a store, each answer also refreshes the cached series (see cached.record_latest_many).
     store: BarStore | None = None
     now: float = 0.0
     endpoint: str = BATCH_KLINE

@@ -40,9 +40,6 @@ STATIC_INFO = "static_info"
 SUSPENSION = "suspension"
 ENDPOINTS: tuple[str, ...] = (KLINE, BATCH_KLINE, TRADE_TICK, DEPTH_TICK, STATIC_INFO)
 
-#: Market keys used by market plans and code routing.
-MARKETS: tuple[str, ...] = ("US", "HK", "SH", "SZ")
-
 #: The ten fixed symbols of the Free plan. AllTick's index spellings live in a code sheet that
 #: is not available offline; this project spells the four Free indices as below (documented in
 #: the README), and the emulator's catalogue uses the same spellings.

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable
 from typing import Any
 
 try:  # notebook widgets need ipywidgets; without it tqdm.auto warns, so use text bars
@@ -50,7 +49,3 @@ class Progress:
     def close(self) -> None:
         if self._bar is not None:
             self._bar.close()
-
-    @property
-    def hook(self) -> Callable[[int], None]:
-        return self.update
