@@ -310,7 +310,7 @@ class AllTick(QuotesMixin):
             pages = [page for p in needy if p not in batch for page in p.pages]
             paged.update(page.code.code for page in pages)
             failures += await self._run(job, job.calls(pages), stats, "klines")
-            failed = {f.code for f in failures}
+            failed = {f.code for f in [*failures, *job.unreadable]}
             todo = [c for c in todo if c.code not in failed]
         return failures
 

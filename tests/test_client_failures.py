@@ -262,6 +262,7 @@ async def test_an_unreadable_bar_fails_its_code_not_the_job_with_the_cache(
     assert list(result.failures["code"]) == ["BADFX"]
     assert list(result.failures["kind"]) == ["transport"]
     assert list(dict.fromkeys(result.data["code"])) == ["EURUSD", "GOLD"]
+    assert result.stats.calls == {"kline": 3}  # the unreadable code is not asked again
 
 
 async def test_an_unreadable_bar_fails_its_code_not_the_job_latest(one_bad_number) -> None:
