@@ -367,6 +367,20 @@ def _int_or_none(value: Any) -> int | None:
     return None
 
 
+def _group_bars(groups: Any, bars_field: str, endpoint: str) -> pd.DataFrame:
+    """The bars of Arrow ``groups`` (structs with ``code``, ``kline_type`` and a list of bars
+    under ``bars_field``), one row per bar carrying its group's code and type."""
+    lists = pc.struct_field(groups, bars_field)
+    parent = pc.list_parent_indices(lists)
+    bars = pc.list_flatten(lists)
+    return _klines_frame(
+        pc.take(pc.struct_field(groups, "code"), parent),
+        pc.take(pc.struct_field(groups, "kline_type"), parent),
+        {name: pc.struct_field(bars, name) for name in _BAR_FIELDS},
+        endpoint,
+    )
+
+
 def decode_kline_bodies(bodies: Sequence[bytes]) -> pd.DataFrame:
     """Decode successful ``GET /kline`` bodies into one k-line DataFrame (:data:`KLINE_COLUMNS`).
 
@@ -388,15 +402,7 @@ def decode_kline_bodies(bodies: Sequence[bytes]) -> pd.DataFrame:
         return empty_klines()
     data = _read_ndjson(bodies, _KLINE_SCHEMA)
     if data is not None:
-        lists = pc.struct_field(data, "kline_list")
-        parent = pc.list_parent_indices(lists)
-        bars = pc.list_flatten(lists)
-        return _klines_frame(
-            pc.take(pc.struct_field(data, "code"), parent),
-            pc.take(pc.struct_field(data, "kline_type"), parent),
-            {name: pc.struct_field(bars, name) for name in _BAR_FIELDS},
-            "kline",
-        )
+        return _group_bars(data, "kline_list", "kline")
     columns = _BarColumns("kline")
     for i, body in enumerate(bodies):
         d = _ok_data(body, i, "kline")
@@ -419,15 +425,7 @@ def decode_batch_kline_bodies(bodies: Sequence[bytes]) -> pd.DataFrame:
     data = _read_ndjson(bodies, _BATCH_SCHEMA)
     if data is not None:
         groups = pc.list_flatten(pc.struct_field(data, "kline_list"))
-        lists = pc.struct_field(groups, "kline_data")
-        parent = pc.list_parent_indices(lists)
-        bars = pc.list_flatten(lists)
-        return _klines_frame(
-            pc.take(pc.struct_field(groups, "code"), parent),
-            pc.take(pc.struct_field(groups, "kline_type"), parent),
-            {name: pc.struct_field(bars, name) for name in _BAR_FIELDS},
-            "batch-kline",
-        )
+        return _group_bars(groups, "kline_data", "batch-kline")
     endpoint = "batch-kline"
     columns = _BarColumns(endpoint)
     for i, body in enumerate(bodies):
