@@ -40,6 +40,7 @@ from _payloads import batch_kline_bodies, kline_bodies
 
 from alltick_frames import frames, wire
 from alltick_frames.intervals import BY_KLINE_TYPE
+from alltick_frames.jobs import DECODE_BATCH
 
 _NUMERIC = {
     "open_price": "open",
@@ -49,7 +50,7 @@ _NUMERIC = {
     "volume": "volume",
     "turnover": "turnover",
 }
-RUNNER_BATCH = 128
+RUNNER_BATCH = DECODE_BATCH  # bodies the runner decodes together
 
 
 def _naive_frame(records: list[dict], code: object, kline_type: object) -> pd.DataFrame:
