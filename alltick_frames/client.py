@@ -273,12 +273,15 @@ class AllTick(QuotesMixin):
             for c in todo
         ]
 
-    def _batch_route(self, plans: Sequence[cached.SeriesPlan]) -> list[cached.SeriesPlan]:
-        """The series to refresh through /batch-kline: when it takes fewer calls than /kline."""
+    def _batch_route(
+        self, plans: Sequence[cached.SeriesPlan]
+    ) -> tuple[list[cached.SeriesPlan], list[planner.BatchChunk]]:
+        """The series to refresh through /batch-kline, and its calls: when that takes fewer
+        calls than one /kline per series (else nothing)."""
         batchable = [p for p in plans if p.batchable]
         groups = [(p.code, p.pages[0].interval) for p in batchable]
-        batch_calls = len(planner.pack_groups(groups, self.plan.batch_groups, 2))
-        return batchable if batch_calls < len(batchable) else []
+        chunks = planner.pack_groups(groups, self.plan.batch_groups, 2)
+        return (batchable, chunks) if len(chunks) < len(batchable) else ([], [])
 
     async def _fill(
         self,
@@ -299,10 +302,8 @@ class AllTick(QuotesMixin):
                 stats.cached = len(plans) - len(needy)
             if not needy:
                 break
-            batch = self._batch_route(needy) if round_no == 0 else []
+            batch, chunks = self._batch_route(needy) if round_no == 0 else ([], [])
             if batch:
-                groups = [(p.code, req.interval) for p in batch]
-                chunks = planner.pack_groups(groups, self.plan.batch_groups, 2)
                 batch_job = BatchJob(store=self.store, now=now)
                 calls = [batch_job.call(c) for c in chunks]
                 failures += await self._run(batch_job, calls, stats, "refresh")
@@ -404,8 +405,7 @@ class AllTick(QuotesMixin):
             return CallPlan(planner.kline_calls(req, self.plan, now, todo))
         plans = self._plan_round(req, todo, now, set())
         needy = [p for p in plans if p.pages]
-        batch = self._batch_route(needy)
-        groups = [(p.code, req.interval) for p in batch]
+        batch, chunks = self._batch_route(needy)
         calls = {
             KLINE: sum(
                 planner.chain_calls(page, self.plan, now)
@@ -413,7 +413,7 @@ class AllTick(QuotesMixin):
                 if p not in batch
                 for page in p.pages
             ),
-            BATCH_KLINE: len(planner.pack_groups(groups, self.plan.batch_groups, 2)),
+            BATCH_KLINE: len(chunks),
         }
         route = "+".join(sorted(e for e, n in calls.items() if n)) or "cache"
         return CallPlan(calls, len(plans) - len(needy), route)
