@@ -18,11 +18,12 @@ from alltick_frames.plans import BATCH_KLINE, KLINE, Plan
 from alltick_frames.runner import Call
 from alltick_frames.store import BarStore
 
-#: Bodies decoded together: batching is what makes decoding fast (see frames.py).
+#: Most bodies decoded together: batching is what makes decoding fast (see frames.py).
 DECODE_BATCH = 128
 
-#: Batches are decoded off the event loop, so pacing stays exact while bars arrive; Arrow's
-#: JSON reader releases the GIL. One thread keeps batches in arrival order.
+#: Finished series are decoded, sorted and trimmed off the event loop while later calls are
+#: still paced (Arrow's JSON reader releases the GIL), so that little is left to do after the
+#: last answer. One thread keeps batches in arrival order.
 _DECODER = ThreadPoolExecutor(max_workers=1, thread_name_prefix="alltick-decode")
 
 #: A pageable series that stops this long after the requested start ran out of history
@@ -36,6 +37,21 @@ def unreadable(code: str, interval: str, endpoint: str, exc: MalformedResponse) 
         code=code, interval=interval, endpoint=endpoint, kind="transport",
         msg=f"unreadable bars: {exc.msg}",
     )  # fmt: skip
+
+
+#: Finished series by code, each sorted and trimmed; and the codes whose bars could not be read.
+_Assembled = tuple[dict[str, pd.DataFrame], dict[str, MalformedResponse]]
+
+
+def _assemble(items: Sequence[tuple[str, bytes]], req: KlineRequest) -> _Assembled:
+    """Decode finished series' ``(code, body)`` items into one clean frame per code.
+
+    A code with an unreadable page would have a hole, so none of its bars are kept.
+    """
+    decoded, bad = decode_each(items, frames.decode_kline_bodies)
+    data = trim(frames.finalize_klines([decoded], []), req)
+    by_code = data.groupby("code", sort=False, observed=True)
+    return {code: bars for code, bars in by_code if code not in bad}, bad
 
 
 def decode_each(
@@ -95,8 +111,10 @@ class KlineJob:
     """History through ``/kline``: chains of pages per code (see :mod:`planner`).
 
     With a ``store``, every page is written to it the moment it arrives (so a killed job
-    resumes from there) and the result is read back from it; without one, pages are decoded
-    in batches in memory.
+    resumes from there) and the result is read back from it. Without one, a code's pages are
+    kept until its chain ends; the finished series are then decoded, sorted and trimmed
+    together on the decode thread (as soon as it is free, or once ``DECODE_BATCH`` bodies
+    wait), and :meth:`frame` only has to put them in the caller's order.
     """
 
     req: KlineRequest
@@ -108,10 +126,10 @@ class KlineJob:
     series: dict[str, _Series] = field(default_factory=dict)
     #: Codes whose bars could not be read: failure rows, and no partial series for them.
     unreadable: list[Failure] = field(default_factory=list)
-    _bodies: list[tuple[str, bytes]] = field(default_factory=list)
-    _decoded: list[Future[tuple[pd.DataFrame, dict[str, MalformedResponse]]]] = field(
-        default_factory=list
-    )
+    #: Bodies of chains still running, by code; then of finished ones, waiting to be decoded.
+    _running: dict[str, list[bytes]] = field(default_factory=dict)
+    _finished: list[tuple[str, bytes]] = field(default_factory=list)
+    _assembled: list[Future[_Assembled]] = field(default_factory=list)
 
     def calls(self, pages: Iterable[KlinePage]) -> list[Call]:
         return [self._call(page) for page in pages]
@@ -143,11 +161,13 @@ class KlineJob:
             decoded = frames.finalize_klines([decoded], [page.code.code])
             cached.record_page(self.store, page, decoded, self.now, len(stamps))
         elif stamps:
-            self._bodies.append((page.code.code, body))
-            if len(self._bodies) >= DECODE_BATCH:
-                self._flush()
+            self._running.setdefault(page.code.code, []).append(body)
         following = planner.next_page(page, self.plan, len(stamps), min(stamps)) if stamps else None
-        return [] if following is None else [self._call(following)]
+        if following is not None:
+            return [self._call(following)]
+        if self.store is None:
+            self._finish(page.code.code)
+        return []
 
     def split(self, call: Call) -> list[Call]:
         page: KlinePage = call.payload
@@ -156,28 +176,33 @@ class KlineJob:
         # A 603 on one code means fewer bars per call than the table says: halve the page.
         return [self._call(replace(page, num=page.num // 2))]
 
-    def _flush(self) -> None:
-        if self._bodies:
-            batch = _DECODER.submit(decode_each, self._bodies, frames.decode_kline_bodies)
-            self._decoded.append(batch)
-            self._bodies = []
+    def _finish(self, code: str) -> None:
+        """``code``'s chain has ended: queue its bodies, and decode if the thread is free."""
+        self._finished += [(code, body) for body in self._running.pop(code, [])]
+        idle = not self._assembled or self._assembled[-1].done()
+        if idle or len(self._finished) >= DECODE_BATCH:
+            self._decode()
+
+    def _decode(self) -> None:
+        if self._finished:
+            self._assembled.append(_DECODER.submit(_assemble, self._finished, self.req))
+            self._finished = []
 
     def frame(self) -> pd.DataFrame:
         """Every bar received (or stored), trimmed to the request, in the caller's order."""
         if self.store is not None:
             return cached.read_frame(self.store, self.req)  # trimmed as it is read
-        self._flush()
-        decoded, bad = [], {}
-        for batch in self._decoded:
-            frame, errors = batch.result()
-            decoded.append(frame)
-            bad.update(errors)
-        data = frames.finalize_klines(decoded, self.req.code_order)
-        if bad:  # a code with one unreadable page would have a hole: drop it whole
-            ivl = str(self.req.interval)
+        for code in list(self._running):  # chains that failed part way keep what they got
+            self._finish(code)
+        self._decode()
+        series: dict[str, pd.DataFrame] = {}  # a code's chain ends once: one batch holds it
+        ivl = str(self.req.interval)
+        for batch in self._assembled:
+            assembled, bad = batch.result()
+            series.update(assembled)
             self.unreadable += [unreadable(code, ivl, KLINE, exc) for code, exc in bad.items()]
-            data = data[~data["code"].isin(list(bad))].reset_index(drop=True)
-        return trim(data, self.req)
+        parts = [series[code] for code in self.req.code_order if code in series]
+        return pd.concat(parts, ignore_index=True) if parts else frames.empty_klines()
 
     def shortfalls(self, data: pd.DataFrame, failed: set[str]) -> list[Failure]:
         """What was asked for but could not be fetched: never a silent gap.

@@ -9,7 +9,8 @@ decoders produce the same bars, then prints bars per second for each and the rat
 * ours: :func:`~alltick_frames.frames.decode_kline_bodies` /
   :func:`~alltick_frames.frames.decode_batch_kline_bodies` over all bodies in one call;
 * ours as the runner uses it: :func:`~alltick_frames.wire.parse_envelope` on every body
-  (to read ``ret``), then the decoder over batches of 128 bodies;
+  (to read ``ret``), then the decoder over batches of 128 bodies (the most a job decodes
+  together: it decodes smaller batches only when the decode thread would otherwise be idle);
 * ours one body per call, to show why bodies should be decoded in batches.
 
 ``--alternatives`` also times the other designs that were measured before choosing this one
@@ -50,7 +51,7 @@ _NUMERIC = {
     "volume": "volume",
     "turnover": "turnover",
 }
-RUNNER_BATCH = DECODE_BATCH  # bodies the runner decodes together
+RUNNER_BATCH = DECODE_BATCH  # the most bodies a job decodes together
 
 
 def _naive_frame(records: list[dict], code: object, kline_type: object) -> pd.DataFrame:

@@ -25,7 +25,8 @@ theoretical minimum is 11 s. ``--quick`` asks for 1,200 bars (3 pages, 276 calls
 
 ``--concurrency`` defaults to the client's own choice for the plan (32 here), ``--guard`` to
 the budget's (25 ms). The ratio pays the guard (25 ms per full 1 s window: 2.5%) and the tail
-after the last answer (decoding the last bodies, sorting ~550,000 bars into the frame). The
+after the last answer (the last series decoded, then ~550,000 bars put in the caller's order;
+the other series were decoded and sorted as their chains ended, while calls were paced). The
 budget spaces a window's calls evenly rather than sending them in one burst (which the
 emulator, one thread sharing this process's GIL, would count up to ~100 ms late, and refuse
 the next window's calls); against the bursty minimum that costs up to one window per job,

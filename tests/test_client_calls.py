@@ -4,6 +4,7 @@ series without a gap or a repeated bar."""
 from __future__ import annotations
 
 import math
+from collections import Counter
 
 import pandas as pd
 import pytest
@@ -18,7 +19,7 @@ from test_client_support import (
     tokens,
 )
 
-from alltick_frames import planner
+from alltick_frames import jobs, planner
 from alltick_frames.codes import STOCK_PATH, classify
 
 PLAN = fast_plan(100, batch_groups=30)
@@ -54,6 +55,30 @@ async def test_count_requests_cost_ceil_count_over_500_pages_per_pageable_code(
     assert sizes[pageable].eq(count).all() and sizes[stocks].eq(min(count, 500)).all()
     # Only stocks asked for more than a page fail, and they say why.
     assert set(result.failures["code"]) == (set(stocks) if count > 500 else set())
+
+
+async def test_each_series_is_decoded_whole_once_its_chain_ends(emu, monkeypatch) -> None:
+    """Without a cache, a code's pages are decoded together, in one batch, as soon as its
+    chain has ended (while other chains are still paced), so that little is left to do after
+    the last answer: every batch holds whole series, and every series is in one batch."""
+    batches: list[Counter[str]] = []
+
+    def spy(items: list[tuple[str, bytes]], req: planner.KlineRequest) -> object:
+        batches.append(Counter(code for code, _ in items))
+        return assemble(items, req)
+
+    assemble = jobs._assemble
+    monkeypatch.setattr(jobs, "_assemble", spy)
+    by_class = codes_by_class(emu)
+    codes = by_class["fx"][:6] + by_class["crypto"][:3] + by_class["US"][:2]
+    async with client(emu, PLAN) as c:
+        result = await c.klines(codes, "1h", count=1500)
+
+    assert sorted(code for batch in batches for code in batch) == sorted(codes)
+    pages = {code: 1 if classify(code).path == STOCK_PATH else 3 for code in codes}
+    assert {code: n for batch in batches for code, n in batch.items()} == pages
+    assert list(dict.fromkeys(result.data["code"])) == codes
+    assert_same_bars(result.data, await reference(emu, codes[:9], 5, 1500))
 
 
 async def test_a_range_costs_one_page_per_500_bars_after_its_start(emu) -> None:

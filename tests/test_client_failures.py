@@ -104,6 +104,22 @@ async def test_the_daily_cap_stops_the_job_and_retry_resumes_after_the_reset(
     assert_same_bars(third.data, await reference(emu, codes, 8, 10))
 
 
+async def test_a_chain_stopped_part_way_keeps_the_pages_it_got(alltick_emulator) -> None:
+    """Four calls a day, and one FX code whose 3,000 hourly bars take six pages: the four
+    pages fetched are in ``.data`` (the newest 2,000 bars, exactly as served, nothing lost),
+    and the code is listed as ``daily-cap``."""
+    plan = fast_plan(4, per_day=4)
+    emu = alltick_emulator(tokens=tokens(plan))
+    warp = WarpClock(emu.clock)
+    async with client(emu, plan, budget=Budget(plan, clock=warp, guard=GUARD)) as c:
+        result = await c.klines(["EURUSD"], "1h", count=3000)
+    assert served(emu) == {"kline": {"200": 4}}
+    assert list(result.failures["code"]) == ["EURUSD"]
+    assert list(result.failures["kind"]) == ["daily-cap"]
+    assert len(result.data) == 2000 and result.data["timestamp"].is_monotonic_increasing
+    assert_same_bars(result.data, await reference(emu, ["EURUSD"], 5, 2000))
+
+
 @pytest.mark.parametrize("mirror_status", [False, True], ids=["ret-401", "http-401"])
 async def test_a_refused_token_raises_auth_error_at_once(alltick_emulator, mirror_status) -> None:
     emu = alltick_emulator(tokens=tokens(PLAN), mirror_status=mirror_status)
