@@ -26,7 +26,7 @@ from alltick_frames.codes import CodeInfo
 from alltick_frames.intervals import Interval
 from alltick_frames.planner import KlinePage, KlineRequest, bars_between, first_page
 from alltick_frames.plans import Plan
-from alltick_frames.store import BarStore, Coverage
+from alltick_frames.store import BarStore, Coverage, as_frame
 
 #: The open ends of a covered run (see :meth:`Coverage.run`).
 _NEG_INF, _POS_INF = -(2**63), 2**63 - 1
@@ -306,35 +306,31 @@ def read_frame(store: BarStore, req: KlineRequest) -> pd.DataFrame:
     """
     alias = str(req.interval)
     keys = [(c.code, alias) for c in req.codes]
-    raw = store.read_many(keys, req.start, req.end)
-    if raw.empty:
+    got = store.read_arrays(keys, req.start, req.end)
+    if got.ts.size == 0:
         return frames.empty_klines()
-    # Work on the categorical codes: rows come grouped by code (in ``keys`` order), then time.
-    names = list(raw["code"].cat.categories)
-    which = raw["code"].cat.codes.to_numpy()
-    stamps = raw["timestamp"].to_numpy(np.int64)
+    stamps, vals = got.ts, got.vals
+    # Rows come grouped by series, in ``keys`` order (one series per code), then by time.
+    which = np.repeat(np.arange(len(keys)), got.counts)
     if req.count is not None:
         top = req.end if req.end is not None else 2**62
         covs = store.coverage_many(keys)
-        starts = np.empty(len(names), np.int64)
-        for k, code in enumerate(names):
-            run = covs[code, alias].run(top, forming=req.end is None)
+        starts = np.empty(len(keys), np.int64)
+        for k, key in enumerate(keys):
+            run = covs[key].run(top, forming=req.end is None)
             starts[k] = run[0] if run is not None else 2**62
         keep = stamps >= starts[which]
         # ...and of those, the newest ``count`` of each code.
         kept = which[keep]
-        ends = np.cumsum(np.bincount(kept, minlength=len(names)))
+        ends = np.cumsum(np.bincount(kept, minlength=len(keys)))
         from_end = ends[kept] - 1 - np.arange(kept.size)
         keep[keep] = from_end < req.count
-        raw, which, stamps = raw[keep], which[keep], stamps[keep]
-    data = pd.DataFrame(
-        {
-            "code": pd.array(names, dtype=frames.STRING).take(which),
-            "interval": pd.array([alias], dtype=frames.STRING).take(np.zeros(which.size, np.intp)),
-            "timestamp": pd.to_datetime(stamps, unit="s", utc=True),
-            **{
-                c: raw[c].to_numpy() for c in ("open", "high", "low", "close", "volume", "turnover")
-            },
-        }
+        if not keep.all():
+            stamps, vals, which = stamps[keep], vals[:, keep], which[keep]
+    nanos = pd.DatetimeIndex((stamps * 1_000_000_000).view("datetime64[ns]"))
+    return as_frame(
+        nanos.tz_localize("UTC"),
+        vals,
+        code=pd.array([code for code, _ in keys], dtype=frames.STRING).take(which),
+        interval=pd.array([alias], dtype=frames.STRING).take(np.zeros(which.size, np.intp)),
     )
-    return data.astype(frames.KLINE_DTYPES)

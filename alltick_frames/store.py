@@ -74,7 +74,7 @@ import uuid
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, Final, NamedTuple
 
 import diskcache
 import numpy as np
@@ -215,6 +215,16 @@ class Coverage:
         return None
 
 
+class ManyBars(NamedTuple):
+    """Bars of many series as arrays (:meth:`BarStore.read_arrays`): ``counts[k]`` rows of
+    ``series[k]`` (``(code, interval alias)``), in that order, each oldest first."""
+
+    series: list[tuple[str, str]]
+    counts: np.ndarray  # int64, one per series
+    ts: np.ndarray  # int64 epoch seconds, one per row
+    vals: np.ndarray  # float64, shape (6, rows): one row per field of FIELDS
+
+
 @dataclass(frozen=True, slots=True, eq=False)
 class Newest:
     """Answer of :meth:`BarStore.newest`.
@@ -288,8 +298,12 @@ def _decode(buf: bytes, n: int) -> tuple[np.ndarray, np.ndarray]:
     return ts, vals
 
 
-def _frame(ts: np.ndarray, vals: np.ndarray, **leading: pd.Categorical) -> pd.DataFrame:
-    """The store's frame layout: ``leading`` columns first, then ``timestamp`` and values."""
+def as_frame(ts: Any, vals: np.ndarray, **leading: Any) -> pd.DataFrame:
+    """The store's frame layout: ``leading`` columns first, then ``timestamp`` and values.
+
+    The columns are ``ts``, ``vals``' rows (one per field) and ``leading`` themselves, not
+    copies: a large read pays for its bars once.
+    """
     data: dict[str, Any] = {**leading, "timestamp": ts}
     for i, name in enumerate(FIELDS):
         data[name] = vals[i]
@@ -635,7 +649,7 @@ class BarStore:
         """
         sid = _sid(self.source, code, interval)
         ts, vals = self._series_arrays(sid, *_range(lo, hi), forming)
-        return _frame(ts, vals)
+        return as_frame(ts, vals)
 
     def _series_arrays(
         self, sid: str, lo: int, hi: int, forming: bool
@@ -660,12 +674,32 @@ class BarStore:
         ``sort_values("code")`` sorts in the caller's order and memory stays small; use
         ``.astype(str)`` for plain strings. Series with no bars contribute no rows.
         """
-        lo, hi = _range(lo, hi)
-        series = list(dict.fromkeys((code, _alias(interval)) for code, interval in keys))
-        codes = list(dict.fromkeys(code for code, _ in series))
-        aliases = list(dict.fromkeys(alias for _, alias in series))
+        got = self.read_arrays(keys, lo, hi, forming=forming)
+        codes = list(dict.fromkeys(code for code, _ in got.series))
+        aliases = list(dict.fromkeys(alias for _, alias in got.series))
         code_pos = {c: k for k, c in enumerate(codes)}
         alias_pos = {a: k for k, a in enumerate(aliases)}
+        code_of = np.array([code_pos[c] for c, _ in got.series], np.int32)
+        alias_of = np.array([alias_pos[a] for _, a in got.series], np.int8)
+        return as_frame(
+            got.ts,
+            got.vals,
+            code=pd.Categorical.from_codes(np.repeat(code_of, got.counts), categories=codes),
+            interval=pd.Categorical.from_codes(np.repeat(alias_of, got.counts), categories=aliases),
+        )
+
+    def read_arrays(
+        self,
+        keys: Sequence[SeriesKey],
+        lo: int | None = None,
+        hi: int | None = None,
+        *,
+        forming: bool = True,
+    ) -> ManyBars:
+        """What :meth:`read_many` reads, as plain arrays (for callers that build their own
+        frame without copying the bars again): see :class:`ManyBars`."""
+        lo, hi = _range(lo, hi)
+        series = list(dict.fromkeys((code, _alias(interval)) for code, interval in keys))
         sids = [_sid(self.source, code, alias) for code, alias in series]
         indexes = self._get_many([_index_key(sid) for sid in sids])
         wanted = [
@@ -690,13 +724,7 @@ class BarStore:
                 got.extend(_forming_piece(index, lo, hi))
             pieces.extend(got)
             counts[k] = sum(p[0].size for p in got)
-        code_codes = np.repeat(np.array([code_pos[c] for c, _ in series], np.int32), counts)
-        alias_codes = np.repeat(np.array([alias_pos[a] for _, a in series], np.int8), counts)
-        return _frame(
-            *_concat(pieces),
-            code=pd.Categorical.from_codes(code_codes, categories=codes),
-            interval=pd.Categorical.from_codes(alias_codes, categories=aliases),
-        )
+        return ManyBars(series, counts, *_concat(pieces))
 
     def newest(
         self,
@@ -721,7 +749,7 @@ class BarStore:
         if n < 1:
             raise ValueError(f"n must be at least 1, got {n}")
         sid = _sid(self.source, code, interval)
-        empty = Newest(_frame(*_empty_arrays()), complete=False, run=None, fetched_at=None)
+        empty = Newest(as_frame(*_empty_arrays()), complete=False, run=None, fetched_at=None)
         for _ in range(_READ_ATTEMPTS):
             index = self._cache.get(_index_key(sid))
             if index is None:
@@ -748,7 +776,7 @@ class BarStore:
             ts, vals = ts[-n:], vals[:, -n:]
             with_forming = use_forming and ts.size > 0 and ts[-1] == cov.forming_ts
             return Newest(
-                _frame(ts, vals),
+                as_frame(ts, vals),
                 complete=ts.size >= n or run[0] == _NEG_INF,
                 run=run,
                 fetched_at=cov.fetched_at if with_forming else None,

@@ -246,6 +246,18 @@ def test_read_many_keeps_caller_order_with_categorical_codes(store: BarStore) ->
     assert nothing.empty and list(nothing.columns) == ["code", "interval", *COLUMNS]
 
 
+def test_read_arrays_are_read_many_without_the_frame(store: BarStore) -> None:
+    store.write("B", "1d", bars([0, 86_400]), 0, 2 * 86_400 - 1)
+    store.write("A", "1h", bars([3600, 7200], bump=1.0), 3600, 7200)
+    keys = [("A", "1h"), ("missing", "1d"), ("B", "D"), ("A", "1h")]
+    got = store.read_arrays(keys)
+    assert got.series == [("A", "1h"), ("missing", "1d"), ("B", "1d")]  # repeats read once
+    assert got.counts.tolist() == [2, 0, 2]
+    assert got.ts.tolist() == [3600, 7200, 0, 86_400]
+    frame = store.read_many(keys)
+    np.testing.assert_array_equal(got.vals, frame[list(FIELDS)].to_numpy().T)
+
+
 def test_coverage_many_matches_coverage(store: BarStore) -> None:
     store.write("A", "1d", bars([0]), 0, 86_399, floor=0)
     store.write("B", "1h", bars([3600]), 3600, 7199, forming=bars([7200]), fetched_at=1.0)
