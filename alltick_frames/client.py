@@ -241,7 +241,11 @@ class AllTick(QuotesMixin):
         job = KlineJob(req, self.plan, self.store, now)
         if self.store is None:
             pages = [planner.first_page(req, c, self.plan) for c in todo]
-            failures += await self._run(job, job.calls(pages), stats, "klines")
+            try:
+                failures += await self._run(job, job.calls(pages), stats, "klines")
+            finally:
+                job.flush()
+            await job.settle()
         else:
             failures += await self._fill(req, todo, job, stats, now)
         stats.route = "+".join(sorted(e for e, n in stats.calls.items() if n)) or "cache"
@@ -310,7 +314,11 @@ class AllTick(QuotesMixin):
                 failures += batch_job.left_out + batch_job.unreadable
             pages = [page for p in needy if p not in batch for page in p.pages]
             paged.update(page.code.code for page in pages)
-            failures += await self._run(job, job.calls(pages), stats, "klines")
+            try:
+                failures += await self._run(job, job.calls(pages), stats, "klines")
+            finally:
+                job.flush()
+            await job.settle()  # every page in the store before the next round plans from it
             failed = {f.code for f in [*failures, *job.unreadable]}
             todo = [c for c in todo if c.code not in failed]
         return failures

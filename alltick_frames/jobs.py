@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
@@ -21,9 +22,9 @@ from alltick_frames.store import BarStore
 #: Most bodies decoded together: batching is what makes decoding fast (see frames.py).
 DECODE_BATCH = 128
 
-#: Finished series are decoded, sorted and trimmed off the event loop while later calls are
-#: still paced (Arrow's JSON reader releases the GIL), so that little is left to do after the
-#: last answer. One thread keeps batches in arrival order.
+#: Bars are decoded (and stored) off the event loop, so that pacing stays exact while they
+#: arrive (Arrow's JSON reader releases the GIL) and little is left to do after the last
+#: answer. One thread keeps the work in arrival order.
 _DECODER = ThreadPoolExecutor(max_workers=1, thread_name_prefix="alltick-decode")
 
 #: A pageable series that stops this long after the requested start ran out of history
@@ -39,19 +40,60 @@ def unreadable(code: str, interval: str, endpoint: str, exc: MalformedResponse) 
     )  # fmt: skip
 
 
-#: Finished series by code, each sorted and trimmed; and the codes whose bars could not be read.
-_Assembled = tuple[dict[str, pd.DataFrame], dict[str, MalformedResponse]]
-
-
-def _assemble(items: Sequence[tuple[str, bytes]], req: KlineRequest) -> _Assembled:
+def _assemble(
+    items: Sequence[tuple[str, bytes]], req: KlineRequest, bad: dict[str, MalformedResponse]
+) -> dict[str, pd.DataFrame]:
     """Decode finished series' ``(code, body)`` items into one clean frame per code.
 
-    A code with an unreadable page would have a hole, so none of its bars are kept.
+    A code with an unreadable page would have a hole: it goes to ``bad``, and none of its
+    bars are kept.
     """
-    decoded, bad = decode_each(items, frames.decode_kline_bodies)
-    data = trim(frames.finalize_klines([decoded], []), req)
-    by_code = data.groupby("code", sort=False, observed=True)
-    return {code: bars for code, bars in by_code if code not in bad}, bad
+    decoded, errors = decode_each(items, frames.decode_kline_bodies)
+    bad.update(errors)
+    series = _by_code(trim(frames.finalize_klines([decoded], []), req))
+    return {code: bars for code, bars in series.items() if code not in bad}
+
+
+def _by_code(data: pd.DataFrame) -> dict[str, pd.DataFrame]:
+    return dict(iter(data.groupby("code", sort=False, observed=True)))
+
+
+@dataclass(frozen=True, slots=True)
+class _Arrived:
+    """One ``/kline`` answer waiting to be written to the store."""
+
+    page: KlinePage
+    body: bytes
+    rows: int  # bars in the body
+    got: int  # distinct timestamps among them
+
+
+def _record(
+    store: BarStore,
+    arrived: Sequence[_Arrived],
+    now: float,
+    bad: dict[str, MalformedResponse],
+    ended: KlineRequest,
+) -> dict[str, pd.DataFrame]:
+    """Decode answers together and write each page to the store, in arrival order; then read
+    back the series of ``ended`` (chains whose pages are all written by now), one frame per
+    code.
+
+    A code with an unreadable page goes to ``bad``, and none of its later pages are written.
+    """
+    items = [(str(k), a.body) for k, a in enumerate(arrived) if a.rows]
+    decoded, errors = decode_each(items, frames.decode_kline_bodies)
+    offset = 0
+    for k, a in enumerate(arrived):
+        code = a.page.code.code
+        if str(k) in errors:
+            bad.setdefault(code, errors[str(k)])
+            continue
+        bars = decoded.iloc[offset : offset + a.rows]  # the decoder keeps the bodies' order
+        offset += a.rows
+        if code not in bad:
+            cached.record_page(store, a.page, frames.finalize_klines([bars], [code]), now, a.got)
+    return _by_code(cached.read_frame(store, ended)) if ended.codes else {}
 
 
 def decode_each(
@@ -110,11 +152,13 @@ class _Series:
 class KlineJob:
     """History through ``/kline``: chains of pages per code (see :mod:`planner`).
 
-    With a ``store``, every page is written to it the moment it arrives (so a killed job
-    resumes from there) and the result is read back from it. Without one, a code's pages are
-    kept until its chain ends; the finished series are then decoded, sorted and trimmed
-    together on the decode thread (as soon as it is free, or once ``DECODE_BATCH`` bodies
-    wait), and :meth:`frame` only has to put them in the caller's order.
+    Work goes to the decode thread as soon as it is free (or once ``DECODE_BATCH`` bodies
+    wait), so that the event loop only paces calls and little is left after the last answer.
+    With a ``store``, each page is written to it there within moments of arriving (so a killed
+    job resumes from there), and a code's series is read back from it once its chain has
+    ended. Without one, a code's pages are kept until its chain ends, then decoded, sorted and
+    trimmed together. Either way :meth:`frame` mostly puts finished series in the caller's
+    order. Call :meth:`settle` after each run, before planning from the store.
     """
 
     req: KlineRequest
@@ -124,12 +168,27 @@ class KlineJob:
     now: float = 0.0
     endpoint: str = KLINE
     series: dict[str, _Series] = field(default_factory=dict)
-    #: Codes whose bars could not be read: failure rows, and no partial series for them.
-    unreadable: list[Failure] = field(default_factory=list)
-    #: Bodies of chains still running, by code; then of finished ones, waiting to be decoded.
+    #: Without a store: bodies of chains still running, by code; then of finished ones.
     _running: dict[str, list[bytes]] = field(default_factory=dict)
     _finished: list[tuple[str, bytes]] = field(default_factory=list)
-    _assembled: list[Future[_Assembled]] = field(default_factory=list)
+    #: With a store: answers not yet handed over; codes whose chains ended, to read back
+    #: after their pages are written; codes with pages written since they were read back.
+    _arrived: list[_Arrived] = field(default_factory=list)
+    _ended: list[CodeInfo] = field(default_factory=list)
+    _unread: set[str] = field(default_factory=set)
+    #: Work handed to the decode thread and not yet collected; what it gave back.
+    _work: list[Future[dict[str, pd.DataFrame]]] = field(default_factory=list)
+    _assembled: dict[str, pd.DataFrame] = field(default_factory=dict)
+    #: Codes whose bars could not be read (filled in by the decode thread).
+    _bad: dict[str, MalformedResponse] = field(default_factory=dict)
+
+    @property
+    def unreadable(self) -> list[Failure]:
+        """Failure rows for the codes whose bars could not be read; none of their bars are
+        in :meth:`frame` without a store (a series with a hole), nor written after the bad
+        page with one."""
+        ivl = str(self.req.interval)
+        return [unreadable(code, ivl, KLINE, exc) for code, exc in self._bad.items()]
 
     def calls(self, pages: Iterable[KlinePage]) -> list[Call]:
         return [self._call(page) for page in pages]
@@ -149,25 +208,26 @@ class KlineJob:
             stamps = {int(bar["timestamp"]) for bar in bars}
         except (AttributeError, KeyError, TypeError, ValueError) as exc:
             raise MalformedResponse(f"unexpected /kline data: {exc!r}", endpoint=KLINE) from None
-        state = self.series.setdefault(page.code.code, _Series())
+        code = page.code.code
+        if code in self._bad:
+            return []  # an earlier page could not be read: the series stops there
+        state = self.series.setdefault(code, _Series())
         state.pages += 1
         state.got += len(stamps)
         if self.store is not None:
-            try:
-                decoded = frames.decode_kline_bodies([body]) if stamps else frames.empty_klines()
-            except MalformedResponse as exc:
-                self.unreadable.append(unreadable(page.code.code, str(page.interval), KLINE, exc))
-                return []
-            decoded = frames.finalize_klines([decoded], [page.code.code])
-            cached.record_page(self.store, page, decoded, self.now, len(stamps))
+            self._arrived.append(_Arrived(page, body, len(bars), len(stamps)))
+            self._unread.add(code)
         elif stamps:
-            self._running.setdefault(page.code.code, []).append(body)
+            self._running.setdefault(code, []).append(body)
         following = planner.next_page(page, self.plan, len(stamps), min(stamps)) if stamps else None
-        if following is not None:
-            return [self._call(following)]
-        if self.store is None:
-            self._finish(page.code.code)
-        return []
+        if following is None:  # the chain has ended: its series can be assembled
+            if self.store is not None:
+                self._ended.append(page.code)
+                self._unread.discard(code)
+            else:
+                self._finished += [(code, body) for body in self._running.pop(code, [])]
+        self._hand_over()
+        return [] if following is None else [self._call(following)]
 
     def split(self, call: Call) -> list[Call]:
         page: KlinePage = call.payload
@@ -176,32 +236,59 @@ class KlineJob:
         # A 603 on one code means fewer bars per call than the table says: halve the page.
         return [self._call(replace(page, num=page.num // 2))]
 
-    def _finish(self, code: str) -> None:
-        """``code``'s chain has ended: queue its bodies, and decode if the thread is free."""
-        self._finished += [(code, body) for body in self._running.pop(code, [])]
-        idle = not self._assembled or self._assembled[-1].done()
-        if idle or len(self._finished) >= DECODE_BATCH:
-            self._decode()
-
-    def _decode(self) -> None:
-        if self._finished:
-            self._assembled.append(_DECODER.submit(_assemble, self._finished, self.req))
+    def _hand_over(self, force: bool = False) -> None:
+        """Give the waiting work to the decode thread if it is idle, or enough bodies wait."""
+        waiting = len(self._arrived) + len(self._finished)
+        if not (waiting or self._ended):
+            return
+        idle = not self._work or self._work[-1].done()
+        if not (force or idle or waiting >= DECODE_BATCH):
+            return
+        if self.store is not None:
+            ended = replace(self.req, codes=tuple(self._ended))
+            work = _DECODER.submit(_record, self.store, self._arrived, self.now, self._bad, ended)
+            self._arrived, self._ended = [], []
+        else:
+            work = _DECODER.submit(_assemble, self._finished, self.req, self._bad)
             self._finished = []
+        self._work.append(work)
+
+    def flush(self) -> None:
+        """Hand everything still waiting to the decode thread (even if the run stopped early:
+        nothing fetched is lost)."""
+        if self.store is None:  # chains that failed part way keep what they got
+            for code in list(self._running):
+                self._finished += [(code, body) for body in self._running.pop(code)]
+        self._hand_over(force=True)
+
+    def _collect(self) -> list[Future[dict[str, pd.DataFrame]]]:
+        self.flush()
+        work, self._work = self._work, []
+        return work
+
+    async def settle(self) -> None:
+        """Wait, without blocking the event loop, until every answer so far is decoded (and
+        stored)."""
+        for work in self._collect():
+            self._assembled.update(await asyncio.wrap_future(work))
 
     def frame(self) -> pd.DataFrame:
         """Every bar received (or stored), trimmed to the request, in the caller's order."""
+        for work in self._collect():
+            self._assembled.update(work.result())
         if self.store is not None:
-            return cached.read_frame(self.store, self.req)  # trimmed as it is read
-        for code in list(self._running):  # chains that failed part way keep what they got
-            self._finish(code)
-        self._decode()
-        series: dict[str, pd.DataFrame] = {}  # a code's chain ends once: one batch holds it
-        ivl = str(self.req.interval)
-        for batch in self._assembled:
-            assembled, bad = batch.result()
-            series.update(assembled)
-            self.unreadable += [unreadable(code, ivl, KLINE, exc) for code, exc in bad.items()]
-        parts = [series[code] for code in self.req.code_order if code in series]
+            # Series no chain ended for (cached, refreshed, failed part way) are read now.
+            rest = tuple(
+                c for c in self.req.codes if c.code in self._unread or c.code not in self._assembled
+            )
+            for c in rest:
+                self._assembled.pop(c.code, None)
+            if rest and not self._assembled:  # all of them: already in the caller's order
+                return cached.read_frame(self.store, self.req)
+            if rest:
+                read = cached.read_frame(self.store, replace(self.req, codes=rest))
+                self._assembled.update(_by_code(read))
+        parts = [self._assembled[c] for c in self.req.code_order if c in self._assembled]
         return pd.concat(parts, ignore_index=True) if parts else frames.empty_klines()
 
     def shortfalls(self, data: pd.DataFrame, failed: set[str]) -> list[Failure]:

@@ -277,6 +277,33 @@ async def test_a_later_end_fetches_only_what_lies_beyond(
     pd.testing.assert_frame_equal(result.data, reference.data)
 
 
+async def test_a_series_read_back_early_is_read_again_when_more_of_it_is_stored(
+    alltick_emulator: Callable[..., EmulatorServer], tmp_path: Path
+) -> None:
+    """A series is read back from the store as soon as one of its chains ends. Around a
+    cached middle, a range has two chains: the gap below ends after one page, the gap above
+    goes on, and the daily cap cuts it after two pages. The result holds every bar stored,
+    including the two pages that came after the early read."""
+    capped = fast_plan(per_day=3)
+    emu = alltick_emulator(plan=FAST, tokens={"setup": FAST, TOKEN: capped}, now=NOW)
+    start = NOW - 3500 * HOUR
+    async with AllTick(
+        "setup", FAST, emu.url, cache=tmp_path, clock=lambda: NOW, progress=False
+    ) as setup:
+        await setup.klines("EURUSD", "1h", start=NOW - 3000 * HOUR, end=NOW - 2500 * HOUR)
+    # One call at a time, so the chains take turns: below (ends), above, above, cut.
+    async with client(emu, lambda: NOW, tmp_path, capped, concurrency=1) as c:
+        result = await c.klines("EURUSD", "1h", start=start)
+        stored = c.store.read("EURUSD", "1h", int(start), int(NOW))
+    assert served(emu) == {"kline": {"200": 3}}
+    assert result.failures[["code", "kind"]].values.tolist() == [["EURUSD", "daily-cap"]]
+    assert result.data["timestamp"].max() == pd.Timestamp(NOW, unit="s", tz="UTC")
+    got = result.data[list(stored.columns)].assign(
+        timestamp=result.data["timestamp"].astype("int64") // 10**9
+    )
+    pd.testing.assert_frame_equal(got, stored)
+
+
 # ----------------------------------------------------------------------------- estimate
 
 

@@ -63,9 +63,9 @@ async def test_each_series_is_decoded_whole_once_its_chain_ends(emu, monkeypatch
     the last answer: every batch holds whole series, and every series is in one batch."""
     batches: list[Counter[str]] = []
 
-    def spy(items: list[tuple[str, bytes]], req: planner.KlineRequest) -> object:
+    def spy(items: list[tuple[str, bytes]], *args: object) -> object:
         batches.append(Counter(code for code, _ in items))
-        return assemble(items, req)
+        return assemble(items, *args)
 
     assemble = jobs._assemble
     monkeypatch.setattr(jobs, "_assemble", spy)
