@@ -26,7 +26,7 @@ from alltick_frames.codes import CodeInfo
 from alltick_frames.intervals import Interval
 from alltick_frames.planner import KlinePage, KlineRequest, bars_between, first_page
 from alltick_frames.plans import Plan
-from alltick_frames.store import BarStore, Coverage, as_frame
+from alltick_frames.store import FIELDS, Arrays, BarStore, Coverage, as_frame, sort_bars
 
 #: The open ends of a covered run (see :meth:`Coverage.run`).
 _NEG_INF, _POS_INF = -(2**63), 2**63 - 1
@@ -211,30 +211,26 @@ def _batchable(cov: Coverage, gaps: list, now: float, ivl: Interval) -> bool:
 # --------------------------------------------------------------------------- recording
 
 
-_FIELDS = ("open", "high", "low", "close", "volume", "turnover")
+def bar_arrays(bars: pd.DataFrame) -> Arrays:
+    """A k-line frame's bars in the store's layout (as they come: not sorted here)."""
+    ts = pd.DatetimeIndex(bars["timestamp"]).asi8 // 1_000_000_000
+    return ts, bars[list(FIELDS)].to_numpy(np.float64).T
 
 
-def _store_frame(bars: pd.DataFrame) -> pd.DataFrame:
-    out = bars[list(_FIELDS)].copy()
-    out.insert(0, "timestamp", pd.DatetimeIndex(bars["timestamp"]).asi8 // 1_000_000_000)
-    return out
-
-
-def record_page(store: BarStore, page: KlinePage, bars: pd.DataFrame, now: float, got: int) -> None:
+def record_page(store: BarStore, page: KlinePage, bars: Arrays, now: float, got: int) -> None:
     """Record one ``/kline`` page: the closed span it proves, its forming bar, its floor.
 
-    ``bars`` are the page's decoded bars (sorted, unique); ``got`` their count.
+    ``bars`` are the page's decoded bars (see :func:`bar_arrays`); ``got`` their count.
     """
     code, ivl = page.code.code, str(page.interval)
-    if bars.empty:
+    ts, vals = sort_bars(*bars)
+    if ts.size == 0:
         if page.end_ts:
             store.write(code, ivl, floor=page.end_ts + 1)
         return
-    rows = _store_frame(bars)
-    ts = rows["timestamp"].to_numpy()
     forming = None
     if page.end_ts == 0 or ts[-1] + page.interval.seconds > now:
-        forming, rows = rows.iloc[-1:], rows.iloc[:-1]
+        forming = ts[-1:], vals[:, -1:]
         hi = int(ts[-1]) - 1
     else:
         hi = page.end_ts
@@ -246,7 +242,7 @@ def record_page(store: BarStore, page: KlinePage, bars: pd.DataFrame, now: float
     store.write(
         code,
         ivl,
-        rows,
+        (ts, vals),
         lo,
         hi,
         floor=lo if short else None,
@@ -270,31 +266,21 @@ def record_latest_many(
         return
     codes = answer["code"].to_numpy(object)
     aliases = answer["interval"].to_numpy(object)
-    stamps = pd.DatetimeIndex(answer["timestamp"]).asi8 // 1_000_000_000
-    values = {f: answer[f].to_numpy(np.float64) for f in _FIELDS}
+    stamps, values = bar_arrays(answer)
     change = (codes[1:] != codes[:-1]) | (aliases[1:] != aliases[:-1])
     starts = np.flatnonzero(np.concatenate(([True], change)))
     ends = np.append(starts[1:], len(codes))
     for a, b in zip(starts.tolist(), ends.tolist(), strict=True):
-        key = (codes[a], aliases[a])
-        if key in wanted:
-            rows = pd.DataFrame(
-                {"timestamp": stamps[a:b], **{f: v[a:b] for f, v in values.items()}}, copy=False
-            )
-            _record_latest_rows(store, key[0], key[1], rows, now)
-
-
-def _record_latest_rows(
-    store: BarStore, code: str, alias: str, rows: pd.DataFrame, now: float
-) -> None:
-    forming = rows.iloc[-1:]
-    closed = rows.iloc[:-1]
-    newest = int(rows["timestamp"].iloc[-1])
-    if closed.empty:
-        store.write(code, alias, forming=forming, fetched_at=now)
-        return
-    lo = int(closed["timestamp"].iloc[0])
-    store.write(code, alias, closed, lo, newest - 1, forming=forming, fetched_at=now)
+        code, alias = codes[a], aliases[a]
+        if (code, alias) not in wanted:
+            continue
+        forming = stamps[b - 1 : b], values[:, b - 1 : b]
+        if b - a == 1:
+            store.write(code, alias, forming=forming, fetched_at=now)
+        else:
+            closed = stamps[a : b - 1], values[:, a : b - 1]
+            lo, newest = int(stamps[a]), int(stamps[b - 1])
+            store.write(code, alias, closed, lo, newest - 1, forming=forming, fetched_at=now)
 
 
 def read_frame(store: BarStore, req: KlineRequest) -> pd.DataFrame:

@@ -7,6 +7,7 @@ from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 
+import numpy as np
 import orjson
 import pandas as pd
 
@@ -54,6 +55,18 @@ def _assemble(
     return {code: bars for code, bars in series.items() if code not in bad}
 
 
+def _runs(data: pd.DataFrame) -> tuple[dict[str, int], dict[str, pd.Timestamp]]:
+    """Rows and oldest bar of each code in ``data``, whose codes come in runs, each oldest bar
+    first (as :meth:`KlineJob.frame` returns them): a pass over the runs, not a group-by."""
+    code = data["code"]
+    starts = np.flatnonzero(code.ne(code.shift()).to_numpy(bool, na_value=True))
+    names = code.iloc[starts].tolist()
+    sizes = np.diff(np.append(starts, len(data))).tolist()
+    return dict(zip(names, sizes, strict=True)), dict(
+        zip(names, data["timestamp"].iloc[starts], strict=True)
+    )
+
+
 def _by_code(data: pd.DataFrame) -> dict[str, pd.DataFrame]:
     return dict(iter(data.groupby("code", sort=False, observed=True)))
 
@@ -83,16 +96,17 @@ def _record(
     """
     items = [(str(k), a.body) for k, a in enumerate(arrived) if a.rows]
     decoded, errors = decode_each(items, frames.decode_kline_bodies)
+    ts, vals = cached.bar_arrays(decoded)
     offset = 0
     for k, a in enumerate(arrived):
         code = a.page.code.code
         if str(k) in errors:
             bad.setdefault(code, errors[str(k)])
             continue
-        bars = decoded.iloc[offset : offset + a.rows]  # the decoder keeps the bodies' order
+        page = slice(offset, offset + a.rows)  # the decoder keeps the bodies' order
         offset += a.rows
         if code not in bad:
-            cached.record_page(store, a.page, frames.finalize_klines([bars], [code]), now, a.got)
+            cached.record_page(store, a.page, (ts[page], vals[:, page]), now, a.got)
     return _by_code(cached.read_frame(store, ended)) if ended.codes else {}
 
 
@@ -299,8 +313,7 @@ class KlineJob:
         older history behind its latest 500 bars, say).
         """
         req = self.req
-        by_code = data.groupby("code", observed=True)["timestamp"]
-        rows, oldest = by_code.size().to_dict(), by_code.min().to_dict()
+        rows, oldest = _runs(data)
         top = int(req.end if req.end is not None else self.now)
         tolerance = max(HISTORY_TOLERANCE, req.interval.seconds)
         holes: dict[str, list[tuple[int, int]]] = {}

@@ -266,8 +266,18 @@ def _seconds(column: pd.Series) -> np.ndarray:
     return column.to_numpy(dtype=np.int64)
 
 
-def _arrays(bars: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
-    """A bar frame as ``(timestamps, values[6, n])``, sorted, later rows winning on ties."""
+#: Bars as arrays: ``(timestamps, values)``, int64 epoch seconds and float64 of shape (6, n),
+#: one row per field of :data:`FIELDS` (the store's own layout).
+Arrays = tuple[np.ndarray, np.ndarray]
+
+
+def _arrays(bars: pd.DataFrame | Arrays) -> Arrays:
+    """Bars (a frame, or :data:`Arrays`) as arrays, sorted, later rows winning on ties."""
+    if isinstance(bars, tuple):
+        ts, vals = bars
+        if vals.shape != (_NF, ts.size):
+            raise ValueError(f"bar values must have shape ({_NF}, {ts.size}), not {vals.shape}")
+        return sort_bars(np.asarray(ts, np.int64), np.asarray(vals, np.float64))
     missing = [c for c in COLUMNS if c not in bars.columns]
     if missing:
         raise ValueError(f"bars lack column(s) {missing}; a bar frame needs {list(COLUMNS)}")
@@ -275,11 +285,15 @@ def _arrays(bars: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
     vals = np.empty((_NF, len(ts)), np.float64)
     for i, name in enumerate(FIELDS):
         vals[i] = bars[name].to_numpy(dtype=np.float64, na_value=np.nan)
-    return _sorted_unique(ts, vals)
+    return sort_bars(ts, vals)
 
 
-def _sorted_unique(ts: np.ndarray, vals: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Sort by timestamp; of equal timestamps keep the last one (stable sort keeps order)."""
+def _rows(bars: pd.DataFrame | Arrays) -> int:
+    return bars[0].size if isinstance(bars, tuple) else len(bars)
+
+
+def sort_bars(ts: np.ndarray, vals: np.ndarray) -> Arrays:
+    """Bars sorted by timestamp; of equal timestamps the last one is kept."""
     if ts.size > 1 and not (np.all(ts[1:] > ts[:-1])):
         order = np.argsort(ts, kind="stable")
         ts, vals = ts[order], vals[:, order]
@@ -416,12 +430,12 @@ class BarStore:
         self,
         code: str,
         interval: str | Interval,
-        bars: pd.DataFrame | None = None,
+        bars: pd.DataFrame | Arrays | None = None,
         lo: int | None = None,
         hi: int | None = None,
         *,
         floor: int | None = None,
-        forming: pd.DataFrame | None = None,
+        forming: pd.DataFrame | Arrays | None = None,
         fetched_at: float | None = None,
     ) -> Coverage:
         """Record what one fetch learned, atomically, and return the series' new coverage.
@@ -433,7 +447,7 @@ class BarStore:
         bar does not vanish because one response left it out). ``bars`` may be empty (a span
         with no bars) and, with ``lo``/``hi`` left out, None (only a floor or a forming bar to
         record). Columns: ``timestamp`` (int64 seconds or datetimes) and the six floats; other
-        columns are ignored.
+        columns are ignored. Bars may also be given as :data:`Arrays`, which skips pandas.
 
         ``floor``: no bar exists before it. ``forming``: a one-row frame holding the bar that is
         still forming, with ``fetched_at`` the caller's clock reading when it was fetched. Write
@@ -453,13 +467,13 @@ class BarStore:
                 raise ValueError(f"lo ({span[0]}) is after hi ({span[1]})")
             if bars is not None:
                 ts, vals = _clip(*_arrays(bars), *span)
-        elif bars is not None and len(bars):
+        elif bars is not None and _rows(bars):
             raise ValueError("bars need the closed span [lo, hi] they cover")
         floor = None if floor is None else _int(floor, "floor")
         form: tuple[Any, ...] | None = None
-        if forming is not None and len(forming):
-            if len(forming) != 1:
-                raise ValueError(f"forming must be one bar, got {len(forming)} rows")
+        if forming is not None and _rows(forming):
+            if _rows(forming) != 1:
+                raise ValueError(f"forming must be one bar, got {_rows(forming)} rows")
             if fetched_at is None:
                 raise ValueError("a forming bar needs fetched_at (the caller's clock, seconds)")
             f_ts, f_vals = _arrays(forming)
@@ -498,7 +512,7 @@ class BarStore:
             group = chunks[i:j]
             pieces = [self._chunk(sid, c) for c in group]
             pieces.append((ts, vals))
-            all_ts, all_vals = _sorted_unique(*_concat(pieces))
+            all_ts, all_vals = sort_bars(*_concat(pieces))
             fresh = []
             parts = -(-all_ts.size // CHUNK_BARS)
             for part_ts, part_vals in zip(

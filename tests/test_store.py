@@ -246,6 +246,22 @@ def test_read_many_keeps_caller_order_with_categorical_codes(store: BarStore) ->
     assert nothing.empty and list(nothing.columns) == ["code", "interval", *COLUMNS]
 
 
+def test_bars_written_as_arrays_equal_bars_written_as_a_frame(store: BarStore) -> None:
+    """Unsorted, with a repeated bar (the later copy wins), and a forming bar."""
+    frame = bars([7200, 0, 3600, 0], bump=1.0)
+    frame.loc[3, "close"] = -1.0
+    arrays = (frame["timestamp"].to_numpy(), frame[list(FIELDS)].to_numpy().T)
+    forming = bars([10_800])
+    store.write("F", "1h", frame, 0, 10_799, forming=forming, fetched_at=1.0)
+    forming_arrays = (np.array([10_800]), forming[list(FIELDS)].to_numpy().T)
+    store.write("A", "1h", arrays, 0, 10_799, forming=forming_arrays, fetched_at=1.0)
+    pd.testing.assert_frame_equal(store.read("A", "1h"), store.read("F", "1h"))
+    assert store.read("A", "1h")["close"].tolist()[0] == -1.0
+    assert store.coverage("A", "1h") == store.coverage("F", "1h")
+    with pytest.raises(ValueError, match=r"shape \(6, 4\)"):
+        store.write("A", "1h", (arrays[0], arrays[1][:5]), 0, 10_799)
+
+
 def test_read_arrays_are_read_many_without_the_frame(store: BarStore) -> None:
     store.write("B", "1d", bars([0, 86_400]), 0, 2 * 86_400 - 1)
     store.write("A", "1h", bars([3600, 7200], bump=1.0), 3600, 7200)
