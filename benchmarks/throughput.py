@@ -2,7 +2,8 @@
 
 Starts the emulator in this process (:class:`~alltick_frames.emulator.EmulatorServer`) on a
 fast custom plan (every endpoint 100 calls/s, 100/s in all, 6,000 a minute), runs one job
-through :class:`~alltick_frames.AllTick` (no cache) and prints, side by side:
+through :class:`~alltick_frames.AllTick` (no cache; ``--cache`` for a fresh one, which the
+budget's ledger shares, as with a client's defaults) and prints, side by side:
 
 * our wall time, from calling ``klines()`` to holding the DataFrame;
 * the plan's theoretical minimum for the calls actually made
@@ -21,6 +22,7 @@ theoretical minimum is 11 s. ``--quick`` asks for 1,200 bars (3 pages, 276 calls
 
     python benchmarks/throughput.py              # ~12 s
     python benchmarks/throughput.py --quick      # ~3 s
+    python benchmarks/throughput.py --cache      # ~12 s, every page stored and read back
     python benchmarks/throughput.py --concurrency 4 --guard 0.05
 
 ``--concurrency`` defaults to the client's own choice for the plan (32 here), ``--guard`` to
@@ -38,6 +40,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
+import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -95,11 +98,23 @@ class Run:
 
 
 async def run_job(
-    emu: EmulatorServer, codes: list[str], count: int, concurrency: int | None, guard: float
+    emu: EmulatorServer,
+    codes: list[str],
+    count: int,
+    concurrency: int | None,
+    guard: float,
+    cache: Path | None,
 ) -> Run:
-    budget = RecordingBudget(PLAN, guard=guard)
+    # With a cache, the budget keeps its ledger there too, as a client's own budget would.
+    budget = RecordingBudget.for_token(PLAN, TOKEN, cache, guard=guard)
     async with AllTick(
-        TOKEN, PLAN, emu.url, cache=False, budget=budget, concurrency=concurrency, progress=False
+        TOKEN,
+        PLAN,
+        emu.url,
+        cache=cache or False,
+        budget=budget,
+        concurrency=concurrency,
+        progress=False,
     ) as client:
         started = time.time()
         result = await client.klines(codes, "1h", count=count)
@@ -122,13 +137,14 @@ async def run_job(
     )
 
 
-def report(run: Run, codes: int, count: int, concurrency: int, guard: float) -> None:
+def report(run: Run, codes: int, count: int, concurrency: int, guard: float, cache: bool) -> None:
     pages = run.calls.get(KLINE, 0)
     rate = PLAN.rate_for(KLINE)
     windows = (pages - 1) // rate.calls  # full windows between the first call and the last
     print(f"plan            {PLAN.name}: 100 calls/s per endpoint and in all, 6,000/min")
     print(f"job             {codes} codes x {count} hourly bars = {pages} /kline calls, ", end="")
-    print(f"{run.rows:,} bars; concurrency {concurrency}, guard {guard * 1000:.0f} ms")
+    print(f"{run.rows:,} bars; concurrency {concurrency}, guard {guard * 1000:.0f} ms, ", end="")
+    print("with a cache" if cache else "no cache")
     print()
     print(f"{'our wall time':<24}{run.wall:>9.3f} s")
     print(f"{'theoretical minimum':<24}{run.minimum:>9.3f} s")
@@ -154,15 +170,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--guard", type=float, default=DEFAULT_GUARD, help="the budget's guard, seconds"
     )
+    parser.add_argument(
+        "--cache",
+        action="store_true",
+        help="with an (empty) cache: every page is stored as it arrives and read back",
+    )
     args = parser.parse_args(argv)
     count = args.count or (1_200 if args.quick else 6_000)
 
     config = EmulatorConfig(tokens={TOKEN: PLAN}, now=MARKET_NOW)
-    with EmulatorServer(config) as emu:
+    with EmulatorServer(config) as emu, tempfile.TemporaryDirectory() as tmp:
         codes = [str(row["code"]) for row in emu.codes() if row["path"] == "/quote-b-api"]
-        run = asyncio.run(run_job(emu, codes, count, args.concurrency, args.guard))
+        cache = Path(tmp) if args.cache else None
+        run = asyncio.run(run_job(emu, codes, count, args.concurrency, args.guard, cache))
     concurrency = args.concurrency or default_concurrency(PLAN)
-    report(run, len(codes), count, concurrency, args.guard)
+    report(run, len(codes), count, concurrency, args.guard, args.cache)
     return 0 if run.ratio <= 1.05 and not run.rejections else 1
 
 
