@@ -210,6 +210,18 @@ class AllTick(QuotesMixin):
         finally:
             bar.close()
 
+    async def _run_pages(
+        self, job: KlineJob, pages: list[planner.KlinePage], stats: FetchStats
+    ) -> list[Failure]:
+        """Run ``pages`` of ``job``; return once every answer is decoded (and stored, so the
+        next planning round sees it)."""
+        try:
+            failures = await self._run(job, job.calls(pages), stats, "klines")
+        finally:
+            job.flush()  # a run that raised keeps what it fetched
+        await job.settle()
+        return failures
+
     # ------------------------------------------------------------------------------ klines
 
     async def klines(
@@ -241,11 +253,7 @@ class AllTick(QuotesMixin):
         job = KlineJob(req, self.plan, self.store, now)
         if self.store is None:
             pages = [planner.first_page(req, c, self.plan) for c in todo]
-            try:
-                failures += await self._run(job, job.calls(pages), stats, "klines")
-            finally:
-                job.flush()
-            await job.settle()
+            failures += await self._run_pages(job, pages, stats)
         else:
             failures += await self._fill(req, todo, job, stats, now)
         stats.route = "+".join(sorted(e for e, n in stats.calls.items() if n)) or "cache"
@@ -314,11 +322,7 @@ class AllTick(QuotesMixin):
                 failures += batch_job.left_out + batch_job.unreadable
             pages = [page for p in needy if p not in batch for page in p.pages]
             paged.update(page.code.code for page in pages)
-            try:
-                failures += await self._run(job, job.calls(pages), stats, "klines")
-            finally:
-                job.flush()
-            await job.settle()  # every page in the store before the next round plans from it
+            failures += await self._run_pages(job, pages, stats)
             failed = {f.code for f in [*failures, *job.unreadable]}
             todo = [c for c in todo if c.code not in failed]
         return failures
