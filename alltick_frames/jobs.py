@@ -68,6 +68,7 @@ def _runs(data: pd.DataFrame) -> tuple[dict[str, int], dict[str, pd.Timestamp]]:
 
 
 def _by_code(data: pd.DataFrame) -> dict[str, pd.DataFrame]:
+    # iter(): a GroupBy has a .keys attribute, which dict() would take for a mapping's.
     return dict(iter(data.groupby("code", sort=False, observed=True)))
 
 
