@@ -157,6 +157,9 @@ class Emulator:
     ) -> web.StreamResponse:
         """Draw a fault, produce the answer (or let the fault replace it), count, respond."""
         token = request.query.get("token", "")
+        arrival = self.injector.arrival_delay()
+        if arrival:
+            await asyncio.sleep(arrival)
         fault = self.injector.draw()
         if fault.slow:
             self._count(token, endpoint, "slow")

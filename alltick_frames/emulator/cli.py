@@ -5,11 +5,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import json
 import logging
 import signal
 import sys
 from collections.abc import Sequence
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from aiohttp import web
@@ -45,6 +47,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     net.add_argument("--host", default="127.0.0.1", help="address to bind (default: loopback)")
     net.add_argument("--port", type=int, default=8787, help="port (0: any free port)")
     net.add_argument("--access-log", action="store_true", help="log every request to stderr")
+    net.add_argument(
+        "--config",
+        metavar="FILE",
+        help="take every setting from a JSON file (EmulatorConfig.to_dict(); what the "
+        "out-of-process test fixture writes); the options below are then ignored",
+    )
 
     who = parser.add_argument_group("tokens and plans")
     who.add_argument(
@@ -103,6 +111,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--jitter", type=float, default=0.0, metavar="SECONDS",
         help="extra random delay of a slow answer, up to this much",
     )  # fmt: skip
+    faults.add_argument(
+        "--arrival-jitter", type=float, default=0.0, metavar="SECONDS",
+        help="delay every request by a random 0 to SECONDS before it is admitted and counted, "
+        "as a network would (--fault-slow delays only the answer)",
+    )  # fmt: skip
     faults.add_argument("--seed", type=int, default=0, help="seed of the fault sequence")
 
     rules = parser.add_argument_group("where AllTick's docs are ambiguous (alltick-api.md §8)")
@@ -151,6 +164,11 @@ def _pairs(values: Sequence[str], what: str) -> dict[str, str]:
 
 def config_from_args(args: argparse.Namespace) -> EmulatorConfig:
     """Build the :class:`EmulatorConfig` the parsed options describe."""
+    if args.config:
+        try:
+            return EmulatorConfig.from_dict(json.loads(Path(args.config).read_text("utf-8")))
+        except (ValueError, OSError, TypeError, KeyError) as error:
+            raise SystemExit(f"error: cannot use --config {args.config}: {error}") from None
     # A token maps to {"plan": name} (no plan: the default plan) plus an optional basket.
     tokens: dict[str, dict[str, Any]] = {
         token: {"plan": plan} for token, plan in _pairs(args.token, "token=plan").items()
@@ -167,7 +185,11 @@ def config_from_args(args: argparse.Namespace) -> EmulatorConfig:
     }
     try:
         faults = FaultConfig.overall(
-            args.faults, latency=args.latency, jitter=args.jitter, **overrides
+            args.faults,
+            latency=args.latency,
+            jitter=args.jitter,
+            arrival_jitter=args.arrival_jitter,
+            **overrides,
         )
         return EmulatorConfig(
             tokens=tokens or None,

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal
 
 from alltick_frames.emulator.clock import EmulatorClock, parse_moment
 from alltick_frames.emulator.faults import FaultConfig
-from alltick_frames.plans import Plan, get_plan, load_plan_file
+from alltick_frames.plans import Plan, get_plan, load_plan_file, plan_from_dict
 
 OversizeMode = Literal["cut", "603"]
 DEFAULT_TOKEN = "demo"
@@ -75,6 +75,44 @@ class EmulatorConfig:
             start = None if self.clock_start is None else parse_moment(self.clock_start)
             self.clock = EmulatorClock(start, frozen=self.frozen_clock)
         self.resolved_tokens()  # unknown plans fail here, not on the first request
+
+    def to_dict(self) -> dict[str, Any]:
+        """This config as plain JSON data, for an emulator in another process.
+
+        Tokens are written with their resolved plans (so custom plans travel too), the fault
+        settings in full, and the rate clock as its current reading when it is frozen (a
+        running clock is real time in any process). :meth:`from_dict` reads it back.
+        """
+        skip = {"tokens", "plan", "plan_file", "faults", "clock", "clock_start", "frozen_clock"}
+        out: dict[str, Any] = {
+            f.name: getattr(self, f.name) for f in fields(self) if f.init and f.name not in skip
+        }
+        out["tokens"] = {
+            token: {
+                "plan": spec.plan.to_dict(),
+                "basket": None if spec.basket is None else sorted(spec.basket),
+            }
+            for token, spec in self.resolved_tokens().items()
+        }
+        out["faults"] = self.fault_config.to_dict()
+        out["now"] = self.market_now
+        clock = self.rate_clock.state()
+        out["frozen_clock"] = bool(clock["frozen"])
+        out["clock_start"] = clock["now"] if clock["frozen"] else None
+        return out
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> EmulatorConfig:
+        """The inverse of :meth:`to_dict`."""
+        values = dict(data)
+        tokens = {
+            token: TokenSpec(
+                plan_from_dict(spec["plan"]),
+                None if spec.get("basket") is None else frozenset(spec["basket"]),
+            )
+            for token, spec in values.pop("tokens", {}).items()
+        }
+        return cls(tokens=tokens or None, **values)
 
     @property
     def market_now(self) -> float | None:
