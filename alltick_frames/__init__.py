@@ -10,8 +10,18 @@
 event loop.
 """
 
-from alltick_frames.client import AllTick
-from alltick_frames.errors import (
+from alltick_frames.api.client import AllTick
+from alltick_frames.api.result import FetchResult, FetchStats
+from alltick_frames.api.sync import (
+    depth,
+    klines,
+    latest,
+    retry,
+    static_info,
+    suspensions,
+    trades,
+)
+from alltick_frames.core.errors import (
     AllTickError,
     AuthError,
     CodeError,
@@ -22,20 +32,10 @@ from alltick_frames.errors import (
     RequestError,
     TransportError,
 )
+from alltick_frames.core.intervals import Interval, parse_interval
+from alltick_frames.core.plans import PLANS, Plan, Rate, get_plan, load_plan_file
 from alltick_frames.frames import wide
-from alltick_frames.intervals import Interval, parse_interval
-from alltick_frames.plans import PLANS, Plan, Rate, get_plan, load_plan_file
-from alltick_frames.result import FetchResult, FetchStats
-from alltick_frames.runner import RetryPolicy
-from alltick_frames.sync import (
-    depth,
-    klines,
-    latest,
-    retry,
-    static_info,
-    suspensions,
-    trades,
-)
+from alltick_frames.run.runner import RetryPolicy
 
 __all__ = [
     "PLANS",

@@ -45,11 +45,11 @@ How it works: a **ledger** of reservations
 Feedback from the server: :meth:`Budget.on_rejected` (a 429 or 605 came back despite pacing:
 another client on the token, clock skew) blocks the affected windows for a full window and,
 after repeated 605s, concludes the daily cap is spent. When the day's cap is used up,
-``acquire`` raises :class:`~alltick_frames.errors.DailyCapReached` (with ``resets_at``, the
+``acquire`` raises :class:`~alltick_frames.core.errors.DailyCapReached` (with ``resets_at``, the
 epoch of the next 00:00 UTC+8) unless the budget was built with ``wait_for_reset=True``.
 
 For dry runs: :func:`theoretical_minimum` (an analytic lower bound) and
-:func:`estimate_schedule` (the real algorithm on a :class:`~alltick_frames.clock.FakeClock`).
+:func:`estimate_schedule` (the real algorithm on a :class:`~alltick_frames.core.clock.FakeClock`).
 
 >>> budget = Budget("basic", clock=FakeClock(start=0.0))
 >>> [budget.reserve("kline") for _ in range(3)]    # reserve() = acquire() without the sleep
@@ -73,9 +73,9 @@ from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar
 
-from alltick_frames.clock import Clock, FakeClock, SystemClock
-from alltick_frames.errors import DailyCapReached
-from alltick_frames.plans import DAY_RESET_UTC_OFFSET, SUSPENSION, Plan, get_plan
+from alltick_frames.core.clock import Clock, FakeClock, SystemClock
+from alltick_frames.core.errors import DailyCapReached
+from alltick_frames.core.plans import DAY_RESET_UTC_OFFSET, SUSPENSION, Plan, get_plan
 
 __all__ = [
     "ALL_ENDPOINTS_KEY",
@@ -357,7 +357,7 @@ def find_slot(
     ``rules`` (see :func:`rules_for` and :func:`earliest_slot`), waits out every block on
     ``endpoint``'s keys, and lands on a UTC+8 day (two days when it starts within ``guard``
     ticks of 00:00) with fewer than ``per_day`` calls recorded. If the day is full, or a
-    ``daily-cap`` block says so, it raises :class:`~alltick_frames.errors.DailyCapReached`
+    ``daily-cap`` block says so, it raises :class:`~alltick_frames.core.errors.DailyCapReached`
     with ``resets_at`` set to the next 00:00 UTC+8 (epoch seconds), or, with
     ``wait_for_reset``, looks for a slot from that moment on.
     """
@@ -545,7 +545,7 @@ class Budget:
     """Paces calls so that every window of ``plan`` holds, for all tasks and processes sharing
     its ledger.
 
-    ``clock`` defaults to :class:`~alltick_frames.clock.SystemClock`; ``ledger`` to a fresh
+    ``clock`` defaults to :class:`~alltick_frames.core.clock.SystemClock`; ``ledger`` to a fresh
     :class:`MemoryLedger` (use :meth:`for_token` to share one per token, or a
     :class:`DiskLedger` across processes). ``guard`` (seconds, default 0.025) widens every
     sliding window. ``smooth`` (default) spaces a rate window's calls evenly rather than
@@ -646,7 +646,7 @@ class Budget:
 
         :meth:`acquire` is this plus sleeping until the slot. The caller must start the call
         at the returned time, or :meth:`release` it. Raises
-        :class:`~alltick_frames.errors.DailyCapReached` when the day is full (unless
+        :class:`~alltick_frames.core.errors.DailyCapReached` when the day is full (unless
         ``wait_for_reset``) and ValueError for an unknown endpoint.
         """
         return from_ticks(self.ledger.update(partial(self._reserve_in, endpoint))[0])
@@ -671,7 +671,7 @@ class Budget:
         task is cancelled while waiting, the slot is given back. If a rejection
         (:meth:`on_rejected`) blocks the windows while we sleep, the slot is given back and a
         new one is taken behind the block. Raises
-        :class:`~alltick_frames.errors.DailyCapReached` (``resets_at`` = next 00:00 UTC+8)
+        :class:`~alltick_frames.core.errors.DailyCapReached` (``resets_at`` = next 00:00 UTC+8)
         when the day's cap is used up, unless the budget waits for the reset.
         """
         keys = (*_block_keys(endpoint), DAILY_CAP_KEY)
@@ -828,7 +828,7 @@ def estimate_schedule(
 ) -> float:
     """How long, in seconds from first start to last, the budget itself would take for ``calls``.
 
-    Runs the real slot algorithm on a :class:`~alltick_frames.clock.FakeClock` (no sleeping;
+    Runs the real slot algorithm on a :class:`~alltick_frames.core.clock.FakeClock` (no sleeping;
     about 10 µs per call). At each step the endpoint whose next slot comes first takes it;
     ties go to the endpoint with the longest chain left (calls left x its own interval), so
     a slow endpoint such as ``batch-kline`` is started early and the others fill its gaps.

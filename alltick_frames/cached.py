@@ -22,10 +22,10 @@ import numpy as np
 import pandas as pd
 
 from alltick_frames import frames
-from alltick_frames.codes import CodeInfo
-from alltick_frames.intervals import Interval
-from alltick_frames.planner import KlinePage, KlineRequest, bars_between, first_page
-from alltick_frames.plans import Plan
+from alltick_frames.core.codes import CodeInfo
+from alltick_frames.core.intervals import Interval
+from alltick_frames.core.planner import KlinePage, KlineRequest, bars_between, first_page
+from alltick_frames.core.plans import Plan
 from alltick_frames.store import FIELDS, Arrays, BarStore, Coverage, as_frame, sort_bars
 
 #: The open ends of a covered run (see :meth:`Coverage.run`).

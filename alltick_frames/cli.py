@@ -20,8 +20,8 @@ from typing import Any, TextIO
 
 import pandas as pd
 
-from alltick_frames.errors import AllTickError, AuthError
-from alltick_frames.result import FetchResult
+from alltick_frames.api.result import FetchResult
+from alltick_frames.core.errors import AllTickError, AuthError
 
 #: Exit statuses of every command.
 EXIT_OK = 0
@@ -509,8 +509,8 @@ DRY_RUN_TOKEN = "dry-run-without-token"
 
 
 def make_client(args: argparse.Namespace) -> Any:
-    """The :class:`~alltick_frames.client.AllTick` the connection options describe."""
-    from alltick_frames.client import AllTick
+    """The :class:`~alltick_frames.api.client.AllTick` the connection options describe."""
+    from alltick_frames.api.client import AllTick
 
     token = args.token if args.token is not None else os.environ.get("ALLTICK_TOKEN")
     if not token and getattr(args, "dry_run", False):

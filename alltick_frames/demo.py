@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from alltick_frames.result import FetchResult
+from alltick_frames.api.result import FetchResult
 
 #: The sample universe, in the order the demo asks for it.
 SAMPLE_FILES = ("us.csv", "hk.csv", "cn.csv", "fx.csv", "crypto.csv", "metals.csv", "broken.csv")
@@ -171,7 +171,7 @@ async def fetch_daily(
     guard: float | None = None,
 ) -> FetchResult:
     """The demo's job: ``count`` daily bars for ``codes``."""
-    from alltick_frames.client import AllTick
+    from alltick_frames.api.client import AllTick
 
     options: dict[str, Any] = {"cache": cache, "progress": progress, "guard": guard}
     if clock is not None:

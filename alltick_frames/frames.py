@@ -14,10 +14,10 @@ Decode *many bodies per call*: one call over 200 bodies is several times faster 
 calls over one body each. Anything the fast path does not expect (numbers sent as JSON
 numbers, a ``ret`` sent as a string, a malformed body) sends the whole call to a slower,
 tolerant path built on orjson, which either decodes the bodies to the same frame or raises
-:class:`~alltick_frames.errors.MalformedResponse` naming the bad body.
+:class:`~alltick_frames.core.errors.MalformedResponse` naming the bad body.
 
 The decoders expect bodies whose ``ret`` is 200; check each with
-:func:`alltick_frames.wire.parse_envelope` first. Given a body with another ``ret`` they
+:func:`alltick_frames.core.wire.parse_envelope` first. Given a body with another ``ret`` they
 raise ValueError, since it is a bug in the caller.
 
 The DataFrame contract
@@ -27,7 +27,7 @@ K-lines (:data:`KLINE_COLUMNS`), one row per (code, interval, bar):
 
 * ``code`` (string): the code as AllTick spells it, e.g. ``AAPL.US``, ``700.HK``, ``EURUSD``;
 * ``interval`` (string): the canonical alias of the bar size, ``1m`` ... ``1d``, ``1w``,
-  ``1M`` (see :mod:`alltick_frames.intervals`);
+  ``1M`` (see :mod:`alltick_frames.core.intervals`);
 * ``timestamp`` (datetime64[ns, UTC]): when the bar *opens* (AllTick sends Unix seconds);
 * ``open``, ``high``, ``low``, ``close`` (float64): prices;
 * ``volume``, ``turnover`` (float64): traded quantity and value; NaN where AllTick sent
@@ -52,9 +52,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.json as pj
 
-from alltick_frames.errors import MalformedResponse
-from alltick_frames.intervals import BY_KLINE_TYPE, INTERVALS, parse_interval
-from alltick_frames.wire import Envelope, parse_envelope
+from alltick_frames.core.errors import MalformedResponse
+from alltick_frames.core.intervals import BY_KLINE_TYPE, INTERVALS, parse_interval
+from alltick_frames.core.wire import Envelope, parse_envelope
 
 __all__ = [
     "DEPTH_COLUMNS",
@@ -313,7 +313,7 @@ def _envelope_data(env: Envelope, index: int, endpoint: str) -> dict[str, Any]:
     if env.ret != 200:
         raise ValueError(
             f"body {index} has ret {env.ret} ({env.msg!r}); decode only bodies whose ret is "
-            "200 and handle the others with alltick_frames.errors"
+            "200 and handle the others with alltick_frames.core.errors"
         )
     if env.data is None:
         return {}
@@ -394,7 +394,7 @@ def decode_kline_bodies(bodies: Sequence[bytes]) -> pd.DataFrame:
     de-duplication here (see :func:`finalize_klines`).
 
     Raises ValueError for a body whose ``ret`` is not 200, and
-    :class:`~alltick_frames.errors.MalformedResponse` for a body that is not a k-line answer
+    :class:`~alltick_frames.core.errors.MalformedResponse` for a body that is not a k-line answer
     (not JSON, bars without a code, an unknown kline_type, a price that is not a number).
     """
     bodies = _bodies(bodies)

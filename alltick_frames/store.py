@@ -80,7 +80,7 @@ import diskcache
 import numpy as np
 import pandas as pd
 
-from alltick_frames.intervals import Interval, parse_interval
+from alltick_frames.core.intervals import Interval, parse_interval
 
 #: The six value columns of a bar, in storage order.
 FIELDS: Final[tuple[str, ...]] = ("open", "high", "low", "close", "volume", "turnover")

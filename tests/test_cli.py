@@ -20,8 +20,8 @@ from alltick_frames.cli import (
     main,
     read_codes_file,
 )
+from alltick_frames.core.errors import FAILURE_COLUMNS
 from alltick_frames.emulator import EmulatorServer
-from alltick_frames.errors import FAILURE_COLUMNS
 
 CONSOLE_SCRIPT = Path(sys.executable).with_name("alltick-frames")
 

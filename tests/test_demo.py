@@ -12,11 +12,11 @@ import pytest
 
 from alltick_frames import frames
 from alltick_frames.cli import EXIT_AUTH, EXIT_OK, main
-from alltick_frames.codes import validate_codes
+from alltick_frames.core.codes import validate_codes
+from alltick_frames.core.plans import ENDPOINTS, Rate, get_plan
 from alltick_frames.demo import BROKEN_FILE, SAMPLE_FILES, data_dir, sample_universe
 from alltick_frames.emulator import CATALOGUE
 from alltick_frames.emulator.pytest_plugin import FIXTURE_NOW
-from alltick_frames.plans import ENDPOINTS, Rate, get_plan
 
 DATA = Path(__file__).parents[1] / "data"
 MARKET_FILES = [name for name in SAMPLE_FILES if name != BROKEN_FILE]

@@ -7,7 +7,7 @@ import pickle
 import pandas as pd
 import pytest
 
-from alltick_frames.errors import (
+from alltick_frames.core.errors import (
     FAILURE_COLUMNS,
     KINDS,
     Action,

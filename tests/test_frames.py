@@ -14,7 +14,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from alltick_frames import frames
-from alltick_frames.errors import MalformedResponse
+from alltick_frames.core.errors import MalformedResponse
+from alltick_frames.core.intervals import BY_KLINE_TYPE
+from alltick_frames.core.wire import parse_envelope, parse_suspension
 from alltick_frames.frames import (
     DEPTH_COLUMNS,
     KLINE_COLUMNS,
@@ -35,8 +37,6 @@ from alltick_frames.frames import (
     finalize_klines,
     wide,
 )
-from alltick_frames.intervals import BY_KLINE_TYPE
-from alltick_frames.wire import parse_envelope, parse_suspension
 
 STRING = pd.StringDtype("pyarrow")
 UTC = pd.DatetimeTZDtype("ns", "UTC")

@@ -1,6 +1,6 @@
 """Latest trades, order books, static information and trading halts, as DataFrames.
 
-These methods are mixed into :class:`~alltick_frames.client.AllTick`::
+These methods are mixed into :class:`~alltick_frames.api.client.AllTick`::
 
     async with AllTick(plan="basic") as client:
         trades = await client.trades(["AAPL.US", "700.HK", "EURUSD"])
@@ -8,14 +8,14 @@ These methods are mixed into :class:`~alltick_frames.client.AllTick`::
         info = await client.static_info(["AAPL.US", "700.HK"])
         halts = await client.suspensions("nasdaq")
 
-Each returns a :class:`~alltick_frames.result.FetchResult` whose ``data`` follows the schemas
+Each returns a :class:`~alltick_frames.api.result.FetchResult` whose ``data`` follows the schemas
 of :mod:`alltick_frames.frames` (:data:`~alltick_frames.frames.TRADE_DTYPES`,
 :data:`~alltick_frames.frames.DEPTH_DTYPES`, :data:`~alltick_frames.frames.STATIC_INFO_DTYPES`,
 :data:`~alltick_frames.frames.SUSPENSION_DTYPES`; times are UTC) and whose ``failures`` lists
 every code that did not arrive.
 
 How the three ``symbol_list`` endpoints (``/trade-tick``, ``/depth-tick``, ``/static_info``)
-are driven, by :class:`SymbolListJob` on the client's :class:`~alltick_frames.runner.Runner`:
+are driven, by :class:`SymbolListJob` on the client's :class:`~alltick_frames.run.runner.Runner`:
 
 * codes are validated and routed before any call (a malformed or repeated code is a
   ValueError), then cut into calls of at most ``plan.codes_per_call`` codes, one base path per
@@ -48,19 +48,20 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
-from alltick_frames import frames, wire
-from alltick_frames.codes import CodeInfo, validate_codes
-from alltick_frames.errors import Failure, MalformedResponse, ServiceError
-from alltick_frames.jobs import outside_plan, unauthorized
-from alltick_frames.planner import chunk_codes
-from alltick_frames.plans import DEPTH_TICK, STATIC_INFO, SUSPENSION, TRADE_TICK, Plan
-from alltick_frames.progress import Progress
-from alltick_frames.result import FetchResult, FetchStats
-from alltick_frames.runner import Call, read_answer
-from alltick_frames.transport import Response
+from alltick_frames import frames
+from alltick_frames.api.progress import Progress
+from alltick_frames.api.result import FetchResult, FetchStats
+from alltick_frames.core import wire
+from alltick_frames.core.codes import CodeInfo, validate_codes
+from alltick_frames.core.errors import Failure, MalformedResponse, ServiceError
+from alltick_frames.core.planner import chunk_codes
+from alltick_frames.core.plans import DEPTH_TICK, STATIC_INFO, SUSPENSION, TRADE_TICK, Plan
+from alltick_frames.run.jobs import outside_plan, unauthorized
+from alltick_frames.run.runner import Call, read_answer
+from alltick_frames.run.transport import Response
 
 if TYPE_CHECKING:
-    from alltick_frames.runner import Job, Runner
+    from alltick_frames.run.runner import Job, Runner
 
 __all__ = [
     "EXCHANGES",
@@ -274,11 +275,11 @@ class SuspensionJob:
         The service answers ``{"success": true, "data": [...]}``, and its errors come as HTTP
         500 ``{"success": false, "error": "..."}``:
 
-        * success: ``ret`` 200 with the :class:`~alltick_frames.wire.SuspensionPage` as data;
+        * success: ``ret`` 200 with the :class:`~alltick_frames.core.wire.SuspensionPage` as data;
         * an error saying "too frequent": ``ret`` 429, so the budget holds the exchange back
           for its window and the runner retries;
         * an error about the token: ``ret`` 401, so the job stops with AuthError;
-        * any other error: :class:`~alltick_frames.errors.ServiceError`, retried with backoff
+        * any other error: :class:`~alltick_frames.core.errors.ServiceError`, retried with backoff
           and reported with kind ``service-error`` if it persists;
         * anything else: as any AllTick answer (a proxy's 502 page is a fault; the token
           gate's ``{"ret":401}`` passes through).

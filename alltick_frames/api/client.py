@@ -13,19 +13,20 @@ from urllib.parse import urlsplit
 
 import pandas as pd
 
-from alltick_frames import cached, errors, frames, planner
+from alltick_frames import cached, frames
+from alltick_frames.api.progress import Progress
+from alltick_frames.api.quotes import QuotesMixin
+from alltick_frames.api.result import FetchResult, FetchStats
 from alltick_frames.budget import Budget, estimate_schedule
-from alltick_frames.codes import DEFAULT_BASE_URL, CodeInfo
-from alltick_frames.errors import Failure
-from alltick_frames.intervals import Interval
-from alltick_frames.jobs import BatchJob, KlineJob, outside_plan, unauthorized
-from alltick_frames.plans import BATCH_KLINE, KLINE, Plan, get_plan
-from alltick_frames.progress import Progress
-from alltick_frames.quotes import QuotesMixin
-from alltick_frames.result import FetchResult, FetchStats
-from alltick_frames.runner import Call, Job, RetryPolicy, Runner
+from alltick_frames.core import errors, planner
+from alltick_frames.core.codes import DEFAULT_BASE_URL, CodeInfo
+from alltick_frames.core.errors import Failure
+from alltick_frames.core.intervals import Interval
+from alltick_frames.core.plans import BATCH_KLINE, KLINE, Plan, get_plan
+from alltick_frames.run.jobs import BatchJob, KlineJob, outside_plan, unauthorized
+from alltick_frames.run.runner import Call, Job, RetryPolicy, Runner
+from alltick_frames.run.transport import Secret, Transport
 from alltick_frames.store import BarStore
-from alltick_frames.transport import Secret, Transport
 
 #: Failure kinds worth asking again by default: the rest are permanent (a bad code stays bad).
 RETRYABLE_KINDS = frozenset(
@@ -97,7 +98,7 @@ class AllTick(QuotesMixin):
 
     ``token`` defaults to ``$ALLTICK_TOKEN``; ``plan`` is a built-in plan name (``free``,
     ``basic``, ``premium``, ``professional``, ``all-hk``, ``all-cn``, ``all-us``), a plan file
-    (``.json``/``.toml``) or a :class:`~alltick_frames.plans.Plan`; ``base_url`` defaults to
+    (``.json``/``.toml``) or a :class:`~alltick_frames.core.plans.Plan`; ``base_url`` defaults to
     ``$ALLTICK_BASE_URL`` or AllTick's production host.
 
     Bars are cached on disk (``cache=True``, in :func:`~alltick_frames.store.default_cache_dir`;
@@ -108,9 +109,9 @@ class AllTick(QuotesMixin):
     every process using the same directory shares one budget per token.
 
     Options: ``timeout`` per request in seconds; ``retry`` a
-    :class:`~alltick_frames.runner.RetryPolicy`; ``concurrency`` the most calls in flight
+    :class:`~alltick_frames.run.runner.RetryPolicy`; ``concurrency`` the most calls in flight
     (default: enough to use the plan's rate); ``raise_on_failure`` to raise
-    :class:`~alltick_frames.errors.FetchFailed` instead of returning failure rows; ``guard``
+    :class:`~alltick_frames.core.errors.FetchFailed` instead of returning failure rows; ``guard``
     the budget's safety margin in seconds; ``progress`` True/False to force a progress bar on
     or off (default: on in terminals and notebooks, for long jobs); ``clock`` the market
     clock (epoch seconds) used to judge what is forming and what is stale.

@@ -11,13 +11,14 @@ import numpy as np
 import orjson
 import pandas as pd
 
-from alltick_frames import cached, frames, planner, wire
-from alltick_frames.codes import CodeInfo
-from alltick_frames.errors import Failure, MalformedResponse
-from alltick_frames.intervals import BY_KLINE_TYPE, Interval
-from alltick_frames.planner import BatchChunk, KlinePage, KlineRequest
-from alltick_frames.plans import BATCH_KLINE, KLINE, Plan
-from alltick_frames.runner import Call
+from alltick_frames import cached, frames
+from alltick_frames.core import planner, wire
+from alltick_frames.core.codes import CodeInfo
+from alltick_frames.core.errors import Failure, MalformedResponse
+from alltick_frames.core.intervals import BY_KLINE_TYPE, Interval
+from alltick_frames.core.planner import BatchChunk, KlinePage, KlineRequest
+from alltick_frames.core.plans import BATCH_KLINE, KLINE, Plan
+from alltick_frames.run.runner import Call
 from alltick_frames.store import BarStore
 
 #: Most bodies decoded together: batching is what makes decoding fast (see frames.py).
