@@ -19,7 +19,8 @@ from test_client_support import (
 )
 
 from alltick_frames.core.codes import classify
-from alltick_frames.core.errors import FAILURE_COLUMNS, explain
+from alltick_frames.core.errors import FAILURE_COLUMNS
+from alltick_frames.core.kinds import explain
 from alltick_frames.emulator import EmulatorServer
 
 PLAN = fast_plan(100, batch_groups=50)

@@ -28,15 +28,14 @@ from alltick_frames.api.result import FetchStats
 from alltick_frames.budget import Budget
 from alltick_frames.core import wire
 from alltick_frames.core.errors import (
-    Action,
     AllTickError,
     DailyCapReached,
     Failure,
     MalformedResponse,
     TransportError,
-    action_for,
     error_for,
 )
+from alltick_frames.core.kinds import Action, action_for
 from alltick_frames.run.transport import Response, Transport
 
 log = logging.getLogger("alltick_frames")
