@@ -21,7 +21,7 @@ from alltick_frames.core.plans import BATCH_KLINE, KLINE, Plan
 from alltick_frames.run.runner import Call
 from alltick_frames.store import BarStore
 
-#: Most bodies decoded together: batching is what makes decoding fast (see frames.py).
+#: Most bodies decoded together: batching is what makes decoding fast (see alltick_frames.frames).
 DECODE_BATCH = 128
 
 #: Bars are decoded (and stored) off the event loop, so that pacing stays exact while they
