@@ -21,8 +21,8 @@ import pytest
 from alltick_frames.api.client import AllTick
 from alltick_frames.api.result import FetchResult
 from alltick_frames.budget import Budget, estimate_schedule
-from alltick_frames.cached import top_run
 from alltick_frames.core import plans
+from alltick_frames.core.cache_planner import top_run
 from alltick_frames.core.plans import Plan, get_plan
 from alltick_frames.emulator import EmulatorServer
 from alltick_frames.store import FIELDS, BarStore

@@ -13,12 +13,12 @@ from urllib.parse import urlsplit
 
 import pandas as pd
 
-from alltick_frames import cached, frames
+from alltick_frames import frames
 from alltick_frames.api.progress import Progress
 from alltick_frames.api.quotes import QuotesMixin
 from alltick_frames.api.result import FetchResult, FetchStats
 from alltick_frames.budget import Budget, estimate_schedule
-from alltick_frames.core import errors, planner
+from alltick_frames.core import cache_planner, errors, planner
 from alltick_frames.core.codes import DEFAULT_BASE_URL, CodeInfo
 from alltick_frames.core.errors import Failure
 from alltick_frames.core.intervals import Interval
@@ -104,9 +104,10 @@ class AllTick(QuotesMixin):
     Bars are cached on disk (``cache=True``, in :func:`~alltick_frames.store.default_cache_dir`;
     a path or a :class:`~alltick_frames.store.BarStore` to choose; ``cache=False`` to bypass).
     Closed bars are kept for good; the forming bar is trusted for ``ttl`` (seconds, or a
-    function of the interval; default :func:`~alltick_frames.cached.forming_ttl`). Cached bars
-    are namespaced by ``source`` (default: the base URL's host), never by token. With a cache,
-    every process using the same directory shares one budget per token.
+    function of the interval; default
+    :func:`~alltick_frames.core.cache_planner.forming_ttl`). Cached bars are namespaced by
+    ``source`` (default: the base URL's host), never by token. With a cache, every process
+    using the same directory shares one budget per token.
 
     Options: ``timeout`` per request in seconds; ``retry`` a
     :class:`~alltick_frames.run.runner.RetryPolicy`; ``concurrency`` the most calls in flight
@@ -125,7 +126,7 @@ class AllTick(QuotesMixin):
         *,
         cache: bool | str | Path | BarStore = True,
         source: str | None = None,
-        ttl: cached.TTL | None = None,
+        ttl: cache_planner.TTL | None = None,
         timeout: float = 30.0,
         retry: RetryPolicy | None = None,
         concurrency: int | None = None,
@@ -184,7 +185,7 @@ class AllTick(QuotesMixin):
     def ttl(self, interval: Interval) -> float:
         """Seconds a cached forming bar of ``interval`` is trusted."""
         if self._ttl is None:
-            return cached.forming_ttl(interval)
+            return cache_planner.forming_ttl(interval)
         return self._ttl(interval) if callable(self._ttl) else float(self._ttl)
 
     def _runner(self, stats: FetchStats, progress: Progress | None = None) -> Runner:
@@ -274,21 +275,21 @@ class AllTick(QuotesMixin):
 
     def _plan_round(
         self, req: planner.KlineRequest, todo: Sequence[CodeInfo], now: float, paged: set[str]
-    ) -> list[cached.SeriesPlan]:
+    ) -> list[cache_planner.SeriesPlan]:
         assert self.store is not None
         alias = str(req.interval)
         covs = self.store.coverage_many([(c.code, alias) for c in todo])
         ttl = self.ttl(req.interval)
         return [
-            cached.plan_series(
+            cache_planner.plan_series(
                 req, c, covs[c.code, alias], self.store, self.plan, now, ttl, c.code not in paged
             )
             for c in todo
         ]
 
     def _batch_route(
-        self, plans: Sequence[cached.SeriesPlan]
-    ) -> tuple[list[cached.SeriesPlan], list[planner.BatchChunk]]:
+        self, plans: Sequence[cache_planner.SeriesPlan]
+    ) -> tuple[list[cache_planner.SeriesPlan], list[planner.BatchChunk]]:
         """The series to refresh through /batch-kline, and its calls: when that takes fewer
         calls than one /kline per series (else nothing)."""
         batchable = [p for p in plans if p.batchable]

@@ -54,6 +54,7 @@ def endpoint_key(endpoint: str) -> str:
 
 
 def is_suspension(endpoint: str) -> bool:
+    """Whether ``endpoint`` is the suspension service (outside the all-endpoints window)."""
     return endpoint.startswith(SUSPENSION)
 
 
@@ -82,6 +83,7 @@ def _days_of(t: int, guard: int) -> tuple[int, ...]:
 
 
 def day_start_ticks(index: int) -> int:
+    """Tick of 00:00 UTC+8 on day ``index`` (see :func:`day_start`)."""
     return index * DAY_TICKS - OFFSET_TICKS
 
 
@@ -296,6 +298,7 @@ def find_slot(
 
 
 def record(state: LedgerState, rules: Sequence[Rule], t: int, guard: int) -> None:
+    """Record a call at tick ``t`` in every window of ``rules`` and on its day(s)."""
     for key, _, _ in rules:
         insort(state.calls.setdefault(key, []), t)
     for d in _days_of(t, guard):
@@ -304,6 +307,7 @@ def record(state: LedgerState, rules: Sequence[Rule], t: int, guard: int) -> Non
 
 
 def unrecord(state: LedgerState, rules: Sequence[Rule], t: int, guard: int) -> None:
+    """Undo :func:`record` (a reserved slot given back)."""
     for key, _, _ in rules:
         times = state.calls.get(key, [])
         i = bisect_left(times, t)
@@ -316,6 +320,7 @@ def unrecord(state: LedgerState, rules: Sequence[Rule], t: int, guard: int) -> N
 
 
 def prune(state: LedgerState, rules: Sequence[Rule], now: int) -> None:
+    """Drop what can no longer constrain a call at or after ``now``: old calls, old days."""
     # A call at or before now - span can no longer forbid any t >= now.
     for key, _, span in rules:
         times = state.calls.get(key)
@@ -330,5 +335,6 @@ def prune(state: LedgerState, rules: Sequence[Rule], now: int) -> None:
 
 
 def block(state: LedgerState, key: str, until: int) -> None:
+    """Hold back everything counted by ``key`` until ``until`` (a later block wins)."""
     if until > state.blocked.get(key, until - 1):
         state.blocked[key] = until
