@@ -15,7 +15,7 @@ from aiohttp.test_utils import TestServer
 import alltick_frames as af
 from alltick_frames import frames
 from alltick_frames.api.client import AllTick
-from alltick_frames.api.quotes import SuspensionJob
+from alltick_frames.run.quote_jobs import SuspensionJob
 from alltick_frames.budget import Budget
 from alltick_frames.core.errors import AuthError, ServiceError
 from alltick_frames.core.plans import ENDPOINTS, FREE_SYMBOLS, Plan, Rate, get_plan

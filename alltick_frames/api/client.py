@@ -6,7 +6,6 @@ import math
 import os
 import time
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -14,6 +13,7 @@ from urllib.parse import urlsplit
 import pandas as pd
 
 from alltick_frames import frames
+from alltick_frames.api.estimate import CallPlan, Estimate
 from alltick_frames.api.progress import Progress
 from alltick_frames.api.quotes import QuotesMixin
 from alltick_frames.api.result import FetchResult, FetchStats
@@ -36,57 +36,6 @@ RETRYABLE_KINDS = frozenset(
 #: Planning rounds per klines() call: the first fills gaps and refreshes stale tops, the next
 #: ones see what those answers revealed (more bars wanted below, a hole a refresh left).
 PLANNING_ROUNDS = 3
-
-
-@dataclass(frozen=True)
-class CallPlan:
-    """Calls per endpoint a job needs, and how many of its items the cache answers."""
-
-    calls: dict[str, int]
-    cached: int = 0
-    route: str = ""
-
-
-@dataclass(frozen=True)
-class Estimate:
-    """What a job would cost, worked out before any call (see :meth:`AllTick.estimate`)."""
-
-    calls: dict[str, int]
-    #: How long the plan's windows make those calls take, at the least (seconds).
-    seconds: float
-    #: Share of the plan's daily cap the calls would use, and calls left today before them.
-    share_of_day: float
-    remaining_today: int
-    #: Items (codes, or code x interval groups) the cache answers without a call.
-    cached: int = 0
-    route: str = ""
-    notes: list[str] = field(default_factory=list)
-
-    @property
-    def total_calls(self) -> int:
-        return sum(self.calls.values())
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "calls": dict(self.calls),
-            "total_calls": self.total_calls,
-            "seconds": round(self.seconds, 3),
-            "share_of_day": round(self.share_of_day, 6),
-            "remaining_today": self.remaining_today,
-            "cached": self.cached,
-            "route": self.route,
-            "notes": list(self.notes),
-        }
-
-    def __str__(self) -> str:
-        calls = ", ".join(f"{n} {e}" for e, n in sorted(self.calls.items()) if n) or "no calls"
-        text = (
-            f"{calls}; at least {self.seconds:.1f}s on this plan; "
-            f"{self.share_of_day:.2%} of the daily cap ({self.remaining_today} calls left today)"
-        )
-        if self.cached:
-            text += f"; {self.cached} answered from the cache"
-        return text
 
 
 class AllTick(QuotesMixin):
