@@ -11,7 +11,8 @@ import pandas as pd
 import pytest
 
 from alltick_frames import frames
-from alltick_frames.cli import EXIT_AUTH, EXIT_OK, main
+from alltick_frames.cli import main
+from alltick_frames.cli.common import EXIT_AUTH, EXIT_OK
 from alltick_frames.core.codes import validate_codes
 from alltick_frames.core.plans import ENDPOINTS, Rate, get_plan
 from alltick_frames.demo import BROKEN_FILE, SAMPLE_FILES, data_dir, sample_universe

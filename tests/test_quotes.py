@@ -15,7 +15,6 @@ from aiohttp.test_utils import TestServer
 import alltick_frames as af
 from alltick_frames import frames
 from alltick_frames.api.client import AllTick
-from alltick_frames.run.quote_jobs import SuspensionJob
 from alltick_frames.budget import Budget
 from alltick_frames.core.errors import AuthError, ServiceError
 from alltick_frames.core.plans import ENDPOINTS, FREE_SYMBOLS, Plan, Rate, get_plan
@@ -24,6 +23,7 @@ from alltick_frames.emulator import market as emu_market
 from alltick_frames.emulator import suspension as emu_suspension
 from alltick_frames.emulator.clock import parse_moment
 from alltick_frames.emulator.pytest_plugin import FIXTURE_NOW
+from alltick_frames.run.quote_jobs import SuspensionJob
 from alltick_frames.run.runner import RetryPolicy
 from alltick_frames.run.transport import Response
 
