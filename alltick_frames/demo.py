@@ -22,12 +22,16 @@ import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from importlib import resources
+from importlib.resources.abc import Traversable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from alltick_frames.api.result import FetchResult
 
+#: Where the package keeps its copy of the repository's data/ (see :func:`data_dir`).
+SAMPLE_DIR = "sample_data"
 #: The sample universe, in the order the demo asks for it.
 SAMPLE_FILES = ("us.csv", "hk.csv", "cn.csv", "fx.csv", "crypto.csv", "metals.csv", "broken.csv")
 #: The file of codes that fail on purpose.
@@ -55,19 +59,17 @@ class Instrument:
     source: str
 
 
-def data_dir() -> Path:
-    """The sample universe: ``data/`` of the clone this package runs from, else ``./data``."""
-    candidates = [Path(__file__).resolve().parents[1] / "data", Path.cwd() / "data"]
-    for candidate in candidates:
-        if (candidate / SAMPLE_FILES[0]).is_file():
-            return candidate
-    raise FileNotFoundError(
-        "cannot find the sample universe (data/us.csv, ...): run the demo from a clone of "
-        "the repository, or pass --data-dir"
-    )
+def data_dir() -> Traversable:
+    """The sample universe shipped inside the package, read with :mod:`importlib.resources`.
+
+    It is a copy of the repository's ``data/`` (the CSV files; a test keeps the two
+    identical), so the demo finds it in a wheel install as in a clone. On disk, as pip
+    installs it, this is a :class:`~pathlib.Path`.
+    """
+    return resources.files("alltick_frames") / SAMPLE_DIR
 
 
-def sample_universe(directory: Path | None = None) -> list[Instrument]:
+def sample_universe(directory: Path | Traversable | None = None) -> list[Instrument]:
     """Every code of the sample files in ``directory`` (default :func:`data_dir`), in order."""
     directory = directory or data_dir()
     out: list[Instrument] = []
@@ -111,7 +113,7 @@ def run(
     *,
     out: Path = DEFAULT_OUT,
     count: int = DEFAULT_COUNT,
-    sample_dir: Path | None = None,
+    sample_dir: Path | Traversable | None = None,
     emulator: bool = False,
     plan: str | None = None,
     base_url: str | None = None,

@@ -60,7 +60,8 @@ def add_demo_parser(subparsers: Any) -> argparse.ArgumentParser:
         "--data-dir",
         type=Path,
         metavar="DIR",
-        help="where the sample universe lives (default: the repository's data/)",
+        help="where the sample universe lives (default: the copy of data/ shipped with "
+        "the package)",
     )
     where = parser.add_argument_group("where the data comes from")
     where.add_argument(
