@@ -19,9 +19,9 @@ deletes the replaced chunks, all inside one ``cache.transact()``. Chunks stay be
 file threshold, so all of it lives in SQLite and commits or rolls back as one transaction;
 SIGKILL at any moment leaves the old state or the new one. Readers take no lock: they read the
 index, then its chunks, and if a chunk has gone (a writer swapped the index in between) they
-read again. :meth:`BarStore.vacuum` removes chunks no index refers to and repairs indexes whose
-chunks are missing; neither can arise from this module's own writes, but the store should heal
-from anything (an older version, a disk-full error, a hand-deleted key).
+read again. :meth:`~alltick_frames.store.BarStore.vacuum` removes chunks no index refers to and
+repairs indexes whose chunks are missing; neither can arise from the store's own writes, but
+the store should heal from anything (an older version, a disk-full error, a hand-deleted key).
 
 This module builds and reads keys, index records and chunk bytes;
 :mod:`alltick_frames.store.disk` does the I/O.
