@@ -48,10 +48,10 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from a checkout
 
 from alltick_frames import AllTick
+from alltick_frames.api.client import default_concurrency
 from alltick_frames.budget import DEFAULT_GUARD, Budget, theoretical_minimum
-from alltick_frames.client import default_concurrency
+from alltick_frames.core.plans import ENDPOINTS, KLINE, Plan, get_plan
 from alltick_frames.emulator import EmulatorConfig, EmulatorServer
-from alltick_frames.plans import ENDPOINTS, KLINE, Plan, get_plan
 
 TOKEN = "bench"
 PLAN: Plan = get_plan("professional").with_overrides(

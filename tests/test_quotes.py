@@ -14,18 +14,18 @@ from aiohttp.test_utils import TestServer
 
 import alltick_frames as af
 from alltick_frames import frames
+from alltick_frames.api.client import AllTick
 from alltick_frames.budget import Budget
-from alltick_frames.client import AllTick
+from alltick_frames.core.errors import AuthError, ServiceError
+from alltick_frames.core.plans import ENDPOINTS, FREE_SYMBOLS, Plan, Rate, get_plan
 from alltick_frames.emulator import CATALOGUE, EmulatorServer
 from alltick_frames.emulator import market as emu_market
 from alltick_frames.emulator import suspension as emu_suspension
 from alltick_frames.emulator.clock import parse_moment
 from alltick_frames.emulator.pytest_plugin import FIXTURE_NOW
-from alltick_frames.errors import AuthError, ServiceError
-from alltick_frames.plans import ENDPOINTS, FREE_SYMBOLS, Plan, Rate, get_plan
-from alltick_frames.quotes import SuspensionJob
-from alltick_frames.runner import RetryPolicy
-from alltick_frames.transport import Response
+from alltick_frames.run.quote_jobs import SuspensionJob
+from alltick_frames.run.runner import RetryPolicy
+from alltick_frames.run.transport import Response
 
 NOW = parse_moment(FIXTURE_NOW)
 PRO = get_plan("professional")

@@ -13,7 +13,7 @@ benchmark measures pacing; or from the shell: ``alltick-frames emulate --plan ba
 ``alltick_emulator`` lives in :mod:`alltick_frames.emulator.pytest_plugin`.
 
 The emulator never imports the client: it reads only the plan table
-(:mod:`alltick_frames.plans`), intervals and code routing, so it is an independent second
+(:mod:`alltick_frames.core.plans`), intervals and code routing, so it is an independent second
 reading of AllTick's documentation.
 """
 

@@ -33,14 +33,8 @@ from typing import Any
 import orjson
 from aiohttp import web
 
-from alltick_frames.codes import FOREX_PATH, STOCK_PATH
-from alltick_frames.emulator import market, suspension
-from alltick_frames.emulator.catalogue import CATALOGUE, Instrument
-from alltick_frames.emulator.clock import parse_moment
-from alltick_frames.emulator.config import EmulatorConfig, TokenSpec
-from alltick_frames.emulator.faults import Fault, FaultConfig, FaultInjector, fault_key
-from alltick_frames.emulator.limits import TokenQuota
-from alltick_frames.plans import (
+from alltick_frames.core.codes import FOREX_PATH, STOCK_PATH
+from alltick_frames.core.plans import (
     BATCH_KLINE,
     DAY_RESET_UTC_OFFSET,
     DEPTH_TICK,
@@ -49,6 +43,12 @@ from alltick_frames.plans import (
     TRADE_TICK,
     Plan,
 )
+from alltick_frames.emulator import market, suspension
+from alltick_frames.emulator.catalogue import CATALOGUE, Instrument
+from alltick_frames.emulator.clock import parse_moment
+from alltick_frames.emulator.config import EmulatorConfig, TokenSpec
+from alltick_frames.emulator.faults import Fault, FaultConfig, FaultInjector, fault_key
+from alltick_frames.emulator.limits import TokenQuota
 
 HEADER_INVALID = "request header param invalid"
 DATA_INVALID = "request data param invalid"

@@ -35,7 +35,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from functools import cached_property
 
-from alltick_frames.codes import FOREX_PATH, STOCK_PATH, classify
+from alltick_frames.core.codes import FOREX_PATH, STOCK_PATH, classify
 
 STOCK, INDEX, FX, CRYPTO, METAL, ENERGY, CFD = (
     "stock",

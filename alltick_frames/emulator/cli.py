@@ -16,10 +16,10 @@ from typing import Any
 
 from aiohttp import web
 
+from alltick_frames.core.plans import PLANS
 from alltick_frames.emulator.app import create_app
 from alltick_frames.emulator.config import DEFAULT_TOKEN, EmulatorConfig
 from alltick_frames.emulator.faults import KINDS, FaultConfig
-from alltick_frames.plans import PLANS
 
 DESCRIPTION = """\
 Serve a local AllTick: both base paths (/quote-stock-b-api, /quote-b-api), the suspension

@@ -8,9 +8,9 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal
 
+from alltick_frames.core.plans import Plan, get_plan, load_plan_file, plan_from_dict
 from alltick_frames.emulator.clock import EmulatorClock, parse_moment
 from alltick_frames.emulator.faults import FaultConfig
-from alltick_frames.plans import Plan, get_plan, load_plan_file, plan_from_dict
 
 OversizeMode = Literal["cut", "603"]
 DEFAULT_TOKEN = "demo"
@@ -32,7 +32,7 @@ class EmulatorConfig:
     """Everything an emulator needs; every field has a sensible default.
 
     ``tokens`` maps each token string clients send to its plan: a plan name (``"basic"``), a
-    :class:`~alltick_frames.plans.Plan`, a :class:`TokenSpec`, or a dict
+    :class:`~alltick_frames.core.plans.Plan`, a :class:`TokenSpec`, or a dict
     ``{"plan": ..., "basket": [codes]}``. With no tokens, the one token ``"demo"`` gets the
     default plan. Any other token is answered ``ret`` 401.
 

@@ -25,7 +25,7 @@ from __future__ import annotations
 import math
 from bisect import bisect_right, insort
 
-from alltick_frames.plans import DAY_RESET_UTC_OFFSET, STRICT_FREE_ALL_ENDPOINTS, Plan, Rate
+from alltick_frames.core.plans import DAY_RESET_UTC_OFFSET, STRICT_FREE_ALL_ENDPOINTS, Plan, Rate
 
 TOO_FAST = 429
 OVER_CAP = 605

@@ -55,8 +55,8 @@ from zoneinfo import ZoneInfo
 
 import numpy as np
 
+from alltick_frames.core.intervals import BY_KLINE_TYPE
 from alltick_frames.emulator.catalogue import CFD, CRYPTO, STOCK, Instrument, stable_hash
-from alltick_frames.intervals import BY_KLINE_TYPE
 
 MINUTE, HOUR, DAY, WEEK = 60, 3600, 86_400, 604_800
 YEAR = 365.25 * DAY

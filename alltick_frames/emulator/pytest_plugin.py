@@ -32,11 +32,11 @@ from typing import Any, Protocol
 
 import pytest
 
+from alltick_frames.core.plans import Plan
 from alltick_frames.emulator.config import EmulatorConfig, TokenValue
 from alltick_frames.emulator.faults import FaultConfig
 from alltick_frames.emulator.process import EmulatorProcess
 from alltick_frames.emulator.server import EmulatorServer
-from alltick_frames.plans import Plan
 
 #: The fixture's default market clock: Wednesday 2024-05-15 14:00 UTC, i.e. 10:00 in New York
 #: (US session open), 22:00 in Hong Kong and Shanghai (closed for the day), FX and crypto

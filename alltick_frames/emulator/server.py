@@ -23,7 +23,7 @@ from typing import Any
 
 from aiohttp import web
 
-from alltick_frames.codes import FOREX_PATH, STOCK_PATH
+from alltick_frames.core.codes import FOREX_PATH, STOCK_PATH
 from alltick_frames.emulator.app import EMULATOR_KEY, Emulator, create_app
 from alltick_frames.emulator.clock import EmulatorClock
 from alltick_frames.emulator.config import EmulatorConfig

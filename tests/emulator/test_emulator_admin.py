@@ -10,7 +10,8 @@ import aiohttp
 import pytest
 from emu_helpers import FAST
 
-from alltick_frames.codes import classify
+from alltick_frames.core.codes import classify
+from alltick_frames.core.plans import FREE_SYMBOLS, get_plan
 from alltick_frames.emulator import (
     CATALOGUE,
     EmulatorClock,
@@ -19,7 +20,6 @@ from alltick_frames.emulator import (
     TokenSpec,
     parse_moment,
 )
-from alltick_frames.plans import FREE_SYMBOLS, get_plan
 
 DOC_CODES = [
     "AAPL.US",
@@ -227,7 +227,11 @@ def test_the_emulator_never_imports_the_client():
 
     import alltick_frames.emulator as package
 
-    allowed = {"alltick_frames.plans", "alltick_frames.intervals", "alltick_frames.codes"}
+    allowed = {
+        "alltick_frames.core.plans",
+        "alltick_frames.core.intervals",
+        "alltick_frames.core.codes",
+    }
     for source in Path(package.__file__).parent.glob("*.py"):
         for node in ast.walk(ast.parse(source.read_text(encoding="utf-8"))):
             names = []

@@ -21,7 +21,7 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 def parse(*argv: str) -> argparse.Namespace:
-    return build_parser().parse_args(["emulate", *argv])
+    return build_parser(emulate=True).parse_args(["emulate", *argv])
 
 
 def test_defaults():
@@ -98,7 +98,7 @@ def test_plan_file(tmp_path):
 
 def test_help_texts(capsys):
     with pytest.raises(SystemExit) as exit_info:
-        build_parser().parse_args(["emulate", "--help"])
+        build_parser(emulate=True).parse_args(["emulate", "--help"])
     assert exit_info.value.code == 0
     text = capsys.readouterr().out
     for flag in ("--token TOKEN=PLAN", "--plan-file", "--now", "--faults", "--fault-5xx",

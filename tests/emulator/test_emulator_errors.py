@@ -207,7 +207,7 @@ async def test_free_plan_sees_only_its_ten_symbols(alltick_emulator, api, code):
 
 
 async def test_free_plan_symbols_are_served(alltick_emulator, api):
-    from alltick_frames.plans import FREE_SYMBOLS
+    from alltick_frames.core.plans import FREE_SYMBOLS
 
     emu = alltick_emulator(plan="free", frozen_clock=True)
     for code in sorted(FREE_SYMBOLS):

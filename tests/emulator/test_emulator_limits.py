@@ -12,8 +12,7 @@ from datetime import UTC, datetime
 import pytest
 from emu_helpers import FAST, FOREX_PATH, STOCK_PATH, kline_data
 
-from alltick_frames.emulator.limits import TokenQuota
-from alltick_frames.plans import (
+from alltick_frames.core.plans import (
     BATCH_KLINE,
     DEPTH_TICK,
     ENDPOINTS,
@@ -24,6 +23,7 @@ from alltick_frames.plans import (
     Rate,
     get_plan,
 )
+from alltick_frames.emulator.limits import TokenQuota
 
 # A Wednesday, 12:00 UTC+8 (04:00 UTC): far from the daily reset.
 T0 = datetime(2024, 5, 15, 4, 0, tzinfo=UTC).timestamp()

@@ -6,9 +6,9 @@ import asyncio
 
 import pytest
 
+from alltick_frames.core.plans import get_plan
 from alltick_frames.emulator import EmulatorConfig, EmulatorProcess, FaultConfig
 from alltick_frames.emulator.faults import FaultInjector
-from alltick_frames.plans import get_plan
 
 NOW = "2024-05-15T14:00:00Z"
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from emu_helpers import FAST, kline_data
 
+from alltick_frames.core.plans import FREE_SYMBOLS
 from alltick_frames.emulator import CATALOGUE
-from alltick_frames.plans import FREE_SYMBOLS
 
 US_STOCKS = [c for c, i in CATALOGUE.items() if i.market == "US" and i.asset_class == "stock"]
 

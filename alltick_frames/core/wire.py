@@ -11,7 +11,7 @@ The ``data`` part comes from :func:`kline_data`, :func:`batch_kline_data` and
 :func:`symbol_list_data`.
 
 Every response body is ``{"ret": int, "msg": str, "trace": str, "data": {...}}``;
-:func:`parse_envelope` reads it and raises :class:`~alltick_frames.errors.MalformedResponse`
+:func:`parse_envelope` reads it and raises :class:`~alltick_frames.core.errors.MalformedResponse`
 when it is not that shape. Decide on ``ret`` whatever the HTTP status was (AllTick puts errors
 in ``ret``, usually with HTTP 200). The trading-halt service uses its own envelope, read by
 :func:`parse_suspension`.
@@ -31,8 +31,8 @@ from typing import Any
 
 import orjson
 
-from alltick_frames.errors import MalformedResponse, redact
-from alltick_frames.intervals import Interval, parse_interval
+from alltick_frames.core.errors import MalformedResponse, redact
+from alltick_frames.core.intervals import Interval, parse_interval
 
 __all__ = [
     "MAX_TRACE_LEN",
@@ -207,7 +207,7 @@ def parse_envelope(body: bytes, endpoint: str | None = None) -> Envelope:
     ``ret`` may arrive as an int or as a numeric string (``"200"``); both give an int.
     ``endpoint`` only labels the error.
 
-    Raises :class:`~alltick_frames.errors.MalformedResponse` when the body is empty, not
+    Raises :class:`~alltick_frames.core.errors.MalformedResponse` when the body is empty, not
     JSON, truncated, not a JSON object, or has no int-like ``ret``.
 
     >>> parse_envelope(b'{"msg":"token is required","ret":401}')
@@ -256,7 +256,7 @@ def parse_suspension(body: bytes) -> SuspensionPage:
 
     A ``{"success": false, "error": ...}`` body is returned (``success=False``), not raised:
     the caller turns it into a failure row. Raises
-    :class:`~alltick_frames.errors.MalformedResponse` when the body is not JSON, not an
+    :class:`~alltick_frames.core.errors.MalformedResponse` when the body is not JSON, not an
     object, has no boolean ``success``, or succeeds with ``data`` that is not a list of
     objects.
 

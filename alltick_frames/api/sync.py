@@ -13,11 +13,11 @@ from collections.abc import Awaitable, Callable, Coroutine, Iterable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
-from alltick_frames.client import AllTick
-from alltick_frames.intervals import Interval
-from alltick_frames.planner import TimeLike
-from alltick_frames.plans import Plan
-from alltick_frames.result import FetchResult
+from alltick_frames.api.client import AllTick
+from alltick_frames.api.result import FetchResult
+from alltick_frames.core.intervals import Interval
+from alltick_frames.core.planner import TimeLike
+from alltick_frames.core.plans import Plan
 
 T = TypeVar("T")
 

@@ -6,26 +6,27 @@ import math
 import os
 import time
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 import pandas as pd
 
-from alltick_frames import cached, errors, frames, planner
+from alltick_frames import frames
+from alltick_frames.api.estimate import CallPlan, Estimate
+from alltick_frames.api.progress import Progress
+from alltick_frames.api.quotes import QuotesMixin
+from alltick_frames.api.result import FetchResult, FetchStats
 from alltick_frames.budget import Budget, estimate_schedule
-from alltick_frames.codes import DEFAULT_BASE_URL, CodeInfo
-from alltick_frames.errors import Failure
-from alltick_frames.intervals import Interval
-from alltick_frames.jobs import BatchJob, KlineJob, outside_plan, unauthorized
-from alltick_frames.plans import BATCH_KLINE, KLINE, Plan, get_plan
-from alltick_frames.progress import Progress
-from alltick_frames.quotes import QuotesMixin
-from alltick_frames.result import FetchResult, FetchStats
-from alltick_frames.runner import Call, Job, RetryPolicy, Runner
+from alltick_frames.core import cache_planner, errors, planner
+from alltick_frames.core.codes import DEFAULT_BASE_URL, CodeInfo
+from alltick_frames.core.errors import Failure
+from alltick_frames.core.intervals import Interval
+from alltick_frames.core.plans import BATCH_KLINE, KLINE, Plan, get_plan
+from alltick_frames.run.jobs import BatchJob, KlineJob, outside_plan, unauthorized
+from alltick_frames.run.runner import Call, Job, RetryPolicy, Runner
+from alltick_frames.run.transport import Secret, Transport
 from alltick_frames.store import BarStore
-from alltick_frames.transport import Secret, Transport
 
 #: Failure kinds worth asking again by default: the rest are permanent (a bad code stays bad).
 RETRYABLE_KINDS = frozenset(
@@ -37,57 +38,6 @@ RETRYABLE_KINDS = frozenset(
 PLANNING_ROUNDS = 3
 
 
-@dataclass(frozen=True)
-class CallPlan:
-    """Calls per endpoint a job needs, and how many of its items the cache answers."""
-
-    calls: dict[str, int]
-    cached: int = 0
-    route: str = ""
-
-
-@dataclass(frozen=True)
-class Estimate:
-    """What a job would cost, worked out before any call (see :meth:`AllTick.estimate`)."""
-
-    calls: dict[str, int]
-    #: How long the plan's windows make those calls take, at the least (seconds).
-    seconds: float
-    #: Share of the plan's daily cap the calls would use, and calls left today before them.
-    share_of_day: float
-    remaining_today: int
-    #: Items (codes, or code x interval groups) the cache answers without a call.
-    cached: int = 0
-    route: str = ""
-    notes: list[str] = field(default_factory=list)
-
-    @property
-    def total_calls(self) -> int:
-        return sum(self.calls.values())
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "calls": dict(self.calls),
-            "total_calls": self.total_calls,
-            "seconds": round(self.seconds, 3),
-            "share_of_day": round(self.share_of_day, 6),
-            "remaining_today": self.remaining_today,
-            "cached": self.cached,
-            "route": self.route,
-            "notes": list(self.notes),
-        }
-
-    def __str__(self) -> str:
-        calls = ", ".join(f"{n} {e}" for e, n in sorted(self.calls.items()) if n) or "no calls"
-        text = (
-            f"{calls}; at least {self.seconds:.1f}s on this plan; "
-            f"{self.share_of_day:.2%} of the daily cap ({self.remaining_today} calls left today)"
-        )
-        if self.cached:
-            text += f"; {self.cached} answered from the cache"
-        return text
-
-
 class AllTick(QuotesMixin):
     """An async AllTick client that stays inside its plan.
 
@@ -97,20 +47,21 @@ class AllTick(QuotesMixin):
 
     ``token`` defaults to ``$ALLTICK_TOKEN``; ``plan`` is a built-in plan name (``free``,
     ``basic``, ``premium``, ``professional``, ``all-hk``, ``all-cn``, ``all-us``), a plan file
-    (``.json``/``.toml``) or a :class:`~alltick_frames.plans.Plan`; ``base_url`` defaults to
+    (``.json``/``.toml``) or a :class:`~alltick_frames.core.plans.Plan`; ``base_url`` defaults to
     ``$ALLTICK_BASE_URL`` or AllTick's production host.
 
     Bars are cached on disk (``cache=True``, in :func:`~alltick_frames.store.default_cache_dir`;
     a path or a :class:`~alltick_frames.store.BarStore` to choose; ``cache=False`` to bypass).
     Closed bars are kept for good; the forming bar is trusted for ``ttl`` (seconds, or a
-    function of the interval; default :func:`~alltick_frames.cached.forming_ttl`). Cached bars
-    are namespaced by ``source`` (default: the base URL's host), never by token. With a cache,
-    every process using the same directory shares one budget per token.
+    function of the interval; default
+    :func:`~alltick_frames.core.cache_planner.forming_ttl`). Cached bars are namespaced by
+    ``source`` (default: the base URL's host), never by token. With a cache, every process
+    using the same directory shares one budget per token.
 
     Options: ``timeout`` per request in seconds; ``retry`` a
-    :class:`~alltick_frames.runner.RetryPolicy`; ``concurrency`` the most calls in flight
+    :class:`~alltick_frames.run.runner.RetryPolicy`; ``concurrency`` the most calls in flight
     (default: enough to use the plan's rate); ``raise_on_failure`` to raise
-    :class:`~alltick_frames.errors.FetchFailed` instead of returning failure rows; ``guard``
+    :class:`~alltick_frames.core.errors.FetchFailed` instead of returning failure rows; ``guard``
     the budget's safety margin in seconds; ``progress`` True/False to force a progress bar on
     or off (default: on in terminals and notebooks, for long jobs); ``clock`` the market
     clock (epoch seconds) used to judge what is forming and what is stale.
@@ -124,7 +75,7 @@ class AllTick(QuotesMixin):
         *,
         cache: bool | str | Path | BarStore = True,
         source: str | None = None,
-        ttl: cached.TTL | None = None,
+        ttl: cache_planner.TTL | None = None,
         timeout: float = 30.0,
         retry: RetryPolicy | None = None,
         concurrency: int | None = None,
@@ -183,7 +134,7 @@ class AllTick(QuotesMixin):
     def ttl(self, interval: Interval) -> float:
         """Seconds a cached forming bar of ``interval`` is trusted."""
         if self._ttl is None:
-            return cached.forming_ttl(interval)
+            return cache_planner.forming_ttl(interval)
         return self._ttl(interval) if callable(self._ttl) else float(self._ttl)
 
     def _runner(self, stats: FetchStats, progress: Progress | None = None) -> Runner:
@@ -273,21 +224,21 @@ class AllTick(QuotesMixin):
 
     def _plan_round(
         self, req: planner.KlineRequest, todo: Sequence[CodeInfo], now: float, paged: set[str]
-    ) -> list[cached.SeriesPlan]:
+    ) -> list[cache_planner.SeriesPlan]:
         assert self.store is not None
         alias = str(req.interval)
         covs = self.store.coverage_many([(c.code, alias) for c in todo])
         ttl = self.ttl(req.interval)
         return [
-            cached.plan_series(
+            cache_planner.plan_series(
                 req, c, covs[c.code, alias], self.store, self.plan, now, ttl, c.code not in paged
             )
             for c in todo
         ]
 
     def _batch_route(
-        self, plans: Sequence[cached.SeriesPlan]
-    ) -> tuple[list[cached.SeriesPlan], list[planner.BatchChunk]]:
+        self, plans: Sequence[cache_planner.SeriesPlan]
+    ) -> tuple[list[cache_planner.SeriesPlan], list[planner.BatchChunk]]:
         """The series to refresh through /batch-kline, and its calls: when that takes fewer
         calls than one /kline per series (else nothing)."""
         batchable = [p for p in plans if p.batchable]

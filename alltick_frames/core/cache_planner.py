@@ -1,4 +1,4 @@
-"""Answering from the disk cache: what is missing, what to fetch, and how to record it.
+"""Answering from the disk cache: what is missing and what to fetch. Pure planning.
 
 Closed bars are kept for good. The newest bar of a series is still forming, so it is trusted
 only for a TTL that fits its interval (:func:`forming_ttl`). A request is planned against what
@@ -10,6 +10,13 @@ When many series are just a bar or two behind, a ``/batch-kline`` call refreshes
 forming) join the cached history exactly when the older of the two is the bar that was
 forming at the last fetch. When they do not join (more bars were missed), the hole is left
 in the store's coverage and the next planning round fills it with ``/kline``.
+
+A coverage snapshot (:class:`~alltick_frames.store.coverage.Coverage`) goes in and pages come
+out; nothing here writes. The one read beyond the snapshot is :meth:`BarReader.newest`, for
+the requests coverage alone cannot answer (a count of bars in a series broken into several
+runs, or ending in the past); any object with that method will do, such as the
+:class:`~alltick_frames.store.BarStore`. Recording what the pages bring back is
+:mod:`alltick_frames.store.series`.
 """
 
 from __future__ import annotations
@@ -17,16 +24,15 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Protocol
 
-import numpy as np
-import pandas as pd
+from alltick_frames.core.codes import CodeInfo
+from alltick_frames.core.intervals import Interval
+from alltick_frames.core.planner import KlinePage, KlineRequest, bars_between, first_page
+from alltick_frames.core.plans import Plan
 
-from alltick_frames import frames
-from alltick_frames.codes import CodeInfo
-from alltick_frames.intervals import Interval
-from alltick_frames.planner import KlinePage, KlineRequest, bars_between, first_page
-from alltick_frames.plans import Plan
-from alltick_frames.store import FIELDS, Arrays, BarStore, Coverage, as_frame, sort_bars
+if TYPE_CHECKING:
+    from alltick_frames.store import Coverage, Newest
 
 #: The open ends of a covered run (see :meth:`Coverage.run`).
 _NEG_INF, _POS_INF = -(2**63), 2**63 - 1
@@ -43,6 +49,16 @@ def forming_ttl(interval: Interval) -> float:
 TTL = float | Callable[[Interval], float]
 
 
+class BarReader(Protocol):
+    """The one read planning may make beyond a coverage snapshot (a :class:`BarStore` has it)."""
+
+    def newest(
+        self, code: str, interval: str, n: int, hi: int | None = None, *, forming: bool = True
+    ) -> Newest:
+        """The newest ``n`` bars at or before ``hi`` and whether they are provably complete."""
+        ...
+
+
 @dataclass(frozen=True, slots=True)
 class SeriesPlan:
     """What one code needs: ``pages`` to fetch (chain starts), or nothing when served."""
@@ -57,7 +73,7 @@ def plan_series(
     req: KlineRequest,
     code: CodeInfo,
     cov: Coverage,
-    store: BarStore | None,
+    store: BarReader | None,
     plan: Plan,
     now: float,
     ttl: float,
@@ -105,7 +121,7 @@ def _stock_plan(
     req: KlineRequest,
     code: CodeInfo,
     cov: Coverage,
-    store: BarStore | None,
+    store: BarReader | None,
     plan: Plan,
     now: float,
     fresh: bool,
@@ -140,7 +156,7 @@ def _count_gaps(
     req: KlineRequest,
     code: CodeInfo,
     cov: Coverage,
-    store: BarStore | None,
+    store: BarReader | None,
     fresh: bool,
     bars_per_call: int,
 ) -> list[tuple[int, int, int | None]]:
@@ -177,7 +193,7 @@ def _count_gaps(
 
 
 def top_run(
-    store: BarStore, code: str, alias: str, cov: Coverage, n: int
+    store: BarReader, code: str, alias: str, cov: Coverage, n: int
 ) -> tuple[tuple[int, int] | None, int, bool]:
     """The covered run holding a series' newest bar, how many of its bars count towards ``n``
     (at most ``n``), and whether they are the complete answer for the newest ``n`` bars.
@@ -206,117 +222,3 @@ def _batchable(cov: Coverage, gaps: list, now: float, ivl: Interval) -> bool:
         return False
     lo = gaps[0][0]
     return lo >= cov.forming_ts and bars_between(cov.forming_ts, int(now), ivl) <= 2
-
-
-# --------------------------------------------------------------------------- recording
-
-
-def bar_arrays(bars: pd.DataFrame) -> Arrays:
-    """A k-line frame's bars in the store's layout (as they come: not sorted here)."""
-    ts = pd.DatetimeIndex(bars["timestamp"]).asi8 // 1_000_000_000
-    return ts, bars[list(FIELDS)].to_numpy(np.float64).T
-
-
-def record_page(store: BarStore, page: KlinePage, bars: Arrays, now: float, got: int) -> None:
-    """Record one ``/kline`` page: the closed span it proves, its forming bar, its floor.
-
-    ``bars`` are the page's decoded bars (see :func:`bar_arrays`); ``got`` their count.
-    """
-    code, ivl = page.code.code, str(page.interval)
-    ts, vals = sort_bars(*bars)
-    if ts.size == 0:
-        if page.end_ts:
-            store.write(code, ivl, floor=page.end_ts + 1)
-        return
-    forming = None
-    if page.end_ts == 0 or ts[-1] + page.interval.seconds > now:
-        forming = ts[-1:], vals[:, -1:]
-        hi = int(ts[-1]) - 1
-    else:
-        hi = page.end_ts
-    short = got < page.num
-    lo = int(ts[0])
-    if hi < lo:  # only the forming bar came back
-        store.write(code, ivl, floor=lo if short else None, forming=forming, fetched_at=now)
-        return
-    store.write(
-        code,
-        ivl,
-        (ts, vals),
-        lo,
-        hi,
-        floor=lo if short else None,
-        forming=forming,
-        fetched_at=now if forming is not None else None,
-    )
-
-
-def record_latest_many(
-    store: BarStore, answer: pd.DataFrame, wanted: set[tuple[str, str]], now: float
-) -> None:
-    """Record every group of a ``/batch-kline`` answer that is in ``wanted`` (code, alias).
-
-    ``answer`` is a finalized k-line frame (grouped by code and interval, sorted by time,
-    unique). Each group's newest bar forms and the one before it closed: they are written as
-    the closed span ``[older, newest - 1]``, which joins the cached history when the older
-    bar is the one that was forming before, and leaves a visible hole otherwise. One pass
-    over the answer's columns, not a frame operation per group: an answer holds up to 500.
-    """
-    if answer.empty:
-        return
-    codes = answer["code"].to_numpy(object)
-    aliases = answer["interval"].to_numpy(object)
-    stamps, values = bar_arrays(answer)
-    change = (codes[1:] != codes[:-1]) | (aliases[1:] != aliases[:-1])
-    starts = np.flatnonzero(np.concatenate(([True], change)))
-    ends = np.append(starts[1:], len(codes))
-    for a, b in zip(starts.tolist(), ends.tolist(), strict=True):
-        code, alias = codes[a], aliases[a]
-        if (code, alias) not in wanted:
-            continue
-        forming = stamps[b - 1 : b], values[:, b - 1 : b]
-        if b - a == 1:
-            store.write(code, alias, forming=forming, fetched_at=now)
-        else:
-            closed = stamps[a : b - 1], values[:, a : b - 1]
-            lo, newest = int(stamps[a]), int(stamps[b - 1])
-            store.write(code, alias, closed, lo, newest - 1, forming=forming, fetched_at=now)
-
-
-def read_frame(store: BarStore, req: KlineRequest) -> pd.DataFrame:
-    """The stored bars that answer ``req``, as a k-line frame (:data:`frames.KLINE_DTYPES`).
-
-    A count request reads each series only from the covered run that holds its newest bar, so
-    older bars behind a hole in coverage are never stitched on (a stock's history from an
-    earlier month, say), and keeps its newest ``count`` bars.
-    """
-    alias = str(req.interval)
-    keys = [(c.code, alias) for c in req.codes]
-    got = store.read_arrays(keys, req.start, req.end)
-    if got.ts.size == 0:
-        return frames.empty_klines()
-    stamps, vals = got.ts, got.vals
-    # Rows come grouped by series, in ``keys`` order (one series per code), then by time.
-    which = np.repeat(np.arange(len(keys)), got.counts)
-    if req.count is not None:
-        top = req.end if req.end is not None else 2**62
-        covs = store.coverage_many(keys)
-        starts = np.empty(len(keys), np.int64)
-        for k, key in enumerate(keys):
-            run = covs[key].run(top, forming=req.end is None)
-            starts[k] = run[0] if run is not None else 2**62
-        keep = stamps >= starts[which]
-        # ...and of those, the newest ``count`` of each code.
-        kept = which[keep]
-        ends = np.cumsum(np.bincount(kept, minlength=len(keys)))
-        from_end = ends[kept] - 1 - np.arange(kept.size)
-        keep[keep] = from_end < req.count
-        if not keep.all():
-            stamps, vals, which = stamps[keep], vals[:, keep], which[keep]
-    nanos = pd.DatetimeIndex((stamps * 1_000_000_000).view("datetime64[ns]"))
-    return as_frame(
-        nanos.tz_localize("UTC"),
-        vals,
-        code=pd.array([code for code, _ in keys], dtype=frames.STRING).take(which),
-        interval=pd.array([alias], dtype=frames.STRING).take(np.zeros(which.size, np.intp)),
-    )

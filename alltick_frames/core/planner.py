@@ -24,9 +24,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from alltick_frames.codes import CodeInfo, validate_codes
-from alltick_frames.intervals import Interval, parse_interval
-from alltick_frames.plans import BATCH_KLINE, KLINE, Plan
+from alltick_frames.core.codes import CodeInfo, validate_codes
+from alltick_frames.core.intervals import Interval, parse_interval
+from alltick_frames.core.plans import BATCH_KLINE, KLINE, Plan
 
 TimeLike = str | int | float | date | datetime | pd.Timestamp
 

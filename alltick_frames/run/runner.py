@@ -24,20 +24,19 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from alltick_frames import wire
+from alltick_frames.api.result import FetchStats
 from alltick_frames.budget import Budget
-from alltick_frames.errors import (
-    Action,
+from alltick_frames.core import wire
+from alltick_frames.core.errors import (
     AllTickError,
     DailyCapReached,
     Failure,
     MalformedResponse,
     TransportError,
-    action_for,
     error_for,
 )
-from alltick_frames.result import FetchStats
-from alltick_frames.transport import Response, Transport
+from alltick_frames.core.kinds import Action, action_for
+from alltick_frames.run.transport import Response, Transport
 
 log = logging.getLogger("alltick_frames")
 
@@ -94,7 +93,7 @@ class Departure:
     on_resend: Callable[[], None] | None = None
 
     async def acquire(self) -> None:
-        """Wait for a slot (raises :class:`~alltick_frames.errors.DailyCapReached`)."""
+        """Wait for a slot (raises :class:`~alltick_frames.core.errors.DailyCapReached`)."""
         self.slot = await self.budget.acquire(self.endpoint)
 
     async def __call__(self) -> None:
@@ -157,8 +156,8 @@ class Job(Protocol):
 def read_answer(response: Response, endpoint: str) -> wire.Envelope:
     """AllTick's envelope of ``response``; HTTP 5xx and unreadable bodies are faults.
 
-    Raises :class:`~alltick_frames.errors.TransportError` (``http-502: ...``) or
-    :class:`~alltick_frames.errors.MalformedResponse`, which the runner retries.
+    Raises :class:`~alltick_frames.core.errors.TransportError` (``http-502: ...``) or
+    :class:`~alltick_frames.core.errors.MalformedResponse`, which the runner retries.
     """
     if response.status >= 500:
         status = response.status
@@ -184,7 +183,7 @@ class Runner:
     async def run(self, job: Job, calls: Iterable[Call]) -> list[Failure]:
         """Run ``calls`` and everything they lead to; return the failure rows.
 
-        Raises the typed :class:`~alltick_frames.errors.AllTickError` of a fail-fast ``ret``.
+        Raises the typed :class:`~alltick_frames.core.errors.AllTickError` of a fail-fast ``ret``.
         """
         self._job = job
         self._queue: asyncio.Queue[Call] = asyncio.Queue()

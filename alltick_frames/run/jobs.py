@@ -11,16 +11,18 @@ import numpy as np
 import orjson
 import pandas as pd
 
-from alltick_frames import cached, frames, planner, wire
-from alltick_frames.codes import CodeInfo
-from alltick_frames.errors import Failure, MalformedResponse
-from alltick_frames.intervals import BY_KLINE_TYPE, Interval
-from alltick_frames.planner import BatchChunk, KlinePage, KlineRequest
-from alltick_frames.plans import BATCH_KLINE, KLINE, Plan
-from alltick_frames.runner import Call
+from alltick_frames import frames
+from alltick_frames.core import planner, wire
+from alltick_frames.core.codes import CodeInfo
+from alltick_frames.core.errors import Failure, MalformedResponse
+from alltick_frames.core.intervals import BY_KLINE_TYPE, Interval
+from alltick_frames.core.planner import BatchChunk, KlinePage, KlineRequest
+from alltick_frames.core.plans import BATCH_KLINE, KLINE, Plan
+from alltick_frames.run.runner import Call
 from alltick_frames.store import BarStore
+from alltick_frames.store.series import bar_arrays, read_frame, record_latest_many, record_page
 
-#: Most bodies decoded together: batching is what makes decoding fast (see frames.py).
+#: Most bodies decoded together: batching is what makes decoding fast (see alltick_frames.frames).
 DECODE_BATCH = 128
 
 #: Bars are decoded (and stored) off the event loop, so that pacing stays exact while they
@@ -97,7 +99,7 @@ def _record(
     """
     items = [(str(k), a.body) for k, a in enumerate(arrived) if a.rows]
     decoded, errors = decode_each(items, frames.decode_kline_bodies)
-    ts, vals = cached.bar_arrays(decoded)
+    ts, vals = bar_arrays(decoded)
     offset = 0
     for k, a in enumerate(arrived):
         code = a.page.code.code
@@ -107,8 +109,8 @@ def _record(
         page = slice(offset, offset + a.rows)  # the decoder keeps the bodies' order
         offset += a.rows
         if code not in bad:
-            cached.record_page(store, a.page, (ts[page], vals[:, page]), now, a.got)
-    return _by_code(cached.read_frame(store, ended)) if ended.codes else {}
+            record_page(store, a.page, (ts[page], vals[:, page]), now, a.got)
+    return _by_code(read_frame(store, ended)) if ended.codes else {}
 
 
 def decode_each(
@@ -299,9 +301,9 @@ class KlineJob:
             for c in rest:
                 self._assembled.pop(c.code, None)
             if rest and not self._assembled:  # all of them: already in the caller's order
-                return cached.read_frame(self.store, self.req)
+                return read_frame(self.store, self.req)
             if rest:
-                read = cached.read_frame(self.store, replace(self.req, codes=rest))
+                read = read_frame(self.store, replace(self.req, codes=rest))
                 self._assembled.update(_by_code(read))
         parts = [self._assembled[c] for c in self.req.code_order if c in self._assembled]
         return pd.concat(parts, ignore_index=True) if parts else frames.empty_klines()
@@ -383,7 +385,7 @@ def trim(data: pd.DataFrame, req: KlineRequest) -> pd.DataFrame:
 class BatchJob:
     """The newest 1–2 bars of many (code, interval) groups through ``/batch-kline``."""
 
-    #: With a store, each answer also refreshes the cached series (see cached.record_latest_many).
+    #: With a store, each answer also refreshes the cached series (see record_latest_many).
     store: BarStore | None = None
     now: float = 0.0
     endpoint: str = BATCH_KLINE
@@ -416,7 +418,7 @@ class BatchJob:
         self._frames.append(answer)
         if self.store is not None:
             wanted = {(c.code, str(i)) for c, i in chunk.groups}
-            cached.record_latest_many(self.store, answer, wanted, self.now)
+            record_latest_many(self.store, answer, wanted, self.now)
         missing = tuple(g for g in chunk.groups if (g[0].code, g[1].kline_type) not in answered)
         if not missing:
             return []

@@ -1,8 +1,8 @@
 """One HTTP call on an aiohttp session, with the token kept out of every message.
 
 aiohttp writes the full URL, ``?token=`` included, into its exceptions. Every failure leaves
-this module as a :class:`~alltick_frames.errors.TransportError` whose text went through
-:func:`~alltick_frames.errors.redact`, with the original exception detached, so a traceback,
+this module as a :class:`~alltick_frames.core.errors.TransportError` whose text went through
+:func:`~alltick_frames.core.errors.redact`, with the original exception detached, so a traceback,
 a log record or a failure row can never carry the token.
 
 A request may carry a ``ready`` hook: the transport awaits it once the request's connection
@@ -22,7 +22,7 @@ from urllib.parse import quote, quote_plus
 import aiohttp
 import yarl
 
-from alltick_frames.errors import TransportError, redact
+from alltick_frames.core.errors import TransportError, redact
 
 log = logging.getLogger("alltick_frames")
 
@@ -131,7 +131,7 @@ def scrub(text: str, token: str) -> str:
     """``text`` without ``token``, however a URL spelled it, and without any ``token=`` value.
 
     The token is blanked first, in every spelling a URL may give it (as is, or percent-encoded),
-    then :func:`~alltick_frames.errors.redact` blanks ``token=...``. In the other order a
+    then :func:`~alltick_frames.core.errors.redact` blanks ``token=...``. In the other order a
     token holding a character that ends redact's match (``'``, ``(``, a space) would leave its
     tail behind.
     """

@@ -8,7 +8,7 @@ from typing import Any
 
 import pandas as pd
 
-from alltick_frames.errors import FetchFailed
+from alltick_frames.core.errors import FetchFailed
 
 
 @dataclass
@@ -84,7 +84,7 @@ class FetchResult:
         return self.failures.empty
 
     def raise_for_failures(self) -> FetchResult:
-        """Raise :class:`~alltick_frames.errors.FetchFailed` if anything failed; else self."""
+        """Raise :class:`~alltick_frames.core.errors.FetchFailed` if anything failed; else self."""
         if not self.ok:
             raise FetchFailed(self.failures, self)
         return self
