@@ -24,10 +24,11 @@ from typing import Any
 from aiohttp import web
 
 from alltick_frames.codes import FOREX_PATH, STOCK_PATH
-from alltick_frames.emulator.app import EMULATOR_KEY, Emulator, create_app
+from alltick_frames.emulator.app import EMULATOR_KEY, create_app
 from alltick_frames.emulator.clock import EmulatorClock
 from alltick_frames.emulator.config import EmulatorConfig
 from alltick_frames.emulator.faults import FaultConfig
+from alltick_frames.emulator.service import Emulator
 
 
 class EmulatorServer:
