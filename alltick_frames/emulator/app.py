@@ -1,13 +1,30 @@
-"""The emulator as an ``aiohttp.web`` application: AllTick's routes and the admin view.
+"""The emulator as an ``aiohttp.web`` application: AllTick's routes, its front door, the admin
+view.
 
 The emulator serves two paths, ``/quote-stock-b-api`` and ``/quote-b-api``, that share one
-window per endpoint name; ``static_info`` exists on the stock path only, so the forex path
-answers it like any unknown path: HTTP 404 with aiohttp's plain-text "404: Not Found". What
-each route does is :class:`~alltick_frames.emulator.service.Emulator`'s business.
+window per endpoint name; ``static_info`` exists on the stock path only. What each route does
+is :class:`~alltick_frames.emulator.service.Emulator`'s business; in front of every route
+except the admin view (``/_emulator/*``) stand two checks, as they stand in front of AllTick:
+
+* **The request line.** AllTick recommends at most 50 codes per GET "due to GET URL length
+  limits" (``en/getting-started/http-interface-restrictions.mdx``) without naming the limit.
+  The emulator takes nginx's default, ``large_client_header_buffers 4 8k``: a request line
+  (method, URL with its query, version) over :data:`MAX_REQUEST_LINE` bytes is answered as
+  nginx answers it, HTTP 414 with nginx's HTML page, before the token is even looked at. That
+  fits about 220 US codes in one ``symbol_list``; the service never sees the call, so it uses
+  no quota (the stats count it as ``http-414``).
+* **The token gate.** Every path without a ``token``, unknown paths included, is answered
+  HTTP 401 ``{"msg":"token is required","trace":"","ret":401}``: the API host "answers every
+  path" so (api-evangelist ``well-known/alltick-api-well-known.yml``, probed). With a token,
+  wrong or right, an unknown path is HTTP 404 with aiohttp's plain-text "404: Not Found" (and
+  a wrong method 405): the gate checks only that a token is there, and whether it is valid is
+  for the service behind a route to say, so where no service is there is nothing to say it.
+  The ``static_info`` of the forex path is such a path.
 """
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import orjson
@@ -17,17 +34,32 @@ from alltick_frames.codes import FOREX_PATH, STOCK_PATH
 from alltick_frames.emulator import suspension
 from alltick_frames.emulator.clock import parse_moment
 from alltick_frames.emulator.config import EmulatorConfig
-from alltick_frames.emulator.envelope import JSON
+from alltick_frames.emulator.envelope import JSON, TOKEN_REQUIRED
 from alltick_frames.emulator.service import Emulator
 from alltick_frames.plans import BATCH_KLINE, DEPTH_TICK, KLINE, STATIC_INFO, TRADE_TICK
 
 EMULATOR_KEY = web.AppKey("alltick_emulator", Emulator)
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+Middleware = Callable[[web.Request, Handler], Awaitable[web.StreamResponse]]
+#: nginx's default limit on a request line (``large_client_header_buffers 4 8k``).
+MAX_REQUEST_LINE = 8192
+#: What the stats count a request to no route under.
+UNKNOWN = "unknown"
+ADMIN = "/_emulator/"
+_URI_TOO_LARGE = (
+    "<html>\r\n<head><title>414 Request-URI Too Large</title></head>\r\n<body>\r\n"
+    "<center><h1>414 Request-URI Too Large</h1></center>\r\n<hr><center>nginx</center>\r\n"
+    "</body>\r\n</html>\r\n"
+)
 
 
 def create_app(config: EmulatorConfig | None = None) -> web.Application:
     """The emulator as an ``aiohttp.web.Application``; its state is ``app[EMULATOR_KEY]``."""
     emulator = Emulator(config or EmulatorConfig())
-    app = web.Application()
+    # aiohttp's own limit (8190 bytes) would answer a long line 400 before the front door.
+    app = web.Application(
+        middlewares=[_front_door(emulator)], handler_args={"max_line_size": 1 << 20}
+    )
     app[EMULATOR_KEY] = emulator
     routes = app.router
     for base in (STOCK_PATH, FOREX_PATH):
@@ -40,6 +72,35 @@ def create_app(config: EmulatorConfig | None = None) -> web.Application:
     routes.add_get(f"/api/suspension/{{exchange:{exchanges}}}", emulator.handle_suspension)
     _add_admin_routes(app, emulator)
     return app
+
+
+def _endpoint(request: web.Request) -> str:
+    """The endpoint the stats count ``request`` under: ``kline``, ``suspension/sse``, ..."""
+    if request.match_info.http_exception is not None:
+        return UNKNOWN
+    head, _, last = request.path.rpartition("/")
+    return f"suspension/{last}" if head == "/api/suspension" else last
+
+
+def _front_door(emulator: Emulator) -> Middleware:
+    """The request-line limit and the token gate (see the module docstring)."""
+
+    @web.middleware
+    async def front_door(request: web.Request, handler: Handler) -> web.StreamResponse:
+        if request.path.startswith(ADMIN):
+            return await handler(request)
+        token = request.query.get("token", "")
+        version = request.version
+        line = f"{request.method} {request.raw_path} HTTP/{version.major}.{version.minor}"
+        if len(line.encode()) > MAX_REQUEST_LINE:
+            emulator.count(token, _endpoint(request), "http-414")
+            return web.Response(text=_URI_TOO_LARGE, status=414, content_type="text/html")
+        if not token:
+            emulator.count(token, _endpoint(request), "401")
+            return web.Response(body=TOKEN_REQUIRED, status=401, content_type=JSON)
+        return await handler(request)
+
+    return front_door
 
 
 def _json(payload: Any, status: int = 200) -> web.Response:
@@ -60,7 +121,7 @@ def _add_admin_routes(app: web.Application, emulator: Emulator) -> None:
     """``/_emulator/*``: views the real service does not have. Faults never touch them."""
 
     async def codes(_request: web.Request) -> web.Response:
-        return _json(emulator.catalogue.rows)
+        return _json(emulator.codes())
 
     async def stats(_request: web.Request) -> web.Response:
         return _json(emulator.stats)

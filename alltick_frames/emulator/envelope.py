@@ -2,7 +2,20 @@
 
 Pure functions of their input: nothing here knows about tokens, windows or the market. A
 request that breaks a rule raises :class:`ApiError` with the ``ret`` AllTick documents for it
-(alltick-api.md §2, §5); :func:`error_answer` turns that into the body the emulator sends.
+(alltick-api.md §2, §5); an :class:`ErrorStyle` turns that into the body the emulator sends.
+
+Error bodies differ between AllTick's own pages, so their shape is a setting:
+
+* ``{"ret":400,"msg":"...","trace":"..."}`` by default: ``trace`` is echoed once the request
+  document got far enough to have a valid one, and left out before that;
+* ``"data": {}`` added (``error_data``), as the standard-header page's example shows
+  (``en/integration-process/http-common-standard-headers.mdx``);
+* no ``trace`` at all (``error_trace=False``), as the token gate's reported body had once;
+* ``ret`` 201 "request header param invalid" and 202 "request data param invalid" instead of
+  400 (``old_invalid_codes``), as that same example and older docs show.
+
+The host's token gate is none of these: it answers every path that has no ``token`` with the
+fixed body :data:`TOKEN_REQUIRED` and HTTP 401 (api-evangelist ``well-known/``, probed).
 """
 
 from __future__ import annotations
@@ -28,9 +41,10 @@ MESSAGES: dict[int, str] = {
     604: "code unauthorized",
     605: "too many requests",
 }
-TOKEN_REQUIRED = b'{"msg":"token is required","ret":401}'
+TOKEN_REQUIRED = b'{"msg":"token is required","trace":"","ret":401}'
 MAX_TRACE = 64
 JSON = "application/json"
+_OLD_CODES = {HEADER_INVALID: 201, DATA_INVALID: 202}
 
 
 class ApiError(Exception):
@@ -50,14 +64,28 @@ class Answer:
     key: int
     body: bytes
     status: int = 200
+    content_type: str = JSON
 
 
-def error_answer(ret: int, trace: str | None = None, msg: str | None = None) -> Answer:
-    """An error in AllTick's envelope: ``ret``, ``msg`` and ``trace`` when there is one."""
-    body: dict[str, Any] = {"ret": ret, "msg": msg or MESSAGES[ret]}
-    if trace is not None:
-        body["trace"] = trace
-    return Answer(ret, orjson.dumps(body))
+@dataclass(frozen=True, slots=True)
+class ErrorStyle:
+    """How error bodies look (see the module docstring)."""
+
+    trace: bool = True
+    data: bool = False
+    old_codes: bool = False
+
+    def answer(self, ret: int, trace: str | None = None, msg: str | None = None) -> Answer:
+        """The error ``ret`` in AllTick's envelope, counted under the ``ret`` it carries."""
+        msg = msg or MESSAGES[ret]
+        if self.old_codes and ret == 400:
+            ret = _OLD_CODES[msg]
+        body: dict[str, Any] = {"ret": ret, "msg": msg}
+        if trace is not None and self.trace:
+            body["trace"] = trace
+        if self.data:
+            body["data"] = {}
+        return Answer(ret, orjson.dumps(body))
 
 
 def ok_answer(trace: str, data: dict[str, Any]) -> Answer:

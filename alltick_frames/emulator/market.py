@@ -14,15 +14,37 @@ low are sampled, so they need not equal the extremes of its minute bars).
 **The forming bar.** The newest bar whose span has begun but not ended is still forming: its
 span is cut at the last moment the market was open (``now`` while trading, else the last close),
 its close is the price there and its high, low and volume are "so far".
+
+**Order books at the limits** (``en/api-reference/stock/price-change-trading-status.mdx``;
+official ``http_interface/price_changes_closure_holidays_delistings.md``): AllTick marks them
+with zero-filled levels, not missing ones. A limit-up book has its bids and every ask level
+``{"price":"0.000000","volume":"0"}``; a limit-down book the reverse; a delisted code both
+sides zero. :func:`order_book` renders every book, for ``/depth-tick`` and any push alike.
+
+**Delisted codes** (:data:`~alltick_frames.emulator.catalogue.DELISTED_AT`) live on the market
+clock of their last moment of trading: their bars end with their last session, their last
+trade is the one before the delisting, and their book is zero from then on.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from typing import NamedTuple
 
 import numpy as np
 
-from alltick_frames.emulator.catalogue import CFD, CRYPTO, STOCK, Instrument, stable_hash
+from alltick_frames.emulator.catalogue import (
+    CFD,
+    CRYPTO,
+    DELISTED,
+    DELISTED_AT,
+    LIMIT_DOWN,
+    LIMIT_UP,
+    NORMAL,
+    STOCK,
+    Instrument,
+    stable_hash,
+)
 from alltick_frames.emulator.prices import bar_uniforms, price_at, prices
 from alltick_frames.emulator.sessions import (
     MINUTE,
@@ -34,6 +56,22 @@ from alltick_frames.emulator.sessions import (
 )
 
 _FRACTIONS = np.linspace(0.0, 1.0, 5)
+#: A level of a side that has no orders at a limit or after a delisting: the decimals of the
+#: docs' screenshots (``stock-limit-up-down.png``, ``stock-delisted.png``).
+ZERO_PRICE, ZERO_VOLUME = "0.000000", "0"
+
+
+def trading_now(inst: Instrument, now: float) -> float:
+    """The moment whose market ``inst`` shows at ``now``: ``now``, or for a delisted code the
+    moment it stopped trading."""
+    return min(now, DELISTED_AT) if inst.book_status == DELISTED else now
+
+
+def book_status(inst: Instrument, now: float) -> str:
+    """``normal``, ``limit-up``, ``limit-down`` or ``delisted`` at the market moment ``now``."""
+    if inst.book_status == DELISTED and now < DELISTED_AT:
+        return NORMAL
+    return inst.book_status
 
 
 def _formatter(decimals: int) -> Callable[[float], str]:
@@ -106,6 +144,7 @@ def klines(
     inst: Instrument, kline_type: int, end: float, now: float, count: int, floor: float
 ) -> list[dict[str, str]]:
     """``bars_before`` rendered: what ``/kline`` puts in ``kline_list``."""
+    now = trading_now(inst, now)
     return render_bars(inst, kline_type, bars_before(inst, kline_type, end, now, count, floor), now)
 
 
@@ -119,13 +158,13 @@ def _last_trade_ms(inst: Instrument, now: float) -> int:
     return int(e * 1000) - 1 - stable_hash(inst.code, "tick", int(e)) % 997
 
 
-def _seq(inst: Instrument, tick_ms: int) -> str:
-    return str(tick_ms // 50 + inst.seed % 1_000_000)
+def _seq(inst: Instrument, tick_ms: int) -> int:
+    return tick_ms // 50 + inst.seed % 1_000_000
 
 
 def trade_tick(inst: Instrument, now: float) -> dict[str, object]:
     """The latest trade of ``inst`` as ``/trade-tick`` reports it."""
-    tick_ms = _last_trade_ms(inst, now)
+    tick_ms = _last_trade_ms(inst, trading_now(inst, now))
     price = price_at(inst, tick_ms / 1000)
     h = stable_hash(inst.code, "trade", tick_ms)
     if inst.market is None and inst.asset_class != CRYPTO:
@@ -141,7 +180,7 @@ def trade_tick(inst: Instrument, now: float) -> dict[str, object]:
         direction = (h >> 8) % 3
     return {
         "code": inst.code,
-        "seq": _seq(inst, tick_ms),
+        "seq": str(_seq(inst, tick_ms)),
         "tick_time": str(tick_ms),
         "price": _formatter(inst.decimals)(price),
         "volume": volume,
@@ -150,9 +189,22 @@ def trade_tick(inst: Instrument, now: float) -> dict[str, object]:
     }
 
 
-def depth_tick(inst: Instrument, now: float) -> dict[str, object]:
-    """The order book of ``inst`` as ``/depth-tick`` reports it (full depth for its class)."""
-    tick_ms = _last_trade_ms(inst, now)
+class Book(NamedTuple):
+    """One order book: when (``tick_ms``, ``seq``), its status, and its levels best first,
+    each ``{"price": str, "volume": str}``."""
+
+    tick_ms: int
+    seq: int
+    status: str
+    bids: list[dict[str, str]]
+    asks: list[dict[str, str]]
+
+
+def order_book(inst: Instrument, now: float) -> Book:
+    """The order book of ``inst`` at the market moment ``now``: the full depth of its class
+    (none for an index), zero-filled on the side a limit or a delisting empties."""
+    tick_ms = _last_trade_ms(inst, trading_now(inst, now))
+    status = book_status(inst, now)
     levels = inst.depth_levels
     bids: list[dict[str, str]] = []
     asks: list[dict[str, str]] = []
@@ -168,12 +220,22 @@ def depth_tick(inst: Instrument, now: float) -> dict[str, object]:
             bid_vol, ask_vol = _depth_volume(inst, hv), _depth_volume(inst, hv >> 20)
             bids.append({"price": fmt((mid - half - i * gap) * tick), "volume": bid_vol})
             asks.append({"price": fmt((mid + half + i * gap) * tick), "volume": ask_vol})
+        if status in (LIMIT_DOWN, DELISTED):
+            bids = [{"price": ZERO_PRICE, "volume": ZERO_VOLUME} for _ in range(levels)]
+        if status in (LIMIT_UP, DELISTED):
+            asks = [{"price": ZERO_PRICE, "volume": ZERO_VOLUME} for _ in range(levels)]
+    return Book(tick_ms, _seq(inst, tick_ms), status, bids, asks)
+
+
+def depth_tick(inst: Instrument, now: float) -> dict[str, object]:
+    """The order book of ``inst`` as ``/depth-tick`` reports it (numbers as strings)."""
+    book = order_book(inst, now)
     return {
         "code": inst.code,
-        "seq": _seq(inst, tick_ms),
-        "tick_time": str(tick_ms),
-        "bids": bids,
-        "asks": asks,
+        "seq": str(book.seq),
+        "tick_time": str(book.tick_ms),
+        "bids": book.bids,
+        "asks": book.asks,
     }
 
 
@@ -191,11 +253,12 @@ _BOARDS = {"US": "USEquity", "HK": "HKEquity", "SH": "SHEquity", "SZ": "SZEquity
 
 
 def static_info(inst: Instrument) -> dict[str, str]:
-    """Reference data of a stock or index as ``/static_info`` reports it (all strings)."""
+    """Reference data of a stock or ETF as ``/static_info`` reports it (all strings); a fund
+    has no per-share earnings or book value, so those are ``""``."""
     h = stable_hash(inst.code, "static")
     market = inst.market or ""
     info = {
-        "board": _BOARDS[market] if inst.asset_class == STOCK else f"{market}Index",
+        "board": _BOARDS[market],
         "bps": "",
         "circulating_shares": "",
         "currency": inst.currency,
@@ -210,20 +273,20 @@ def static_info(inst: Instrument) -> dict[str, str]:
         "symbol": inst.code,
         "total_shares": "",
     }
+    total = int(inst.daily_volume * (50 + h % 400))
+    circulating = total * (60 + (h >> 10) % 41) // 100
+    info.update(
+        circulating_shares=str(circulating),
+        dividend_yield=f"{((h >> 40) % 600) / 100:.2f}",
+        total_shares=str(total),
+    )
     if inst.asset_class == STOCK:
-        total = int(inst.daily_volume * (50 + h % 400))
-        circulating = total * (60 + (h >> 10) % 41) // 100
         eps = inst.base_price / (8 + (h >> 20) % 40)
         info.update(
             bps=f"{inst.base_price / (1 + (h >> 30) % 6):.4f}",
-            circulating_shares=str(circulating),
-            dividend_yield=f"{((h >> 40) % 600) / 100:.2f}",
             eps=f"{eps:.4f}",
             eps_ttm=f"{eps * (0.9 + ((h >> 50) % 20) / 100):.4f}",
-            total_shares=str(total),
         )
-        if market == "HK":
-            info["hk_shares"] = str(circulating)
-    elif market == "HK":
-        info["hk_shares"] = ""
+    if market == "HK":
+        info["hk_shares"] = str(circulating)
     return info

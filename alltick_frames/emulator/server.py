@@ -172,7 +172,7 @@ class EmulatorServer:
 
     def codes(self) -> list[dict[str, object]]:
         """The catalogue as ``GET /_emulator/codes`` returns it."""
-        return list(self.emulator.catalogue.rows)
+        return list(self._on_loop(self.emulator.codes))
 
     def __repr__(self) -> str:
         state = "running" if self._thread is not None else "stopped"

@@ -3,16 +3,20 @@
 A request to a quote endpoint passes these gates in this order (AllTick does not document its
 order; this one is the emulator's choice, see alltick-api.md §2, §5, §8):
 
-1. ``token`` missing: HTTP 401 ``{"msg":"token is required","ret":401}``; unknown: ``ret`` 401;
+0. (in front of the service, :mod:`~alltick_frames.emulator.app`) a request line over 8 KiB:
+   HTTP 414; no ``token``: HTTP 401 ``{"msg":"token is required","trace":"","ret":401}``;
+1. ``token`` unknown: ``ret`` 401 "token invalid";
 2. the plan's windows (:mod:`~alltick_frames.emulator.limits`): ``ret`` 429 or 605, which
    consume nothing; every call that passes this gate is counted, whatever it is answered;
 3. the envelope: ``query`` missing or not JSON: 402 (GET); empty body: 601 (POST); body not
    JSON, or ``trace``/``data`` missing or wrong: 400 "request header param invalid";
-4. batch groups over the plan's cap: 603; codes beyond the per-call cap: cut (or 603 with
-   ``oversize="603"``) before they are even looked at;
+4. batch groups over the plan's cap: 603; on Free (or every plan with ``hard_code_cap``)
+   codes beyond the per-call cap: cut (or 603 with ``oversize="603"``) before they are even
+   looked at;
 5. the fields of ``data``: 400 "request data param invalid";
 6. every code known and on this base path (else 600 for the whole call), then in the token's
-   plan and basket (else 604 for the whole call); 2h/4h bars for a stock: 400 data;
+   plan and basket (else 604 for the whole call); 2h/4h bars for a stock: 400 data; content
+   Free may not have (``free_eod_only``): 603;
 7. too many bars: cut (or 603 with ``oversize="603"``);
 8. the answer, every number a string except ``kline_type`` and ``trade_direction``.
 
@@ -32,15 +36,14 @@ import orjson
 from aiohttp import web
 
 from alltick_frames.emulator import suspension
-from alltick_frames.emulator.catalogue import CATALOGUE
+from alltick_frames.emulator.catalogue import CATALOGUE, CFD, ENERGY
 from alltick_frames.emulator.clock import parse_moment
 from alltick_frames.emulator.config import EmulatorConfig, TokenSpec
 from alltick_frames.emulator.envelope import (
     JSON,
-    TOKEN_REQUIRED,
     Answer,
     ApiError,
-    error_answer,
+    ErrorStyle,
     ok_answer,
     positive,
     read_data,
@@ -77,6 +80,7 @@ class Emulator:
         self._market_now = config.market_now
         self.quotas: dict[str, TokenQuota] = {}
         self.stats: dict[str, dict[str, dict[str, int]]] = {}
+        self.errors = ErrorStyle(config.error_trace, config.error_data, config.old_invalid_codes)
 
     # --- state --------------------------------------------------------------------------
 
@@ -103,10 +107,19 @@ class Emulator:
     def _quota(self, token: str, spec: TokenSpec) -> TokenQuota:
         quota = self.quotas.get(token)
         if quota is None:
-            quota = self.quotas[token] = TokenQuota(spec.plan, strict_free=self.config.strict_free)
+            quota = TokenQuota(spec.plan, lenient_free=self.config.lenient_free)
+            self.quotas[token] = quota
         return quota
 
-    def _count(self, token: str, endpoint: str, key: str) -> None:
+    def codes(self) -> list[dict[str, object]]:
+        """The catalogue as ``GET /_emulator/codes`` reports it, ``pageable`` as served."""
+        rows = self.catalogue.rows
+        if not self.config.page_energy_cfd:
+            return rows
+        return [r | {"pageable": True} if r["asset_class"] in (ENERGY, CFD) else r for r in rows]
+
+    def count(self, token: str, endpoint: str, key: str) -> None:
+        """Count one answer in the statistics (``token`` "" counts as ``<missing>``)."""
         per_endpoint = self.stats.setdefault(token or MISSING_TOKEN, {}).setdefault(endpoint, {})
         per_endpoint[key] = per_endpoint.get(key, 0) + 1
 
@@ -126,23 +139,23 @@ class Emulator:
             await asyncio.sleep(arrival)
         fault = self.injector.draw()
         if fault.slow:
-            self._count(token, endpoint, "slow")
+            self.count(token, endpoint, "slow")
             await asyncio.sleep(fault.delay)
         if fault.kind == "rate_limit":
             answer = throttled(fault.code)
         else:
             answer = await produce(request, token)
         if fault.kind in (None, "rate_limit"):
-            self._count(token, endpoint, str(answer.key))
+            self.count(token, endpoint, str(answer.key))
             return self._response(answer)
-        self._count(token, endpoint, fault_key(fault))
+        self.count(token, endpoint, fault_key(fault))
         return _faulty(request, fault, answer)
 
     def _response(self, answer: Answer) -> web.Response:
         status = answer.status
         if self.config.mirror_status and answer.key in (401, 429) and status == 200:
             status = answer.key
-        return web.Response(body=answer.body, status=status, content_type=JSON)
+        return web.Response(body=answer.body, status=status, content_type=answer.content_type)
 
     def quote_handler(self, endpoint: str, base: str) -> Callable[[web.Request], Awaitable[Any]]:
         """The aiohttp handler of ``endpoint`` on the base path ``base``."""
@@ -151,19 +164,17 @@ class Emulator:
             return await self._quote(request, token, endpoint, base)
 
         async def handle(request: web.Request) -> web.StreamResponse:
-            return await self.serve(request, endpoint, produce, error_answer)
+            return await self.serve(request, endpoint, produce, self.errors.answer)
 
         return handle
 
     async def _quote(self, request: web.Request, token: str, endpoint: str, base: str) -> Answer:
-        if not token:
-            return Answer(401, TOKEN_REQUIRED, 401)
         spec = self.tokens.get(token)
         if spec is None:
-            return error_answer(401)
+            return self.errors.answer(401)
         refused = self._quota(token, spec).admit(endpoint, self.clock.now())
         if refused is not None:
-            return error_answer(refused)
+            return self.errors.answer(refused)
         trace: str | None = None
         try:
             document = await read_document(request, endpoint)
@@ -172,7 +183,7 @@ class Emulator:
             result = HANDLERS[endpoint](Call(spec, base, self.market_now(), self.config), data)
             return ok_answer(trace, result)
         except ApiError as error:
-            return error_answer(error.ret, trace, error.msg)
+            return self.errors.answer(error.ret, trace, error.msg)
 
     # --- the suspension service ---------------------------------------------------------
 
@@ -183,24 +194,29 @@ class Emulator:
         async def produce(request: web.Request, token: str) -> Answer:
             return self._suspension(request, token, name, endpoint)
 
-        def throttled(_ret: int) -> Answer:
-            return _suspension_error("request too frequent: 1 request per minute")
-
-        return await self.serve(request, endpoint, produce, throttled)
+        return await self.serve(request, endpoint, produce, lambda _ret: _TOO_FREQUENT)
 
     def _suspension(self, request: web.Request, token: str, name: str, endpoint: str) -> Answer:
-        if not token:
-            return _suspension_error("token is required")
+        """The halt service (alltick-api.md §3.6; ``en/api-reference/stock/suspension.mdx``).
+
+        Too frequent is HTTP 429 (api-evangelist ``skills/alltick-api-check-trading-halts.md``
+        names the status but no body, so the body is plain text); any other error is the
+        page's documented HTTP 500 ``{"success":false,"error":"..."}``. ``page`` and ``size``
+        are accepted and ignored ("All interfaces do not support pagination and return the
+        full data for the most recent year"), unless ``suspension_paging`` is on.
+        """
         spec = self.tokens.get(token)
         if spec is None:
             return _suspension_error("token invalid")
         if not self._quota(token, spec).admit_suspension(endpoint, self.clock.now()):
-            return _suspension_error("request too frequent: 1 request per minute")
-        try:
-            page_no = positive(request.query.get("page"))
-            size = positive(request.query.get("size"))
-        except ValueError:
-            return _suspension_error("page and size must be positive integers")
+            return _TOO_FREQUENT
+        page_no = size = None
+        if self.config.suspension_paging:
+            try:
+                page_no = positive(request.query.get("page"))
+                size = positive(request.query.get("size"))
+            except ValueError:
+                return _suspension_error("page and size must be positive integers")
         now = self.market_now()
         stamp = datetime.fromtimestamp(now, UTC) + timedelta(seconds=DAY_RESET_UTC_OFFSET)
         body = suspension.page(
@@ -232,15 +248,31 @@ class Emulator:
                 }
                 for token, spec in self.tokens.items()
             },
-            "mirror_status": self.config.mirror_status,
-            "oversize": self.config.oversize,
-            "strict_free": self.config.strict_free,
+            **{name: getattr(self.config, name) for name in SWITCHES},
             "market_now": self._market_now,
         }
 
 
+#: The config's switches, as ``GET /_emulator/config`` reports them.
+SWITCHES = (
+    "mirror_status",
+    "oversize",
+    "lenient_free",
+    "free_eod_only",
+    "hard_code_cap",
+    "page_energy_cfd",
+    "suspension_paging",
+    "old_invalid_codes",
+    "error_data",
+    "error_trace",
+)
+
+
 def _suspension_error(message: str) -> Answer:
     return Answer(500, orjson.dumps({"success": False, "error": message}), 500)
+
+
+_TOO_FREQUENT = Answer(429, b"Too Many Requests", 429, "text/plain")
 
 
 def _faulty(request: web.Request, fault: Fault, answer: Answer) -> web.StreamResponse:
