@@ -17,13 +17,14 @@ The emulator never imports the client: it reads only the plan table
 reading of AllTick's documentation.
 """
 
-from alltick_frames.emulator.app import EMULATOR_KEY, Emulator, create_app
+from alltick_frames.emulator.app import EMULATOR_KEY, create_app
 from alltick_frames.emulator.catalogue import CATALOGUE, Catalogue, Instrument
 from alltick_frames.emulator.clock import EmulatorClock, parse_moment
 from alltick_frames.emulator.config import DEFAULT_TOKEN, EmulatorConfig, TokenSpec
 from alltick_frames.emulator.faults import FaultConfig
 from alltick_frames.emulator.process import EmulatorProcess
 from alltick_frames.emulator.server import EmulatorServer
+from alltick_frames.emulator.service import Emulator
 
 __all__ = [
     "CATALOGUE",

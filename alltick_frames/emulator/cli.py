@@ -23,7 +23,7 @@ from alltick_frames.emulator.faults import KINDS, FaultConfig
 
 DESCRIPTION = """\
 Serve a local AllTick: both base paths (/quote-stock-b-api, /quote-b-api), the suspension
-service, each plan's rate and size limits, a deterministic synthetic market of ~440 codes,
+service, each plan's rate and size limits, a deterministic synthetic market of ~650 codes,
 and optional fault injection. Point a client at the printed base URL with one of the tokens.
 
 The admin view (not part of AllTick): GET /_emulator/codes, GET /_emulator/stats,
@@ -38,6 +38,24 @@ examples:
 """
 
 _LOOPBACK = ("127.0.0.1", "localhost", "::1")
+
+#: On/off readings of the docs other than the default (README "Assumptions"): EmulatorConfig
+#: fields, each set by the flag of the same name (``--lenient-free``).
+SWITCHES = {
+    "lenient_free": "Free: each endpoint once per 10 s and 10 calls a minute, instead of "
+    "1 call per 10 s across all endpoints",
+    "free_eod_only": "Free: last prices and end-of-day bars only; intraday bars and order "
+    "books are ret 603",
+    "hard_code_cap": "cut every plan's trade/depth/static code lists at its codes_per_call "
+    "(default: only Free's 5; paid plans are limited by the URL's length)",
+    "page_energy_cfd": "let energy and CFD codes page back with kline_timestamp_end "
+    "(default: only FX, metals and crypto)",
+    "suspension_paging": "page the halt service when page or size is sent (default: the "
+    "whole year, as documented)",
+    "old_invalid_codes": "answer an invalid envelope with ret 201 and invalid data with "
+    "ret 202, instead of 400",
+    "error_data": 'add "data": {} to every error body',
+}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -128,13 +146,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--oversize",
         choices=("cut", "603"),
         default="cut",
-        help="too many bars or codes in one call: cut to the cap (default) or ret 603; "
-        "too many batch groups is always 603",
+        help="too many bars, or codes over a hard cap, in one call: cut to the cap (default) "
+        "or ret 603; too many batch groups is always 603",
     )
+    for name, what in SWITCHES.items():
+        rules.add_argument("--" + name.replace("_", "-"), action="store_true", help=what)
     rules.add_argument(
-        "--strict-free",
-        action="store_true",
-        help="Free plan: also at most 1 call per 10 s across all endpoints",
+        "--no-error-trace",
+        dest="error_trace",
+        action="store_false",
+        help="leave trace out of every error body",
     )
 
 
@@ -200,7 +221,8 @@ def config_from_args(args: argparse.Namespace) -> EmulatorConfig:
             seed=args.seed,
             mirror_status=args.mirror_status,
             oversize=args.oversize,
-            strict_free=args.strict_free,
+            error_trace=args.error_trace,
+            **{name: getattr(args, name) for name in SWITCHES},
         )
     except (ValueError, OSError) as error:
         raise SystemExit(f"error: {error}") from None

@@ -45,8 +45,17 @@ class EmulatorConfig:
     freezes that fresh clock at ``clock_start`` (default: now).
 
     ``mirror_status`` answers 401 and 429 with the same HTTP status; ``oversize`` chooses
-    between cutting oversize requests to the cap (``"cut"``) and refusing them with ``"603"``;
-    ``strict_free`` adds "1 call per 10 s across all endpoints" to the Free plan.
+    between cutting oversize requests to the cap (``"cut"``) and refusing them with ``"603"``.
+
+    Switches for readings of the docs other than the default (all off; README "Assumptions"):
+    ``lenient_free`` drops Free's "1 call per 10 s across all endpoints" (each endpoint and
+    10 a minute remain); ``free_eod_only`` serves Free tokens last prices and end-of-day bars
+    only (603 for intraday bars and order books); ``hard_code_cap`` cuts every plan's code
+    lists at ``codes_per_call``, not only Free's; ``page_energy_cfd`` lets energy and CFD codes
+    page back with ``kline_timestamp_end``; ``suspension_paging`` pages the halt service when
+    ``page`` or ``size`` is sent; ``old_invalid_codes`` answers an invalid envelope with
+    ``ret`` 201 and invalid data with 202 instead of 400; ``error_data`` adds ``"data": {}`` to
+    error bodies and ``error_trace=False`` leaves ``trace`` out of them.
     """
 
     tokens: Mapping[str, TokenValue] | None = None
@@ -57,7 +66,14 @@ class EmulatorConfig:
     seed: int = 0
     mirror_status: bool = False
     oversize: OversizeMode = "cut"
-    strict_free: bool = False
+    lenient_free: bool = False
+    free_eod_only: bool = False
+    hard_code_cap: bool = False
+    page_energy_cfd: bool = False
+    suspension_paging: bool = False
+    old_invalid_codes: bool = False
+    error_data: bool = False
+    error_trace: bool = True
     clock: EmulatorClock | None = None
     frozen_clock: bool = False
     clock_start: str | float | datetime | None = None

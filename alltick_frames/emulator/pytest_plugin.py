@@ -14,7 +14,7 @@ plan name, Plan, TokenSpec or ``{"plan": ..., "basket": [...]}``; default: ``{"d
 ``faults`` (a FaultConfig or a dict like ``{"reset": 0.1}``), ``now`` (the market clock,
 default :data:`FIXTURE_NOW`; None follows real time), ``frozen_clock`` (freeze the rate clock),
 and any other :class:`~alltick_frames.emulator.config.EmulatorConfig` field as a keyword
-(``mirror_status=True``, ``oversize="603"``, ``strict_free=True``, ``seed=7``, ...). Every
+(``mirror_status=True``, ``oversize="603"``, ``lenient_free=True``, ``seed=7``, ...). Every
 emulator the factory started is stopped at teardown.
 
 ``process=True`` runs the emulator in its own process
