@@ -3,33 +3,45 @@
 Nothing is stored and nothing is generated "from the beginning of time": :func:`bars_before`
 walks back from a moment over the sessions of the code's calendar.
 
-**Calendars** (no holidays, no half days):
+**Calendars** come from the ``exchange_calendars`` package, as external facts (like the plan
+table): holidays, half days and lunch breaks of each exchange, read from its schedule:
 
-========  ==========================================  ==========================
-schedule  sessions                                    day/week/month bars start
-========  ==========================================  ==========================
-US        09:30-16:00 America/New_York, Mon-Fri       00:00 New York
-HK        09:30-12:00, 13:00-16:00 Asia/Hong_Kong     00:00 Hong Kong
-CN        09:30-11:30, 13:00-15:00 Asia/Shanghai      00:00 Shanghai
-FX        Sunday 22:00 UTC to Friday 22:00 UTC        00:00 UTC
-CRYPTO    always                                      00:00 UTC
-========  ==========================================  ==========================
+========  ==========  ============================================  ======================
+schedule  calendar    a regular session                             day/week/month bars
+========  ==========  ============================================  ======================
+US        XNYS        09:30-16:00 America/New_York                  00:00 New York
+HK        XHKG        09:30-12:00, 13:00-16:00 Asia/Hong_Kong       00:00 Hong Kong
+CN        XSHG        09:30-11:30, 13:00-15:00 Asia/Shanghai        00:00 Shanghai
+FX        24/5        Sunday 22:00 UTC to Friday 22:00 UTC          00:00 UTC
+CRYPTO    24/7        always                                        00:00 UTC
+========  ==========  ============================================  ======================
 
-Intraday bars of stocks start at session open and every bar length after it (the last bar of
-a session may be short, e.g. US 1h bars start 09:30, 10:30, ..., 15:30). Intraday bars of FX
-and crypto sit on the UTC grid (``start % length == 0``). Weeks start on Monday, months on
-the 1st. FX has a bar for every slot that overlaps its open hours, so it has a short Sunday
-day bar (22:00-24:00 UTC). No bar starts before :data:`MARKET_FLOOR`.
+Shenzhen trades on Shanghai's calendar. A half day is one session that ends early (XNYS
+13:00, XHKG 12:00 without the afternoon). Days outside the package's range (before 2000, or
+past the last year it records) fall back to the regular sessions on Monday to Friday. ``24/5``
+and ``24/7`` have no holidays, half days or breaks, so FX and crypto are plain arithmetic here
+(FX opens on Sunday 22:00 UTC, two hours before ``24/5``'s Monday, and closes Friday 22:00).
+The package is imported on first use and each calendar is read once per process.
+
+Intraday bars of stocks start at each session's open (and again after the lunch break) and
+every bar length after it (the last bar before a close or a break may be short, e.g. HK 1h bars
+start 09:30, 10:30, 11:30, 13:00, 14:00, 15:00). Intraday bars of FX and crypto sit on the UTC
+grid (``start % length == 0``). Weeks start on Monday, months on the 1st; a week or month
+without a session has no bar. FX has a bar for every slot that overlaps its open hours, so it
+has a short Sunday day bar (22:00-24:00 UTC). No bar starts before :data:`MARKET_FLOOR`.
 """
 
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import dataclass
 from datetime import date, datetime
 from functools import lru_cache
 from typing import NamedTuple
 from zoneinfo import ZoneInfo
+
+import numpy as np
 
 from alltick_frames.core.intervals import BY_KLINE_TYPE
 from alltick_frames.emulator.catalogue import Instrument
@@ -46,12 +58,15 @@ _FX_OPEN = 5 * DAY
 
 @dataclass(frozen=True, slots=True)
 class Schedule:
-    """A trading calendar: a time zone and, for stocks, the sessions of each weekday."""
+    """A trading calendar: a time zone and, for stocks, the exchange calendar and the regular
+    sessions of a weekday (used where the calendar has no record)."""
 
     key: str
     tz: str
     #: ``(open, close)`` in seconds after local midnight; empty: no daily sessions (FX, crypto).
     sessions: tuple[tuple[int, int], ...] = ()
+    #: The ``exchange_calendars`` name of a stock market's calendar.
+    calendar: str = ""
 
     @property
     def is_stock(self) -> bool:
@@ -70,9 +85,9 @@ def _hm(h: int, m: int = 0) -> int:
 
 
 SCHEDULES: dict[str, Schedule] = {
-    "US": Schedule("US", "America/New_York", ((_hm(9, 30), _hm(16)),)),
-    "HK": Schedule("HK", "Asia/Hong_Kong", ((_hm(9, 30), _hm(12)), (_hm(13), _hm(16)))),
-    "CN": Schedule("CN", "Asia/Shanghai", ((_hm(9, 30), _hm(11, 30)), (_hm(13), _hm(15)))),
+    "US": Schedule("US", "America/New_York", ((_hm(9, 30), _hm(16)),), "XNYS"),
+    "HK": Schedule("HK", "Asia/Hong_Kong", ((_hm(9, 30), _hm(12)), (_hm(13), _hm(16))), "XHKG"),
+    "CN": Schedule("CN", "Asia/Shanghai", ((_hm(9, 30), _hm(11, 30)), (_hm(13), _hm(15))), "XSHG"),
     "FX": Schedule("FX", "UTC"),
     "CRYPTO": Schedule("CRYPTO", "UTC"),
 }
@@ -111,9 +126,53 @@ def _is_weekday(ordinal: int) -> bool:
     return (ordinal - 1) % 7 < 5  # day 1 of the proleptic calendar was a Monday
 
 
+Segments = tuple[tuple[float, float], ...]
+
+
+@dataclass(frozen=True, slots=True)
+class _Recorded:
+    """What an exchange calendar records: the trading segments of each session day, between
+    its first and last recorded day."""
+
+    first: int
+    last: int
+    days: dict[int, Segments]
+
+
+@lru_cache(maxsize=8)
+def _recorded(calendar: str) -> _Recorded:
+    """Every session ``calendar`` records since :data:`MARKET_FLOOR`, as trading segments in
+    Unix seconds: ``(open, close)``, or ``(open, break), (break end, close)`` with a lunch
+    break. Read once per process (importing the package takes about half a second)."""
+    with warnings.catch_warnings():
+        # The package still uses pandas APIs that newer pandas deprecates: not our users' news.
+        warnings.simplefilter("ignore", DeprecationWarning)
+        import exchange_calendars
+
+        sched = exchange_calendars.get_calendar(calendar, start="2000-01-01").schedule
+
+    def seconds(column: str) -> np.ndarray:
+        return sched[column].to_numpy("datetime64[s]").astype(np.int64)
+
+    opens, closes = seconds("open"), seconds("close")
+    has_break = sched["break_start"].notna().to_numpy()
+    starts, ends = seconds("break_start"), seconds("break_end")
+    days: dict[int, Segments] = {}
+    for i, label in enumerate(sched.index):
+        o, c = float(opens[i]), float(closes[i])
+        days[label.toordinal()] = (
+            ((o, float(starts[i])), (float(ends[i]), c)) if has_break[i] else ((o, c),)
+        )
+    return _Recorded(min(days), max(days), days)
+
+
 @lru_cache(maxsize=1 << 16)
-def _sessions(sched: Schedule, ordinal: int) -> tuple[tuple[float, float], ...]:
-    """The sessions of a stock schedule on day ``ordinal`` as Unix times (none at weekends)."""
+def _sessions(sched: Schedule, ordinal: int) -> Segments:
+    """The trading segments of a stock schedule on day ``ordinal`` as Unix times (none on
+    holidays and at weekends); the regular ones on weekdays the calendar does not record."""
+    recorded = _recorded(sched.calendar)
+    if recorded.first <= ordinal <= recorded.last:
+        return recorded.days.get(ordinal, ())
     if not _is_weekday(ordinal):
         return ()
     return tuple(
@@ -147,11 +206,11 @@ def last_open(sched: Schedule, t: float) -> float:
     if not sched.is_stock:
         return _fx_last_open(t)
     ordinal = _ordinal(sched.tz, t)
-    for day in range(ordinal, ordinal - 10, -1):
+    for day in range(ordinal, ordinal - 60, -1):
         for o, c in reversed(_sessions(sched, day)):
             if o <= t:
                 return min(t, c)
-    raise AssertionError("unreachable: every week has a weekday")
+    raise AssertionError("unreachable: no exchange closes for two months")
 
 
 # --- which bars exist ----------------------------------------------------------------------
@@ -267,7 +326,7 @@ def _span(sched: Schedule, first: int, stop: int) -> tuple[float, float, float] 
     if not sched.is_stock:
         a, b = _fx_next_open(s), _fx_last_open(e)
         return (a, b, (b - a) / DAY) if a < b else None
-    trading = [d for d in range(first, stop) if _is_weekday(d)]
+    trading = [d for d in range(first, stop) if _sessions(sched, d)]
     if not trading:
         return None
     return _sessions(sched, trading[0])[0][0], _sessions(sched, trading[-1])[-1][1], len(trading)

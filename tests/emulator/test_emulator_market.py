@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-import itertools
 import time
-from datetime import UTC, datetime, timedelta
+import warnings
+from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
+import exchange_calendars
+import pandas as pd
 import pytest
 from emu_helpers import FAST
 
@@ -56,16 +58,34 @@ async def test_stock_bars_only_in_sessions(emu, api, code, kline_type):
         assert offset % length == 0, f"{start} is not aligned to the session open"
 
 
-@pytest.mark.parametrize(("code", "tz"), [("AAPL.US", NY), ("700.HK", HK), ("600416.SH", SH)])
-async def test_stock_day_week_month_bars_start_at_local_midnight(emu, api, code, tz):
+def calendar_sessions(name: str, last: str) -> list[date]:
+    """The sessions the exchange calendar records up to ``last``: the external fact the
+    emulator's market must follow (read here straight from the package)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        cal = exchange_calendars.get_calendar(name, start="2000-01-01")
+    return [d.date() for d in cal.sessions if d <= pd.Timestamp(last)]
+
+
+@pytest.mark.parametrize(
+    ("code", "tz", "calendar"),
+    [("AAPL.US", NY, "XNYS"), ("700.HK", HK, "XHKG"), ("600416.SH", SH, "XSHG")],
+)
+async def test_stock_calendar_bars_follow_the_exchange_calendar(emu, api, code, tz, calendar):
+    """One day bar per session at local midnight, holidays skipped; a week or month bar for
+    each week (Monday) or month (the 1st) holding at least one session."""
+    sessions = calendar_sessions(calendar, "2024-05-15")
     days = [local(b, tz) for b in bars_of(await api(emu).kline(code, kline_type=8, num=300))]
-    assert all(d.time().isoformat() == "00:00:00" and d.weekday() < 5 for d in days)
-    assert len({d.date() for d in days}) == 300
+    assert all(d.time().isoformat() == "00:00:00" for d in days)
+    assert [d.date() for d in days] == sessions[-300:]
     weeks = [local(b, tz) for b in bars_of(await api(emu).kline(code, kline_type=9, num=100))]
-    assert all(w.weekday() == 0 and w.hour == 0 and w.minute == 0 for w in weeks)
-    assert all((b - a).days == 7 for a, b in itertools.pairwise(weeks))
+    mondays = sorted({d - timedelta(days=d.weekday()) for d in sessions})
+    assert all(w.time().isoformat() == "00:00:00" for w in weeks)
+    assert [w.date() for w in weeks] == mondays[-100:]
     months = [local(b, tz) for b in bars_of(await api(emu).kline(code, kline_type=10, num=60))]
-    assert all(m.day == 1 and m.hour == 0 for m in months)
+    firsts = sorted({d.replace(day=1) for d in sessions})
+    assert [m.date() for m in months] == firsts[-60:]
+    assert all(m.time().isoformat() == "00:00:00" for m in months)
 
 
 @pytest.mark.parametrize("code", ["EURUSD", "BTCUSDT", "GOLD", "US30"])
@@ -205,3 +225,48 @@ def test_dst_does_not_move_us_sessions():
         first = datetime.fromtimestamp(bars[0].start, UTC)
         assert (first.hour, first.minute) == (utc_hour, 30)
         assert bars[-1].start - bars[0].start == timedelta(hours=6, minutes=29).seconds
+
+
+def hhmm(bars, tz, day):
+    """Start times (HH:MM, local) of the bars that start on ``day`` (YYYY-MM-DD, local)."""
+    return [local(b, tz).strftime("%H:%M") for b in bars if str(local(b, tz).date()) == day]
+
+
+async def test_holidays_half_days_and_lunch_breaks(alltick_emulator, api):
+    """The market follows the exchange calendars: no bars on a holiday, an early close on a
+    half day (XNYS 13:00, XHKG 12:00 with no afternoon), and bars around each lunch break."""
+    emu = alltick_emulator(plan=FAST, now="2024-07-05T12:00:00Z")
+    client = api(emu)
+    aapl = bars_of(await client.kline("AAPL.US", num=3))
+    assert [local(b, NY).date().isoformat() for b in aapl] == [
+        "2024-07-01", "2024-07-02", "2024-07-03"
+    ], "no bar on the 4th, and the 5th has not opened yet at 08:00 in New York"  # fmt: skip
+    hours = bars_of(await client.kline("AAPL.US", kline_type=5, num=20))
+    assert hhmm(hours, NY, "2024-07-03") == ["09:30", "10:30", "11:30", "12:30"]
+    minutes = bars_of(await client.kline("AAPL.US", kline_type=1, num=300))
+    assert hhmm(minutes, NY, "2024-07-03")[-1] == "12:59", "the half day closes at 13:00"
+
+    emu.set_market_now("2024-02-20T00:00:00Z")
+    hk = bars_of(await client.kline("700.HK", kline_type=5, num=40))
+    assert hhmm(hk, HK, "2024-02-08") == ["09:30", "10:30", "11:30", "13:00", "14:00", "15:00"]
+    assert hhmm(hk, HK, "2024-02-09") == ["09:30", "10:30", "11:30"], "Lunar New Year's Eve"
+    assert not any(hhmm(hk, HK, f"2024-02-{d}") for d in (10, 11, 12, 13)), "Lunar New Year"
+    cn = bars_of(await client.kline("600519.SH", kline_type=8, num=3))
+    assert [local(b, SH).date().isoformat() for b in cn] == [
+        "2024-02-07",
+        "2024-02-08",
+        "2024-02-19",
+    ]
+    cn_minutes = bars_of(await client.kline("600519.SH", kline_type=1, num=240))
+    day = hhmm(cn_minutes, SH, "2024-02-19")
+    assert (day[0], day[119], day[120], day[-1]) == ("09:30", "11:29", "13:00", "14:59")
+    assert len(day) == 240, "two hours before lunch, two after"
+
+
+async def test_a_long_holiday_shows_the_last_close(alltick_emulator, api):
+    """On the last day of China's 2024 National Day week the last trade is still the close
+    of 30 September, eight calendar days earlier."""
+    emu = alltick_emulator(plan=FAST, now="2024-10-07T06:00:00Z")
+    (tick,) = (await api(emu).ticks("trade-tick", ["600519.SH"])).data["tick_list"]
+    last = datetime.fromtimestamp(int(tick["tick_time"]) / 1000, SH)
+    assert (last.date().isoformat(), last.strftime("%H:%M")) == ("2024-09-30", "14:59")
