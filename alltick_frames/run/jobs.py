@@ -262,7 +262,8 @@ class KlineJob:
         if not (force or idle or waiting >= DECODE_BATCH):
             return
         if self.store is not None:
-            ended = replace(self.req, codes=tuple(self._ended))
+            # A code with two chains (two gaps in its cache) can end twice in one hand-over.
+            ended = replace(self.req, codes=tuple(dict.fromkeys(self._ended)))
             work = _DECODER.submit(_record, self.store, self._arrived, self.now, self._bad, ended)
             self._arrived, self._ended = [], []
         else:
