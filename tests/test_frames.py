@@ -99,6 +99,7 @@ def test_empty_klines_schema() -> None:
         "code": STRING,
         "interval": STRING,
         "timestamp": UTC,
+        "session": np.dtype("datetime64[ns]"),
         "open": np.float64,
         "high": np.float64,
         "low": np.float64,
@@ -115,6 +116,7 @@ def test_documented_kline_body(path: str) -> None:
             "code": ["EURUSD"],
             "interval": ["1m"],
             "timestamp": [ts(1677829200)],
+            "session": [pd.Timestamp("2023-03-03")],
             "open": [136.421],
             "high": [136.422],
             "low": [136.407],
@@ -301,6 +303,8 @@ def test_documented_batch_kline_body(path: str) -> None:
             "code": ["700.HK", "700.HK", "AAPL.US"],
             "interval": ["1m", "1m", "1d"],
             "timestamp": [ts(1677829200), ts(1677829260), ts(1677801600)],
+            # 15:40 in Hong Kong; 19:00 the evening before in New York (a day bar at 00:00Z).
+            "session": pd.to_datetime(["2023-03-03", "2023-03-03", "2023-03-02"]),
             "open": [136.421, 136.412, 150.1],
             "high": [136.422, 136.51, 152.0],
             "low": [136.407, 136.4, 149.9],
@@ -427,13 +431,47 @@ def test_wide_pivots_one_interval_in_caller_order() -> None:
         ],
         ["B.US", "A.US"],
     )
-    out = wide(df)
+    out = wide(df, on="timestamp")
     assert list(out.columns) == ["B.US", "A.US"]
     assert out.index.tolist() == [ts(1), ts(2)]
     assert out.index.name == "timestamp"
     assert out["B.US"].tolist() == [10.0, 11.0]
     assert math.isnan(out.loc[ts(1), "A.US"])
-    assert wide(df, "volume")["A.US"].tolist()[1] == 10.0
+    assert wide(df, "volume", on="timestamp")["A.US"].tolist()[1] == 10.0
+    with pytest.raises(ValueError, match="on must be 'session' or 'timestamp'"):
+        wide(df, on="time")  # type: ignore[arg-type]
+
+
+def day(code: str, local_midnight: str, close: str) -> dict[str, str]:
+    """A day bar of ``code`` starting at local midnight (``"2024-05-13 00:00-04:00"``)."""
+    return bar(int(pd.Timestamp(local_midnight).timestamp()), c=close)
+
+
+def test_wide_lines_day_bars_up_by_session() -> None:
+    """Five markets' day bars of the same three trading days start at five different times
+    (New York, Hong Kong and Shanghai midnights, 00:00Z): one row per session, not nine."""
+    midnights = {
+        "AAPL.US": "{} 00:00-04:00",
+        "700.HK": "{} 00:00+08:00",
+        "600519.SH": "{} 00:00+08:00",
+        "EURUSD": "{} 00:00Z",
+        "BTCUSDT": "{} 00:00Z",
+    }
+    dates = ["2024-05-21", "2024-05-22", "2024-05-23"]
+    bodies = [
+        kline_body(code, 8, [day(code, form.format(d), str(k + i)) for i, d in enumerate(dates)])
+        for k, (code, form) in enumerate(midnights.items())
+    ]
+    df = finalize_klines([decode_kline_bodies(bodies)], list(midnights))
+    out = wide(df)
+    assert out.index.name == "session"
+    assert out.index.tolist() == [pd.Timestamp(d) for d in dates]
+    assert list(out.columns) == list(midnights)
+    assert out.loc["2024-05-22"].tolist() == [1.0, 2.0, 3.0, 4.0, 5.0]
+    assert len(wide(df, on="timestamp")) == 9, "the timestamps themselves: 3 times x 3 dates"
+    intraday = finalize_klines([decode_kline_bodies([kline_body("EURUSD", 5, [bar(0)])])], [])
+    assert wide(intraday).index.name == "timestamp"
+    assert wide(intraday, on="session").index.tolist() == [pd.Timestamp("1970-01-01")]
 
 
 def test_wide_needs_an_interval_choice_when_mixed() -> None:
@@ -441,7 +479,7 @@ def test_wide_needs_an_interval_choice_when_mixed() -> None:
     with pytest.raises(ValueError, match=r"several intervals \(1d, 1m\).*interval="):
         wide(df)
     assert wide(df, interval="1m").index.tolist() == [ts(60)]
-    assert wide(df, interval="D").index.tolist() == [ts(1)]  # aliases are accepted
+    assert wide(df, interval="D").index.tolist() == [pd.Timestamp("1970-01-01")]  # by session
     with pytest.raises(ValueError, match="no 1w bars"):
         wide(df, interval="1w")
     with pytest.raises(ValueError, match="field must be one of"):
@@ -682,6 +720,15 @@ def test_suspensions_empty_and_bad_exchange() -> None:
 # --------------------------------------------------------------------------- property
 
 
+ZONES = {".US": "America/New_York", ".HK": "Asia/Hong_Kong", ".SH": "Asia/Shanghai"}
+
+
+def session_of(code: str, epoch: int) -> pd.Timestamp:
+    """The local date of a bar's start, by the code's market (UTC off the stock path)."""
+    zone = ZONES.get(code[-3:], "Asia/Shanghai" if code.endswith(".SZ") else "UTC")
+    return pd.Timestamp(epoch, unit="s", tz="UTC").tz_convert(zone).normalize().tz_localize(None)
+
+
 def reference_decode(bodies: list[bytes]) -> pd.DataFrame:
     """The obvious decoder, one bar at a time: what decode_kline_bodies must agree with."""
 
@@ -697,6 +744,7 @@ def reference_decode(bodies: list[bytes]) -> pd.DataFrame:
                     "code": data["code"],
                     "interval": BY_KLINE_TYPE[int(data["kline_type"])].alias,
                     "timestamp": pd.Timestamp(int(b["timestamp"]), unit="s", tz="UTC"),
+                    "session": session_of(data["code"], int(b["timestamp"])),
                     "open": number(b.get("open_price")),
                     "high": number(b.get("high_price")),
                     "low": number(b.get("low_price")),

@@ -29,6 +29,8 @@ K-lines (:data:`KLINE_COLUMNS`), one row per (code, interval, bar):
 * ``interval`` (string): the canonical alias of the bar size, ``1m`` ... ``1d``, ``1w``,
   ``1M`` (see :mod:`alltick_frames.core.intervals`);
 * ``timestamp`` (datetime64[ns, UTC]): when the bar *opens* (AllTick sends Unix seconds);
+* ``session`` (datetime64[ns], a naive midnight): the exchange-local trading date the bar
+  belongs to, UTC for FX and crypto (see :mod:`alltick_frames.frames.sessions`);
 * ``open``, ``high``, ``low``, ``close`` (float64): prices;
 * ``volume``, ``turnover`` (float64): traded quantity and value; NaN where AllTick sent
   ``""`` (a since-fixed bug, issue #13) or nothing.

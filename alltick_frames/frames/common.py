@@ -24,6 +24,8 @@ from alltick_frames.core.wire import Envelope, parse_envelope
 STRING = pd.StringDtype("pyarrow")
 #: The dtype of every time column: nanoseconds, tz-aware UTC.
 UTC_NS = pd.DatetimeTZDtype("ns", "UTC")
+#: The dtype of calendar dates (a k-line's ``session``): naive midnights, nanoseconds.
+DATE_NS = np.dtype("datetime64[ns]")
 #: The dtype of every number column.
 F64 = np.dtype("float64")
 

@@ -21,6 +21,7 @@ import pyarrow.json as pj
 
 from alltick_frames.core.intervals import BY_KLINE_TYPE, INTERVALS
 from alltick_frames.frames.common import (
+    DATE_NS,
     F64,
     STRING,
     UTC_NS,
@@ -33,12 +34,14 @@ from alltick_frames.frames.common import (
     strings,
     to_pandas,
 )
+from alltick_frames.frames.sessions import frame_sessions, session_column
 
 #: See the module docstring for what each column holds.
 KLINE_DTYPES: dict[str, Any] = {
     "code": STRING,
     "interval": STRING,
     "timestamp": UTC_NS,
+    "session": DATE_NS,
     "open": F64,
     "high": F64,
     "low": F64,
@@ -129,6 +132,7 @@ def _klines_frame(
         "interval": pc.take(_ALIAS_BY_TYPE, kline_type),
         "timestamp": epoch(bars["timestamp"], "timestamp", endpoint),
     }
+    columns["session"] = session_column(code, columns["timestamp"])
     for wire_name, column in _BAR_FIELDS.items():
         if column != "timestamp":
             columns[column] = floats(bars[wire_name], wire_name, endpoint)
@@ -293,12 +297,15 @@ def finalize_klines(frames: Sequence[pd.DataFrame], code_order: Sequence[str]) -
     * sorts by the caller's ``code_order``, then interval (1m ... 1M), then timestamp (bars
       may arrive newest first or repeated, issue #12); codes missing from ``code_order``
       come after, alphabetically;
-    * returns a fresh RangeIndex and the exact :data:`KLINE_DTYPES`.
+    * returns a fresh RangeIndex and the exact :data:`KLINE_DTYPES` (``session`` computed
+      from the timestamps for frames without it).
     """
     parts = [f for f in frames if len(f)]
     if not parts:
         return empty_klines()
     df = pd.concat(parts, ignore_index=True)
+    if "session" not in df:
+        df["session"] = frame_sessions(df["code"], df["timestamp"])
     df = df[KLINE_COLUMNS].astype(KLINE_DTYPES)
     code_rank = _ranks(df["code"], code_order)
     interval_rank = _ranks(df["interval"], list(_INTERVAL_RANK))

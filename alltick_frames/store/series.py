@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 from alltick_frames import frames
+from alltick_frames.frames.sessions import series_sessions
 from alltick_frames.store.codec import FIELDS, Arrays, as_frame, sort_bars
 
 if TYPE_CHECKING:
@@ -95,7 +96,8 @@ def record_latest_many(
 
 
 def read_frame(store: BarStore, req: KlineRequest) -> pd.DataFrame:
-    """The stored bars that answer ``req``, as a k-line frame (:data:`frames.KLINE_DTYPES`).
+    """The stored bars that answer ``req``, as a k-line frame (:data:`frames.KLINE_DTYPES`),
+    ``session`` computed from the timestamps.
 
     A count request reads each series only from the covered run that holds its newest bar, so
     older bars behind a hole in coverage are never stitched on (a stock's history from an
@@ -125,9 +127,13 @@ def read_frame(store: BarStore, req: KlineRequest) -> pd.DataFrame:
         if not keep.all():
             stamps, vals, which = stamps[keep], vals[:, keep], which[keep]
     nanos = pd.DatetimeIndex((stamps * 1_000_000_000).view("datetime64[ns]"))
-    return as_frame(
+    codes = [code for code, _ in keys]
+    frame = as_frame(
         nanos.tz_localize("UTC"),
         vals,
-        code=pd.array([code for code, _ in keys], dtype=frames.STRING).take(which),
+        code=pd.array(codes, dtype=frames.STRING).take(which),
         interval=pd.array([alias], dtype=frames.STRING).take(np.zeros(which.size, np.intp)),
     )
+    # The session is computed from the timestamps, never stored (it follows the calendars).
+    frame.insert(3, "session", series_sessions(codes, which, stamps))
+    return frame
