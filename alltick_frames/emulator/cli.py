@@ -134,6 +134,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="delay every request by a random 0 to SECONDS before it is admitted and counted, "
         "as a network would (--fault-slow delays only the answer)",
     )  # fmt: skip
+    faults.add_argument(
+        "--fault-drop-bars", type=float, default=0.0, metavar="RATE",
+        help="a /kline answer of 3+ bars loses one bar inside its list (a hole in the data; "
+        "not part of --faults)",
+    )  # fmt: skip
     faults.add_argument("--seed", type=int, default=0, help="seed of the fault sequence")
 
     rules = parser.add_argument_group("where AllTick's docs are ambiguous (alltick-api.md §8)")
@@ -210,6 +215,7 @@ def config_from_args(args: argparse.Namespace) -> EmulatorConfig:
             latency=args.latency,
             jitter=args.jitter,
             arrival_jitter=args.arrival_jitter,
+            drop_bars=args.fault_drop_bars,
             **overrides,
         )
         return EmulatorConfig(

@@ -15,6 +15,12 @@ Each kind has its own probability per request, all zero by default:
 ``slow``
     delay the answer by ``latency`` seconds plus up to ``jitter`` more (combines with the rest).
 
+``drop_bars`` is about the data, not the transport: a ``/kline`` answer of three bars or
+more loses one bar strictly inside its list (never the first or the last, so the page still
+shows where it starts and ends), as if AllTick's history had a hole there. The answer is
+otherwise whole and ``ret`` 200, and it is counted as usual; ``/_emulator/faults`` counts the
+drops under ``drop-bars``. It has its own random sequence and is not part of ``--faults``.
+
 Apart from these, ``arrival_jitter`` delays *every* request by a uniform 0 to
 ``arrival_jitter`` seconds before the emulator admits and counts it, as a network delays a
 request on its way in: the rate windows then see the request when it arrives, not when the
@@ -55,9 +61,11 @@ class FaultConfig:
     jitter: float = 0.0
     #: Every request waits a uniform 0 to this many seconds before it is admitted and counted.
     arrival_jitter: float = 0.0
+    #: Probability that a ``/kline`` answer of three bars or more loses one inner bar.
+    drop_bars: float = 0.0
 
     def __post_init__(self) -> None:
-        for kind in KINDS:
+        for kind in (*KINDS, "drop_bars"):
             rate = getattr(self, kind)
             if not 0.0 <= rate <= 1.0:
                 raise ValueError(f"fault rate {kind}={rate} must lie in [0, 1]")
@@ -134,14 +142,25 @@ class FaultInjector:
     def reset(self) -> None:
         """Forget the counts and restart the random sequences from the seed."""
         self.rng = random.Random(self.seed)
-        # Its own sequence, so that turning arrival jitter on leaves the faults drawn unchanged.
+        # Their own sequences, so that turning these on leaves the faults drawn unchanged.
         self._arrival_rng = random.Random(f"arrival:{self.seed}")
+        self._drop_rng = random.Random(f"drop:{self.seed}")
         self.injected = {}
 
     def arrival_delay(self) -> float:
         """Seconds the next request waits before it is admitted (0 without arrival jitter)."""
         spread = self.config.arrival_jitter
         return self._arrival_rng.uniform(0.0, spread) if spread > 0 else 0.0
+
+    def drop_bar(self, bars: list[Any]) -> list[Any]:
+        """``bars`` with one bar strictly inside them removed, at the ``drop_bars`` rate
+        (lists of fewer than three bars are never touched)."""
+        rate = self.config.drop_bars
+        if rate <= 0 or len(bars) < 3 or self._drop_rng.random() >= rate:
+            return bars
+        k = self._drop_rng.randrange(1, len(bars) - 1)
+        self._count("drop-bars")
+        return bars[:k] + bars[k + 1 :]
 
     def draw(self) -> Fault:
         cfg = self.config

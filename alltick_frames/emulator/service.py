@@ -35,7 +35,7 @@ from typing import Any
 import orjson
 from aiohttp import web
 
-from alltick_frames.core.plans import DAY_RESET_UTC_OFFSET
+from alltick_frames.core.plans import DAY_RESET_UTC_OFFSET, KLINE
 from alltick_frames.emulator import suspension
 from alltick_frames.emulator.catalogue import CATALOGUE, CFD, ENERGY
 from alltick_frames.emulator.clock import parse_moment
@@ -181,6 +181,8 @@ class Emulator:
             trace = read_trace(document)
             data = read_data(document)
             result = HANDLERS[endpoint](Call(spec, base, self.market_now(), self.config), data)
+            if endpoint == KLINE:
+                result["kline_list"] = self.injector.drop_bar(result["kline_list"])
             return ok_answer(trace, result)
         except ApiError as error:
             return self.errors.answer(error.ret, trace, error.msg)

@@ -69,6 +69,8 @@ def test_fault_flags():
     assert (faults.rate_limit, faults.http_5xx, faults.reset, faults.malformed, faults.slow) == (
         0.05,
     ) * 5
+    assert faults.drop_bars == 0.0, "--faults never drops bars: that changes the data"
+    assert config_from_args(parse("--fault-drop-bars", "0.3")).fault_config.drop_bars == 0.3
     args = parse(
         "--faults", "0.25", "--fault-reset", "0.2", "--fault-5xx", "0", "--latency", "2",
         "--jitter", "0.5", "--fault-rate-limit", "0.1", "--fault-malformed", "0.01",

@@ -7,7 +7,7 @@ import time
 
 import aiohttp
 import pytest
-from emu_helpers import FAST, FOREX_PATH
+from emu_helpers import FAST, FOREX_PATH, kline_data
 
 from alltick_frames.emulator import FaultConfig
 
@@ -145,3 +145,26 @@ def test_fault_config_validation():
         FaultConfig.coerce({"boom": 0.1})
     split = FaultConfig.overall(0.5, reset=0.0)
     assert (split.rate_limit, split.slow, split.reset) == (0.1, 0.1, 0.0)
+
+
+async def test_drop_bars_leaves_a_hole_inside_a_kline_answer(alltick_emulator, api):
+    """With drop_bars=1 every /kline answer of three bars or more loses one inner bar; short
+    answers and batch groups (two bars) are whole, and the rest of the answer is exact."""
+    clean = alltick_emulator(plan=FAST)
+    holed = alltick_emulator(plan=FAST, faults={"drop_bars": 1.0}, seed=4)
+    full = (await api(clean).kline("EURUSD", kline_type=5, num=50)).data["kline_list"]
+    reply = await api(holed).kline("EURUSD", kline_type=5, num=50)
+    got = reply.data["kline_list"]
+    assert reply.data["code"] == "EURUSD" and len(got) == 49
+    assert (got[0], got[-1]) == (full[0], full[-1])
+    (dropped,) = [bar for bar in full if bar not in got]
+    assert got == [bar for bar in full if bar is not dropped]
+    two = await api(holed).kline("EURUSD", kline_type=5, num=2)
+    assert len(two.data["kline_list"]) == 2
+    batch = await api(holed).batch([kline_data("EURUSD", 5, 2)])
+    assert len(batch.data["kline_list"][0]["kline_data"]) == 2
+    assert holed.injected_faults() == {"drop-bars": 1}
+    assert holed.stats()["demo"] == {"kline": {"200": 2}, "batch-kline": {"200": 1}}
+    again = alltick_emulator(plan=FAST, faults={"drop_bars": 1.0}, seed=4)
+    same = await api(again).kline("EURUSD", kline_type=5, num=50)
+    assert same.data["kline_list"] == got, "the same seed drops the same bar"
