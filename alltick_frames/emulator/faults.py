@@ -15,11 +15,13 @@ Each kind has its own probability per request, all zero by default:
 ``slow``
     delay the answer by ``latency`` seconds plus up to ``jitter`` more (combines with the rest).
 
-``drop_bars`` is about the data, not the transport: a ``/kline`` answer of three bars or
-more loses one bar strictly inside its list (never the first or the last, so the page still
-shows where it starts and ends), as if AllTick's history had a hole there. The answer is
-otherwise whole and ``ret`` 200, and it is counted as usual; ``/_emulator/faults`` counts the
-drops under ``drop-bars``. It has its own random sequence and is not part of ``--faults``.
+``drop_bars`` is about the data, not the transport: a ``/kline`` answer has a hole, as if
+AllTick's history lacked one bar. The page is built one bar longer and loses one bar strictly
+inside it (never the first or the last), so it still holds as many bars as were asked for and
+shows where it starts and ends, as a real hole would; a page of one bar has no inside and is
+left whole. The answer is otherwise whole and ``ret`` 200, and it is counted as usual;
+``/_emulator/faults`` counts the holes under ``drop-bars``. It has its own random sequence and
+is not part of ``--faults``.
 
 Apart from these, ``arrival_jitter`` delays *every* request by a uniform 0 to
 ``arrival_jitter`` seconds before the emulator admits and counts it, as a network delays a
@@ -37,7 +39,7 @@ when a proxy fails after the server answered.
 from __future__ import annotations
 
 import random
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
@@ -152,12 +154,19 @@ class FaultInjector:
         spread = self.config.arrival_jitter
         return self._arrival_rng.uniform(0.0, spread) if spread > 0 else 0.0
 
-    def drop_bar(self, bars: list[Any]) -> list[Any]:
-        """``bars`` with one bar strictly inside them removed, at the ``drop_bars`` rate
-        (lists of fewer than three bars are never touched)."""
+    def hole(self) -> Callable[[list[Any]], list[Any]] | None:
+        """At the ``drop_bars`` rate, what makes the next ``/kline`` page's hole (the page is
+        then built one bar longer and handed to it); else None."""
         rate = self.config.drop_bars
-        if rate <= 0 or len(bars) < 3 or self._drop_rng.random() >= rate:
-            return bars
+        if rate <= 0 or self._drop_rng.random() >= rate:
+            return None
+        return self._drop_inner
+
+    def _drop_inner(self, bars: list[Any]) -> list[Any]:
+        """``bars`` without one bar strictly inside them, or without the oldest when fewer
+        than three (then there is no inside to lose)."""
+        if len(bars) < 3:
+            return bars[1:]
         k = self._drop_rng.randrange(1, len(bars) - 1)
         self._count("drop-bars")
         return bars[:k] + bars[k + 1 :]

@@ -56,6 +56,9 @@ class Call:
     base: str
     now: float
     config: EmulatorConfig
+    #: The ``drop_bars`` fault, when it strikes this call: it makes a hole in a page built one
+    #: bar longer (see :mod:`~alltick_frames.emulator.faults`).
+    hole: Callable[[list[Any]], list[Any]] | None = None
 
     @property
     def plan(self) -> Plan:
@@ -145,7 +148,10 @@ def kline(call: Call, data: dict[str, Any]) -> dict[str, Any]:
     (inst,) = _instruments(call, [code])
     _check_interval(call, inst, kline_type)
     count = call.cap(count, call.plan.kline_bars)
-    bars = _bars(call, inst, kline_type, end, count)
+    if call.hole is None:
+        bars = _bars(call, inst, kline_type, end, count)
+    else:
+        bars = call.hole(_bars(call, inst, kline_type, end, count + 1))
     return {"code": code, "kline_type": kline_type, "kline_list": bars}
 
 

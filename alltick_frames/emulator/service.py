@@ -36,7 +36,7 @@ import orjson
 from aiohttp import web
 
 from alltick_frames.core.plans import DAY_RESET_UTC_OFFSET, KLINE
-from alltick_frames.emulator import suspension
+from alltick_frames.emulator import sessions, suspension
 from alltick_frames.emulator.catalogue import CATALOGUE, CFD, ENERGY
 from alltick_frames.emulator.clock import parse_moment
 from alltick_frames.emulator.config import EmulatorConfig, TokenSpec
@@ -81,6 +81,7 @@ class Emulator:
         self.quotas: dict[str, TokenQuota] = {}
         self.stats: dict[str, dict[str, dict[str, int]]] = {}
         self.errors = ErrorStyle(config.error_trace, config.error_data, config.old_invalid_codes)
+        sessions.load_calendars()
 
     # --- state --------------------------------------------------------------------------
 
@@ -180,10 +181,9 @@ class Emulator:
             document = await read_document(request, endpoint)
             trace = read_trace(document)
             data = read_data(document)
-            result = HANDLERS[endpoint](Call(spec, base, self.market_now(), self.config), data)
-            if endpoint == KLINE:
-                result["kline_list"] = self.injector.drop_bar(result["kline_list"])
-            return ok_answer(trace, result)
+            hole = self.injector.hole() if endpoint == KLINE else None
+            call = Call(spec, base, self.market_now(), self.config, hole)
+            return ok_answer(trace, HANDLERS[endpoint](call, data))
         except ApiError as error:
             return self.errors.answer(error.ret, trace, error.msg)
 

@@ -166,6 +166,14 @@ def _recorded(calendar: str) -> _Recorded:
     return _Recorded(min(days), max(days), days)
 
 
+def load_calendars() -> None:
+    """Read every stock calendar now (about a second, once per process): an emulator does it
+    before serving, so that no request waits for it and the rate windows see calls in time."""
+    for sched in SCHEDULES.values():
+        if sched.calendar:
+            _recorded(sched.calendar)
+
+
 @lru_cache(maxsize=1 << 16)
 def _sessions(sched: Schedule, ordinal: int) -> Segments:
     """The trading segments of a stock schedule on day ``ordinal`` as Unix times (none on

@@ -148,21 +148,22 @@ def test_fault_config_validation():
 
 
 async def test_drop_bars_leaves_a_hole_inside_a_kline_answer(alltick_emulator, api):
-    """With drop_bars=1 every /kline answer of three bars or more loses one inner bar; short
-    answers and batch groups (two bars) are whole, and the rest of the answer is exact."""
+    """With drop_bars=1 every /kline page is built one bar longer and loses one inner bar: as
+    many bars as asked for, with a hole, as a server whose history lacks a bar would answer.
+    Batch groups (two bars) are whole."""
     clean = alltick_emulator(plan=FAST)
     holed = alltick_emulator(plan=FAST, faults={"drop_bars": 1.0}, seed=4)
-    full = (await api(clean).kline("EURUSD", kline_type=5, num=50)).data["kline_list"]
+    full = (await api(clean).kline("EURUSD", kline_type=5, num=51)).data["kline_list"]
     reply = await api(holed).kline("EURUSD", kline_type=5, num=50)
     got = reply.data["kline_list"]
-    assert reply.data["code"] == "EURUSD" and len(got) == 49
+    assert reply.data["code"] == "EURUSD" and len(got) == 50
     assert (got[0], got[-1]) == (full[0], full[-1])
     (dropped,) = [bar for bar in full if bar not in got]
     assert got == [bar for bar in full if bar is not dropped]
-    two = await api(holed).kline("EURUSD", kline_type=5, num=2)
-    assert len(two.data["kline_list"]) == 2
+    one = (await api(holed).kline("EURUSD", kline_type=5, num=1)).data["kline_list"]
+    assert one == full[-1:], "a page of one bar has no inside to lose"
     batch = await api(holed).batch([kline_data("EURUSD", 5, 2)])
-    assert len(batch.data["kline_list"][0]["kline_data"]) == 2
+    assert batch.data["kline_list"][0]["kline_data"] == full[-2:]
     assert holed.injected_faults() == {"drop-bars": 1}
     assert holed.stats()["demo"] == {"kline": {"200": 2}, "batch-kline": {"200": 1}}
     again = alltick_emulator(plan=FAST, faults={"drop_bars": 1.0}, seed=4)
