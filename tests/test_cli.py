@@ -27,7 +27,8 @@ CONSOLE_SCRIPT = Path(sys.executable).with_name("alltick-frames")
 
 @pytest.fixture
 def emu(alltick_emulator) -> EmulatorServer:
-    return alltick_emulator(plan="professional")
+    # Real time: the command line's client judges completeness by its own clock.
+    return alltick_emulator(plan="professional", now=None)
 
 
 @pytest.fixture
@@ -173,7 +174,7 @@ def test_quiet_prints_nothing(cli, capsys):
     [
         ["fetch", "klines", "--codes", "aapl.us"],  # malformed code
         ["fetch", "klines", "--codes", "AAPL.US", "--count", "5", "--start", "2024-01-01"],
-        ["fetch", "klines", "--codes", "AAPL.US", "--interval", "4h"],  # no 4h for stocks
+        ["fetch", "latest", "--codes", "AAPL.US", "--intervals", "4h"],  # no 4h batch for stocks
         ["fetch", "trades"],  # no codes
         ["fetch", "trades", "--codes-file", "missing.txt"],
         ["fetch", "trades", "--codes", "AAPL.US", "--out", "t.xlsx"],

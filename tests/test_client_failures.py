@@ -263,9 +263,15 @@ async def one_bad_number() -> AsyncIterator[str]:
     await runner.cleanup()
 
 
+#: The market clock of the tests on ``one_bad_number``: Friday 2023-11-17 12:00 UTC, when the
+#: three day bars it serves (from Wednesday the 15th) are the newest three.
+BAD_NUMBER_NOW = 1_700_006_400 + 2 * 86_400 + 43_200
+
+
 async def test_an_unreadable_bar_fails_its_code_not_the_job_klines(one_bad_number) -> None:
     plan = fast_plan(1000)
-    async with AllTick("tk", plan, one_bad_number, cache=False, retry=RetryPolicy(3, 0.01)) as c:
+    options: dict[str, Any] = {"retry": RetryPolicy(3, 0.01), "clock": lambda: BAD_NUMBER_NOW}
+    async with AllTick("tk", plan, one_bad_number, cache=False, **options) as c:
         result = await c.klines(["EURUSD", "BADFX", "GOLD"], "1d", count=3)
     assert list(result.failures["code"]) == ["BADFX"]
     assert list(dict.fromkeys(result.data["code"])) == ["EURUSD", "GOLD"]
@@ -275,7 +281,8 @@ async def test_an_unreadable_bar_fails_its_code_not_the_job_with_the_cache(
     one_bad_number, tmp_path
 ) -> None:
     plan = fast_plan(1000)
-    async with AllTick("tk", plan, one_bad_number, cache=tmp_path, retry=RetryPolicy(3, 0.01)) as c:
+    options: dict[str, Any] = {"retry": RetryPolicy(3, 0.01), "clock": lambda: BAD_NUMBER_NOW}
+    async with AllTick("tk", plan, one_bad_number, cache=tmp_path, **options) as c:
         result = await c.klines(["EURUSD", "BADFX", "GOLD"], "1d", count=3)
     assert list(result.failures["code"]) == ["BADFX"]
     assert list(result.failures["kind"]) == ["transport"]

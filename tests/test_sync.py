@@ -7,13 +7,14 @@ import threading
 
 import pandas as pd
 import pytest
-from test_client_support import TOKEN, codes_by_class, fast_plan, served, tokens
+from test_client_support import NOW, TOKEN, codes_by_class, fast_plan, served, tokens
 
 import alltick_frames as af
 from alltick_frames.api.sync import run_sync
 
 PLAN = fast_plan(100)
-OPTIONS = {"token": TOKEN, "plan": PLAN, "cache": False, "progress": False}
+#: The client's market clock is the emulator's (its bars are judged against the calendar then).
+OPTIONS = {"token": TOKEN, "plan": PLAN, "cache": False, "progress": False, "clock": NOW.timestamp}
 
 
 @pytest.fixture

@@ -5,7 +5,9 @@ from __future__ import annotations
 import math
 import os
 import time
+from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -17,28 +19,25 @@ from alltick_frames.api.estimate import CallPlan, Estimate
 from alltick_frames.api.progress import Progress
 from alltick_frames.api.quotes import QuotesMixin
 from alltick_frames.api.result import FetchResult, FetchStats
+from alltick_frames.api.retry import RetryMixin
 from alltick_frames.budget import Budget, estimate_schedule
 from alltick_frames.core import cache_planner, errors, planner
 from alltick_frames.core.codes import DEFAULT_BASE_URL, CodeInfo
 from alltick_frames.core.errors import Failure
 from alltick_frames.core.intervals import Interval
 from alltick_frames.core.plans import BATCH_KLINE, KLINE, Plan, get_plan
-from alltick_frames.run.jobs import BatchJob, KlineJob, outside_plan, unauthorized
+from alltick_frames.frames import completeness, derive
+from alltick_frames.run.jobs import BatchJob, KlineJob, outside_plan, trim, unauthorized
 from alltick_frames.run.runner import Call, Job, RetryPolicy, Runner
 from alltick_frames.run.transport import Secret, Transport
 from alltick_frames.store import BarStore
-
-#: Failure kinds worth asking again by default: the rest are permanent (a bad code stays bad).
-RETRYABLE_KINDS = frozenset(
-    {"transport", "rate-limit", "daily-cap", "left-out", "cancelled", "service-error"}
-)
 
 #: Planning rounds per klines() call: the first fills gaps and refreshes stale tops, the next
 #: ones see what those answers revealed (more bars wanted below, a hole a refresh left).
 PLANNING_ROUNDS = 3
 
 
-class AllTick(QuotesMixin):
+class AllTick(QuotesMixin, RetryMixin):
     """An async AllTick client that stays inside its plan.
 
     >>> async with AllTick(plan="basic") as client:          # doctest: +SKIP
@@ -198,6 +197,35 @@ class AllTick(QuotesMixin):
         started, now = time.monotonic(), self.clock()
         req = planner.kline_request(codes, interval, count, start, end, now=now)
         stats = FetchStats()
+        request = {
+            "method": "klines",
+            "codes": req.code_order,
+            "interval": str(req.interval),
+            "count": count,
+            "start": start,
+            "end": end,
+        }
+        data, failures, table = [], [], []
+        for part in derive.split(req, now):
+            got, failed, attempts = await self._fetch(part.fetch, stats, now)
+            if part.derived:
+                stats.derived_from = str(part.fetch.interval)
+                got = trim(derive.derive_bars(got, req.interval, now), part.request)
+                failed = [replace(f, interval=str(req.interval)) for f in failed]
+            measured = part.measure(got, now, self.plan, {f.code for f in failed}, attempts)
+            data.append(got)
+            failures += failed + measured.failures
+            table.append(measured.table)
+        stats.route = "+".join(sorted(e for e, n in stats.calls.items() if n)) or "cache"
+        merged = data[0] if len(data) == 1 else frames.finalize_klines(data, req.code_order)
+        table = completeness.combine(table, req.code_order)
+        return self._result(merged, failures, stats, started, request, table, now)
+
+    async def _fetch(
+        self, req: planner.KlineRequest, stats: FetchStats, now: float
+    ) -> tuple[pd.DataFrame, list[Failure], dict[str, int]]:
+        """Fetch ``req`` (from the cache where it can): its bars, its failure rows, and the
+        calls spent per code."""
         blocked = outside_plan(req.codes, self.plan)
         failures = unauthorized(blocked, self.plan, KLINE, str(req.interval))
         todo = [c for c in req.codes if c not in blocked]
@@ -207,20 +235,8 @@ class AllTick(QuotesMixin):
             failures += await self._run_pages(job, pages, stats)
         else:
             failures += await self._fill(req, todo, job, stats, now)
-        stats.route = "+".join(sorted(e for e, n in stats.calls.items() if n)) or "cache"
         data = job.frame()
-        failures += job.unreadable
-        failed = {f.code for f in failures}
-        request = {
-            "method": "klines",
-            "codes": req.code_order,
-            "interval": str(req.interval),
-            "count": count,
-            "start": start,
-            "end": end,
-        }
-        shortfalls = job.shortfalls(data, failed)
-        return self._result(data, failures + shortfalls, stats, started, request)
+        return data, failures + job.unreadable, job.attempts
 
     def _plan_round(
         self, req: planner.KlineRequest, todo: Sequence[CodeInfo], now: float, paged: set[str]
@@ -363,6 +379,18 @@ class AllTick(QuotesMixin):
     ) -> CallPlan:
         now = self.clock()
         req = planner.kline_request(codes, interval, count, start, end, now=now)
+        calls: Counter[str] = Counter()
+        cached = 0
+        for part in derive.split(req, now):  # a derived part costs what its 1h bars cost
+            planned = self._calls_for_fetch(part.fetch, now)
+            calls.update(planned.calls)
+            cached += planned.cached
+        if self.store is None:
+            return CallPlan(dict(calls))
+        route = "+".join(sorted(e for e, n in calls.items() if n)) or "cache"
+        return CallPlan(dict(calls), cached, route)
+
+    def _calls_for_fetch(self, req: planner.KlineRequest, now: float) -> CallPlan:
         todo = [c for c in req.codes if c not in outside_plan(req.codes, self.plan)]
         if self.store is None:
             return CallPlan(planner.kline_calls(req, self.plan, now, todo))
@@ -391,34 +419,6 @@ class AllTick(QuotesMixin):
         blocked = set(outside_plan(list(dict.fromkeys(c for c, _ in groups)), self.plan))
         return planner.batch_calls([g for g in groups if g[0] not in blocked], self.plan)
 
-    async def retry(self, result: FetchResult, *, everything: bool = False) -> FetchResult:
-        """Ask again for the failed items of ``result`` and merge them into a new result.
-
-        By default only failures that can heal are retried (faults, rate limits, the daily cap,
-        items the server left out); ``everything=True`` retries every failed code.
-        """
-        failures = result.failures
-        if not everything:
-            failures = failures[failures["kind"].isin(RETRYABLE_KINDS)]
-        if failures.empty:
-            return result
-        request = dict(result.request)
-        method = request.pop("method")
-        kept = result.failures.drop(failures.index)
-        code_order = request.get("codes")
-        if code_order is not None:  # ask only for the failed codes
-            retry_codes = set(failures["code"])
-            request["codes"] = [c for c in code_order if c in retry_codes]
-        fresh: FetchResult = await getattr(self, method)(**request)
-        if method in ("klines", "latest"):
-            data = frames.finalize_klines([result.data, fresh.data], code_order or [])
-        else:
-            data = pd.concat([result.data, fresh.data], ignore_index=True)
-        merged = errors.sort_failures(pd.concat([kept, fresh.failures]), code_order)
-        fresh.stats.wall_time += result.stats.wall_time
-        fresh.stats.rows = len(data)
-        return FetchResult(data, merged, fresh.stats, result.request)
-
     def _result(
         self,
         data: pd.DataFrame,
@@ -426,11 +426,15 @@ class AllTick(QuotesMixin):
         stats: FetchStats,
         started: float,
         request: dict[str, Any],
+        measured: pd.DataFrame | None = None,
+        asof: float | None = None,
     ) -> FetchResult:
         stats.rows = len(data)
         stats.wall_time = time.monotonic() - started
         code_order = request.get("codes")
         result = FetchResult(data, errors.failures_frame(failures, code_order), stats, request)
+        if measured is not None:
+            result.completeness, result.asof = measured, asof
         if self.raise_on_failure:
             result.raise_for_failures()
         return result

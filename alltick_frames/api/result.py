@@ -9,6 +9,7 @@ from typing import Any
 import pandas as pd
 
 from alltick_frames.core.errors import FetchFailed
+from alltick_frames.frames.completeness import empty_completeness
 
 
 @dataclass
@@ -29,8 +30,23 @@ class FetchStats:
     cached: int = 0
     #: Which route a refresh took: "kline", "batch-kline" or "cache".
     route: str = ""
+    #: The interval bars were built from when AllTick does not serve the one asked for
+    #: (stocks' 2h and 4h bars are built from "1h"); "" when every bar came as served.
+    derived_from: str = ""
     rows: int = 0
     wall_time: float = 0.0
+
+    def absorb(self, other: FetchStats) -> None:
+        """Add the counts of ``other`` (a second job of the same request) to these."""
+        self.calls.update(other.calls)
+        self.rejections.update(other.rejections)
+        self.faults.update(other.faults)
+        self.retries += other.retries
+        self.splits += other.splits
+        self.bisections += other.bisections
+        self.cached += other.cached
+        self.route = "+".join(sorted({*self.route.split("+"), *other.route.split("+")} - {""}))
+        self.derived_from = self.derived_from or other.derived_from
 
     @property
     def total_calls(self) -> int:
@@ -47,6 +63,7 @@ class FetchStats:
             "bisections": self.bisections,
             "cached": self.cached,
             "route": self.route,
+            "derived_from": self.derived_from,
             "rows": self.rows,
             "wall_time": round(self.wall_time, 3),
         }
@@ -60,6 +77,8 @@ class FetchStats:
             text += f"; {self.retries} retries"
         if self.rejections:
             text += f"; rejections {dict(self.rejections)}"
+        if self.derived_from:
+            text += f"; stock bars built from {self.derived_from} bars"
         return text
 
 
@@ -69,7 +88,8 @@ class FetchResult:
 
     ``data`` holds everything that arrived; ``failures`` lists every item that did not, one row
     each with the ``ret``, what it means and what to do (empty when all went well);
-    ``stats`` says how the job went. ``request`` records what was asked, so
+    ``completeness`` measures k-lines against the exchange calendars; ``stats`` says how the
+    job went. ``request`` records what was asked, so
     ``client.retry(result)`` can ask again for the failed items only.
     """
 
@@ -77,6 +97,12 @@ class FetchResult:
     failures: pd.DataFrame
     stats: FetchStats
     request: dict[str, Any] = field(default_factory=dict, repr=False)
+    #: For k-lines: one row per (code, interval), the bars the exchange calendar expects
+    #: against the bars that arrived (see :mod:`alltick_frames.frames.completeness`); empty
+    #: for the other endpoints.
+    completeness: pd.DataFrame = field(default_factory=empty_completeness, repr=False)
+    #: The market clock (epoch seconds) k-lines were judged complete against.
+    asof: float | None = field(default=None, repr=False)
 
     @property
     def ok(self) -> bool:

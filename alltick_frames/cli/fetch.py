@@ -109,8 +109,8 @@ def add_fetch_parser(sub: Any) -> None:
             bars.add_argument(
                 "--interval",
                 default="1d",
-                help="bar size: 1m 5m 15m 30m 1h 2h 4h 1d 1w 1M (2h/4h not for stocks; "
-                "default: 1d)",
+                help="bar size: 1m 5m 15m 30m 1h 2h 4h 1d 1w 1M (stocks' 2h/4h are built "
+                "from their 1h bars; default: 1d)",
             )
             bars.add_argument("--count", type=int, help="the newest N bars of each code")
             bars.add_argument(

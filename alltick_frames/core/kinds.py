@@ -174,6 +174,12 @@ KINDS: dict[str, tuple[str, str]] = {
         "narrow the range to what the plan reaches (1 year on Free and Basic, 3 on Premium, "
         "5 on Professional), or move to a larger plan",
     ),
+    "gap": (
+        "bars the exchange calendar expects inside the series did not arrive: a hole between "
+        "bars that did (detail names it)",
+        "retry the failures: retry() asks for exactly the missing bars; a hole that stays may "
+        "be a closure the calendar does not know (a typhoon day in Hong Kong, say)",
+    ),
     "daily-cap": (
         "the plan's daily request cap was reached, so the job stopped before this item",
         "retry the failures after the daily reset at 00:00 UTC+8 (16:00 UTC), or use a larger plan",

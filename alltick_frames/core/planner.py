@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from alltick_frames.core.calendars import calendar_of, expected_bars
 from alltick_frames.core.codes import CodeInfo, validate_codes
 from alltick_frames.core.intervals import Interval, parse_interval
 from alltick_frames.core.plans import BATCH_KLINE, KLINE, Plan
@@ -101,13 +102,6 @@ def kline_request(
     """Validate a ``klines`` call before any request; raises ValueError saying what to change."""
     infos = validate_codes(codes)
     ivl = parse_interval(interval)
-    if not ivl.stock_ok:
-        stocks = [c.code for c in infos if c.is_stock]
-        if stocks:
-            raise ValueError(
-                f"interval {ivl} is not offered for stocks and indices ({', '.join(stocks[:5])}"
-                f"{'…' if len(stocks) > 5 else ''}); use 1h or 1d for them, or fetch them apart"
-            )
     if count is not None:
         whole = isinstance(count, numbers.Integral) and not isinstance(count, bool | np.bool_)
         if not whole or count < 1:
@@ -170,6 +164,30 @@ def next_page(page: KlinePage, plan: Plan, got: int, oldest: int) -> KlinePage |
     return KlinePage(page.code, page.interval, oldest - 1, num, page.floor, want)
 
 
+def hole_pages(
+    code: CodeInfo,
+    interval: Interval,
+    holes: Sequence[tuple[int, int, int]],
+    plan: Plan,
+    now: float,
+) -> list[KlinePage]:
+    """The pages that fetch the bars of a series' holes, each ``(first, last, bars)`` (bar
+    starts in Unix seconds, and how many bars the calendar has from first to last).
+
+    A pageable code gets one chain per hole, ending at its last bar and exactly as long as it.
+    A stock ignores the end time, so it gets one page of its newest bars reaching back to its
+    oldest hole (one bar more, in case the server's clock is a bar ahead of ours).
+    """
+    if code.pageable:
+        return [
+            KlinePage(code, interval, hi, min(bars, plan.kline_bars), floor=lo, want=bars)
+            for lo, hi, bars in holes
+        ]
+    lo = min(h[0] for h in holes)
+    since = expected_bars(calendar_of(code), interval, lo, int(now), now).size
+    return [KlinePage(code, interval, 0, max(1, min(since + 1, plan.kline_bars)))]
+
+
 def bars_between(lo: int, hi: int, interval: Interval) -> int:
     """At most how many bars start in ``[lo, hi]`` (markets that close make it fewer)."""
     return max(0, (hi - lo) // interval.seconds + 1)
@@ -215,7 +233,11 @@ def latest_groups(
         raise ValueError(f"count must be 1 or 2 for latest bars (AllTick's cap), got {count!r}")
     bad = [c.code for c in infos if c.is_stock for i in ivls if not i.stock_ok]
     if bad:
-        raise ValueError(f"2h/4h bars are not offered for stocks and indices: {bad[:5]}")
+        raise ValueError(
+            f"2h/4h bars are not offered for stocks and indices ({', '.join(bad[:5])}), and "
+            "the newest bar or two cannot be built from 1h bars: use klines(codes, '2h', "
+            "count=N), which builds them from the 1h bars of their sessions"
+        )
     return [(c, i) for c in infos for i in ivls]
 
 

@@ -7,7 +7,6 @@ from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 
-import numpy as np
 import orjson
 import pandas as pd
 
@@ -30,10 +29,6 @@ DECODE_BATCH = 128
 #: answer. One thread keeps the work in arrival order.
 _DECODER = ThreadPoolExecutor(max_workers=1, thread_name_prefix="alltick-decode")
 
-#: A pageable series that stops this long after the requested start ran out of history
-#: (weekend and holiday gaps stay well inside it).
-HISTORY_TOLERANCE = 4 * 86400
-
 
 def unreadable(code: str, interval: str, endpoint: str, exc: MalformedResponse) -> Failure:
     """The failure row of a series whose bars came back in a form that cannot be read."""
@@ -55,18 +50,6 @@ def _assemble(
     bad.update(errors)
     series = _by_code(trim(frames.finalize_klines([decoded], []), req))
     return {code: bars for code, bars in series.items() if code not in bad}
-
-
-def _runs(data: pd.DataFrame) -> tuple[dict[str, int], dict[str, pd.Timestamp]]:
-    """Rows and oldest bar of each code in ``data``, whose codes come in runs, each oldest bar
-    first (as :meth:`KlineJob.frame` returns them): a pass over the runs, not a group-by."""
-    code = data["code"]
-    starts = np.flatnonzero(code.ne(code.shift()).to_numpy(bool, na_value=True))
-    names = code.iloc[starts].tolist()
-    sizes = np.diff(np.append(starts, len(data))).tolist()
-    return dict(zip(names, sizes, strict=True)), dict(
-        zip(names, data["timestamp"].iloc[starts], strict=True)
-    )
 
 
 def _by_code(data: pd.DataFrame) -> dict[str, pd.DataFrame]:
@@ -309,57 +292,10 @@ class KlineJob:
         parts = [self._assembled[c] for c in self.req.code_order if c in self._assembled]
         return pd.concat(parts, ignore_index=True) if parts else frames.empty_klines()
 
-    def shortfalls(self, data: pd.DataFrame, failed: set[str]) -> list[Failure]:
-        """What was asked for but could not be fetched: never a silent gap.
-
-        A count request that got fewer bars; a range whose oldest bar starts well after the
-        range does; with the cache, a range with a hole the store could not fill (a stock's
-        older history behind its latest 500 bars, say).
-        """
-        req = self.req
-        rows, oldest = _runs(data)
-        top = int(req.end if req.end is not None else self.now)
-        tolerance = max(HISTORY_TOLERANCE, req.interval.seconds)
-        holes: dict[str, list[tuple[int, int]]] = {}
-        if self.store is not None and req.start is not None:
-            keys = [(c.code, str(req.interval)) for c in req.codes]
-            for (code, _), cov in self.store.coverage_many(keys).items():
-                gaps = cov.gaps(req.start, top, forming=True) if req.start <= top else []
-                holes[code] = [(lo, hi) for lo, hi in gaps if hi - lo > tolerance]
-        out = []
-        for code in req.codes:
-            if code.code in failed:
-                continue  # its failure row says why already
-            got = int(rows.get(code.code, 0))
-            first = oldest.get(code.code)
-            detail = None
-            if req.count is not None and got < req.count:
-                detail = f"asked for {req.count} bars, {got} could be fetched"
-            elif req.start is not None and first is None and top - req.start > tolerance:
-                detail = "no bars in the requested range could be fetched"
-            elif req.start is not None and first is not None:
-                if first.timestamp() - req.start > tolerance:
-                    detail = f"no bars before {first:%Y-%m-%d %H:%M}Z could be fetched"
-                elif holes.get(code.code):
-                    lo, hi = holes[code.code][0]
-                    a, b = (pd.Timestamp(t, unit="s", tz="UTC") for t in (lo, hi))
-                    detail = f"no bars between {a:%Y-%m-%d %H:%M}Z and {b:%Y-%m-%d %H:%M}Z"
-            if detail is None:
-                continue
-            if not code.pageable:
-                detail += f" (stocks serve only their latest {self.plan.kline_bars} bars)"
-            state = self.series.get(code.code)
-            out.append(
-                Failure(
-                    code=code.code,
-                    interval=str(req.interval),
-                    endpoint=KLINE,
-                    msg=detail,
-                    kind="history-limit" if code.pageable else "not-pageable",
-                    attempts=state.pages if state else 0,
-                )
-            )
-        return out
+    @property
+    def attempts(self) -> dict[str, int]:
+        """Calls that brought an answer, per code (what a shortfall's failure row reports)."""
+        return {code: state.pages for code, state in self.series.items()}
 
 
 def _batch_body(item: object) -> bytes:

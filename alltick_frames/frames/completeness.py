@@ -1,0 +1,341 @@
+"""Completeness, measured: the bars each series' calendar expects against the bars that came.
+
+For every requested (code, interval) the exchange calendar
+(:mod:`alltick_frames.core.calendars`) says which bars the request should bring: those of
+the range, or the newest ``count``, that have begun trading by the request's moment. Holidays
+and lunch breaks hold no bars, so a range that starts on a holiday is complete. Comparing
+them with the bars that arrived gives one row per series (:data:`COMPLETENESS_COLUMNS`) and
+sorts what is missing into what AllTick cannot serve and what it skipped:
+
+* older than a stock's latest 500 bars: ``not-pageable`` (AllTick cannot page stocks back);
+* older than the oldest bar that arrived: ``history-limit`` (the plan's history, or the
+  market's, ends there);
+* after the oldest bar that arrived: a ``gap``, one failure row per run of missing bars,
+  which :func:`holes` hands to ``retry()`` so that it fetches exactly those bars.
+
+Pure: frames and the calendar in, a table and failure rows out.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from alltick_frames.core import calendars
+from alltick_frames.core.codes import CodeInfo
+from alltick_frames.core.errors import Failure
+from alltick_frames.core.intervals import Interval
+from alltick_frames.core.planner import KlineRequest
+from alltick_frames.core.plans import KLINE
+from alltick_frames.frames.common import F64, STRING, empty_frame
+
+#: The failure kinds measuring completeness produces.
+KINDS = frozenset({"gap", "history-limit", "not-pageable"})
+#: How many missing bar times a completeness row lists.
+FIRST_MISSING = 5
+#: A bar that began trading less than this many seconds before the request is not missed yet:
+#: AllTick publishes a bar a moment after it opens, and two clocks never quite agree.
+GRACE = 60
+
+COMPLETENESS_DTYPES: dict[str, object] = {
+    "code": STRING,
+    "interval": STRING,
+    "expected": np.dtype("int64"),
+    "received": np.dtype("int64"),
+    "missing": np.dtype("int64"),
+    "coverage": F64,
+    "first_missing": np.dtype(object),
+    "unexpected": np.dtype("int64"),
+}
+#: ``expected``: bars the calendar expects; ``received``: bars that arrived (within the
+#: request); ``missing``: expected bars that did not arrive; ``coverage``: the share of
+#: expected bars that arrived (1.0 when none are expected); ``first_missing``: the start
+#: times of the first few missing bars (a list of Timestamps); ``unexpected``: bars that
+#: arrived where the calendar has no slot (a day it records as a holiday, a misaligned time).
+COMPLETENESS_COLUMNS: list[str] = list(COMPLETENESS_DTYPES)
+
+
+def empty_completeness() -> pd.DataFrame:
+    """A completeness table with no rows and the exact dtypes of :data:`COMPLETENESS_COLUMNS`."""
+    return empty_frame(COMPLETENESS_DTYPES)
+
+
+@dataclass(frozen=True, slots=True)
+class Hole:
+    """A run of missing bars inside a series: starts ``lo`` to ``hi`` (Unix seconds)."""
+
+    code: CodeInfo
+    lo: int
+    hi: int
+    bars: int
+
+
+@dataclass
+class Measured:
+    """What :func:`measure` found: the table, the failure rows, and the holes to refetch."""
+
+    table: pd.DataFrame
+    failures: list[Failure] = field(default_factory=list)
+    holes: list[Hole] = field(default_factory=list)
+
+
+def received_stamps(data: pd.DataFrame) -> dict[str, np.ndarray]:
+    """Bar starts (int64 Unix seconds, sorted, unique) of each code of a k-line frame of one
+    interval whose codes come in runs, each sorted by time (as the client returns them)."""
+    if data.empty:
+        return {}
+    code = data["code"]
+    starts = np.flatnonzero(code.ne(code.shift()).to_numpy(bool, na_value=True))
+    stamps = pd.DatetimeIndex(data["timestamp"]).as_unit("s").asi8
+    ends = np.append(starts[1:], len(data))
+    return {
+        str(code.iloc[a]): stamps[a:b] for a, b in zip(starts.tolist(), ends.tolist(), strict=True)
+    }
+
+
+def _fmt(t: int) -> str:
+    return f"{pd.Timestamp(t, unit='s', tz='UTC'):%Y-%m-%d %H:%M}Z"
+
+
+def _iso(t: int) -> str:
+    return pd.Timestamp(t, unit="s", tz="UTC").isoformat().replace("+00:00", "Z")
+
+
+class Expectations:
+    """The bars each calendar expects for one request at one moment, computed once per
+    calendar and shared by its codes."""
+
+    def __init__(
+        self,
+        interval: Interval,
+        now: float,
+        *,
+        count: int | None = None,
+        start: int | None = None,
+        end: int | None = None,
+    ) -> None:
+        self.interval = interval
+        self.now = now
+        self.count, self.start, self.end = count, start, end
+        self._cache: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+
+    @classmethod
+    def of_request(cls, req: KlineRequest, now: float) -> Expectations:
+        """The expectations of a validated request at the market moment ``now``."""
+        return cls(req.interval, now, count=req.count, start=req.start, end=req.end)
+
+    def _bars(self, calendar: str, now: float) -> np.ndarray:
+        top = self.end if self.end is not None else int(self.now)
+        if self.count is not None:
+            return calendars.newest_bars(calendar, self.interval, top, now, self.count)
+        assert self.start is not None
+        return calendars.expected_bars(calendar, self.interval, self.start, top, now)
+
+    def settled(self, calendar: str) -> tuple[np.ndarray, np.ndarray]:
+        """Bars begun more than :data:`GRACE` seconds ago, and the newer ones."""
+        if calendar not in self._cache:
+            settled = self._bars(calendar, self.now - GRACE)
+            full = self._bars(calendar, self.now)
+            recent = full[full > settled[-1]] if settled.size else full
+            self._cache[calendar] = (settled, recent)
+        return self._cache[calendar]
+
+    def of(self, calendar: str, got: np.ndarray) -> np.ndarray:
+        """The bars expected of a series that brought ``got``: every settled bar, a newer one
+        only if it came, and any bar that came after this moment (the server's clock may run
+        a little ahead: then its newest ``count`` bars are those)."""
+        settled, recent = self.settled(calendar)
+        newest = recent[-1] if recent.size else settled[-1] if settled.size else None
+        later = got[got > newest] if newest is not None and got.size else got[:0]
+        if self.start is not None:
+            later = later[later >= self.start]
+        if self.end is not None:
+            later = later[later <= self.end]
+        if recent.size == 0 and later.size == 0:
+            return settled
+        bars = np.concatenate([settled, recent[member(recent, got)], later])
+        return bars[-self.count :] if self.count is not None else bars
+
+
+def member(values: np.ndarray, sorted_set: np.ndarray) -> np.ndarray:
+    """Whether each of ``values`` is in ``sorted_set`` (sorted, unique): a binary search per
+    value, cheaper than :func:`numpy.isin` when one side is a long calendar."""
+    if sorted_set.size == 0:
+        return np.zeros(values.size, bool)
+    at = np.minimum(np.searchsorted(sorted_set, values), sorted_set.size - 1)
+    return sorted_set[at] == values
+
+
+def _slots(
+    calendar: str, interval: Interval, got_by_code: dict[str, np.ndarray], codes: list[CodeInfo]
+) -> np.ndarray:
+    """Every slot ``calendar`` has over the bars its codes brought (once per calendar)."""
+    first, stop = calendars.recorded_span(calendar)
+    spans = [
+        (got[0], got[-1])
+        for c in codes
+        if calendars.calendar_of(c) == calendar and (got := got_by_code.get(c.code)) is not None
+    ]
+    if not spans:
+        return np.empty(0, np.int64)
+    lo, hi = max(min(a for a, _ in spans), first), min(max(b for _, b in spans), stop - 1)
+    return calendars.expected_bars(calendar, interval, int(lo), int(hi), 2.0**62)
+
+
+def _runs(positions: np.ndarray) -> list[tuple[int, int]]:
+    """``[first, last]`` index pairs of the consecutive runs in sorted ``positions``."""
+    breaks = np.flatnonzero(np.diff(positions) != 1)
+    firsts = np.concatenate([[0], breaks + 1])
+    lasts = np.concatenate([breaks, [positions.size - 1]])
+    return list(zip(firsts.tolist(), lasts.tolist(), strict=True))
+
+
+def measure(
+    data: pd.DataFrame,
+    codes: list[CodeInfo],
+    expect: Expectations,
+    *,
+    kline_bars: int,
+    reach_interval: Interval | None = None,
+    failed: frozenset[str] | set[str] = frozenset(),
+    attempts: dict[str, int] | None = None,
+) -> Measured:
+    """Measure ``data`` (one interval, the client's order) against the calendars.
+
+    ``codes`` are the requested codes; ``kline_bars`` the bars a stock's ``/kline`` reaches
+    back (its latest 500), counted in ``reach_interval`` bars (the interval fetched, when the
+    bars were derived from another). Codes in ``failed`` get a table row but no shortfall
+    rows: their failure rows say why already. ``attempts`` are the calls spent per code.
+    """
+    interval = expect.interval
+    alias = str(interval)
+    got_by_code = received_stamps(data)
+    attempts = attempts or {}
+    rows: list[dict[str, object]] = []
+    out = Measured(empty_completeness())
+    reach: dict[str, float] = {}
+    slots: dict[str, np.ndarray] = {}
+    for code in codes:
+        calendar = calendars.calendar_of(code)
+        got = got_by_code.get(code.code, np.empty(0, np.int64))
+        exp = expect.of(calendar, got)
+        missing = exp[~member(exp, got)]
+        unexpected = 0
+        if got.size:
+            if calendar not in slots:
+                slots[calendar] = _slots(calendar, interval, got_by_code, codes)
+            first, stop = calendars.recorded_span(calendar)
+            checked = got[(got >= first) & (got < stop)]
+            unexpected = int((~member(checked, slots[calendar])).sum())
+        rows.append(
+            {
+                "code": code.code,
+                "interval": alias,
+                "expected": exp.size,
+                "received": got.size,
+                "missing": missing.size,
+                "coverage": 1.0 - missing.size / exp.size if exp.size else 1.0,
+                "first_missing": [
+                    pd.Timestamp(t, unit="s", tz="UTC") for t in missing[:FIRST_MISSING]
+                ],
+                "unexpected": unexpected,
+            }
+        )
+        if missing.size == 0 or code.code in failed:
+            continue
+        if calendar not in reach:
+            reach[calendar] = _reach(calendar, reach_interval or interval, expect.now, kline_bars)
+        at = reach[calendar]
+        _classify(out, code, alias, exp, missing, got, expect, at, kline_bars, attempts)
+    out.table = pd.DataFrame(rows, columns=COMPLETENESS_COLUMNS).astype(COMPLETENESS_DTYPES)
+    return out
+
+
+def _reach(calendar: str, interval: Interval, now: float, kline_bars: int) -> float:
+    """The oldest bar start a stock's ``/kline`` still serves: its latest ``kline_bars``."""
+    newest = calendars.newest_bars(calendar, interval, int(now), now, kline_bars)
+    return float(newest[0]) if newest.size == kline_bars else -np.inf
+
+
+def _classify(
+    out: Measured,
+    code: CodeInfo,
+    alias: str,
+    exp: np.ndarray,
+    missing: np.ndarray,
+    got: np.ndarray,
+    expect: Expectations,
+    reach: float,
+    kline_bars: int,
+    attempts: dict[str, int],
+) -> None:
+    """Failure rows (and holes) for the missing bars of one series."""
+
+    def row(kind: str, msg: str, detail: str | None = None) -> None:
+        calls = attempts.get(code.code, 0)
+        failure = Failure(
+            code=code.code, interval=alias, endpoint=KLINE, kind=kind, msg=msg, detail=detail,
+            attempts=calls,
+        )  # fmt: skip
+        out.failures.append(failure)
+
+    first_got = int(got[0]) if got.size else None
+    if code.pageable:
+        unreachable, rest = missing[:0], missing
+    else:
+        unreachable, rest = missing[missing < reach], missing[missing >= reach]
+    older = rest if first_got is None else rest[rest < first_got]
+    inner = rest[:0] if first_got is None else rest[rest > first_got]
+    if unreachable.size or older.size:
+        if expect.count is not None:
+            msg = f"asked for {expect.count} bars, {got.size} could be fetched"
+        elif first_got is None:
+            msg = "no bars in the requested range could be fetched"
+        else:
+            msg = f"no bars before {_fmt(first_got)} could be fetched"
+        if unreachable.size:
+            row("not-pageable", f"{msg} (stocks serve only their latest {kline_bars} bars)")
+        else:
+            row("history-limit", msg)
+    if inner.size == 0:
+        return
+    positions = np.searchsorted(exp, inner)
+    for a, b in _runs(positions):
+        lo, hi, n = int(inner[a]), int(inner[b]), b - a + 1
+        where = f"at {_fmt(lo)}" if n == 1 else f"from {_fmt(lo)} to {_fmt(hi)}"
+        part = "inside the series" if lo < got[-1] else "after the newest bar that came"
+        bars = f"{n} bar{'s' if n > 1 else ''}"
+        row("gap", f"{bars} missing {part}, {where}", f"{_iso(lo)}/{_iso(hi)}")
+        out.holes.append(Hole(code, lo, hi, n))
+
+
+def combine(tables: list[pd.DataFrame], code_order: list[str]) -> pd.DataFrame:
+    """Tables of parts of one request, as one table in the caller's code order."""
+    if len(tables) == 1:
+        return tables[0]
+    table = pd.concat(tables, ignore_index=True)
+    rank = {code: k for k, code in enumerate(code_order)}
+    order = np.argsort(table["code"].map(rank).to_numpy(), kind="stable")
+    return table.take(order).reset_index(drop=True)
+
+
+def replace_rows(table: pd.DataFrame, new: pd.DataFrame, code_order: list[str]) -> pd.DataFrame:
+    """``table`` with the rows of ``new``'s codes replaced by ``new``'s, in the caller's order."""
+    if new.empty:
+        return table
+    rest = table[~table["code"].isin(set(new["code"]))]
+    return combine([rest, new], code_order)
+
+
+def within(data: pd.DataFrame, holes: list[Hole]) -> pd.DataFrame:
+    """The bars of ``data`` that fall inside ``holes`` (of their own code)."""
+    if data.empty or not holes:
+        return data.iloc[:0]
+    stamps = pd.DatetimeIndex(data["timestamp"]).as_unit("s").asi8
+    codes = data["code"].to_numpy(object)
+    keep = np.zeros(len(data), bool)
+    for hole in holes:
+        keep |= (codes == hole.code.code) & (stamps >= hole.lo) & (stamps <= hole.hi)
+    return data[keep].reset_index(drop=True)
