@@ -18,12 +18,27 @@ __all__ = ["print_failures", "print_head", "summary", "write_table"]
 
 
 def write_table(df: pd.DataFrame, path: Path) -> None:
-    """Write ``df`` as Parquet or CSV, by the file's suffix (parent directories created)."""
+    """Write ``df`` as Parquet or CSV, by the file's suffix (parent directories created).
+
+    A column of lists (completeness's ``first_missing``) is a list column in Parquet and
+    space-separated ISO times in CSV.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
     if path.suffix.lower() == ".csv":
+        lists = [c for c in df.columns if df[c].dtype == object and df[c].map(_is_list).any()]
+        if lists:
+            df = df.assign(**{c: df[c].map(_joined) for c in lists})
         df.to_csv(path, index=False)
     else:
         df.to_parquet(path, index=False)
+
+
+def _is_list(value: object) -> bool:
+    return isinstance(value, list)
+
+
+def _joined(values: list[pd.Timestamp]) -> str:
+    return " ".join(v.isoformat().replace("+00:00", "Z") for v in values)
 
 
 def _span(values: pd.Series) -> str:

@@ -21,6 +21,7 @@ from alltick_frames.cli.common import (
 )
 from alltick_frames.core.errors import FAILURE_COLUMNS
 from alltick_frames.emulator import EmulatorServer
+from alltick_frames.frames.completeness import COMPLETENESS_COLUMNS
 
 CONSOLE_SCRIPT = Path(sys.executable).with_name("alltick-frames")
 
@@ -80,6 +81,24 @@ def test_everything_fetched_exits_0_and_writes_csv(cli, tmp_path, capsys):
     bars = pd.read_csv(tmp_path / "bars.csv")
     assert len(bars) == 6 and set(bars["interval"]) == {"1h"}
     assert pd.read_parquet(tmp_path / "failures.parquet").empty  # written even when empty
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".parquet"])
+def test_klines_write_sessions_and_the_completeness_table(cli, tmp_path, suffix):
+    status = cli(
+        "fetch", "klines", "--codes", "AAPL.US,700.HK,EURUSD", "--count", "4",
+        "--out", f"bars{suffix}", "--completeness", f"complete{suffix}",
+    )  # fmt: skip
+    assert status == EXIT_OK
+    read = pd.read_csv if suffix == ".csv" else pd.read_parquet
+    bars = read(tmp_path / f"bars{suffix}")
+    assert "session" in bars.columns and bars["session"].notna().all()
+    table = read(tmp_path / f"complete{suffix}")
+    assert list(table.columns) == COMPLETENESS_COLUMNS
+    assert table[["code", "expected", "received", "missing"]].values.tolist() == [
+        ["AAPL.US", 4, 4, 0], ["700.HK", 4, 4, 0], ["EURUSD", 4, 4, 0]
+    ]  # fmt: skip
+    assert cli("fetch", "klines", "--codes", "EURUSD", "--completeness", "c.txt") == EXIT_USAGE
 
 
 def test_klines_range_prints_a_summary_and_head(cli, capsys):

@@ -4,11 +4,13 @@ reported and filled exactly, and 2h/4h stock bars built from 1h bars."""
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pytest
 from test_client_support import (
     NOW,
@@ -22,6 +24,7 @@ from test_client_support import (
 )
 
 import alltick_frames as af
+from alltick_frames.frames import STRING
 from alltick_frames.frames.completeness import COMPLETENESS_COLUMNS
 
 PLAN = fast_plan(100)
@@ -255,3 +258,35 @@ async def test_a_derived_bar_missing_a_1h_bar_is_a_gap_and_retry_rebuilds_it(
         clean = await c.klines(["700.HK"], "4h", count=150)
     assert filled.ok and len(filled.data) == 150
     pd.testing.assert_frame_equal(filled.data, clean.data)
+
+
+async def test_to_arrow_and_to_polars_round_trip_the_frame(alltick_emulator, monkeypatch) -> None:
+    emu = start(alltick_emulator, FRIDAY)
+    async with at(emu, FRIDAY) as c:
+        result = await c.klines(FIVE, "1h", count=30)
+    data = result.data
+    table = result.to_arrow()
+    assert table.column_names == list(data.columns)
+    assert str(table.schema.field("timestamp").type) == "timestamp[ns, tz=UTC]"
+    assert str(table.schema.field("session").type) == "timestamp[ns]"
+    # Handed over, not copied: the numbers' and times' buffers are the frame's own.
+    for column in ("close", "volume"):
+        assert (
+            table.column(column).chunk(0).buffers()[1].address
+            == (data[column].to_numpy().__array_interface__["data"][0])
+        )
+    back = table.to_pandas(types_mapper={pa.string(): STRING}.get)
+    pd.testing.assert_frame_equal(back, data)
+
+    polars = pytest.importorskip("polars")
+    frame = result.to_polars()
+    assert isinstance(frame, polars.DataFrame) and frame.columns == list(data.columns)
+    assert str(frame.schema["timestamp"]) == "Datetime(time_unit='ns', time_zone='UTC')"
+    again = frame.to_arrow().to_pandas(
+        types_mapper={pa.string(): STRING, pa.large_string(): STRING}.get
+    )
+    pd.testing.assert_frame_equal(again.astype({"code": STRING}), data)
+
+    monkeypatch.setitem(sys.modules, "polars", None)  # as if it were not installed
+    with pytest.raises(ImportError, match=r"pip install 'alltick-frames\[polars\]'"):
+        result.to_polars()

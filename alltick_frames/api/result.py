@@ -4,12 +4,16 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
+import pyarrow as pa
 
 from alltick_frames.core.errors import FetchFailed
 from alltick_frames.frames.completeness import empty_completeness
+
+if TYPE_CHECKING:
+    import polars as pl
 
 
 @dataclass
@@ -114,6 +118,33 @@ class FetchResult:
         if not self.ok:
             raise FetchFailed(self.failures, self)
         return self
+
+    def to_arrow(self) -> pa.Table:
+        """``data`` as a :class:`pyarrow.Table`, for DuckDB, Arrow Flight, Parquet writers.
+
+        The columns are handed over, not copied: the text columns are Arrow arrays already,
+        and the number and time columns' buffers are shared with the frame (so treat the
+        table as read-only while the frame lives). Times stay ``timestamp[ns, tz=UTC]``,
+        ``session`` is a ``timestamp[ns]`` of naive midnights.
+        """
+        return pa.Table.from_pandas(self.data, preserve_index=False)
+
+    def to_polars(self) -> pl.DataFrame:
+        """``data`` as a :class:`polars.DataFrame`, built from :meth:`to_arrow` (polars keeps
+        the number and time buffers; it re-encodes text in its own string layout).
+
+        Needs polars: ``pip install 'alltick-frames[polars]'``.
+        """
+        try:
+            import polars as pl
+        except ImportError:
+            raise ImportError(
+                "FetchResult.to_polars() needs polars: pip install 'alltick-frames[polars]' "
+                "(or pip install polars); to_arrow() works without it"
+            ) from None
+        frame = pl.from_arrow(self.to_arrow())
+        assert isinstance(frame, pl.DataFrame)
+        return frame
 
     def __repr__(self) -> str:
         return f"<FetchResult {len(self.data)} rows, {len(self.failures)} failures; {self.stats}>"

@@ -119,6 +119,13 @@ def add_fetch_parser(sub: Any) -> None:
                 "zone (2024-01-02T09:30Z)",
             )
             bars.add_argument("--end", help="last bar time, like --start (default: now)")
+            bars.add_argument(
+                "--completeness",
+                type=Path,
+                metavar="FILE",
+                help="write the completeness table to FILE (.parquet or .csv): per code, the "
+                "bars the exchange calendar expects, those that came, the missing ones",
+            )
         elif name == "latest":
             bars = parser.add_argument_group("bars")
             bars.add_argument(
@@ -226,6 +233,7 @@ def run(args: argparse.Namespace) -> int:
     check_conflicts(args)
     out = output_path(args.out, "--out")
     failures_out = output_path(args.failures, "--failures")
+    completeness_out = output_path(getattr(args, "completeness", None), "--completeness")
     call_args, kwargs = _request(args)
     client = make_client(args)
     if args.dry_run:
@@ -241,6 +249,8 @@ def run(args: argparse.Namespace) -> int:
         write_table(result.data, out)
     if failures_out is not None:
         write_table(result.failures, failures_out)
+    if completeness_out is not None:
+        write_table(result.completeness, completeness_out)
     if not args.quiet:
         print(summary(args.method, result))
         if out is not None:
