@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import nbformat
@@ -60,6 +61,10 @@ def test_quickstart_runs_top_to_bottom(offline):
     assert "emulator at http://127.0.0.1:" in text
     assert "image/png" in displays  # the closing-price chart
     assert "NOSUCHCODE.US" in text and "code-invalid" in text
+    # The cross-market daily frame (a row per session, a column per market), and the
+    # completeness table.
+    assert re.search(r"code +AAPL.US +700.HK +600519.SH +EURUSD +BTCUSDT\nsession +\n", text)
+    assert re.search(r"code +expected +received +missing +coverage", text)
     assert list(offline.iterdir()) == []  # nothing written next to the notebook
 
 
