@@ -55,16 +55,14 @@ async def test_450_codes_one_bar_behind_cost_ceil_450_over_cap_batch_calls(
     want = math.ceil(450 / CAP)
     assert math.ceil(N_STOCK / CAP) + math.ceil(N_FOREX / CAP) == want == 5
 
-    # Thursday, not the fixture's Wednesday: 15 May 2024 is a holiday in Hong Kong, so HK
-    # series would be a holiday and a session behind, too far for a two-bar batch answer.
-    market.advance(DAY)
     async with make_client(emu, market, tmp_path, PLAN, guard=GUARD) as c:
         first = await c.klines(codes, "1d", count=20)
         assert ok_calls(emu, "kline") == 450
         assert first.failures.empty
 
-        # Thursday 15:00Z -> Friday 15:00Z: every market's Friday day bar has opened
-        # (US at 13:30Z, HK and CN in the night), and Thursday's has closed.
+        # Wednesday 15:00Z -> Thursday 15:00Z: every market's Thursday day bar has opened
+        # (US at 13:30Z, HK and CN in the night), and Wednesday's has closed. Wednesday was a
+        # holiday in Hong Kong: its series are two days behind but one session, and batch too.
         market.advance(DAY)
         emu.reset()
         estimate = c.estimate("klines", codes, "1d", count=20)
@@ -96,7 +94,6 @@ async def test_range_requests_with_unreachable_stock_history_still_refresh_in_ba
     """Stocks serve only their latest 500 bars, so 'since 2021' leaves a hole below them for
     good. That hole must not turn tomorrow's one-bar refresh into a /kline call per code."""
     codes = catalogue_codes(emu, 40, 10)
-    market.advance(DAY)  # Thursday: see the first test
     async with make_client(emu, market, tmp_path, PLAN, guard=GUARD) as c:
         first = await c.klines(codes, "1d", start="2021-01-04")
         stocks = {code for code in codes if code[-3:] in (".US", ".HK", ".SH", ".SZ")}

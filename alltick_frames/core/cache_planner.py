@@ -26,6 +26,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
+from alltick_frames.core.calendars import calendar_of, expected_bars, recorded_span
 from alltick_frames.core.codes import CodeInfo
 from alltick_frames.core.intervals import Interval
 from alltick_frames.core.planner import KlinePage, KlineRequest, bars_between, first_page
@@ -114,7 +115,7 @@ def plan_series(
                 plan.kline_bars, bars_between(lo, hi if not reaches_now else int(now), ivl) + 2
             )
         pages.append(KlinePage(code, ivl, end, num, floor=lo if want is None else None, want=want))
-    return SeriesPlan(code, tuple(pages), _batchable(cov, gaps, now, ivl))
+    return SeriesPlan(code, tuple(pages), _batchable(code, cov, gaps, now, ivl))
 
 
 def _stock_plan(
@@ -149,7 +150,8 @@ def _stock_plan(
         lo = cov.segments[-1][1] + 1 if cov.segments else int(now)
     num = min(plan.kline_bars, bars_between(lo, int(now), ivl) + 1)
     top_gap = [(lo, 2**62, None)]
-    return SeriesPlan(code, (KlinePage(code, ivl, 0, num),), _batchable(cov, top_gap, now, ivl))
+    batchable = _batchable(code, cov, top_gap, now, ivl)
+    return SeriesPlan(code, (KlinePage(code, ivl, 0, num),), batchable)
 
 
 def _count_gaps(
@@ -216,9 +218,16 @@ def top_run(
     return newest.run, len(newest.bars), newest.complete
 
 
-def _batchable(cov: Coverage, gaps: list, now: float, ivl: Interval) -> bool:
-    """Whether only the newest bars are missing: one gap, from the cached forming bar on."""
+def _batchable(code: CodeInfo, cov: Coverage, gaps: list, now: float, ivl: Interval) -> bool:
+    """Whether only the newest bars are missing: one gap, from the cached forming bar on, and
+    at most two bars from it to now by the code's calendar (a holiday holds none)."""
     if cov.forming_ts is None or len(gaps) != 1:
         return False
     lo = gaps[0][0]
-    return lo >= cov.forming_ts and bars_between(cov.forming_ts, int(now), ivl) <= 2
+    if lo < cov.forming_ts:
+        return False
+    calendar = calendar_of(code)
+    first, stop = recorded_span(calendar)
+    if first <= cov.forming_ts and now < stop:
+        return expected_bars(calendar, ivl, cov.forming_ts, int(now), now).size <= 2
+    return bars_between(cov.forming_ts, int(now), ivl) <= 2
