@@ -198,17 +198,19 @@ MARKETS = {  # zone, segment opens
 
 @pytest.mark.parametrize("hours", [2, 4])
 async def test_stock_4h_bars_are_1h_bars_aggregated_per_session(alltick_emulator, hours) -> None:
-    """At 2024-05-20 04:00Z, after HK's Buddha's Birthday and a weekend: each derived bar is
-    the aggregation of the emulator's own 1h bars within one segment of one session."""
+    """At 2024-05-21 04:00Z, a week after HK's Buddha's Birthday and over a weekend: each
+    derived bar is the aggregation of the emulator's own 1h bars within one segment of one
+    session, and costs what the 1h request costs."""
     now = pd.Timestamp("2024-05-21T04:00:00Z")
     emu = start(alltick_emulator, now)
     codes = list(MARKETS)
     async with at(emu, now) as c:
+        estimate = c.estimate("klines", codes, f"{hours}h", count=12)
         derived = await c.klines(codes, f"{hours}h", count=12)
         calls = dict(derived.stats.calls)
         hourly = await c.klines(codes, "1h", count=100)
     assert derived.ok, derived.failures
-    assert calls == dict(hourly.stats.calls) == {"kline": 3}, "the calls of the 1h request"
+    assert estimate.calls == calls == dict(hourly.stats.calls) == {"kline": 3}
     assert derived.stats.derived_from == "1h" and hourly.stats.derived_from == ""
     assert set(derived.data["interval"]) == {f"{hours}h"}
     ref = await reference(emu, codes, 5, 200)
