@@ -39,8 +39,9 @@ from alltick_frames.emulator.process import EmulatorProcess
 from alltick_frames.emulator.server import EmulatorServer
 
 #: The fixture's default market clock: Wednesday 2024-05-15 14:00 UTC, i.e. 10:00 in New York
-#: (US session open), 22:00 in Hong Kong and Shanghai (closed for the day), FX and crypto
-#: trading. Pass ``now=None`` for real time.
+#: (US session open), 22:00 in Hong Kong and Shanghai (closed for the day; the 15th is a
+#: holiday in Hong Kong, Buddha's Birthday), FX and crypto trading. Pass ``now=None`` for
+#: real time.
 FIXTURE_NOW = "2024-05-15T14:00:00Z"
 
 
