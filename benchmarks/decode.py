@@ -209,7 +209,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     n_bodies = 40 if args.quick else 200
     repeat = args.repeat or (3 if args.quick else 5)
 
-    print(f"pandas {pd.__version__}, pyarrow {frames.pa.__version__}; best of {repeat} runs")
+    print(f"pandas {pd.__version__}, pyarrow {pa.__version__}; best of {repeat} runs")
     kline_ratio = bench(
         "/kline, daily bars, 500 per body",
         kline_bodies(n_bodies, 500),
