@@ -91,6 +91,29 @@ def test_klines_range_prints_a_summary_and_head(cli, capsys):
     assert "EURUSD" in out
 
 
+def test_kline_type_integers_and_epoch_seconds_mean_what_they_mean_in_python(cli, tmp_path):
+    """``--interval 8`` and epoch ``--start``/``--end`` were refused although the README said
+    they work (issue 10): the same request spelled both ways writes the same bars."""
+    start, end = pd.Timestamp("2024-05-01", tz="UTC"), pd.Timestamp("2024-05-10", tz="UTC")
+    assert cli(
+        "fetch", "klines", "--codes", "EURUSD", "--interval", "8",
+        "--start", str(int(start.timestamp())), "--end", f"{end.timestamp():.1f}",
+        "--out", "epoch.parquet",
+    ) == EXIT_OK  # fmt: skip
+    assert cli(
+        "fetch", "klines", "--codes", "EURUSD", "--interval", "1d",
+        "--start", "2024-05-01", "--end", "2024-05-10", "--out", "dates.parquet",
+    ) == EXIT_OK  # fmt: skip
+    assert cli(
+        "fetch", "latest", "--codes", "EURUSD", "--intervals", "1,8", "--out", "latest.parquet"
+    ) == EXIT_OK  # fmt: skip
+    epoch, dates = (pd.read_parquet(tmp_path / f"{n}.parquet") for n in ("epoch", "dates"))
+    assert len(epoch) == 9
+    pd.testing.assert_frame_equal(epoch, dates)
+    latest = pd.read_parquet(tmp_path / "latest.parquet")
+    assert latest["interval"].tolist() == ["1m", "1d"]
+
+
 def test_latest(cli, tmp_path):
     status = cli(
         "fetch", "latest", "--codes", "EURUSD,AAPL.US", "--intervals", "1m,1d", "--count", "2",
@@ -174,6 +197,9 @@ def test_quiet_prints_nothing(cli, capsys):
         ["fetch", "klines", "--codes", "aapl.us"],  # malformed code
         ["fetch", "klines", "--codes", "AAPL.US", "--count", "5", "--start", "2024-01-01"],
         ["fetch", "klines", "--codes", "AAPL.US", "--interval", "4h"],  # no 4h for stocks
+        ["fetch", "klines", "--codes", "AAPL.US", "--interval", "11"],  # kline_type 1..10
+        ["fetch", "klines", "--codes", "EURUSD", "--count", str(10**20)],
+        ["fetch", "klines", "--codes", "EURUSD", "--start", "1700000000000"],  # milliseconds
         ["fetch", "trades"],  # no codes
         ["fetch", "trades", "--codes-file", "missing.txt"],
         ["fetch", "trades", "--codes", "AAPL.US", "--out", "t.xlsx"],

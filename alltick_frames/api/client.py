@@ -18,7 +18,7 @@ from alltick_frames.api.progress import Progress
 from alltick_frames.api.quotes import QuotesMixin
 from alltick_frames.api.result import FetchResult, FetchStats
 from alltick_frames.budget import Budget, estimate_schedule
-from alltick_frames.core import cache_planner, errors, planner
+from alltick_frames.core import cache_planner, errors, planner, validate
 from alltick_frames.core.codes import DEFAULT_BASE_URL, CodeInfo
 from alltick_frames.core.errors import Failure
 from alltick_frames.core.intervals import Interval
@@ -89,11 +89,20 @@ class AllTick(QuotesMixin):
         if not token:
             raise ValueError("no AllTick token: pass token=... or set ALLTICK_TOKEN")
         self.plan = get_plan(plan)
-        base = base_url or os.environ.get("ALLTICK_BASE_URL") or DEFAULT_BASE_URL
-        self.base_url = base.rstrip("/")
+        if base_url is not None:
+            self.base_url = validate.base_url(base_url)
+        elif os.environ.get("ALLTICK_BASE_URL"):
+            self.base_url = validate.base_url(os.environ["ALLTICK_BASE_URL"], "$ALLTICK_BASE_URL")
+        else:
+            self.base_url = DEFAULT_BASE_URL
+        timeout = validate.seconds("timeout", timeout)
         self._token = Secret(token)
         self.retry_policy = retry or RetryPolicy()
-        self.concurrency = concurrency or default_concurrency(self.plan)
+        self.concurrency = (
+            default_concurrency(self.plan)
+            if concurrency is None
+            else validate.whole("concurrency", concurrency)
+        )
         self.raise_on_failure = raise_on_failure
         self.progress = progress
         self.clock = clock

@@ -23,6 +23,7 @@ from alltick_frames.cli.common import (
     EXIT_ERROR,
     EXIT_HELP,
     EXIT_USAGE,
+    FetchStopped,
     NoToken,
     help_formatter,
 )
@@ -110,7 +111,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _fail(parser, EXIT_AUTH, str(exc))
     except ValueError as exc:  # UsageError and bad input found before any call
         return _fail(parser, EXIT_USAGE, str(exc))
-    except AllTickError as exc:
+    except (AllTickError, FetchStopped) as exc:
         return _fail(parser, EXIT_ERROR, str(exc))
     except OSError as exc:
         return _fail(parser, EXIT_ERROR, str(exc))

@@ -38,6 +38,11 @@ class NoToken(Exception):
     """No token was given and none is in the environment (exit status 4)."""
 
 
+class FetchStopped(Exception):
+    """A fetch stopped on an error after its arguments were accepted (exit status 1, never
+    the usage status 2: a server's answer is not a mistake in the command)."""
+
+
 # --------------------------------------------------------------------------- parsers
 
 

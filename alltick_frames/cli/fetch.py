@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -13,6 +14,7 @@ from alltick_frames.cli.common import (
     EXIT_HELP,
     EXIT_OK,
     EXIT_PARTIAL,
+    FetchStopped,
     NoToken,
     check_conflicts,
     codes_options,
@@ -109,14 +111,14 @@ def add_fetch_parser(sub: Any) -> None:
             bars.add_argument(
                 "--interval",
                 default="1d",
-                help="bar size: 1m 5m 15m 30m 1h 2h 4h 1d 1w 1M (2h/4h not for stocks; "
-                "default: 1d)",
+                help="bar size: 1m 5m 15m 30m 1h 2h 4h 1d 1w 1M, or AllTick's kline_type 1..10 "
+                "(2h/4h not for stocks; default: 1d)",
             )
             bars.add_argument("--count", type=int, help="the newest N bars of each code")
             bars.add_argument(
                 "--start",
-                help="first bar time: a date (2024-01-02, read as UTC) or ISO time with a "
-                "zone (2024-01-02T09:30Z)",
+                help="first bar time: a date (2024-01-02, read as UTC), an ISO time with a "
+                "zone (2024-01-02T09:30Z) or Unix seconds (1704187800)",
             )
             bars.add_argument("--end", help="last bar time, like --start (default: now)")
         elif name == "latest":
@@ -169,14 +171,26 @@ def _request(args: argparse.Namespace) -> tuple[list[Any], dict[str, Any]]:
     codes = gather_codes(args)
     if args.method == "klines":
         return [codes], {
-            "interval": args.interval,
+            "interval": _number_or_text(args.interval),
             "count": args.count,
-            "start": args.start,
-            "end": args.end,
+            "start": _number_or_text(args.start),
+            "end": _number_or_text(args.end),
         }
     if args.method == "latest":
-        return [codes], {"intervals": split_codes(args.intervals), "count": args.count}
+        intervals = [_number_or_text(i) for i in split_codes(args.intervals)]
+        return [codes], {"intervals": intervals, "count": args.count}
     return [codes], {}
+
+
+_NUMBER = re.compile(r"\s*-?\d+(\.\d+)?\s*")
+
+
+def _number_or_text(text: str | None) -> int | float | str | None:
+    """A number for a numeric option value (``--interval 8``, ``--start 1714000000``), so the
+    command line means what the Python API means; any other text as it is."""
+    if text is None or not _NUMBER.fullmatch(text):
+        return text
+    return float(text) if "." in text else int(text)
 
 
 #: Stands in for the token of a dry run without one: nothing is sent, only planned.
@@ -216,7 +230,15 @@ async def _fetch_async(
     client: Any, method: str, call_args: list[Any], kwargs: dict[str, Any]
 ) -> FetchResult:
     async with client:
-        return await getattr(client, method)(*call_args, **kwargs)
+        # Planning checks every argument without a call (a ValueError: a mistake in the
+        # command); after that, an error comes from the fetch, never from the command line.
+        getattr(client, f"_calls_for_{method}")(*call_args, **kwargs)
+        try:
+            return await getattr(client, method)(*call_args, **kwargs)
+        except (ValueError, TypeError) as exc:
+            raise FetchStopped(
+                f"the fetch stopped on an unexpected error (please report it): {exc!r}"
+            ) from exc
 
 
 def run(args: argparse.Namespace) -> int:

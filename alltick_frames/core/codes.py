@@ -15,8 +15,9 @@ Codes are case-sensitive (``Silver`` is not ``SILVER``), so they are never norma
 from __future__ import annotations
 
 import re
+import sys
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 STOCK_PATH = "/quote-stock-b-api"
@@ -86,11 +87,13 @@ def classify(code: str) -> CodeInfo:
 def validate_codes(codes: str | Iterable[str]) -> list[CodeInfo]:
     """Check a list of codes before any request: none empty, malformed or repeated.
 
-    A single string is taken as one code. The caller's order is kept.
+    A single string is taken as one code; any other iterable of strings (a list, a tuple, a
+    pandas Series or Index, a numpy array) as the codes. The caller's order is kept.
     """
     if isinstance(codes, str):
         codes = [codes]
-    items = list(codes)
+    _check_container(codes)
+    items = [str(c) if isinstance(c, str) else c for c in codes]  # numpy's str_ -> str
     if not items:
         raise ValueError("no codes given: pass at least one code, e.g. ['AAPL.US', 'EURUSD']")
     infos = [classify(c) for c in items]
@@ -98,3 +101,18 @@ def validate_codes(codes: str | Iterable[str]) -> list[CodeInfo]:
     if repeated:
         raise ValueError(f"codes repeated: {repeated}; pass each code once")
     return infos
+
+
+def _check_container(codes: object) -> None:
+    """TypeError, with the fix, for a ``codes`` argument that is not a collection of codes."""
+    example = "e.g. ['AAPL.US', 'EURUSD'] or one code as a string"
+    pandas = sys.modules.get("pandas")  # a DataFrame can only exist once pandas is imported
+    if pandas is not None and isinstance(codes, pandas.DataFrame):
+        raise TypeError(
+            "codes is a DataFrame: iterating one gives its column names, not codes; pass the "
+            "column that holds them, e.g. codes=df['code']"
+        )
+    if isinstance(codes, Mapping):
+        raise TypeError(f"codes is a mapping; pass a list of codes ({example}), e.g. list(d)")
+    if isinstance(codes, bytes | bytearray) or not isinstance(codes, Iterable):
+        raise TypeError(f"codes must be a code or a list of codes ({example}), got {codes!r}")

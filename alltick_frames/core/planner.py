@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from alltick_frames.core import validate
 from alltick_frames.core.codes import CodeInfo, validate_codes
 from alltick_frames.core.intervals import Interval, parse_interval
 from alltick_frames.core.plans import BATCH_KLINE, KLINE, Plan
@@ -32,6 +33,12 @@ TimeLike = str | int | float | date | datetime | pd.Timestamp
 
 #: Bars a history request gets when it names neither ``count`` nor ``start``: one page.
 DEFAULT_COUNT = 500
+#: The most bars one request may ask for per code: 1-minute bars over 19 years, more than any
+#: plan's history (5 years on Professional) and 20,000 calls per code.
+MAX_COUNT = 10_000_000
+_MAX_COUNT_FIX = (
+    ": no AllTick history holds that many bars; ask for fewer, or for a time range with start="
+)
 
 
 def to_epoch(value: TimeLike, name: str) -> int:
@@ -109,10 +116,7 @@ def kline_request(
                 f"{'…' if len(stocks) > 5 else ''}); use 1h or 1d for them, or fetch them apart"
             )
     if count is not None:
-        whole = isinstance(count, numbers.Integral) and not isinstance(count, bool | np.bool_)
-        if not whole or count < 1:
-            raise ValueError(f"count must be a whole number >= 1, got {count!r}")
-        count = int(count)  # numpy's integers too
+        count = validate.whole("count", count, high=MAX_COUNT, fix=_MAX_COUNT_FIX)
         if start is not None:
             raise ValueError("give either count (the newest N bars) or start, not both")
     start_s = None if start is None else to_epoch(start, "start")
@@ -211,7 +215,7 @@ def latest_groups(
         raise ValueError("no intervals given: pass at least one, e.g. intervals=('1m',)")
     if len({i.kline_type for i in ivls}) != len(ivls):
         raise ValueError(f"intervals repeated: {[str(i) for i in ivls]}")
-    if isinstance(count, bool) or count not in (1, 2):
+    if not validate.is_whole(count) or count not in (1, 2):
         raise ValueError(f"count must be 1 or 2 for latest bars (AllTick's cap), got {count!r}")
     bad = [c.code for c in infos if c.is_stock for i in ivls if not i.stock_ok]
     if bad:

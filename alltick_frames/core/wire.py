@@ -23,6 +23,7 @@ walking the parsed ``data``.
 
 from __future__ import annotations
 
+import numbers
 import re
 import uuid
 from collections.abc import Iterable, Sequence
@@ -89,9 +90,9 @@ def _kline_type(kline_type: int | str | Interval) -> int:
 
 
 def _check_int(name: str, value: int, low: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < low:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < low:
         raise ValueError(f"{name} must be an int >= {low}, got {value!r}")
-    return value
+    return int(value)
 
 
 def kline_data(

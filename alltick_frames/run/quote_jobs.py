@@ -27,7 +27,7 @@ from dataclasses import dataclass, field, replace
 import pandas as pd
 
 from alltick_frames import frames
-from alltick_frames.core import wire
+from alltick_frames.core import validate, wire
 from alltick_frames.core.codes import CodeInfo
 from alltick_frames.core.errors import Failure, MalformedResponse, ServiceError
 from alltick_frames.core.planner import chunk_codes
@@ -218,12 +218,8 @@ class SuspensionJob:
     def __post_init__(self) -> None:
         self.exchange = _exchange(self.exchange)
         self.endpoint = suspension_endpoint(self.exchange)
-        if self.page_size is not None and (
-            isinstance(self.page_size, bool)
-            or not isinstance(self.page_size, int)
-            or self.page_size < 1
-        ):
-            raise ValueError(f"page_size must be a whole number >= 1, got {self.page_size!r}")
+        if self.page_size is not None:
+            self.page_size = validate.whole("page_size", self.page_size)
 
     @property
     def path(self) -> str:
