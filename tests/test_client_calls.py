@@ -64,8 +64,8 @@ async def test_each_series_is_decoded_whole_once_its_chain_ends(emu, monkeypatch
     the last answer: every batch holds whole series, and every series is in one batch."""
     batches: list[Counter[str]] = []
 
-    def spy(items: list[tuple[str, bytes]], *args: object) -> object:
-        batches.append(Counter(code for code, _ in items))
+    def spy(items: list[jobs._Arrived], *args: object) -> object:
+        batches.append(Counter(a.page.code.code for a in items))
         return assemble(items, *args)
 
     assemble = jobs._assemble

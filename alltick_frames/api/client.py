@@ -30,7 +30,17 @@ from alltick_frames.store import BarStore
 
 #: Failure kinds worth asking again by default: the rest are permanent (a bad code stays bad).
 RETRYABLE_KINDS = frozenset(
-    {"transport", "rate-limit", "daily-cap", "left-out", "cancelled", "service-error"}
+    {
+        "transport",
+        "rate-limit",
+        "daily-cap",
+        "left-out",
+        "cancelled",
+        "service-error",
+        "unreadable",
+        "bad-bars",
+        "unknown-ret",
+    }
 )
 
 #: Planning rounds per klines() call: the first fills gaps and refreshes stale tops, the next
@@ -218,7 +228,7 @@ class AllTick(QuotesMixin):
             failures += await self._fill(req, todo, job, stats, now)
         stats.route = "+".join(sorted(e for e, n in stats.calls.items() if n)) or "cache"
         data = job.frame()
-        failures += job.unreadable
+        failures += job.rejected
         failed = {f.code for f in failures}
         request = {
             "method": "klines",
@@ -279,11 +289,11 @@ class AllTick(QuotesMixin):
                 batch_job = BatchJob(store=self.store, now=now)
                 calls = [batch_job.call(c) for c in chunks]
                 failures += await self._run(batch_job, calls, stats, "refresh")
-                failures += batch_job.left_out + batch_job.unreadable
+                failures += batch_job.left_out + batch_job.rejected
             pages = [page for p in needy if p not in batch for page in p.pages]
             paged.update(page.code.code for page in pages)
             failures += await self._run_pages(job, pages, stats)
-            failed = {f.code for f in [*failures, *job.unreadable]}
+            failed = {f.code for f in [*failures, *job.rejected]}
             todo = [c for c in todo if c.code not in failed]
         return failures
 
@@ -322,7 +332,7 @@ class AllTick(QuotesMixin):
             "intervals": list(dict.fromkeys(str(i) for _, i in groups)),
             "count": count,
         }
-        failures += job.left_out + job.unreadable
+        failures += job.left_out + job.rejected
         return self._result(data, failures, stats, started, request)
 
     # ------------------------------------------------------------------------ estimate, retry

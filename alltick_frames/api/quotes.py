@@ -150,7 +150,7 @@ class QuotesMixin:
         code_order = [c.code for c in infos]
         data = job.frame(code_order)
         request = {"method": method, "codes": code_order}
-        return self._result(data, failures + job.left_out, stats, started, request)
+        return self._result(data, failures + job.left_out + job.rejected, stats, started, request)
 
     # ------------------------------------------------------------------ trading halts
 

@@ -39,6 +39,7 @@ __all__ = [
     "MAX_TRACE_LEN",
     "Envelope",
     "SuspensionPage",
+    "as_int",
     "batch_kline_data",
     "kline_data",
     "new_trace",
@@ -189,7 +190,7 @@ def _load_object(body: bytes, endpoint: str | None) -> dict[str, Any]:
     return obj
 
 
-def _as_int(value: Any) -> int | None:
+def as_int(value: Any) -> int | None:
     """An int from an int, an integral float or a numeric string; None otherwise."""
     if isinstance(value, bool):
         return None
@@ -215,7 +216,7 @@ def parse_envelope(body: bytes, endpoint: str | None = None) -> Envelope:
     Envelope(ret=401, msg='token is required', trace=None, data=None)
     """
     obj = _load_object(body, endpoint)
-    ret = _as_int(obj.get("ret"))
+    ret = as_int(obj.get("ret"))
     if ret is None:
         raise MalformedResponse(
             f"response body has no integer 'ret': {_snippet(body)}", endpoint=endpoint
@@ -288,8 +289,8 @@ total_pages=None, current_page=None, current_size=None, error='busy')
         success=True,
         data=data,
         timestamp=None if timestamp is None else str(timestamp),
-        total_count=_as_int(obj.get("totalCount")),
-        total_pages=_as_int(obj.get("totalPages")),
-        current_page=_as_int(obj.get("currentPage")),
-        current_size=_as_int(obj.get("currentSize")),
+        total_count=as_int(obj.get("totalCount")),
+        total_pages=as_int(obj.get("totalPages")),
+        current_page=as_int(obj.get("currentPage")),
+        current_size=as_int(obj.get("currentSize")),
     )

@@ -23,6 +23,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
+from typing import Any
 
 import pandas as pd
 
@@ -32,6 +33,7 @@ from alltick_frames.core.codes import CodeInfo
 from alltick_frames.core.errors import Failure, MalformedResponse, ServiceError
 from alltick_frames.core.planner import chunk_codes
 from alltick_frames.core.plans import DEPTH_TICK, STATIC_INFO, SUSPENSION, TRADE_TICK
+from alltick_frames.run.jobs import unreadable
 from alltick_frames.run.runner import Call, read_answer
 from alltick_frames.run.transport import Response
 
@@ -90,13 +92,15 @@ class SymbolListJob:
 
     ``chunk`` is the most codes per call (the plan's ``codes_per_call``). Each answer is
     decoded as it arrives; :meth:`frame` puts them together. ``left_out`` collects the codes
-    the server left out of an answer twice.
+    the server left out of an answer twice, ``rejected`` those whose record was unreadable.
     """
 
     endpoint: str
     chunk: int
     _frames: list[pd.DataFrame] = field(default_factory=list)
     left_out: list[Failure] = field(default_factory=list)
+    #: Codes whose record could not be read (kind ``unreadable``).
+    rejected: list[Failure] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         if self.endpoint not in _ENDPOINTS:
@@ -125,11 +129,24 @@ class SymbolListJob:
         data = envelope.data if envelope.data is not None else {}
         records = (data.get(spec.list_key) if isinstance(data, dict) else None) or []
         if not isinstance(data, dict) or not isinstance(records, list):
-            raise MalformedResponse(f"unexpected /{self.endpoint} data", endpoint=self.endpoint)
-        # Decoded now, not at the end, so a body that is not what the docs say (a price that
-        # is not a number, ...) is a fault the runner retries instead of an error after it.
-        self._frames.append(spec.decode([envelope]))
-        answered = {r.get(spec.code_key) for r in records}
+            what = MalformedResponse(f"the answer holds no {spec.list_key}", endpoint=spec.name)
+            self.rejected += [unreadable(c.code, None, spec.name, what) for c in call.payload]
+            return []
+        # Records are matched by the code they carry; a record for no code asked is junk.
+        asked = {c.code for c in call.payload}
+        mine = [r for r in records if isinstance(r, dict) and r.get(spec.code_key) in asked]
+        # Decoded now, not at the end, so that a record that is not what the docs say (a
+        # price that is not a number, ...) fails its own code alone, with a row saying why.
+        try:
+            self._frames.append(spec.decode([self._answer(mine)]))
+        except MalformedResponse:
+            for record in mine:
+                try:
+                    self._frames.append(spec.decode([self._answer([record])]))
+                except MalformedResponse as exc:
+                    code = record[spec.code_key]
+                    self.rejected.append(unreadable(code, None, spec.name, exc))
+        answered = {r[spec.code_key] for r in mine}
         missing = tuple(c for c in call.payload if c.code not in answered)
         if not missing:
             return []
@@ -146,6 +163,10 @@ class SymbolListJob:
             for c in missing
         )
         return []
+
+    def _answer(self, records: list[dict[str, Any]]) -> wire.Envelope:
+        """A successful envelope holding ``records`` alone, for the decoder."""
+        return wire.Envelope(200, "ok", None, {self.spec.list_key: records})
 
     def split(self, call: Call) -> list[Call]:
         """Halve the call's codes (a 603, or bisecting to find a 600/604 code)."""

@@ -10,7 +10,9 @@ call and what its answers mean; the runner drives any job the same way:
   capped, jittered exponential backoff, up to ``RetryPolicy.attempts`` tries;
 * 603 (too big) splits the call in two; 600/604 in a call of several codes bisects it until
   the bad codes stand alone, so every good code is still delivered;
-* 400/401/402/601 stop the job with a typed exception;
+* 400/401/402/601 stop the job with a typed exception; a ``ret`` the client does not know is
+  asked once more, then reported as ``unknown-ret`` for that call's items alone;
+* an answer a job cannot read fails only that call's items (``unreadable``), never the job;
 * when the day's cap is reached the job stops, and every item not yet fetched becomes a
   failure row of kind ``daily-cap``.
 """
@@ -48,6 +50,8 @@ Item = tuple[str, str | None]
 MIN_LATENESS = 0.002
 #: New slots a call may take after missing one, before it goes with whatever slot it has.
 MAX_REPACES = 3
+#: Tries of a call answered with a ``ret`` the client does not know: the first and one more.
+UNKNOWN_RET_ATTEMPTS = 2
 
 
 @dataclass(frozen=True, slots=True)
@@ -311,6 +315,10 @@ class Runner:
             except MalformedResponse as exc:
                 self._fault(call, exc)
                 return
+            except Exception as exc:  # a job's reading of one answer must not sink the job
+                log.exception("could not read a %s answer", job.endpoint)
+                self._fail(call, "unreadable", None, f"could not read the answer: {exc!r}")
+                return
             self._submit_more(follow_ups)
             self._done()
         elif action is Action.RETRY:
@@ -330,6 +338,9 @@ class Runner:
                 self.stats.bisections += 1
             self._submit_more(parts)
             self._done()
+        elif action is Action.UNKNOWN:
+            self.stats.faults[f"ret-{ret}"] += 1
+            self._again_or_fail(call, "unknown-ret", ret, envelope.msg, UNKNOWN_RET_ATTEMPTS)
         else:
             raise error_for(ret, envelope.msg, job.endpoint, call.codes)
 
@@ -344,8 +355,10 @@ class Runner:
         self.stats.faults[name] += 1
         self._again_or_fail(call, exc.kind, None, exc.msg)
 
-    def _again_or_fail(self, call: Call, kind: str, ret: int | None, msg: str) -> None:
-        if call.attempts >= self.retry.attempts:
+    def _again_or_fail(
+        self, call: Call, kind: str, ret: int | None, msg: str, attempts: int | None = None
+    ) -> None:
+        if call.attempts >= min(self.retry.attempts, attempts or self.retry.attempts):
             self._fail(call, kind, ret, msg)
             return
         delay = self.retry.delay(call.attempts, self.rng)
