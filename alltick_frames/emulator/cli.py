@@ -112,7 +112,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     faults = parser.add_argument_group("fault injection (probabilities per request, default 0)")
     faults.add_argument(
         "--faults", type=float, default=0.0, metavar="RATE",
-        help="overall fault rate, split evenly over the five kinds below",
+        help="overall fault rate, split evenly over the five network kinds below",
     )  # fmt: skip
     for flag, kind, what in (
         ("--fault-rate-limit", "rate_limit", "answer ret 429 or 605 without using quota"),
@@ -120,6 +120,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         ("--fault-reset", "reset", "drop the connection without an answer"),
         ("--fault-slow", "slow", "hold the answer back by --latency (+ --jitter) seconds"),
         ("--fault-malformed", "malformed", "HTTP 200 with a truncated or non-JSON body"),
+        (
+            "--fault-bad-bars",
+            "bad_bars",
+            "a /kline or /batch-kline answer with one bar (or its label) out of domain: a NaN "
+            "or negative price, high below low, a start off the grid, ... (not part of --faults)",
+        ),
     ):
         faults.add_argument(flag, dest=f"fault_{kind}", type=float, metavar="RATE", help=what)
     faults.add_argument(

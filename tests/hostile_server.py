@@ -1,0 +1,86 @@
+"""A hostile server for the tests: AllTick's paths, answered however a test wants.
+
+The emulator breaks answers in the ways :mod:`alltick_frames.emulator.faults` lists; what it
+cannot do (a ``ret`` AllTick never documented, one record of a tick answer that is garbage, an
+endless or compressed-bomb body) a test does here, over real HTTP on loopback. This module
+holds no tests.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from typing import Any
+
+from aiohttp import web
+
+#: A handler of one call: the request's ``data`` in, the answer's body (a dict) out.
+Answer = Callable[[dict[str, Any]], dict[str, Any]]
+
+
+def ok(data: dict[str, Any]) -> dict[str, Any]:
+    return {"ret": 200, "msg": "ok", "trace": "t", "data": data}
+
+
+def bars(code: str, kline_type: int, n: int, *, close: str = "1.5") -> dict[str, Any]:
+    """``data`` of a ``/kline`` answer: ``n`` plausible day bars ending 2024-05-14."""
+    last = 1_715_644_800  # 2024-05-14 00:00 UTC
+    step = 86_400
+    kline = [
+        {
+            "timestamp": str(last - (n - 1 - k) * step),
+            "open_price": "1.4", "high_price": "1.6", "low_price": "1.3", "close_price": close,
+            "volume": "10", "turnover": "15",
+        }
+        for k in range(n)
+    ]  # fmt: skip
+    return {"code": code, "kline_type": kline_type, "kline_list": kline}
+
+
+@asynccontextmanager
+async def serve(
+    kline: Answer | None = None,
+    trade_tick: Answer | None = None,
+    raw: dict[str, Callable[[web.Request], Awaitable[web.StreamResponse]]] | None = None,
+) -> AsyncIterator[tuple[str, Counter[str]]]:
+    """A server on a free loopback port answering ``/kline`` and ``/trade-tick`` on both base
+    paths with ``kline`` and ``trade_tick``, and any path in ``raw`` with its own handler.
+
+    Yields the base URL and a counter of the requests by code (by path for ``raw`` routes).
+    """
+    seen: Counter[str] = Counter()
+
+    def route(answer: Answer) -> Callable[[web.Request], Awaitable[web.Response]]:
+        async def handle(request: web.Request) -> web.Response:
+            data = json.loads(request.query["query"])["data"]
+            for code in [data.get("code")] + [s["code"] for s in data.get("symbol_list", [])]:
+                if code:
+                    seen[code] += 1
+            return web.json_response(answer(data))
+
+        return handle
+
+    def counted(handler: Callable[[web.Request], Awaitable[web.StreamResponse]]) -> Any:
+        async def handle(request: web.Request) -> web.StreamResponse:
+            seen[request.path] += 1
+            return await handler(request)
+
+        return handle
+
+    app = web.Application()
+    for base in ("/quote-b-api", "/quote-stock-b-api"):
+        if kline is not None:
+            app.router.add_get(f"{base}/kline", route(kline))
+        if trade_tick is not None:
+            app.router.add_get(f"{base}/trade-tick", route(trade_tick))
+    for path, handler in (raw or {}).items():
+        app.router.add_route("*", path, counted(handler))
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    try:
+        yield f"http://127.0.0.1:{runner.addresses[0][1]}", seen
+    finally:
+        await runner.cleanup()
