@@ -8,7 +8,9 @@ holds no tests.
 
 from __future__ import annotations
 
+import functools
 import json
+import zlib
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -37,6 +39,52 @@ def bars(code: str, kline_type: int, n: int, *, close: str = "1.5") -> dict[str,
         for k in range(n)
     ]  # fmt: skip
     return {"code": code, "kline_type": kline_type, "kline_list": kline}
+
+
+#: Every hostile body starts like a real answer, so only its size gives it away.
+PREFIX = b'{"ret":200,"msg":"ok","trace":"t","data":{"code":"X","kline_type":8,"kline_list":['
+#: An endless body stops by itself after this much (the client should stop far sooner).
+ENDLESS_STOP = 4 << 30
+
+
+async def endless(request: web.Request) -> web.StreamResponse:
+    """A 200 answer whose body never ends (JSON whitespace, 64 KiB at a time), until the
+    client hangs up or :data:`ENDLESS_STOP` bytes are sent."""
+    response = web.StreamResponse(headers={"Content-Type": "application/json"})
+    await response.prepare(request)
+    chunk = b" " * (64 << 10)
+    sent = 0
+    try:
+        await response.write(PREFIX)
+        while sent < ENDLESS_STOP:
+            await response.write(chunk)
+            sent += len(chunk)
+    except (ConnectionError, RuntimeError):  # the client hung up, as it should
+        pass
+    return response
+
+
+@functools.cache
+def gzip_bomb(inflated: int) -> bytes:
+    """A gzip body that inflates to ``inflated`` bytes: :data:`PREFIX`, then whitespace
+    (1 GiB takes about 1 MiB)."""
+    pack = zlib.compressobj(6, zlib.DEFLATED, 31)
+    parts = [pack.compress(PREFIX)]
+    block = b" " * (8 << 20)
+    for start in range(0, inflated, len(block)):
+        parts.append(pack.compress(block[: inflated - start]))
+    parts.append(pack.flush())
+    return b"".join(parts)
+
+
+def bomb(inflated: int) -> Callable[[web.Request], Awaitable[web.Response]]:
+    """A handler answering with :func:`gzip_bomb` (``Content-Encoding: gzip``)."""
+
+    async def handle(request: web.Request) -> web.Response:
+        headers = {"Content-Encoding": "gzip", "Content-Type": "application/json"}
+        return web.Response(body=gzip_bomb(inflated), headers=headers)
+
+    return handle
 
 
 @asynccontextmanager

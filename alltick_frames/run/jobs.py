@@ -21,6 +21,7 @@ from alltick_frames.core.intervals import BY_KLINE_TYPE, Interval
 from alltick_frames.core.planner import BatchChunk, KlinePage, KlineRequest
 from alltick_frames.core.plans import BATCH_KLINE, KLINE, Plan
 from alltick_frames.frames import checks
+from alltick_frames.run import bodies
 from alltick_frames.run.runner import Call
 from alltick_frames.store import BarStore
 from alltick_frames.store.series import bar_arrays, read_frame, record_latest_many, record_page
@@ -357,6 +358,9 @@ class KlineJob:
         self._hand_over()
         return [] if following is None else [self._call(following)]
 
+    def max_body(self, call: Call) -> int:
+        return bodies.bound(call.payload.num, bodies.BAR_BYTES)
+
     def split(self, call: Call) -> list[Call]:
         page: KlinePage = call.payload
         if page.num <= 1:
@@ -590,6 +594,10 @@ class BatchJob:
             checked.keep[pairs.isin(doubted)] = False
         order = list(dict.fromkeys(c.code for c, _ in groups.values()))
         return frames.finalize_klines([decoded[checked.keep]], order)
+
+    def max_body(self, call: Call) -> int:
+        chunk: BatchChunk = call.payload
+        return bodies.bound(len(chunk.groups), bodies.GROUP_BYTES + chunk.num * bodies.BAR_BYTES)
 
     def split(self, call: Call) -> list[Call]:
         """Halve the call by codes, keeping each code's intervals together."""

@@ -33,6 +33,7 @@ from alltick_frames.core.codes import CodeInfo
 from alltick_frames.core.errors import Failure, MalformedResponse, ServiceError
 from alltick_frames.core.planner import chunk_codes
 from alltick_frames.core.plans import DEPTH_TICK, STATIC_INFO, SUSPENSION, TRADE_TICK
+from alltick_frames.run import bodies
 from alltick_frames.run.jobs import unreadable
 from alltick_frames.run.runner import Call, read_answer
 from alltick_frames.run.transport import Response
@@ -66,14 +67,26 @@ class _Endpoint:
     code_key: str
     decode: Callable[[Sequence[wire.Envelope]], pd.DataFrame]
     empty: Callable[[], pd.DataFrame]
+    #: The largest plausible record of one code (see :mod:`alltick_frames.run.bodies`).
+    record_bytes: int
 
 
 _ENDPOINTS: dict[str, _Endpoint] = {
     TRADE_TICK: _Endpoint(
-        TRADE_TICK, "tick_list", "code", frames.decode_trade_ticks, frames.empty_trades
+        TRADE_TICK,
+        "tick_list",
+        "code",
+        frames.decode_trade_ticks,
+        frames.empty_trades,
+        bodies.TICK_BYTES,
     ),
     DEPTH_TICK: _Endpoint(
-        DEPTH_TICK, "tick_list", "code", frames.decode_depth_ticks, frames.empty_depth
+        DEPTH_TICK,
+        "tick_list",
+        "code",
+        frames.decode_depth_ticks,
+        frames.empty_depth,
+        bodies.BOOK_BYTES,
     ),
     # Static information is keyed by "symbol", not "code" (alltick-api.md §3.5).
     STATIC_INFO: _Endpoint(
@@ -82,6 +95,7 @@ _ENDPOINTS: dict[str, _Endpoint] = {
         "symbol",
         frames.decode_static_info,
         frames.empty_static_info,
+        bodies.INFO_BYTES,
     ),
 }
 
@@ -163,6 +177,9 @@ class SymbolListJob:
             for c in missing
         )
         return []
+
+    def max_body(self, call: Call) -> int:
+        return bodies.bound(len(call.payload), self.spec.record_bytes)
 
     def _answer(self, records: list[dict[str, Any]]) -> wire.Envelope:
         """A successful envelope holding ``records`` alone, for the decoder."""
@@ -307,6 +324,9 @@ class SuspensionJob:
 
     def split(self, call: Call) -> list[Call]:
         return []  # one exchange per call: nothing to split
+
+    def max_body(self, call: Call) -> int:
+        return bodies.SUSPENSION_BYTES
 
     def frame(self) -> pd.DataFrame:
         """Every record received, newest notice first, as :data:`frames.SUSPENSION_DTYPES`."""

@@ -6,6 +6,8 @@ call and what its answers mean; the runner drives any job the same way:
 * every call first waits for the :class:`~alltick_frames.budget.Budget`, so the plan's windows
   are never broken by us, and leaves at the slot it was given: a call whose connection was
   ready late (a new connection, a busy loop) takes a new slot (:class:`Departure`);
+* every answer is read within its job's ``max_body`` bound (an endless or compressed-bomb body
+  is a fault, not a memory blow-up);
 * faults (timeouts, resets, HTTP 5xx, malformed bodies) and 429/605 are sent again after a
   capped, jittered exponential backoff, up to ``RetryPolicy.attempts`` tries;
 * 603 (too big) splits the call in two; 600/604 in a call of several codes bisects it until
@@ -153,6 +155,11 @@ class Job(Protocol):
         """Smaller calls covering ``call`` (603, or bisection); empty if it cannot shrink."""
         ...
 
+    def max_body(self, call: Call) -> int:
+        """The most bytes ``call``'s answer may take once inflated (see
+        :mod:`alltick_frames.run.bodies`): past it the call fails instead of filling memory."""
+        ...
+
     # A job may also define ``read(response) -> wire.Envelope`` for a service that does not
     # speak AllTick's envelope (the trading-halt service); :func:`read_answer` is the default.
 
@@ -259,11 +266,14 @@ class Runner:
             return
         self._count(call)
         params, body = job.request(call)
+        limit = job.max_body(call)
         try:
             if body is not None:
-                response = await self.transport.post(call.path, body, ready=departure)
+                response = await self.transport.post(call.path, body, ready=departure, limit=limit)
             else:
-                response = await self.transport.get(call.path, params or {}, ready=departure)
+                response = await self.transport.get(
+                    call.path, params or {}, ready=departure, limit=limit
+                )
         except TransportError as exc:
             self._fault(call, exc)
             return
