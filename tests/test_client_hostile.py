@@ -55,7 +55,7 @@ DROPPED: dict[str, str] = {
     "negative-volume": "1 with volume or turnover negative or infinite",
     "off-grid": "1 with a start not after 1970 or off the 1h grid",
     "before-1970": "1 with a start not after 1970 or off the 1h grid",
-    "future": "1 with a start after the end asked for, or in the future",
+    "future": "1 with a start more than a day after the job's clock",
 }
 
 

@@ -176,7 +176,7 @@ KINDS: dict[str, tuple[str, str]] = {
     "bad-bars": (
         "some bars could not be believed and were dropped (a price missing, not finite or "
         "not above 0, low/high that do not bound open/close, negative volume, a start off "
-        "the interval's grid or after the end asked for); or one start came twice with "
+        "the interval's grid or more than a day ahead); or one start came twice with "
         "different values. The msg counts them by reason; the item's other bars were kept",
         "retry the failures later; if it persists, report the msg to AllTick",
     ),

@@ -15,8 +15,9 @@ failure row names. A bar is dropped when
   for the trading calendars to say; day, week and month bars start at midnight of an
   exchange's time zone in the emulator, which AllTick does not document (alltick-api.md §8
   #16), so a stricter grid for them would drop a real series on a guess;
-* it starts after the end asked for, or more than :data:`CLOCK_SLACK` after the job's clock
-  (``late``).
+* it starts more than :data:`CLOCK_SLACK` after the job's clock (``late``). A bar after the
+  *end asked for* is no fault of the bar: it is how AllTick answers when it ignores
+  ``kline_timestamp_end`` (stocks always do), and the jobs trim it or stop paging on it.
 
 Two bars of one answer with the same start and different values are a conflict (``conflict``):
 both are believed no more than the rest, the later copy is kept (as everywhere in this
@@ -45,9 +46,9 @@ __all__ = [
     "check_bars",
     "describe",
     "epoch_seconds",
+    "latest_start",
     "on_grid",
     "plausible_starts",
-    "upper_bound",
 ]
 
 #: Seconds a bar may start after the job's clock before it counts as "in the future": a day,
@@ -60,7 +61,7 @@ REASONS: dict[str, str] = {
     "range": "low above open or close, or high below them",
     "volume": "volume or turnover negative or infinite",
     "grid": "a start not after 1970 or off the {interval} grid",
-    "late": "a start after the end asked for, or in the future",
+    "late": "a start more than a day after the job's clock",
     "conflict": "sent twice with different values (the later copy kept)",
 }
 
@@ -91,12 +92,8 @@ def on_grid(code: str, interval: str) -> bool:
     return pageable and interval in _INTRADAY
 
 
-def upper_bound(end: int | None, paged: bool, now: float) -> int:
-    """The latest start a bar may have: ``end`` for a code paged back to it, else the job's
-    clock plus :data:`CLOCK_SLACK` (stocks ignore the end asked and answer their newest
-    bars, which are trimmed later, not refused)."""
-    if end and paged:
-        return int(end)
+def latest_start(now: float) -> int:
+    """The latest start a bar may have, for a job whose clock read ``now``."""
     return int(now) + CLOCK_SLACK
 
 
@@ -120,7 +117,7 @@ def check_bars(
     """Check the bars of a decoded k-line frame (:data:`~alltick_frames.frames.KLINE_COLUMNS`).
 
     ``upper`` is the latest start each bar may have (one per row, or one for all: see
-    :func:`upper_bound`). Conflicting duplicates are looked for within each ``group`` (one
+    :func:`latest_start`). Conflicting duplicates are looked for within each ``group`` (one
     int per row, e.g. the answer each bar came in; default: its code and interval).
     """
     n = len(data)

@@ -63,7 +63,10 @@ def empty_suspensions() -> pd.DataFrame:
 def _local_times(values: pd.Series) -> pd.Series:
     """Naive local datetimes from text like ``2024-01-15 09:30:00`` (NaT when unreadable)."""
     text = values.astype("string").str.strip().replace("", pd.NA)
-    return pd.to_datetime(text, format="ISO8601", errors="coerce").astype("datetime64[ns]")
+    parsed = pd.to_datetime(text, format="ISO8601", errors="coerce")
+    # A year like -1 or 9999 parses, but lies outside what nanoseconds can hold: NaT too.
+    inside = parsed.between(pd.Timestamp.min, pd.Timestamp.max)
+    return parsed.where(inside).astype("datetime64[ns]")
 
 
 def _moment(records: pd.DataFrame, datetime_key: str, date_key: str, time_key: str) -> pd.Series:

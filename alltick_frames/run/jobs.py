@@ -95,8 +95,9 @@ def _starts(page: KlinePage, envelope: wire.Envelope) -> np.ndarray:
         return np.empty(0, np.int64)
     if not isinstance(data, dict) or not isinstance(bars, list):
         raise MalformedResponse("the answer's data holds no kline_list", endpoint=KLINE)
+    # A label left out is the request's (the quick start's documented answer has none).
     code, kline_type = data.get("code"), wire.as_int(data.get("kline_type"))
-    if code != page.code.code or kline_type != page.interval.kline_type:
+    if code not in (None, page.code.code) or kline_type not in (None, page.interval.kline_type):
         raise MalformedResponse(
             f"the answer is labelled {str(code)[:40]!r} kline_type {kline_type}, not the "
             f"{page.code.code} {page.interval} (kline_type {page.interval.kline_type}) asked "
@@ -110,10 +111,6 @@ def _starts(page: KlinePage, envelope: wire.Envelope) -> np.ndarray:
             "a bar's timestamp is missing or not a whole number", endpoint=KLINE
         ) from None
     return checks.epoch_seconds(stamps)
-
-
-def _upper(page: KlinePage, now: float) -> int:
-    return checks.upper_bound(page.end_ts, page.code.pageable, now)
 
 
 def _decode_pages(
@@ -153,8 +150,7 @@ def _believe(
     for k, exc in errors.items():
         bad.setdefault(arrived[k].page.code.code, exc)
     which = np.repeat(np.arange(len(arrived)), sizes)
-    upper = np.array([_upper(a.page, now) for a in arrived], np.int64)
-    checked = checks.check_bars(decoded, upper[which], group=which)
+    checked = checks.check_bars(decoded, checks.latest_start(now), group=which)
     for (code, _), counts in checked.problems.items():
         dropped.setdefault(code, Counter()).update(counts)
     return decoded, checked.keep, sizes
@@ -345,7 +341,7 @@ class KlineJob:
         # The next page ends before the oldest *plausible* start: a negative or misaligned
         # one would page to nowhere (its bar is dropped and counted on the decode thread).
         step = page.interval.seconds if checks.on_grid(code, str(page.interval)) else 60
-        starts = stamps[checks.plausible_starts(stamps, step, _upper(page, self.now))]
+        starts = stamps[checks.plausible_starts(stamps, step, checks.latest_start(self.now))]
         following = (
             planner.next_page(page, self.plan, got, int(starts.min())) if starts.size else None
         )
@@ -583,7 +579,7 @@ class BatchJob:
         wanted = {(c.code, str(i)) for c, i in groups.values()}
         pairs = pd.MultiIndex.from_frame(decoded[["code", "interval"]])
         decoded = decoded[pairs.isin(wanted)].reset_index(drop=True)
-        checked = checks.check_bars(decoded, checks.upper_bound(None, False, self.now))
+        checked = checks.check_bars(decoded, checks.latest_start(self.now))
         doubted = set()
         for (code, alias), counts in checked.problems.items():
             note = "" if set(counts) == {"conflict"} else "; the group's other bars too"

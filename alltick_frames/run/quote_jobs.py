@@ -313,7 +313,9 @@ class SuspensionJob:
         if not page.data or len(self.pages) >= MAX_SUSPENSION_PAGES:
             return None
         asked, size = call.payload
-        current = page.current_page or asked or 1
+        # The page asked for, or a later one the answer claims: never back (a page number
+        # of 0 or -1 must not send the job round in circles).
+        current = max(asked or 1, page.current_page or 0)
         size = size or page.current_size or len(page.data)
         if page.total_pages is not None:
             more = current < page.total_pages
