@@ -28,14 +28,16 @@ Everything is vectorised on the decoded columns, so it runs at decoding speed.
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
-from alltick_frames.core.codes import classify
 from alltick_frames.core.intervals import INTERVALS
 from alltick_frames.frames.common import MS_THRESHOLD
 
@@ -70,6 +72,9 @@ _PRICES = ("open", "high", "low", "close")
 _SECONDS = {i.alias: i.seconds for i in INTERVALS}
 #: Intervals on the UTC grid for FX, crypto and metals: 1m to 4h.
 _INTRADAY = {i.alias for i in INTERVALS if i.kline_type <= 7}
+#: Codes of the markets :mod:`alltick_frames.core.codes` routes to the stock path (their
+#: intraday bars start at session opens, not on the UTC grid).
+_STOCK = r"\.(?:US|HK|SH|SZ)$"
 
 
 @dataclass(frozen=True)
@@ -85,11 +90,7 @@ class Checked:
 def on_grid(code: str, interval: str) -> bool:
     """Whether ``code``'s ``interval`` bars must sit on the UTC grid (FX, crypto and metals
     intraday); any other bar is only checked to start on a whole minute."""
-    try:
-        pageable = classify(code).pageable
-    except ValueError:  # not a code this client would ask for: the looser check
-        return False
-    return pageable and interval in _INTRADAY
+    return interval in _INTRADAY and re.search(_STOCK, code) is None
 
 
 def latest_start(now: float) -> int:
@@ -129,10 +130,10 @@ def check_bars(
     code_idx, codes = pd.factorize(data["code"])
     ivl_idx, ivls = pd.factorize(data["interval"])
     series = code_idx * len(ivls) + ivl_idx
-    steps = np.array(
-        [_SECONDS.get(ivl, 60) if on_grid(code, ivl) else 60 for code in codes for ivl in ivls],
-        np.int64,
-    )
+    # The grid step of each row: its interval's length where on_grid() says so, else 60.
+    paged = ~pc.match_substring_regex(pa.array(codes, pa.string()), _STOCK).to_numpy(False)
+    length = np.array([_SECONDS[i] if i in _INTRADAY else 60 for i in ivls], np.int64)
+    steps = np.where(paged[code_idx], length[ivl_idx], 60)
     starts = ns // _NS
     with np.errstate(invalid="ignore"):
         o, h, low, c = prices
@@ -141,7 +142,7 @@ def check_bars(
             "range": (low > np.minimum(o, c)) | (h < np.maximum(o, c)),
             "volume": ((amounts < 0) | np.isinf(amounts)).any(axis=0),
             "late": starts > upper,
-            "grid": ~plausible_starts(starts, steps[series], None) | (ns % _NS != 0),
+            "grid": ~plausible_starts(starts, steps, None) | (ns % _NS != 0),
         }
     # Each dropped bar is counted once, under the first reason in REASONS' order.
     keep = np.ones(n, bool)
