@@ -374,7 +374,9 @@ class KlineJob:
             return
         found = self.now, self._bad, self._dropped
         if self.store is not None:
-            ended = replace(self.req, codes=tuple(self._ended))
+            # A code whose two chains (a gap below, a refresh on top) ended meanwhile is read
+            # back once: the store reads each series once, however often it is asked for.
+            ended = replace(self.req, codes=tuple(dict.fromkeys(self._ended)))
             work = _DECODER.submit(_record, self.store, self._arrived, *found, ended)
             self._arrived, self._ended = [], []
         else:
