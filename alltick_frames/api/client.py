@@ -312,6 +312,7 @@ class AllTick(QuotesMixin):
         """
         started, now = time.monotonic(), self.clock()
         groups = planner.latest_groups(codes, intervals, count)
+        count = int(count)  # 1 or 2, of any integer type
         stats = FetchStats(route=BATCH_KLINE)
         job = BatchJob(store=self.store, now=now)
         infos = list(dict.fromkeys(c for c, _ in groups))
