@@ -24,10 +24,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from alltick_frames.core import validate
 from alltick_frames.core.codes import CodeInfo, validate_codes
 from alltick_frames.core.intervals import Interval, parse_interval
 from alltick_frames.core.plans import BATCH_KLINE, KLINE, Plan
+from alltick_frames.core.validate import is_whole, whole
 
 TimeLike = str | int | float | date | datetime | pd.Timestamp
 
@@ -116,7 +116,7 @@ def kline_request(
                 f"{'…' if len(stocks) > 5 else ''}); use 1h or 1d for them, or fetch them apart"
             )
     if count is not None:
-        count = validate.whole("count", count, high=MAX_COUNT, fix=_MAX_COUNT_FIX)
+        count = whole("count", count, high=MAX_COUNT, fix=_MAX_COUNT_FIX)
         if start is not None:
             raise ValueError("give either count (the newest N bars) or start, not both")
     start_s = None if start is None else to_epoch(start, "start")
@@ -215,7 +215,7 @@ def latest_groups(
         raise ValueError("no intervals given: pass at least one, e.g. intervals=('1m',)")
     if len({i.kline_type for i in ivls}) != len(ivls):
         raise ValueError(f"intervals repeated: {[str(i) for i in ivls]}")
-    if not validate.is_whole(count) or count not in (1, 2):
+    if not is_whole(count) or count not in (1, 2):
         raise ValueError(f"count must be 1 or 2 for latest bars (AllTick's cap), got {count!r}")
     bad = [c.code for c in infos if c.is_stock for i in ivls if not i.stock_ok]
     if bad:
