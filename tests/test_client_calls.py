@@ -24,7 +24,7 @@ from test_client_support import (
 
 from alltick_frames.core import planner, wire
 from alltick_frames.core.codes import STOCK_PATH, classify
-from alltick_frames.run import jobs
+from alltick_frames.run import answers, jobs
 from alltick_frames.store import BarStore
 
 PLAN = fast_plan(100, batch_groups=30)
@@ -68,12 +68,12 @@ async def test_each_series_is_decoded_whole_once_its_chain_ends(emu, monkeypatch
     the last answer: every batch holds whole series, and every series is in one batch."""
     batches: list[Counter[str]] = []
 
-    def spy(items: list[jobs._Arrived], *args: object) -> object:
+    def spy(items: list[answers.Arrived], *args: object) -> object:
         batches.append(Counter(a.page.code.code for a in items))
         return assemble(items, *args)
 
-    assemble = jobs._assemble
-    monkeypatch.setattr(jobs, "_assemble", spy)
+    assemble = answers.assemble
+    monkeypatch.setattr(answers, "assemble", spy)
     by_class = codes_by_class(emu)
     codes = by_class["fx"][:6] + by_class["crypto"][:3] + by_class["US"][:2]
     async with client(emu, PLAN) as c:

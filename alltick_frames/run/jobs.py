@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
-from collections.abc import Callable, Hashable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
-from typing import Any, TypeVar
+from typing import Any
 
 import numpy as np
 import orjson
@@ -21,12 +21,10 @@ from alltick_frames.core.intervals import BY_KLINE_TYPE, Interval
 from alltick_frames.core.planner import BatchChunk, KlinePage, KlineRequest
 from alltick_frames.core.plans import BATCH_KLINE, KLINE, Plan
 from alltick_frames.frames import checks
-from alltick_frames.run import bodies
+from alltick_frames.run import answers, bodies
 from alltick_frames.run.runner import Call
 from alltick_frames.store import BarStore
-from alltick_frames.store.series import bar_arrays, read_frame, record_latest_many, record_page
-
-Key = TypeVar("Key", bound=Hashable)
+from alltick_frames.store.series import read_frame, record_latest_many
 
 #: Most bodies decoded together: batching is what makes decoding fast (see alltick_frames.frames).
 DECODE_BATCH = 128
@@ -70,21 +68,6 @@ def _runs(data: pd.DataFrame) -> tuple[dict[str, int], dict[str, pd.Timestamp]]:
     )
 
 
-def _by_code(data: pd.DataFrame) -> dict[str, pd.DataFrame]:
-    # iter(): a GroupBy has a .keys attribute, which dict() would take for a mapping's.
-    return dict(iter(data.groupby("code", sort=False, observed=True)))
-
-
-@dataclass(frozen=True, slots=True)
-class _Arrived:
-    """One ``/kline`` answer waiting to be written to the store."""
-
-    page: KlinePage
-    body: bytes
-    rows: int  # bars in the body
-    got: int  # distinct timestamps among them
-
-
 def _starts(page: KlinePage, envelope: wire.Envelope) -> np.ndarray:
     """The bar starts (Unix seconds) of a ``/kline`` answer, once it is known to answer
     ``page``; MalformedResponse says why not (not the documented shape, labelled with
@@ -111,112 +94,6 @@ def _starts(page: KlinePage, envelope: wire.Envelope) -> np.ndarray:
             "a bar's timestamp is missing or not a whole number", endpoint=KLINE
         ) from None
     return checks.epoch_seconds(stamps)
-
-
-def _decode_pages(
-    arrived: Sequence[_Arrived],
-) -> tuple[pd.DataFrame, list[int], dict[int, MalformedResponse]]:
-    """Decode answers together: their bars, how many came from each answer, and the answers
-    that could not be read. If that fails, one by one, so one bad body costs only itself."""
-    bodies = [a.body for a in arrived]
-    try:
-        decoded = frames.decode_kline_bodies(bodies)
-        if len(decoded) == sum(a.rows for a in arrived):
-            return decoded, [a.rows for a in arrived], {}
-    except MalformedResponse:
-        pass
-    parts, sizes, errors = [], [], {}
-    for k, body in enumerate(bodies):
-        try:
-            parts.append(frames.decode_kline_bodies([body]))
-            sizes.append(len(parts[-1]))
-        except MalformedResponse as exc:
-            errors[k] = exc
-            sizes.append(0)
-    decoded = pd.concat(parts, ignore_index=True) if parts else frames.empty_klines()
-    return decoded, sizes, errors
-
-
-def _believe(
-    arrived: Sequence[_Arrived],
-    now: float,
-    bad: dict[str, MalformedResponse],
-    dropped: dict[str, Counter[str]],
-) -> tuple[pd.DataFrame, np.ndarray, list[int]]:
-    """Decode and check answers (on the decode thread): their bars, which to keep, and how
-    many came from each answer. A code with an unreadable answer goes to ``bad``; the bars
-    not believed are counted in ``dropped``, by code and reason."""
-    decoded, sizes, errors = _decode_pages(arrived)
-    for k, exc in errors.items():
-        bad.setdefault(arrived[k].page.code.code, exc)
-    which = np.repeat(np.arange(len(arrived)), sizes)
-    checked = checks.check_bars(decoded, checks.latest_start(now), group=which)
-    for (code, _), counts in checked.problems.items():
-        dropped.setdefault(code, Counter()).update(counts)
-    return decoded, checked.keep, sizes
-
-
-def _assemble(
-    arrived: Sequence[_Arrived],
-    req: KlineRequest,
-    now: float,
-    bad: dict[str, MalformedResponse],
-    dropped: dict[str, Counter[str]],
-) -> dict[str, pd.DataFrame]:
-    """Decode finished series' answers into one clean frame per code.
-
-    A code with an unreadable answer would have a hole: it goes to ``bad``, and none of its
-    bars are kept.
-    """
-    decoded, keep, _ = _believe(arrived, now, bad, dropped)
-    series = _by_code(trim(frames.finalize_klines([decoded[keep]], []), req))
-    return {code: bars for code, bars in series.items() if code not in bad}
-
-
-def _record(
-    store: BarStore,
-    arrived: Sequence[_Arrived],
-    now: float,
-    bad: dict[str, MalformedResponse],
-    dropped: dict[str, Counter[str]],
-    ended: KlineRequest,
-) -> dict[str, pd.DataFrame]:
-    """Decode answers together and write each page's believed bars to the store, in arrival
-    order; then read back the series of ``ended`` (chains whose pages are all written by
-    now), one frame per code.
-
-    A code with an unreadable page goes to ``bad``, and none of its later pages are written.
-    A page all of whose bars were dropped proves nothing, so it is not written either.
-    """
-    decoded, keep, sizes = _believe(arrived, now, bad, dropped)
-    ts, vals = bar_arrays(decoded)
-    offset = 0
-    for a, size in zip(arrived, sizes, strict=True):
-        rows, offset = slice(offset, offset + size), offset + size
-        mask = keep[rows]
-        if a.page.code.code in bad or (size and not mask.any()):
-            continue
-        record_page(store, a.page, (ts[rows][mask], vals[:, rows][:, mask]), now, a.got)
-    return _by_code(read_frame(store, ended)) if ended.codes else {}
-
-
-def decode_each(
-    items: Sequence[tuple[Key, bytes]], decode: Callable[[Sequence[bytes]], pd.DataFrame]
-) -> tuple[pd.DataFrame, dict[Key, MalformedResponse]]:
-    """Decode ``(key, body)`` items together; if that fails, one by one, so that one bad body
-    costs only its own key. Returns the frame of every good body and the bad keys' errors."""
-    try:
-        return decode([body for _, body in items]), {}
-    except MalformedResponse:
-        pass
-    good: list[pd.DataFrame] = []
-    bad: dict[Key, MalformedResponse] = {}
-    for key, body in items:
-        try:
-            good.append(decode([body]))
-        except MalformedResponse as exc:
-            bad[key] = exc
-    return pd.concat(good, ignore_index=True) if good else frames.empty_klines(), bad
 
 
 def outside_plan(codes: Sequence[CodeInfo], plan: Plan) -> list[CodeInfo]:
@@ -274,11 +151,11 @@ class KlineJob:
     endpoint: str = KLINE
     series: dict[str, _Series] = field(default_factory=dict)
     #: Without a store: answers of chains still running, by code; then of finished ones.
-    _running: dict[str, list[_Arrived]] = field(default_factory=dict)
-    _finished: list[_Arrived] = field(default_factory=list)
+    _running: dict[str, list[answers.Arrived]] = field(default_factory=dict)
+    _finished: list[answers.Arrived] = field(default_factory=list)
     #: With a store: answers not yet handed over; codes whose chains ended, to read back
     #: after their pages are written; codes with pages written since they were read back.
-    _arrived: list[_Arrived] = field(default_factory=list)
+    _arrived: list[answers.Arrived] = field(default_factory=list)
     _ended: list[CodeInfo] = field(default_factory=list)
     _unread: set[str] = field(default_factory=set)
     #: Work handed to the decode thread and not yet collected; what it gave back.
@@ -332,7 +209,7 @@ class KlineJob:
         state = self.series.setdefault(code, _Series())  # the history ran out
         state.pages += 1
         state.got += got
-        arrived = _Arrived(page, body, stamps.size, got)
+        arrived = answers.Arrived(page, body, stamps.size, got)
         if self.store is not None:
             self._arrived.append(arrived)
             self._unread.add(code)
@@ -377,10 +254,10 @@ class KlineJob:
             # A code whose two chains (a gap below, a refresh on top) ended meanwhile is read
             # back once: the store reads each series once, however often it is asked for.
             ended = replace(self.req, codes=tuple(dict.fromkeys(self._ended)))
-            work = _DECODER.submit(_record, self.store, self._arrived, *found, ended)
+            work = _DECODER.submit(answers.record, self.store, self._arrived, *found, ended)
             self._arrived, self._ended = [], []
         else:
-            work = _DECODER.submit(_assemble, self._finished, self.req, *found)
+            work = _DECODER.submit(answers.assemble, self._finished, self.req, *found)
             self._finished = []
         self._work.append(work)
 
@@ -418,7 +295,7 @@ class KlineJob:
                 return read_frame(self.store, self.req)
             if rest:
                 read = read_frame(self.store, replace(self.req, codes=rest))
-                self._assembled.update(_by_code(read))
+                self._assembled.update(answers.by_code(read))
         parts = [self._assembled[c] for c in self.req.code_order if c in self._assembled]
         return pd.concat(parts, ignore_index=True) if parts else frames.empty_klines()
 
@@ -478,21 +355,6 @@ class KlineJob:
 def _batch_body(item: object) -> bytes:
     """A /batch-kline answer holding one group, to decode that group alone."""
     return orjson.dumps({"ret": 200, "msg": "ok", "data": {"kline_list": [item]}})
-
-
-def trim(data: pd.DataFrame, req: KlineRequest) -> pd.DataFrame:
-    """Keep the bars inside the request: its range, or its newest ``count`` per code."""
-    if data.empty:
-        return data
-    keep = pd.Series(True, index=data.index)
-    if req.start is not None:
-        keep &= data["timestamp"] >= pd.Timestamp(req.start, unit="s", tz="UTC")
-    if req.end is not None:
-        keep &= data["timestamp"] <= pd.Timestamp(req.end, unit="s", tz="UTC")
-    data = data[keep]
-    if req.count is not None:
-        data = data.groupby("code", sort=False, observed=True).tail(req.count)
-    return data.reset_index(drop=True)
 
 
 @dataclass
@@ -568,7 +430,7 @@ class BatchJob:
         except MalformedResponse:
             pass
         items = [(key, _batch_body(item)) for key, item in answered.items()]
-        decoded, bad = decode_each(items, frames.decode_batch_kline_bodies)
+        decoded, bad = answers.decode_each(items, frames.decode_batch_kline_bodies)
         for (code, kline_type), exc in bad.items():
             self.rejected.append(unreadable(code, str(BY_KLINE_TYPE[kline_type]), BATCH_KLINE, exc))
         return decoded
