@@ -10,6 +10,7 @@ from typing import Any, Literal
 
 from alltick_frames.emulator.clock import EmulatorClock, parse_moment
 from alltick_frames.emulator.faults import FaultConfig
+from alltick_frames.emulator.ws_rules import WsConfig
 from alltick_frames.plans import Plan, get_plan, load_plan_file
 
 OversizeMode = Literal["cut", "603"]
@@ -47,6 +48,9 @@ class EmulatorConfig:
     ``mirror_status`` answers 401 and 429 with the same HTTP status; ``oversize`` chooses
     between cutting oversize requests to the cap (``"cut"``) and refusing them with ``"603"``;
     ``strict_free`` adds "1 call per 10 s across all endpoints" to the Free plan.
+
+    ``ws`` sets the WebSocket's choices and faults: a
+    :class:`~alltick_frames.emulator.ws_rules.WsConfig` or a dict of its fields.
     """
 
     tokens: Mapping[str, TokenValue] | None = None
@@ -61,6 +65,7 @@ class EmulatorConfig:
     clock: EmulatorClock | None = None
     frozen_clock: bool = False
     clock_start: str | float | datetime | None = None
+    ws: WsConfig | Mapping[str, Any] | None = None
     _file_plan: Plan | None = field(default=None, init=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -69,6 +74,7 @@ class EmulatorConfig:
         if self.plan_file is not None:
             self._file_plan = load_plan_file(self.plan_file)
         self.faults = FaultConfig.coerce(self.faults)  # validate early
+        self.ws = WsConfig.coerce(self.ws)
         if self.now is not None:
             self.now = parse_moment(self.now)
         if self.clock is None:
