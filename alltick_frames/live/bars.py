@@ -53,7 +53,7 @@ def _calendar_start(naive: pd.Series, interval: Interval) -> pd.Series:
     if interval.alias == "1d":
         return day
     if interval.alias == "1w":
-        return day - pd.to_timedelta(day.dt.weekday, unit="D")
+        return day - pd.to_timedelta(day.dt.day_of_week, unit="D")
     return day - pd.to_timedelta(day.dt.day - 1, unit="D")
 
 
@@ -71,7 +71,7 @@ def _session_starts(times: pd.Series, market: str, interval: Interval) -> pd.Ser
     naive = times.dt.tz_convert(tz).dt.tz_localize(None)
     day = naive.dt.normalize()
     wall = (naive - day).dt.total_seconds().to_numpy()  # wall-clock seconds, DST-proof
-    weekday = (day.dt.weekday < 5).to_numpy()
+    weekday = (day.dt.day_of_week < 5).to_numpy()
     start = np.full(len(times), np.nan)
     for open_, close in sessions:
         inside = weekday & (wall >= open_) & (wall < close)
@@ -91,8 +91,9 @@ def bar_starts(trades: pd.DataFrame, interval: str | int | Interval) -> pd.Serie
     """The start of the ``/kline`` bar each trade belongs to (NaT: outside the sessions)."""
     interval = parse_interval(interval)
     times = trades["time"].reset_index(drop=True)
-    markets = trades["code"].map({c: classify(c).market for c in pd.unique(trades["code"])})
-    markets = markets.fillna("").to_numpy()
+    codes = trades["code"].to_numpy(dtype=object)
+    market_of = {c: classify(c).market or "" for c in pd.unique(codes)}
+    markets = np.array([market_of[c] for c in codes], dtype=object)
     nanos = np.full(len(times), np.iinfo(np.int64).min)  # NaT
     for market in pd.unique(markets):
         rows = np.flatnonzero(markets == market)
