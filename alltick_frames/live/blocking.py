@@ -18,6 +18,7 @@ ends by itself.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import queue
 import threading
 from collections.abc import Callable, Iterable, Iterator
@@ -41,6 +42,7 @@ class BlockingStream(Iterator[pd.DataFrame]):
         self._stream = stream
         self._frames: queue.Queue[Any] = queue.Queue()
         self._loop = asyncio.new_event_loop()
+        self._stop: asyncio.Event
         started: Future[None] = Future()
         self._thread = threading.Thread(
             target=self._run, args=(started,), name="alltick-stream", daemon=True
@@ -64,15 +66,24 @@ class BlockingStream(Iterator[pd.DataFrame]):
         except BaseException as error:
             started.set_exception(error)
             return
+        self._stop = asyncio.Event()
         started.set_result(None)
+        reader = asyncio.create_task(self._read())
+        stop = asyncio.create_task(self._stop.wait())
+        try:
+            await asyncio.wait({reader, stop}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            stop.cancel()
+            await self._stream.close()
+            await reader
+            self._frames.put(_END)
+
+    async def _read(self) -> None:
         try:
             async for frame in self._stream:
                 self._frames.put(frame)
-        except BaseException as error:
+        except Exception as error:
             self._frames.put(error)
-        finally:
-            await self._stream.close()
-            self._frames.put(_END)
 
     def __next__(self) -> pd.DataFrame:
         while True:
@@ -112,8 +123,8 @@ class BlockingStream(Iterator[pd.DataFrame]):
 
     def close(self) -> None:
         """Stop the stream and its thread (idempotent); frames not read yet stay readable."""
-        if self._loop.is_running():
-            asyncio.run_coroutine_threadsafe(self._stream.close(), self._loop)
+        with contextlib.suppress(RuntimeError):  # the loop is closed: the stream ended
+            self._loop.call_soon_threadsafe(self._stop.set)
         self._thread.join()
 
     def __enter__(self) -> BlockingStream:
