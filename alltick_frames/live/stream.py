@@ -46,6 +46,7 @@ not yielded wait in memory, so read them as they come.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import os
 import random
 from collections.abc import Callable, Iterable
@@ -185,8 +186,12 @@ class Stream:
         self.last_error = ""
         self.layout = Layout(self.plan)
         self._order: list[str] = []
+        self._asked: list[str] = []
         self._static: list[Failure] = []
+        #: (kind, code) placed on a socket -> when it was placed, then when its subscription
+        #: was acknowledged (``_acked``): the silence timeout runs from there.
         self._since: dict[tuple[str, str], float] = {}
+        self._acked: set[tuple[str, str]] = set()
         self._arrived: dict[str, set[str]] = {k: set() for k in KINDS}
         self._last_trade: dict[str, Any] = {}
         self._gaps: dict[str, tuple[Any, float, str]] = {}
@@ -297,15 +302,16 @@ class Stream:
         drop = [c.code for c in validate_codes(codes)]
         kinds = self._kinds(trades, depth) if trades is not None or depth is not None else KINDS
         changed = self.layout.remove(drop, kinds)
-        for kind in kinds:
-            for code in drop:
-                self._since.pop((kind, code), None)
+        for pair in itertools.product(kinds, drop):
+            self._since.pop(pair, None)
+            self._acked.discard(pair)
         for slot in self.layout.discard_empty():
             await self._sockets.pop(slot.key).stop()
             changed.discard(slot.key)
         for key in changed:
             self._sockets[key].changed()
         self._order = [c for c in self._order if any(self.layout.where(c, k) for k in KINDS)]
+        self._asked = [c for c in self._asked if c not in drop or c in self._order]
 
     def _kinds(self, trades: bool | None, depth: bool | None) -> tuple[str, ...]:
         if trades is None and depth is None:
@@ -316,6 +322,7 @@ class Stream:
         return kinds
 
     def _place(self, infos: list[Any], kinds: tuple[str, ...]) -> None:
+        self._asked += [i.code for i in infos if i.code not in self._asked]
         outside = outside_plan(infos, self.plan)
         for kind in kinds:
             self._static += unauthorized(outside, self.plan, ENDPOINT[kind], None)
@@ -323,6 +330,10 @@ class Stream:
         infos = [i for i in infos if i.code not in blocked]
         self._order += [i.code for i in infos if i.code not in self._order]
         changed, rejected = self.layout.add(infos, kinds)
+        now = self.clock.now()
+        for pair in itertools.product(kinds, (i.code for i in infos)):
+            if pair not in self._since and (pair[1], pair[0]) not in rejected:
+                self._since[pair] = now
         plan = self.plan
         for code, kind in rejected:
             self._static.append(
@@ -362,7 +373,9 @@ class Stream:
     def on_subscribed(self, sock: Socket, kind: str, codes: tuple[str, ...]) -> None:
         now = self.clock.now()
         for code in codes:
-            self._since.setdefault((kind, code), now)
+            if (kind, code) not in self._acked:
+                self._acked.add((kind, code))
+                self._since[(kind, code)] = now
             if kind == TRADES and code in self._gaps:
                 last, closed_at, reason = self._gaps.pop(code)
                 self._static.append(self._gap(code, last, reason, now - closed_at))
@@ -382,7 +395,7 @@ class Stream:
         kind, data = frame.kind, frame.data
         assert kind is not None
         code = data["code"]
-        if (kind, code) not in self._since:
+        if (kind, code) not in self._acked:
             return  # removed, or not acknowledged yet
         if kind == TRADES:
             self.stats.trades += 1
@@ -439,25 +452,55 @@ class Stream:
             detail=f"trades {after} {until} may be missing",
         )
 
+    def _silent(self, kind: str, code: str, seconds: float) -> Failure:
+        if (kind, code) in self._acked:
+            msg = "acknowledged but never pushed"
+            detail = (
+                f"no push in the {seconds:.0f} s since the subscription was acknowledged: "
+                "AllTick acks unknown, misrouted or unauthorised codes and never pushes them, "
+                "and a closed market pushes nothing"
+            )
+        else:
+            msg = "never subscribed"
+            detail = (
+                f"no subscription acknowledged in {seconds:.0f} s: the socket could not "
+                "connect, was refused, or the stream ended first"
+            )
+        return Failure(code=code, endpoint=ENDPOINT[kind], kind="left-out", msg=msg, detail=detail)
+
     @property
     def failures(self) -> pd.DataFrame:
         """Every failure row so far (the schema of ``FetchResult.failures``)."""
         now = self._ended_at if self._ended_at is not None else self.clock.now()
         ended = self._ended_at is not None
         silent = [
-            Failure(
-                code=code,
-                endpoint=ENDPOINT[kind],
-                kind="left-out",
-                msg="acknowledged but never pushed",
-                detail=f"no push in the {now - since:.0f} s since the subscription was "
-                "acknowledged: AllTick acks unknown, misrouted or unauthorised codes and never "
-                "pushes them, and a closed market pushes nothing",
-            )
+            self._silent(kind, code, now - since)
             for (kind, code), since in self._since.items()
             if code not in self._arrived[kind] and (ended or now - since >= self.silence_timeout)
         ]
-        return failures_frame(self._static + silent, code_order=self._order)
+        return failures_frame(self._static + silent, code_order=self._asked)
+
+    @property
+    def asked(self) -> list[str]:
+        """Every code asked for (placed on a socket or reported), in the order given."""
+        return list(self._asked)
+
+    @property
+    def arrived(self) -> dict[str, set[str]]:
+        """The codes that pushed at least once, per kind."""
+        return {k: set(self._arrived[k]) for k in self.kinds}
+
+    @property
+    def elapsed(self) -> float:
+        """Seconds since the stream started (until it ended), on its clock."""
+        if self._started_at is None:
+            return 0.0
+        return (self._ended_at or self.clock.now()) - self._started_at
+
+    @property
+    def sockets(self) -> int:
+        """Sockets connected right now."""
+        return sum(sock.ws is not None for sock in self._sockets.values())
 
     @property
     def codes(self) -> dict[str, list[str]]:
