@@ -346,7 +346,7 @@ class Stream:
                     attempts=0,
                 )
             )
-        for key in changed:
+        for key in (k for k in self.layout.slots if k in changed):  # sockets in code order
             sock = self._sockets.get(key)
             if sock is None:
                 sock = self._sockets[key] = Socket(self, self.layout.slots[key], self._rng)
