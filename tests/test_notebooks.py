@@ -79,7 +79,7 @@ def test_live_stream_runs_top_to_bottom(offline, monkeypatch):
     text, _ = outputs(nb)
     assert re.search(r"BTCUSDT 1 +\d+\.\d+ +\d+\.\d+", text)  # the book, best level ...
     assert re.search(r"\n +5 +\d+\.\d+ +\d+\.\d+", text)  # ... down to crypto's fifth
-    assert re.search(r"AAPL.US 2024-05-15 14:00:0\d\.\d+\+00:00 +185\.", text)  # the tape
+    assert re.search(r"AAPL.US 2024-05-15 14:\d\d:\d\d\.\d+\+00:00 +18\d\.", text)  # the tape
     assert "'too_many': 0" in text and "'reconnects': 0" in text
     assert "Empty DataFrame" in text  # every code arrived
     assert re.search(r"BTCUSDT +1m 2024-05-15 14:00:00\+00:00", text)  # bars from ticks
