@@ -8,6 +8,7 @@
 
 from alltick_frames.live.bars import BarBuilder, ticks_to_bars
 from alltick_frames.live.blocking import BlockingStream, stream
-from alltick_frames.live.stream import Stream, StreamStats
+from alltick_frames.live.ledger import StreamStats
+from alltick_frames.live.stream import Stream
 
 __all__ = ["BarBuilder", "BlockingStream", "Stream", "StreamStats", "stream", "ticks_to_bars"]

@@ -50,7 +50,6 @@ import itertools
 import os
 import random
 from collections.abc import Callable, Iterable
-from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -58,11 +57,12 @@ import aiohttp
 import pandas as pd
 
 from alltick_frames.codes import DEFAULT_BASE_URL, validate_codes
-from alltick_frames.errors import Failure, MalformedResponse, failures_frame
+from alltick_frames.errors import Failure, MalformedResponse
 from alltick_frames.frames import decode_depth_ticks, decode_trade_ticks
 from alltick_frames.jobs import outside_plan, unauthorized
 from alltick_frames.live.clock import clock_of
 from alltick_frames.live.layout import Layout, SlotKey
+from alltick_frames.live.ledger import Ledger, StreamStats
 from alltick_frames.live.pacing import Pacer
 from alltick_frames.live.socket import Socket
 from alltick_frames.live.wire import DEPTH, ENDPOINT, KINDS, MAX_DEPTH_LEVEL, TRADES, Frame
@@ -76,43 +76,9 @@ _DECODERS: dict[str, Callable[[list[Envelope]], pd.DataFrame]] = {
 }
 
 
-@dataclass
-class StreamStats:
-    """What a stream did so far."""
-
-    #: Pushes received, of each kind; frames that were not JSON AllTick documents.
-    trades: int = 0
-    books: int = 0
-    malformed: int = 0
-    #: Connections opened (reconnects included), reconnects, handshakes refused (HTTP 429),
-    #: sockets closed under the stream (by the server or the network).
-    connects: int = 0
-    reconnects: int = 0
-    refused: int = 0
-    closes: int = 0
-    #: Answers ``ret`` 606 (a stream that keeps to its plan never gets one).
-    too_many: int = 0
-    heartbeats: int = 0
-    subscriptions: int = 0
-
-    @property
-    def messages(self) -> int:
-        return self.trades + self.books
-
-    def as_dict(self) -> dict[str, int]:
-        return {**asdict(self), "messages": self.messages}
-
-
 def _positive(name: str, value: float, fix: str) -> None:
     if not isinstance(value, int | float) or isinstance(value, bool) or not value > 0:
         raise ValueError(f"{name} must be a number above 0, got {value!r}; {fix}")
-
-
-def _moment(ms: Any) -> str:
-    try:
-        return pd.Timestamp(int(ms), unit="ms", tz="UTC").isoformat()
-    except (TypeError, ValueError):
-        return "?"
 
 
 class Stream:
@@ -187,14 +153,7 @@ class Stream:
         self.layout = Layout(self.plan)
         self._order: list[str] = []
         self._asked: list[str] = []
-        self._static: list[Failure] = []
-        #: (kind, code) placed on a socket -> when it was placed, then when its subscription
-        #: was acknowledged (``_acked``): the silence timeout runs from there.
-        self._since: dict[tuple[str, str], float] = {}
-        self._acked: set[tuple[str, str]] = set()
-        self._arrived: dict[str, set[str]] = {k: set() for k in KINDS}
-        self._last_trade: dict[str, Any] = {}
-        self._gaps: dict[str, tuple[Any, float, str]] = {}
+        self.ledger = Ledger()
         self._buffers: dict[str, list[dict[str, Any]]] = {k: [] for k in KINDS}
         self._sockets: dict[SlotKey, Socket] = {}
         self._tasks: list[asyncio.Task[None]] = []
@@ -260,9 +219,7 @@ class Stream:
         await self.session.close()
         for kind in KINDS:
             self._flush(kind)
-        for code, (last, _, reason) in self._gaps.items():
-            self._static.append(self._gap(code, last, reason, None))
-        self._gaps.clear()
+        self.ledger.ended()
         assert self._out is not None
         self._out.put_nowait(None)
 
@@ -302,9 +259,7 @@ class Stream:
         drop = [c.code for c in validate_codes(codes)]
         kinds = self._kinds(trades, depth) if trades is not None or depth is not None else KINDS
         changed = self.layout.remove(drop, kinds)
-        for pair in itertools.product(kinds, drop):
-            self._since.pop(pair, None)
-            self._acked.discard(pair)
+        self.ledger.forget(itertools.product(kinds, drop))
         for slot in self.layout.discard_empty():
             await self._sockets.pop(slot.key).stop()
             changed.discard(slot.key)
@@ -325,18 +280,16 @@ class Stream:
         self._asked += [i.code for i in infos if i.code not in self._asked]
         outside = outside_plan(infos, self.plan)
         for kind in kinds:
-            self._static += unauthorized(outside, self.plan, ENDPOINT[kind], None)
+            self.ledger.rows += unauthorized(outside, self.plan, ENDPOINT[kind], None)
         blocked = {c.code for c in outside}
         infos = [i for i in infos if i.code not in blocked]
         self._order += [i.code for i in infos if i.code not in self._order]
         changed, rejected = self.layout.add(infos, kinds)
-        now = self.clock.now()
-        for pair in itertools.product(kinds, (i.code for i in infos)):
-            if pair not in self._since and (pair[1], pair[0]) not in rejected:
-                self._since[pair] = now
+        placed = itertools.product(kinds, (i.code for i in infos))
+        self.ledger.asked((p for p in placed if (p[1], p[0]) not in rejected), self.clock.now())
         plan = self.plan
         for code, kind in rejected:
-            self._static.append(
+            self.ledger.rows.append(
                 Failure(
                     code=code,
                     endpoint=ENDPOINT[kind],
@@ -366,43 +319,31 @@ class Stream:
 
     def on_close(self, sock: Socket, reason: str) -> None:
         self.stats.closes += 1
-        now = self.clock.now()
-        for code in sock.acked[TRADES]:
-            self._gaps.setdefault(code, (self._last_trade.get(code), now, reason))
+        self.ledger.closed(sock.acked[TRADES], self.clock.now(), reason)
 
     def on_subscribed(self, sock: Socket, kind: str, codes: tuple[str, ...]) -> None:
-        now = self.clock.now()
-        for code in codes:
-            if (kind, code) not in self._acked:
-                self._acked.add((kind, code))
-                self._since[(kind, code)] = now
-            if kind == TRADES and code in self._gaps:
-                last, closed_at, reason = self._gaps.pop(code)
-                self._static.append(self._gap(code, last, reason, now - closed_at))
+        self.ledger.acknowledged(kind, codes, self.clock.now())
 
     def on_refused(self, sock: Socket, kind: str, codes: tuple[str, ...], answer: Frame) -> None:
         """A subscription answered neither 200 nor 606: report its codes, stop asking."""
         if answer.ret == 606:
             return  # the socket closes and reconnects
-        for code in codes:
-            self._static.append(
-                Failure(code=code, endpoint=ENDPOINT[kind], ret=answer.ret, msg=answer.msg or "?")
-            )
+        self.ledger.rows += [
+            Failure(code=code, endpoint=ENDPOINT[kind], ret=answer.ret, msg=answer.msg or "?")
+            for code in codes
+        ]
         self.layout.remove(codes, (kind,))
         sock.changed()  # the server still holds the previous set: align it with what is left
 
     def on_push(self, frame: Frame) -> None:
         kind, data = frame.kind, frame.data
         assert kind is not None
-        code = data["code"]
-        if (kind, code) not in self._acked:
+        if not self.ledger.pushed(kind, data["code"], data.get("tick_time")):
             return  # removed, or not acknowledged yet
         if kind == TRADES:
             self.stats.trades += 1
-            self._last_trade[code] = data.get("tick_time")
         else:
             self.stats.books += 1
-        self._arrived[kind].add(code)
         buffer = self._buffers[kind]
         buffer.append(data)
         if len(buffer) >= self.batch_rows:
@@ -435,50 +376,16 @@ class Stream:
             frame.attrs["kind"] = kind
             self._out.put_nowait(frame)
 
-    # --- failures ------------------------------------------------------------------------
-
-    def _gap(self, code: str, last: Any, reason: str, seconds: float | None) -> Failure:
-        after = f"after the trade of {_moment(last)}" if last is not None else "since subscribing"
-        until = (
-            f"until the resubscription {seconds:.1f} s later"
-            if seconds is not None
-            else ("until the stream ended")
-        )
-        return Failure(
-            code=code,
-            endpoint=ENDPOINT[TRADES],
-            kind="transport",
-            msg=f"socket closed: {reason}",
-            detail=f"trades {after} {until} may be missing",
-        )
-
-    def _silent(self, kind: str, code: str, seconds: float) -> Failure:
-        if (kind, code) in self._acked:
-            msg = "acknowledged but never pushed"
-            detail = (
-                f"no push in the {seconds:.0f} s since the subscription was acknowledged: "
-                "AllTick acks unknown, misrouted or unauthorised codes and never pushes them, "
-                "and a closed market pushes nothing"
-            )
-        else:
-            msg = "never subscribed"
-            detail = (
-                f"no subscription acknowledged in {seconds:.0f} s: the socket could not "
-                "connect, was refused, or the stream ended first"
-            )
-        return Failure(code=code, endpoint=ENDPOINT[kind], kind="left-out", msg=msg, detail=detail)
+    # --- what came of it -------------------------------------------------------------------
 
     @property
     def failures(self) -> pd.DataFrame:
-        """Every failure row so far (the schema of ``FetchResult.failures``)."""
-        now = self._ended_at if self._ended_at is not None else self.clock.now()
+        """Every failure row so far (the schema of ``FetchResult.failures``; see
+        :mod:`~alltick_frames.live.ledger` for the kinds)."""
         ended = self._ended_at is not None
-        silent = [
-            self._silent(kind, code, now - since)
-            for (kind, code), since in self._since.items()
-            if code not in self._arrived[kind] and (ended or now - since >= self.silence_timeout)
-        ]
-        return failures_frame(self._static + silent, code_order=self._asked)
+        now = self._ended_at if ended else self.clock.now()
+        timeout = self.silence_timeout
+        return self.ledger.failures(now, ended=ended, timeout=timeout, order=self._asked)
 
     @property
     def asked(self) -> list[str]:
@@ -488,7 +395,7 @@ class Stream:
     @property
     def arrived(self) -> dict[str, set[str]]:
         """The codes that pushed at least once, per kind."""
-        return {k: set(self._arrived[k]) for k in self.kinds}
+        return {k: set(self.ledger.arrived[k]) for k in self.kinds}
 
     @property
     def elapsed(self) -> float:
