@@ -9,13 +9,17 @@ both sides.
 from __future__ import annotations
 
 import asyncio
+import json
 
 import pandas as pd
 import pytest
+from aiohttp import web
 from live_helpers import admin, count, driven, millis, run, scheduled, stream_on, ws_stats
 
 from alltick_frames.emulator.catalogue import CATALOGUE
 from alltick_frames.frames import DEPTH_DTYPES, TRADE_DTYPES
+from alltick_frames.live import Stream
+from alltick_frames.live import socket as socket_module
 from alltick_frames.live.socket import RECONNECT_GUARD
 from alltick_frames.plans import get_plan
 
@@ -238,3 +242,33 @@ async def test_a_refused_token_ends_the_stream_and_never_shows(alltick_emulator)
         await run(stream)
     assert type(caught.value).__name__ == "AuthError"
     assert "s3cret" not in str(caught.value) and "s3cret" not in repr(stream)
+
+
+async def test_a_server_that_stops_answering_is_given_up(monkeypatch):
+    """A link that dies without a word: no answer within the timeout closes the socket."""
+    monkeypatch.setattr(socket_module, "ANSWER_TIMEOUT", 0.3)
+    heard = []
+
+    async def mute(request: web.Request) -> web.WebSocketResponse:
+        ws = web.WebSocketResponse()
+        await ws.prepare(request)
+        async for msg in ws:
+            heard.append(json.loads(msg.data)["cmd_id"])  # ... and never answers
+        return ws
+
+    app = web.Application()
+    app.router.add_get("/quote-b-ws-api", mute)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = runner.addresses[0][1]
+    try:
+        stream = Stream(["BTCUSDT"], token="t", base_url=f"http://127.0.0.1:{port}", duration=1)
+        await run(stream)
+    finally:
+        await runner.cleanup()
+    assert heard == [22004]  # trades first; no answer, so no depth subscription
+    assert stream.stats.closes == 1 and stream.stats.subscriptions == 0
+    failures = stream.failures
+    assert set(failures["msg"]) == {"never subscribed"}

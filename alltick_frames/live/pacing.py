@@ -76,7 +76,14 @@ class Pacer:
                 now = self.clock.now()
                 self._last[key] = now
                 if subscription:
-                    self._last_subscription[key] = now
+                    # Older ones no longer hold anything back (and a long stream of
+                    # reconnects would pile them up).
+                    recent = {
+                        k: t
+                        for k, t in self._last_subscription.items()
+                        if now - t < WS_SUBSCRIBE_SPACING + self.guard
+                    }
+                    self._last_subscription = recent | {key: now}
 
     def forget(self, key: Hashable) -> None:
         """Drop a closed connection's per-connection times (its subscription time stays: the

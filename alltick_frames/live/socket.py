@@ -154,6 +154,10 @@ class Socket:
             for task in helpers:
                 if task.done() and task.exception() is not None:
                     raise task.exception()  # type: ignore[misc]
+            unanswered = [t.result() for t in helpers if t.done() and t.result()]
+            if unanswered:  # the link died without a word: give the connection up
+                await ws.close()
+                return unanswered[0]
             return await reader
         finally:
             for task in (reader, *helpers):
@@ -199,7 +203,8 @@ class Socket:
         await ws.send_str(request(cmd_id, seq, data))
         return await asyncio.wait_for(future, ANSWER_TIMEOUT)
 
-    async def _beat(self, ws: aiohttp.ClientWebSocketResponse) -> None:
+    async def _beat(self, ws: aiohttp.ClientWebSocketResponse) -> str | None:
+        """Send heartbeats; returns why when one got no answer, None when the socket closed."""
         stream = self.stream
         last = stream.clock.now()
         while True:
@@ -208,13 +213,16 @@ class Socket:
                 await stream.pacer.request(
                     self.key, partial(self._exchange, ws, HEARTBEAT), subscription=False
                 )
-            except (ConnectionError, TimeoutError, RuntimeError):
-                return  # the reader sees the close
+            except TimeoutError:
+                return f"no answer to a heartbeat in {ANSWER_TIMEOUT:g} s"
+            except (ConnectionError, RuntimeError):
+                return None  # closed: the reader says why
             stream.stats.heartbeats += 1
             last = stream.clock.now()
 
-    async def _sync(self, ws: aiohttp.ClientWebSocketResponse) -> None:
-        """Subscribe each kind's full set whenever it differs from what was acknowledged."""
+    async def _sync(self, ws: aiohttp.ClientWebSocketResponse) -> str | None:
+        """Subscribe each kind's full set whenever it differs from what was acknowledged;
+        returns like :meth:`_beat`."""
         stream = self.stream
         while True:
             await self._dirty.wait()
@@ -232,8 +240,10 @@ class Socket:
                         answer = await stream.pacer.request(
                             self.key, partial(self._exchange, ws, cmd, data), subscription=True
                         )
-                    except (ConnectionError, TimeoutError, RuntimeError):
-                        return  # the reader sees the close
+                    except TimeoutError:
+                        return f"no answer to a subscription in {ANSWER_TIMEOUT:g} s"
+                    except (ConnectionError, RuntimeError):
+                        return None  # closed: the reader says why
                     stream.stats.subscriptions += 1
                     if answer.ret == 200:
                         self.acked[kind] = want

@@ -188,7 +188,9 @@ class Stream:
         self._started_at = self.clock.now()
         self._out = asyncio.Queue()
         self.pacer = Pacer(self.clock)
-        self.session = aiohttp.ClientSession()
+        # No overall limit (a socket lives for hours), but a handshake must not hang.
+        timeout = aiohttp.ClientTimeout(total=None, connect=30.0, sock_connect=30.0)
+        self.session = aiohttp.ClientSession(timeout=timeout)
         self._tasks.append(asyncio.create_task(self._flush_loop()))
         if self.duration is not None:
             self._tasks.append(asyncio.create_task(self._end_after(self.duration)))
