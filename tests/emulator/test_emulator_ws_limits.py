@@ -3,6 +3,7 @@ alltick/docs ``en/getting-started/websocket-interface-limitations.mdx``)."""
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 
 import pytest
@@ -132,3 +133,24 @@ async def test_tokens_are_counted_apart(alltick_emulator, sockets):
     assert await alice.subscribe(TRADES, ["AAPL.US"]) == 200
     assert await bob.subscribe(TRADES, ["AAPL.US"]) == 200  # another token: no 3 s rule
     assert (await group.refusal(token="alice"))[0] == 429
+
+
+def test_the_command_line_and_config_set_the_websocket():
+    from alltick_frames.emulator.cli import add_arguments, config_from_args
+    from alltick_frames.emulator.config import EmulatorConfig
+    from alltick_frames.emulator.ws_rules import WsConfig
+
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    args = parser.parse_args(
+        ["--ws-cadence", "2", "--ws-refuse", "606", "--ws-push-ints", "--ws-heartbeat-spacing",
+         "--ws-fault-drop", "0.1", "--ws-fault-malformed", "0.2", "--latency", "0.3"]
+    )  # fmt: skip
+    assert config_from_args(args).ws == WsConfig(
+        refuse="606", cadence=2.0, push_ints=True, heartbeat_spacing=True, drop=0.1,
+        malformed=0.2, latency=0.3,
+    )  # fmt: skip
+    with pytest.raises(ValueError, match="unknown ws setting"):
+        EmulatorConfig(ws={"cadense": 1})
+    with pytest.raises(ValueError, match="cadence must lie in"):
+        EmulatorConfig(ws={"cadence": 0.1})
