@@ -111,3 +111,11 @@ def test_bad_codes_and_no_token(monkeypatch):
     with pytest.raises(ValueError, match="no AllTick token"):
         Stream(["BTCUSDT"])
     assert "s3cret" not in repr(Stream(["BTCUSDT"], token="s3cret"))
+
+
+async def test_codes_change_only_while_the_stream_runs():
+    stream = Stream(["BTCUSDT"], token="t")
+    with pytest.raises(RuntimeError, match="cannot add codes: the stream has not started"):
+        await stream.add(["ETHUSDT"])
+    with pytest.raises(RuntimeError, match="cannot remove codes: the stream has not started"):
+        await stream.remove(["BTCUSDT"])

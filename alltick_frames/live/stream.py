@@ -31,8 +31,9 @@ What it takes care of (alltick-api.md §6; alltick/docs ``en/websocket/*`` and
   books need no such row: each book replaces the one before, and the next one arrives
   within the cadence.
 * **Codes that never arrive** are ``left-out`` rows once ``silence_timeout`` seconds (60) have
-  passed since their subscription was acknowledged without a single push, and at the end of
-  the stream. AllTick acknowledges unknown, misrouted and unauthorised codes and then stays
+  passed since their subscription was acknowledged without a single push (or since the
+  stream asked for them, while no socket could subscribe them), and at the end of the
+  stream. AllTick acknowledges unknown, misrouted and unauthorised codes and then stays
   silent; a market that is closed stays silent too, so a US stock streamed at night is one.
   A code that arrives later drops its row.
 
@@ -251,13 +252,14 @@ class Stream:
     ) -> None:
         """Stream more codes (by default of the kinds the stream was opened with); only the
         sockets that take them resubscribe."""
-        kinds = self._kinds(trades, depth)
-        self._place(validate_codes(codes), kinds)
+        self._running("add codes")
+        self._place(validate_codes(codes), self._kinds(trades, depth))
 
     async def remove(
         self, codes: str | Iterable[str], *, trades: bool | None = None, depth: bool | None = None
     ) -> None:
         """Stop streaming codes (both kinds by default); a socket left with no code closes."""
+        self._running("remove codes")
         drop = [c.code for c in validate_codes(codes)]
         kinds = self._kinds(trades, depth) if trades is not None or depth is not None else KINDS
         changed = self.layout.remove(drop, kinds)
@@ -270,6 +272,11 @@ class Stream:
         self._order = [c for c in self._order if any(self.layout.where(c, k) for k in KINDS)]
         self._asked = [c for c in self._asked if c not in drop or c in self._order]
 
+    def _running(self, what: str) -> None:
+        if self._started_at is None or self._ended_at is not None:
+            state = "has not started" if self._started_at is None else "has ended"
+            raise RuntimeError(f"cannot {what}: the stream {state}")
+
     def _kinds(self, trades: bool | None, depth: bool | None) -> tuple[str, ...]:
         if trades is None and depth is None:
             return self.kinds
@@ -279,16 +286,17 @@ class Stream:
         return kinds
 
     def _place(self, infos: list[Any], kinds: tuple[str, ...]) -> None:
-        self._asked += [i.code for i in infos if i.code not in self._asked]
+        self._asked = list(dict.fromkeys([*self._asked, *(i.code for i in infos)]))
         outside = outside_plan(infos, self.plan)
         for kind in kinds:
             self.ledger.rows += unauthorized(outside, self.plan, ENDPOINT[kind], None)
         blocked = {c.code for c in outside}
         infos = [i for i in infos if i.code not in blocked]
-        self._order += [i.code for i in infos if i.code not in self._order]
+        self._order = list(dict.fromkeys([*self._order, *(i.code for i in infos)]))
         changed, rejected = self.layout.add(infos, kinds)
+        refused = {(kind, code) for code, kind in rejected}
         placed = itertools.product(kinds, (i.code for i in infos))
-        self.ledger.asked((p for p in placed if (p[1], p[0]) not in rejected), self.clock.now())
+        self.ledger.asked((p for p in placed if p not in refused), self.clock.now())
         plan = self.plan
         for code, kind in rejected:
             self.ledger.rows.append(
