@@ -38,8 +38,8 @@ class StreamStats:
     trades: int = 0
     books: int = 0
     malformed: int = 0
-    #: Connections opened (reconnects included), reconnects, handshakes refused (HTTP 429),
-    #: sockets closed under the stream (by the server or the network).
+    #: Connections opened (reconnects included), reconnects, handshakes refused (HTTP 429, or
+    #: any status but 401 and 404), sockets closed under the stream (server or network).
     connects: int = 0
     reconnects: int = 0
     refused: int = 0
