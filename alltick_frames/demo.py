@@ -1,4 +1,4 @@
-"""``alltick-frames demo``: the main job of this library, end to end, in a few seconds.
+"""The demo job: the main job of this library, end to end, in a few seconds.
 
 With no ``ALLTICK_TOKEN`` it starts the built-in AllTick emulator inside this process (on
 loopback, synthetic prices, no network), so a fresh clone can see the whole thing work: daily
@@ -9,22 +9,29 @@ so the failures table always has something to show.
 
 With ``ALLTICK_TOKEN`` set, the same job runs against AllTick itself (``--base-url`` to point
 elsewhere, ``--plan`` to match your plan, ``--emulator`` to stay offline anyway).
+
+Its command line, ``alltick-frames demo``, is :mod:`alltick_frames.cli.demo`; this module does
+not import the command line, and imports pandas and the client only when the job runs.
 """
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import csv
 import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from importlib import resources
+from importlib.resources.abc import Traversable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from alltick_frames.result import FetchResult
+if TYPE_CHECKING:
+    from alltick_frames.api.result import FetchResult
 
+#: Where the package keeps its copy of the repository's data/ (see :func:`data_dir`).
+SAMPLE_DIR = "sample_data"
 #: The sample universe, in the order the demo asks for it.
 SAMPLE_FILES = ("us.csv", "hk.csv", "cn.csv", "fx.csv", "crypto.csv", "metals.csv", "broken.csv")
 #: The file of codes that fail on purpose.
@@ -41,18 +48,6 @@ IN_PROCESS_GUARD = 0.15
 #: the demo never goes faster than a real plan allows.
 TOKEN_PLAN = "basic"
 
-DESCRIPTION = """\
-Fetch a year of daily bars for the sample universe in data/ (US, HK and A-share stocks,
-FX, crypto, metals: about 100 codes) and write them to a Parquet file.
-
-Without ALLTICK_TOKEN this starts the built-in AllTick emulator in this process: synthetic
-prices, no network, done in a few seconds. With ALLTICK_TOKEN set it runs the same job
-against AllTick (at your plan's pace: pass --plan).
-
-Two codes of the sample (data/broken.csv) fail on purpose, so the failures table shows what a
-failure looks like; the demo still exits 0 when it ran.
-"""
-
 
 @dataclass(frozen=True)
 class Instrument:
@@ -64,19 +59,17 @@ class Instrument:
     source: str
 
 
-def data_dir() -> Path:
-    """The sample universe: ``data/`` of the clone this package runs from, else ``./data``."""
-    candidates = [Path(__file__).resolve().parents[1] / "data", Path.cwd() / "data"]
-    for candidate in candidates:
-        if (candidate / SAMPLE_FILES[0]).is_file():
-            return candidate
-    raise FileNotFoundError(
-        "cannot find the sample universe (data/us.csv, ...): run the demo from a clone of "
-        "the repository, or pass --data-dir"
-    )
+def data_dir() -> Traversable:
+    """The sample universe shipped inside the package, read with :mod:`importlib.resources`.
+
+    It is a copy of the repository's ``data/`` (the CSV files; a test keeps the two
+    identical), so the demo finds it in a wheel install as in a clone. On disk, as pip
+    installs it, this is a :class:`~pathlib.Path`.
+    """
+    return resources.files("alltick_frames") / SAMPLE_DIR
 
 
-def sample_universe(directory: Path | None = None) -> list[Instrument]:
+def sample_universe(directory: Path | Traversable | None = None) -> list[Instrument]:
     """Every code of the sample files in ``directory`` (default :func:`data_dir`), in order."""
     directory = directory or data_dir()
     out: list[Instrument] = []
@@ -94,70 +87,6 @@ def sample_universe(directory: Path | None = None) -> list[Instrument]:
     return out
 
 
-def add_demo_parser(subparsers: Any) -> argparse.ArgumentParser:
-    """Register ``demo`` on the ``alltick-frames`` command line."""
-    from alltick_frames.cli import EXIT_HELP
-
-    parser = subparsers.add_parser(
-        "demo",
-        help="fetch daily bars for the sample universe (no token needed)",
-        description=DESCRIPTION,
-        epilog="examples:\n  alltick-frames demo\n  alltick-frames demo --out bars.parquet"
-        "\n  ALLTICK_TOKEN=... alltick-frames demo --plan premium\n\n" + EXIT_HELP,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    parser.add_argument(
-        "--out",
-        type=Path,
-        default=DEFAULT_OUT,
-        metavar="FILE",
-        help=f"where to write the bars (.parquet or .csv; default: {DEFAULT_OUT})",
-    )
-    parser.add_argument(
-        "--count",
-        type=int,
-        default=DEFAULT_COUNT,
-        help=f"daily bars per code (default: {DEFAULT_COUNT}, about a year)",
-    )
-    parser.add_argument(
-        "--data-dir",
-        type=Path,
-        metavar="DIR",
-        help="where the sample universe lives (default: the repository's data/)",
-    )
-    where = parser.add_argument_group("where the data comes from")
-    where.add_argument(
-        "--emulator",
-        action="store_true",
-        help="use the built-in emulator even when ALLTICK_TOKEN is set",
-    )
-    where.add_argument(
-        "--plan",
-        help=f"the plan to pace by (default: {EMULATOR_PLAN} on the emulator, {TOKEN_PLAN} "
-        "with a token: pass yours)",
-    )
-    where.add_argument(
-        "--base-url",
-        help="AllTick host when ALLTICK_TOKEN is set (default: $ALLTICK_BASE_URL or "
-        "https://quote.alltick.co)",
-    )
-    where.add_argument(
-        "--now",
-        metavar="MOMENT",
-        help="fix the emulator's market clock, e.g. 2024-05-15T14:00:00Z, for the same "
-        "output on every run (default: real time)",
-    )
-    from alltick_frames.cli import _cache_options
-
-    options = parser.add_argument_group("cache and progress")
-    _cache_options(options)
-    shown = options.add_mutually_exclusive_group()
-    shown.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
-    shown.add_argument("--progress", action="store_true", help="always show a progress bar")
-    parser.set_defaults(handler=run)
-    return parser
-
-
 async def fetch_daily(
     codes: list[str],
     count: int,
@@ -171,7 +100,7 @@ async def fetch_daily(
     guard: float | None = None,
 ) -> FetchResult:
     """The demo's job: ``count`` daily bars for ``codes``."""
-    from alltick_frames.client import AllTick
+    from alltick_frames.api.client import AllTick
 
     options: dict[str, Any] = {"cache": cache, "progress": progress, "guard": guard}
     if clock is not None:
@@ -180,70 +109,86 @@ async def fetch_daily(
         return await client.klines(codes, "1d", count=count)
 
 
-def run(args: argparse.Namespace) -> int:
-    """Run the demo; returns 0 when it ran (partial failures are part of the demo)."""
-    from alltick_frames.cli import EXIT_OK, _output_path, _progress, write_table
+def run(
+    *,
+    out: Path = DEFAULT_OUT,
+    count: int = DEFAULT_COUNT,
+    sample_dir: Path | Traversable | None = None,
+    emulator: bool = False,
+    plan: str | None = None,
+    base_url: str | None = None,
+    now: str | None = None,
+    no_cache: bool = False,
+    cache_dir: Path | None = None,
+    progress: bool | None = None,
+) -> FetchResult:
+    """Run the demo job, print what it did, write the bars to ``out``, return the result.
 
-    out = _output_path(args.out, "--out")
-    assert out is not None
-    if args.count < 1:
-        raise ValueError(f"--count must be >= 1, got {args.count}")
-    universe = sample_universe(args.data_dir)
+    Against the built-in emulator when ``ALLTICK_TOKEN`` is unset or ``emulator`` is true
+    (``plan`` defaults to :data:`EMULATOR_PLAN`, ``now`` fixes its market clock), else
+    against AllTick at ``base_url`` (``plan`` defaults to :data:`TOKEN_PLAN`). Synthetic bars
+    go into a cache only when ``cache_dir`` names one. Failed codes are part of the demo: they
+    are printed, not raised.
+    """
+    from alltick_frames.output import write_table
+
+    if count < 1:
+        raise ValueError(f"--count must be >= 1, got {count}")
+    universe = sample_universe(sample_dir)
     codes = list(dict.fromkeys(i.code for i in universe))
     token = os.environ.get("ALLTICK_TOKEN")
-    use_emulator = args.emulator or not token
-    progress = _progress(args)
+    use_emulator = emulator or not token
     started = time.monotonic()
     if use_emulator:
         from alltick_frames.emulator import EmulatorServer
         from alltick_frames.emulator.clock import parse_moment
 
-        plan = args.plan or EMULATOR_PLAN
-        now = None if args.now is None else parse_moment(args.now)
+        plan = plan or EMULATOR_PLAN
+        moment = None if now is None else parse_moment(now)
         # Synthetic bars never go into the real cache unless a cache dir is named.
-        cache: bool | Path = False if args.no_cache or args.cache_dir is None else args.cache_dir
-        with EmulatorServer(plan=plan, now=now) as emu:
+        cache: bool | Path = False if no_cache or cache_dir is None else cache_dir
+        with EmulatorServer(plan=plan, now=moment) as emu:
             why = "--emulator given" if token else "no ALLTICK_TOKEN set"
             print(
                 f"{why}: running against the built-in AllTick emulator at {emu.url}\n"
                 f"(synthetic prices, no network; plan {plan})."
             )
-            _announce(universe, args.count)
+            _announce(universe, count)
             result = asyncio.run(
                 fetch_daily(
                     codes,
-                    args.count,
+                    count,
                     token=emu.token,
                     plan=plan,
                     base_url=emu.url,
                     cache=cache,
                     progress=progress,
-                    clock=None if now is None else (lambda: now),
+                    clock=None if moment is None else (lambda: moment),
                     guard=IN_PROCESS_GUARD,
                 )
             )
     else:
-        plan = args.plan or TOKEN_PLAN
-        where = args.base_url or os.environ.get("ALLTICK_BASE_URL") or "https://quote.alltick.co"
+        given_plan, plan = plan, plan or TOKEN_PLAN
+        where = base_url or os.environ.get("ALLTICK_BASE_URL") or "https://quote.alltick.co"
         print(f"ALLTICK_TOKEN is set: running against {where} on the {plan} plan.")
-        if args.plan is None:
+        if given_plan is None:
             print(f"(pass --plan to pace by your own plan; {TOKEN_PLAN} is the safe default)")
-        _announce(universe, args.count)
-        cache = False if args.no_cache else (args.cache_dir or True)
+        _announce(universe, count)
+        cache = False if no_cache else (cache_dir or True)
         result = asyncio.run(
             fetch_daily(
                 codes,
-                args.count,
+                count,
                 token=token or "",
                 plan=plan,
-                base_url=args.base_url,
+                base_url=base_url,
                 cache=cache,
                 progress=progress,
             )
         )
     write_table(result.data, out)
     _report(result, universe, out, time.monotonic() - started)
-    return EXIT_OK
+    return result
 
 
 def _announce(universe: list[Instrument], count: int) -> None:
@@ -255,7 +200,7 @@ def _announce(universe: list[Instrument], count: int) -> None:
 
 
 def _report(result: FetchResult, universe: list[Instrument], out: Path, elapsed: float) -> None:
-    from alltick_frames.cli import print_failures
+    from alltick_frames.output import print_failures
 
     data, stats = result.data, result.stats
     calls = ", ".join(f"{e} {n}" for e, n in sorted(stats.calls.items()) if n) or "none"
@@ -295,7 +240,6 @@ def _report(result: FetchResult, universe: list[Instrument], out: Path, elapsed:
 __all__ = [
     "DEFAULT_OUT",
     "Instrument",
-    "add_demo_parser",
     "data_dir",
     "fetch_daily",
     "run",

@@ -8,7 +8,7 @@ decoders produce the same bars, then prints bars per second for each and the rat
   one ``concat`` (what most client code does);
 * ours: :func:`~alltick_frames.frames.decode_kline_bodies` /
   :func:`~alltick_frames.frames.decode_batch_kline_bodies` over all bodies in one call;
-* ours as the runner uses it: :func:`~alltick_frames.wire.parse_envelope` on every body
+* ours as the runner uses it: :func:`~alltick_frames.core.wire.parse_envelope` on every body
   (to read ``ret``), then the decoder over batches of 128 bodies (the most a job decodes
   together: it decodes smaller batches only when the decode thread would otherwise be idle);
 * ours one body per call, to show why bodies should be decoded in batches.
@@ -39,9 +39,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _payloads import batch_kline_bodies, kline_bodies
 
-from alltick_frames import frames, wire
-from alltick_frames.intervals import BY_KLINE_TYPE
-from alltick_frames.jobs import DECODE_BATCH
+from alltick_frames import frames
+from alltick_frames.core import wire
+from alltick_frames.core.intervals import BY_KLINE_TYPE
+from alltick_frames.run.jobs import DECODE_BATCH
 
 _NUMERIC = {
     "open_price": "open",

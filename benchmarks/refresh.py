@@ -43,13 +43,13 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from a checkout
 
-from alltick_frames import plans
+from alltick_frames.api.client import AllTick
 from alltick_frames.budget import estimate_schedule
-from alltick_frames.client import AllTick
-from alltick_frames.codes import FOREX_PATH, STOCK_PATH
+from alltick_frames.core import plans
+from alltick_frames.core.codes import FOREX_PATH, STOCK_PATH
+from alltick_frames.core.plans import BATCH_KLINE, KLINE, Plan, get_plan
 from alltick_frames.emulator import EmulatorServer
 from alltick_frames.emulator.config import EmulatorConfig
-from alltick_frames.plans import BATCH_KLINE, KLINE, Plan, get_plan
 
 TOKEN = "benchmark-token"
 #: Wednesday 15:00 UTC: US session open, HK and CN closed for the day, FX and crypto trading.

@@ -9,7 +9,6 @@ from datetime import datetime
 import pytest
 from test_budget_checks import UTC8, check_schedule
 
-from alltick_frames import errors
 from alltick_frames.budget import (
     DEFAULT_GUARD,
     Budget,
@@ -23,8 +22,9 @@ from alltick_frames.budget import (
     token_fingerprint,
     windows_for,
 )
-from alltick_frames.clock import FakeClock
-from alltick_frames.plans import STRICT_FREE_ALL_ENDPOINTS, get_plan
+from alltick_frames.core import errors
+from alltick_frames.core.clock import FakeClock
+from alltick_frames.core.plans import STRICT_FREE_ALL_ENDPOINTS, get_plan
 
 G = DEFAULT_GUARD
 #: 2026-05-01 10:00:00 UTC+8, a plain weekday morning far from the daily reset.

@@ -13,7 +13,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from alltick_frames.plans import Plan, get_plan
+from alltick_frames.core.plans import Plan, get_plan
 
 UTC8 = timezone(timedelta(hours=8))
 #: Epoch times near 1.8e9 carry about 2.4e-7 s of float rounding; a microsecond is far below

@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from alltick_frames.clock import Clock, FakeClock, SystemClock
+from alltick_frames.core.clock import Clock, FakeClock, SystemClock
 
 
 def test_both_clocks_satisfy_the_protocol() -> None:

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from alltick_frames.budget import Budget, token_fingerprint
-from alltick_frames.plans import plan_from_dict
+from alltick_frames.core.plans import plan_from_dict
 
 TOKEN = "proc-SECRET-token-5f0e2a9c7d41b8e3"
 PROCESSES = 4

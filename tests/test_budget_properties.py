@@ -11,8 +11,8 @@ from hypothesis import strategies as st
 from test_budget_checks import UTC8, check_schedule
 
 from alltick_frames.budget import Budget, DiskLedger, MemoryLedger, earliest_slot
-from alltick_frames.clock import FakeClock
-from alltick_frames.plans import ENDPOINTS, get_plan
+from alltick_frames.core.clock import FakeClock
+from alltick_frames.core.plans import ENDPOINTS, get_plan
 
 
 def fits(times: list[int], calls: int, span: int) -> bool:

@@ -18,13 +18,13 @@ from typing import Any
 import pandas as pd
 import pytest
 
-from alltick_frames import plans
+from alltick_frames.api.client import AllTick
+from alltick_frames.api.result import FetchResult
 from alltick_frames.budget import Budget, estimate_schedule
-from alltick_frames.cached import top_run
-from alltick_frames.client import AllTick
+from alltick_frames.core import plans
+from alltick_frames.core.cache_planner import top_run
+from alltick_frames.core.plans import Plan, get_plan
 from alltick_frames.emulator import EmulatorServer
-from alltick_frames.plans import Plan, get_plan
-from alltick_frames.result import FetchResult
 from alltick_frames.store import FIELDS, BarStore
 
 #: Wednesday 2024-05-15 15:00 UTC: US session open (since 13:30Z), HK and CN closed for the

@@ -22,11 +22,11 @@ import pytest
 from test_cache import NOW, TOKEN, Market, fast_plan, ok_calls, served, start_emulator
 from test_cache import client as make_client
 
-from alltick_frames import plans
-from alltick_frames.client import AllTick
-from alltick_frames.codes import FOREX_PATH
+from alltick_frames.api.client import AllTick
+from alltick_frames.core import plans
+from alltick_frames.core.codes import FOREX_PATH
+from alltick_frames.core.plans import Plan
 from alltick_frames.emulator import EmulatorServer
-from alltick_frames.plans import Plan
 from alltick_frames.store import BarStore, VacuumReport
 
 HERE = Path(__file__).resolve()

@@ -11,7 +11,7 @@ import pytest
 from test_cache import DAY, Market, cold, fast_plan, ok_calls, served, start_emulator
 from test_cache import client as make_client
 
-from alltick_frames.codes import FOREX_PATH, STOCK_PATH
+from alltick_frames.core.codes import FOREX_PATH, STOCK_PATH
 from alltick_frames.emulator import EmulatorServer
 
 #: Groups per /batch-kline call. Packing is per base path (stock and forex codes never share a

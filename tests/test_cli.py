@@ -11,17 +11,16 @@ import pandas as pd
 import pytest
 
 from alltick_frames import frames
-from alltick_frames.cli import (
+from alltick_frames.cli import build_parser, main
+from alltick_frames.cli.common import (
     EXIT_AUTH,
     EXIT_OK,
     EXIT_PARTIAL,
     EXIT_USAGE,
-    build_parser,
-    main,
     read_codes_file,
 )
+from alltick_frames.core.errors import FAILURE_COLUMNS
 from alltick_frames.emulator import EmulatorServer
-from alltick_frames.errors import FAILURE_COLUMNS
 
 CONSOLE_SCRIPT = Path(sys.executable).with_name("alltick-frames")
 

@@ -19,8 +19,9 @@ from test_client_support import (
     tokens,
 )
 
-from alltick_frames import jobs, planner
-from alltick_frames.codes import STOCK_PATH, classify
+from alltick_frames.core import planner
+from alltick_frames.core.codes import STOCK_PATH, classify
+from alltick_frames.run import jobs
 
 PLAN = fast_plan(100, batch_groups=30)
 

@@ -25,7 +25,7 @@ from test_client_support import (
 
 from alltick_frames import AllTick, AuthError, FetchFailed, RetryPolicy
 from alltick_frames.budget import Budget
-from alltick_frames.errors import explain
+from alltick_frames.core.kinds import explain
 
 PLAN = fast_plan(100)
 

@@ -14,10 +14,10 @@ from test_client_support import (
     tokens,
 )
 
+from alltick_frames.api.result import FetchResult
 from alltick_frames.budget import Budget
 from alltick_frames.emulator import EmulatorServer
 from alltick_frames.emulator.faults import FaultConfig
-from alltick_frames.result import FetchResult
 
 PLAN = fast_plan(100, batch_groups=10)
 #: 4% of each kind: 20% of the answers are broken (slow ones combine with the rest).

@@ -18,9 +18,10 @@ from test_client_support import (
     tokens,
 )
 
-from alltick_frames.codes import classify
+from alltick_frames.core.codes import classify
+from alltick_frames.core.errors import FAILURE_COLUMNS
+from alltick_frames.core.kinds import explain
 from alltick_frames.emulator import EmulatorServer
-from alltick_frames.errors import FAILURE_COLUMNS, explain
 
 PLAN = fast_plan(100, batch_groups=50)
 #: Well-formed codes the emulator's catalogue does not hold: ret 600.

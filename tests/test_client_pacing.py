@@ -25,13 +25,13 @@ from test_client_support import (
     tokens,
 )
 
-from alltick_frames import planner, wire
+from alltick_frames.api.result import FetchStats
 from alltick_frames.budget import Budget
-from alltick_frames.jobs import KlineJob
-from alltick_frames.plans import get_plan
-from alltick_frames.result import FetchStats
-from alltick_frames.runner import Call, Runner
-from alltick_frames.transport import Secret, Transport
+from alltick_frames.core import planner, wire
+from alltick_frames.core.plans import get_plan
+from alltick_frames.run.jobs import KlineJob
+from alltick_frames.run.runner import Call, Runner
+from alltick_frames.run.transport import Secret, Transport
 
 
 async def test_a_fast_plan_mixing_kline_and_batch_kline_sees_no_rejection(alltick_emulator) -> None:

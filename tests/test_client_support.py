@@ -20,10 +20,10 @@ import pandas as pd
 
 from alltick_frames import AllTick, RetryPolicy
 from alltick_frames.budget import DEFAULT_GUARD, Budget
-from alltick_frames.codes import classify
+from alltick_frames.core.codes import classify
+from alltick_frames.core.plans import ENDPOINTS, Plan, get_plan
 from alltick_frames.emulator import EmulatorServer
 from alltick_frames.emulator.clock import EmulatorClock
-from alltick_frames.plans import ENDPOINTS, Plan, get_plan
 
 #: The emulator fixture's market clock: Wednesday 2024-05-15 14:00 UTC (US open, HK/CN closed,
 #: FX and crypto trading).

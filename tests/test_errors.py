@@ -7,10 +7,8 @@ import pickle
 import pandas as pd
 import pytest
 
-from alltick_frames.errors import (
+from alltick_frames.core.errors import (
     FAILURE_COLUMNS,
-    KINDS,
-    Action,
     AllTickError,
     AuthError,
     CodeError,
@@ -22,15 +20,13 @@ from alltick_frames.errors import (
     RateLimitError,
     RequestError,
     TransportError,
-    action_for,
     empty_failures,
     error_for,
-    explain,
     failures_frame,
-    kind_for,
     redact,
     sort_failures,
 )
+from alltick_frames.core.kinds import KINDS, Action, action_for, explain, kind_for
 
 TOKEN = "e945d7d9-secret-c-app"
 

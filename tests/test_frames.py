@@ -14,7 +14,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from alltick_frames import frames
-from alltick_frames.errors import MalformedResponse
+from alltick_frames.core.errors import MalformedResponse
+from alltick_frames.core.intervals import BY_KLINE_TYPE
+from alltick_frames.core.wire import parse_envelope, parse_suspension
 from alltick_frames.frames import (
     DEPTH_COLUMNS,
     KLINE_COLUMNS,
@@ -33,10 +35,9 @@ from alltick_frames.frames import (
     empty_suspensions,
     empty_trades,
     finalize_klines,
+    klines,
     wide,
 )
-from alltick_frames.intervals import BY_KLINE_TYPE
-from alltick_frames.wire import parse_envelope, parse_suspension
 
 STRING = pd.StringDtype("pyarrow")
 UTC = pd.DatetimeTZDtype("ns", "UTC")
@@ -74,7 +75,7 @@ def batch_body(groups: list[tuple[str, int, list[dict]]]) -> bytes:
 def path(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
     """Run a test on the Arrow fast path and again with it disabled (the orjson path)."""
     if request.param == "tolerant":
-        monkeypatch.setattr(frames, "_read_ndjson", lambda bodies, schema: None)
+        monkeypatch.setattr(klines, "_read_ndjson", lambda bodies, schema: None)
     return request.param
 
 
@@ -128,7 +129,7 @@ def test_documented_kline_body(path: str) -> None:
 
 def test_fast_path_takes_documented_bodies() -> None:
     # Guards the speed: the documented shape must never fall back to the slow path.
-    assert frames._read_ndjson([DOC_KLINE, DOC_KLINE], frames._KLINE_SCHEMA) is not None
+    assert klines._read_ndjson([DOC_KLINE, DOC_KLINE], klines._KLINE_SCHEMA) is not None
 
 
 def test_many_bodies_keep_body_then_bar_order(path: str) -> None:
@@ -208,7 +209,7 @@ def test_numbers_sent_as_numbers_and_ret_as_string() -> None:
             },
         }
     )
-    assert frames._read_ndjson([odd], frames._KLINE_SCHEMA) is None
+    assert klines._read_ndjson([odd], klines._KLINE_SCHEMA) is None
     df = decode_kline_bodies([DOC_KLINE, odd])
     assert df["code"].tolist() == ["EURUSD", "GOLD"]
     assert df["interval"].tolist() == ["1m", "1d"]
@@ -312,7 +313,7 @@ def test_documented_batch_kline_body(path: str) -> None:
 
 
 def test_batch_fast_path_takes_documented_bodies() -> None:
-    assert frames._read_ndjson([DOC_BATCH], frames._BATCH_SCHEMA) is not None
+    assert klines._read_ndjson([DOC_BATCH], klines._BATCH_SCHEMA) is not None
 
 
 def test_batch_groups_with_no_bars_and_many_bodies(path: str) -> None:
@@ -749,12 +750,12 @@ def test_decode_agrees_with_reference(bodies: list[bytes]) -> None:
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(bodies_strategy)
 def test_tolerant_path_agrees_with_reference(bodies: list[bytes]) -> None:
-    fast = frames._read_ndjson
-    frames._read_ndjson = lambda bodies, schema: None  # type: ignore[assignment]
+    fast = klines._read_ndjson
+    klines._read_ndjson = lambda bodies, schema: None  # type: ignore[assignment]
     try:
         got = decode_kline_bodies(bodies)
     finally:
-        frames._read_ndjson = fast  # type: ignore[assignment]
+        klines._read_ndjson = fast  # type: ignore[assignment]
     pd.testing.assert_frame_equal(got, reference_decode(bodies), check_exact=True)
 
 

@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 from live_helpers import driven, stream_on
 
-from alltick_frames.client import AllTick
+from alltick_frames.api.client import AllTick
 from alltick_frames.frames import KLINE_DTYPES
 from alltick_frames.live import BarBuilder, ticks_to_bars
 

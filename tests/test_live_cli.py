@@ -7,9 +7,9 @@ import argparse
 import pandas as pd
 import pytest
 
-from alltick_frames.cli import NoToken, UsageError
+from alltick_frames.cli.common import NoToken, UsageError
+from alltick_frames.cli.stream import add_stream_parser
 from alltick_frames.frames import DEPTH_DTYPES, TRADE_DTYPES
-from alltick_frames.live.cli import add_stream_parser
 
 
 def command(*argv: str) -> argparse.Namespace:

@@ -6,13 +6,13 @@ import asyncio
 
 import pytest
 
-from alltick_frames.codes import FOREX_PATH, STOCK_PATH, validate_codes
+from alltick_frames.core.codes import FOREX_PATH, STOCK_PATH, validate_codes
+from alltick_frames.core.plans import get_plan
 from alltick_frames.live import Stream
 from alltick_frames.live.clock import PolledClock
 from alltick_frames.live.layout import Layout
 from alltick_frames.live.pacing import GUARD, Pacer
 from alltick_frames.live.wire import DEPTH, TRADES, parse, subscription, ws_url
-from alltick_frames.plans import get_plan
 
 STOCKS = [f"{n}.HK" for n in range(1, 700)]
 

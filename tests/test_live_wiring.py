@@ -1,18 +1,13 @@
 """The stream as the package exposes it: ``AllTick.stream``, ``af.stream`` and the
-``alltick-frames stream`` command. The coordinator wires them in (docs-draft/wiring.patch);
-until then these tests are skipped and say so."""
+``alltick-frames stream`` command."""
 
 from __future__ import annotations
 
 import pandas as pd
-import pytest
 from live_helpers import driven
 
 import alltick_frames as af
 from alltick_frames.cli import build_parser, main
-
-WIRED = hasattr(af.AllTick, "stream")
-pytestmark = pytest.mark.skipif(not WIRED, reason="AllTick.stream is not wired in yet")
 
 
 async def test_the_client_streams_on_its_token_plan_and_base_url(alltick_emulator):

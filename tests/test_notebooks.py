@@ -60,7 +60,7 @@ def test_quickstart_runs_top_to_bottom(offline):
     text, displays = outputs(nb)
     assert "emulator at http://127.0.0.1:" in text
     assert "image/png" in displays  # the closing-price chart
-    assert "DELISTED.US" in text and "code-invalid" in text
+    assert "NOSUCHCODE.US" in text and "code-invalid" in text
     assert list(offline.iterdir()) == []  # nothing written next to the notebook
 
 

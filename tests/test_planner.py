@@ -12,11 +12,11 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from alltick_frames import planner
-from alltick_frames.codes import FOREX_PATH, STOCK_PATH, classify
-from alltick_frames.intervals import parse_interval
-from alltick_frames.planner import KlinePage, first_page, next_page, pages_needed
-from alltick_frames.plans import get_plan
+from alltick_frames.core import planner
+from alltick_frames.core.codes import FOREX_PATH, STOCK_PATH, classify
+from alltick_frames.core.intervals import parse_interval
+from alltick_frames.core.planner import KlinePage, first_page, next_page, pages_needed
+from alltick_frames.core.plans import get_plan
 
 PLAN = get_plan("professional")
 NOW = 1_715_781_600  # 2024-05-15 14:00 UTC

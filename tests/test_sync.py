@@ -10,7 +10,7 @@ import pytest
 from test_client_support import TOKEN, codes_by_class, fast_plan, served, tokens
 
 import alltick_frames as af
-from alltick_frames.sync import run_sync
+from alltick_frames.api.sync import run_sync
 
 PLAN = fast_plan(100)
 OPTIONS = {"token": TOKEN, "plan": PLAN, "cache": False, "progress": False}

@@ -12,8 +12,8 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 import pytest
 from aiohttp import web
 
-from alltick_frames.errors import TransportError
-from alltick_frames.transport import Secret, Transport
+from alltick_frames.core.errors import TransportError
+from alltick_frames.run.transport import Secret, Transport
 
 TOKEN = "tk-Transport-7fQ2xLp9Vd4Ws8Nb1-secret"
 #: A token with characters a URL keeps as they are, and which end a ``token=`` match.

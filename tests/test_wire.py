@@ -7,9 +7,9 @@ import urllib.parse
 import orjson
 import pytest
 
-from alltick_frames.errors import MalformedResponse
-from alltick_frames.intervals import parse_interval
-from alltick_frames.wire import (
+from alltick_frames.core.errors import MalformedResponse
+from alltick_frames.core.intervals import parse_interval
+from alltick_frames.core.wire import (
     MAX_TRACE_LEN,
     Envelope,
     SuspensionPage,

@@ -14,7 +14,22 @@ crypto     forex     ``BTCUSDT``, ``ETHUSDT``, ``SHIBUSDT``                  non
 metal      forex     ``GOLD``, ``Silver``, ``Platinum``, ``XAUUSD``          none
 energy     forex     ``USOIL``, ``UKOIL``, ``NGAS``                           none
 cfd        forex     ``US30``, ``GER40``, ``HK50`` (CFD indices)             none
+etf        stock     ``SPY.US``, ``2800.HK``, ``510300.SH``, ``159915.SZ``   US, HK, SH, SZ
 =========  ========  =====================================================  ===============
+
+Every code AllTick's docs use as an example is here (the pages under ``en/product-codes/`` and
+``en/getting-started/product-codes.mdx``), spelt as the code tables spell them: ``Silver``, not
+the ``SILVER`` of the getting-started page, since codes are case-sensitive and the tables are
+the product list's own excerpts.
+
+**Order books at the limits.** A few A-shares sit at their daily limit every day, and a few
+stocks are delisted (``book_status``, also in ``GET /_emulator/codes``); their books are
+zero-filled as ``en/api-reference/stock/price-change-trading-status.mdx`` describes (see
+:func:`~alltick_frames.emulator.market.order_book`). US and HK stocks have no daily price
+limits, so only A-shares go limit-up or limit-down. A delisted code stopped trading at
+:data:`DELISTED_AT`: it is still in the product list (AllTick removes delisted codes from its
+list "regularly", so for a while they still answer), its bars and its last trade are those
+of its last session, and from then on both sides of its book are zero.
 
 After the named codes come generated ones (:func:`_generated`): US tickers ``QAA.US`` to
 ``QDZ.US``, Hong Kong ``8001.HK`` to ``8040.HK`` and Shenzhen ``301001.SZ`` to ``301040.SZ``,
@@ -35,17 +50,36 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from functools import cached_property
 
-from alltick_frames.codes import FOREX_PATH, STOCK_PATH, classify
+from alltick_frames.core.codes import FOREX_PATH, STOCK_PATH, classify
 
-STOCK, INDEX, FX, CRYPTO, METAL, ENERGY, CFD = (
+STOCK, INDEX, ETF, FX, CRYPTO, METAL, ENERGY, CFD = (
     "stock",
     "index",
+    "etf",
     "fx",
     "crypto",
     "metal",
     "energy",
     "cfd",
 )
+#: Classes whose history pages back with ``kline_timestamp_end``: "only forex, precious
+#: metals, and cryptocurrencies support timestamp input" (``en/api-reference/stock/kline.mdx``).
+PAGEABLE = frozenset({FX, CRYPTO, METAL})
+
+#: Book statuses (``en/api-reference/stock/price-change-trading-status.mdx``).
+NORMAL, LIMIT_UP, LIMIT_DOWN, DELISTED = "normal", "limit-up", "limit-down", "delisted"
+_BOOK_STATUS = {
+    "600196.SH": LIMIT_UP,
+    "002049.SZ": LIMIT_UP,
+    "600011.SH": LIMIT_DOWN,
+    "002466.SZ": LIMIT_DOWN,
+    "QDZ.US": DELISTED,
+    "8040.HK": DELISTED,
+    "301040.SZ": DELISTED,
+}
+#: When the delisted codes stopped trading: 2024-03-29 00:00 UTC (after every market's
+#: Thursday session; before it they trade like any other code).
+DELISTED_AT = 1_711_670_400
 
 #: Order-book levels per asset class and market (alltick-api.md §3.4); indices have no book.
 _DEPTH_LEVELS = {"US": 1, "HK": 10, "SH": 5, "SZ": 5, CRYPTO: 5, FX: 1, METAL: 1, ENERGY: 1, CFD: 1}
@@ -77,6 +111,8 @@ class Instrument:
     lot_size: int = 1
     #: Units traded on an average full trading day (0: the class reports no volume).
     daily_volume: float = 0.0
+    #: ``normal``, ``limit-up``, ``limit-down`` or ``delisted`` (the catalogue assigns it).
+    book_status: str = NORMAL
     seed: int = field(default=0, compare=False)
 
     @property
@@ -86,6 +122,11 @@ class Instrument:
     @property
     def is_stock_path(self) -> bool:
         return self.market is not None
+
+    @property
+    def pageable(self) -> bool:
+        """Whether ``kline_timestamp_end`` pages this code back (see :data:`PAGEABLE`)."""
+        return self.asset_class in PAGEABLE
 
     @property
     def depth_levels(self) -> int:
@@ -112,8 +153,9 @@ class Instrument:
             "path": self.path,
             "exchange": self.exchange,
             "currency": self.currency,
-            "pageable": self.market is None,
+            "pageable": self.pageable,
             "depth_levels": self.depth_levels,
+            "book_status": self.book_status,
         }
 
 
@@ -242,6 +284,8 @@ _SH = """
 600018|Shanghai Intl. Port|5.5|上港集团  601006|Daqin Railway|7|大秦铁路
 600416|Xiangtan Electric Mfg.|14|湘电股份  600150|China CSSC Holdings|35|中国船舶
 600196|Fosun Pharma|25|复星医药  600011|Huaneng Power|9|华能国际
+600206|Grinm Advanced Materials|12|有研新材  600076|Kangxin New Materials|2.5|康欣新材
+600152|Veken Technology|6|维科技术
 """
 
 _SZ = """
@@ -270,7 +314,9 @@ _SZ = """
 002129|TCL Zhonghuan|12|TCL中环  002311|Guangdong Haid|50|海大集团
 002371|NAURA Technology|320|北方华创  002466|Tianqi Lithium|40|天齐锂业
 002493|Rongsheng Petrochemical|11|荣盛石化  000408|Zangge Mining|28|藏格矿业
-000423|Dong-E-E-Jiao|60|东阿阿胶
+000423|Dong-E-E-Jiao|60|东阿阿胶  002009|Miracle Automation|10|天奇股份
+000690|Baoxin Energy|5|宝新能源  000415|Bohai Leasing|2.3|渤海租赁  002035|Vatti Corp.|7|华帝股份
+000055|Fangda Group|4|方大集团
 """
 
 #: Market indices on the stock path: code, name, reference level, Chinese name.
@@ -282,8 +328,26 @@ IXIC.US|Nasdaq Composite Index|16000|纳斯达克综合指数
 NDX.US|Nasdaq-100 Index|18000|纳斯达克100指数  000001.SH|SSE Composite Index|3100|上证指数
 000300.SH|CSI 300 Index|3600|沪深300  000016.SH|SSE 50 Index|2500|上证50
 000688.SH|SSE STAR 50 Index|800|科创50  399001.SZ|SZSE Component Index|9500|深证成指
-399006.SZ|ChiNext Index|1850|创业板指
+399006.SZ|ChiNext Index|1850|创业板指  000905.SH|CSI 500 Index|5500|中证500
+000852.SH|CSI 1000 Index|5800|中证1000
 """
+
+#: Exchange-traded funds on the stock path: code, name, price, Chinese name.
+_ETFS = """
+SPY.US|SPDR S&P 500 ETF Trust|520|标普500ETF  QQQ.US|Invesco QQQ Trust|440|纳指100ETF
+DIA.US|SPDR Dow Jones Industrial Average ETF|390|道指ETF
+IWM.US|iShares Russell 2000 ETF|200|罗素2000ETF  GLD.US|SPDR Gold Shares|215|黄金ETF
+2800.HK|Tracker Fund of Hong Kong|17|盈富基金
+2828.HK|Hang Seng China Enterprises Index ETF|62|恒生中国企业
+3033.HK|CSOP Hang Seng TECH Index ETF|3.6|南方恒生科技
+510300.SH|Huatai-PineBridge CSI 300 ETF|3.6|沪深300ETF  510050.SH|ChinaAMC SSE 50 ETF|2.5|上证50ETF
+588000.SH|ChinaAMC SSE STAR 50 ETF|0.9|科创50ETF  159919.SZ|Harvest CSI 300 ETF|3.7|沪深300ETF嘉实
+159915.SZ|E Fund ChiNext ETF|1.9|创业板ETF
+"""
+_ETF_LOTS = {"2800.HK": 500, "2828.HK": 200, "3033.HK": 200}
+#: Where the funds list: NYSE Arca for these, else their market's stock exchange.
+_NYSE_ETFS = frozenset({"SPY.US", "DIA.US", "IWM.US", "GLD.US"})
+_LISTING = {"US": "NASDAQ", "HK": "SEHK", "SH": "SSE", "SZ": "SZSE"}
 
 #: Forex-path codes: code, class, reference price, decimals, annualised volatility, name.
 _FOREX = """
@@ -325,10 +389,13 @@ OPUSDT crypto 2.5 4 .95 Optimism/Tether|NEARUSDT crypto 6.5 3 .95 NEAR Protocol/
 ICPUSDT crypto 13 3 .95 Internet Computer/Tether|SHIBUSDT crypto 0.000025 8 1.0 Shiba Inu/Tether
 PEPEUSDT crypto 0.0000085 10 1.2 Pepe/Tether|TONUSDT crypto 6.5 4 .80 Toncoin/Tether
 SUIUSDT crypto 1.0 4 1.0 Sui/Tether|AAVEUSDT crypto 90 2 .90 Aave/Tether
-INJUSDT crypto 25 3 1.0 Injective/Tether|GOLD metal 2350 2 .16 Gold Spot
+INJUSDT crypto 25 3 1.0 Injective/Tether|ALGOUSDT crypto 0.18 4 .90 Algorand/Tether
+APEUSDT crypto 1.2 4 1.0 ApeCoin/Tether|AXSUSDT crypto 7 3 .95 Axie Infinity/Tether
+GOLD metal 2350 2 .16 Gold Spot
 Silver metal 28 3 .28 Silver Spot|Platinum metal 1000 2 .25 Platinum Spot
 Palladium metal 1000 2 .35 Palladium Spot|XAUUSD metal 2350 2 .16 Gold/US Dollar
 XAGUSD metal 28 3 .28 Silver/US Dollar|COPPER metal 4.6 4 .22 Copper Futures
+Aluminum metal 2500 2 .20 Aluminium|Nickel metal 18000 2 .30 Nickel
 USOIL energy 79 2 .35 WTI Crude Oil|UKOIL energy 83 2 .33 Brent Crude Oil
 NGAS energy 2.4 3 .60 Natural Gas|US30 cfd 39000 1 .15 US Wall Street 30
 US500 cfd 5200 1 .16 US SPX 500|NAS100 cfd 18000 1 .20 US Tech 100
@@ -378,6 +445,14 @@ def _stocks() -> Iterator[Instrument]:
             code, name, INDEX, market, float(level), 2, 0.18, _CURRENCY[market],
             _INDEX_EXCHANGE.get(code, _EXCHANGE[market]), name_cn, 1,
             3e9 + 2e9 * _unit(code, "volume"),
+        )  # fmt: skip
+    for code, name, price, name_cn in _LISTED_ITEM.findall(_ETFS):
+        market = code.rsplit(".", 1)[1]
+        yield Instrument(
+            code, name, ETF, market, float(price), 2 if market == "US" else 3, 0.2,
+            _CURRENCY[market], "NYSE" if code in _NYSE_ETFS else _LISTING[market], name_cn,
+            _ETF_LOTS.get(code, 1 if market == "US" else 100),
+            5e6 + 5e7 * _unit(code, "volume"),
         )  # fmt: skip
 
 
@@ -443,7 +518,11 @@ class Catalogue(Mapping[str, Instrument]):
             info = classify(inst.code)
             if info.market != inst.market:
                 raise ValueError(f"{inst.code} routes to {info.market}, listed as {inst.market}")
-            self._by_code[inst.code] = replace(inst, seed=stable_hash("path", inst.code))
+            self._by_code[inst.code] = replace(
+                inst,
+                book_status=_BOOK_STATUS.get(inst.code, NORMAL),
+                seed=stable_hash("path", inst.code),
+            )
 
     def __getitem__(self, code: str) -> Instrument:
         return self._by_code[code]

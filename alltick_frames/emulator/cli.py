@@ -5,24 +5,26 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import json
 import logging
 import signal
 import sys
 from collections.abc import Sequence
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from aiohttp import web
 
+from alltick_frames.core.plans import PLANS
 from alltick_frames.emulator.app import create_app
 from alltick_frames.emulator.config import DEFAULT_TOKEN, EmulatorConfig
 from alltick_frames.emulator.faults import KINDS, FaultConfig
-from alltick_frames.plans import PLANS
 
 DESCRIPTION = """\
 Serve a local AllTick: both base paths (/quote-stock-b-api, /quote-b-api) and their
 WebSockets (/quote-stock-b-ws-api, /quote-b-ws-api), the suspension service, each plan's rate
-and size limits, a deterministic synthetic market of ~600 codes, and optional fault
+and size limits, a deterministic synthetic market of ~650 codes, and optional fault
 injection. Point a client at the printed base URL with one of the tokens.
 
 The admin view (not part of AllTick): GET /_emulator/codes, GET /_emulator/stats,
@@ -39,6 +41,24 @@ examples:
 
 _LOOPBACK = ("127.0.0.1", "localhost", "::1")
 
+#: On/off readings of the docs other than the default (README "Assumptions"): EmulatorConfig
+#: fields, each set by the flag of the same name (``--lenient-free``).
+SWITCHES = {
+    "lenient_free": "Free: each endpoint once per 10 s and 10 calls a minute, instead of "
+    "1 call per 10 s across all endpoints",
+    "free_eod_only": "Free: last prices and end-of-day bars only; intraday bars and order "
+    "books are ret 603",
+    "hard_code_cap": "cut every plan's trade/depth/static code lists at its codes_per_call "
+    "(default: only Free's 5; paid plans are limited by the URL's length)",
+    "page_energy_cfd": "let energy and CFD codes page back with kline_timestamp_end "
+    "(default: only FX, metals and crypto)",
+    "suspension_paging": "page the halt service when page or size is sent (default: the "
+    "whole year, as documented)",
+    "old_invalid_codes": "answer an invalid envelope with ret 201 and invalid data with "
+    "ret 202, instead of 400",
+    "error_data": 'add "data": {} to every error body',
+}
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The emulator's options, shared by ``alltick-frames emulate`` and ``python -m``."""
@@ -47,6 +67,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     net.add_argument("--host", default="127.0.0.1", help="address to bind (default: loopback)")
     net.add_argument("--port", type=int, default=8787, help="port (0: any free port)")
     net.add_argument("--access-log", action="store_true", help="log every request to stderr")
+    net.add_argument(
+        "--config",
+        metavar="FILE",
+        help="take every setting from a JSON file (EmulatorConfig.to_dict(); what the "
+        "out-of-process test fixture writes); the options below are then ignored",
+    )
 
     who = parser.add_argument_group("tokens and plans")
     who.add_argument(
@@ -105,6 +131,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--jitter", type=float, default=0.0, metavar="SECONDS",
         help="extra random delay of a slow answer, up to this much",
     )  # fmt: skip
+    faults.add_argument(
+        "--arrival-jitter", type=float, default=0.0, metavar="SECONDS",
+        help="delay every request by a random 0 to SECONDS before it is admitted and counted, "
+        "as a network would (--fault-slow delays only the answer)",
+    )  # fmt: skip
     faults.add_argument("--seed", type=int, default=0, help="seed of the fault sequence")
 
     rules = parser.add_argument_group("where AllTick's docs are ambiguous (alltick-api.md §8)")
@@ -117,13 +148,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--oversize",
         choices=("cut", "603"),
         default="cut",
-        help="too many bars or codes in one call: cut to the cap (default) or ret 603; "
-        "too many batch groups is always 603",
+        help="too many bars, or codes over a hard cap, in one call: cut to the cap (default) "
+        "or ret 603; too many batch groups is always 603",
     )
+    for name, what in SWITCHES.items():
+        rules.add_argument("--" + name.replace("_", "-"), action="store_true", help=what)
     rules.add_argument(
-        "--strict-free",
-        action="store_true",
-        help="Free plan: also at most 1 call per 10 s across all endpoints",
+        "--no-error-trace",
+        dest="error_trace",
+        action="store_false",
+        help="leave trace out of every error body",
     )
 
     ws = parser.add_argument_group("WebSocket (/quote-stock-b-ws-api, /quote-b-ws-api)")
@@ -180,6 +214,11 @@ def _pairs(values: Sequence[str], what: str) -> dict[str, str]:
 
 def config_from_args(args: argparse.Namespace) -> EmulatorConfig:
     """Build the :class:`EmulatorConfig` the parsed options describe."""
+    if args.config:
+        try:
+            return EmulatorConfig.from_dict(json.loads(Path(args.config).read_text("utf-8")))
+        except (ValueError, OSError, TypeError, KeyError) as error:
+            raise SystemExit(f"error: cannot use --config {args.config}: {error}") from None
     # A token maps to {"plan": name} (no plan: the default plan) plus an optional basket.
     tokens: dict[str, dict[str, Any]] = {
         token: {"plan": plan} for token, plan in _pairs(args.token, "token=plan").items()
@@ -196,7 +235,11 @@ def config_from_args(args: argparse.Namespace) -> EmulatorConfig:
     }
     try:
         faults = FaultConfig.overall(
-            args.faults, latency=args.latency, jitter=args.jitter, **overrides
+            args.faults,
+            latency=args.latency,
+            jitter=args.jitter,
+            arrival_jitter=args.arrival_jitter,
+            **overrides,
         )
         return EmulatorConfig(
             tokens=tokens or None,
@@ -207,7 +250,8 @@ def config_from_args(args: argparse.Namespace) -> EmulatorConfig:
             seed=args.seed,
             mirror_status=args.mirror_status,
             oversize=args.oversize,
-            strict_free=args.strict_free,
+            error_trace=args.error_trace,
+            **{name: getattr(args, name) for name in SWITCHES},
             ws={
                 "cadence": args.ws_cadence,
                 "refuse": args.ws_refuse,

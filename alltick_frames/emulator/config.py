@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal
 
+from alltick_frames.core.plans import Plan, get_plan, load_plan_file, plan_from_dict
 from alltick_frames.emulator.clock import EmulatorClock, parse_moment
 from alltick_frames.emulator.faults import FaultConfig
 from alltick_frames.emulator.ws_rules import WsConfig
-from alltick_frames.plans import Plan, get_plan, load_plan_file
 
 OversizeMode = Literal["cut", "603"]
 DEFAULT_TOKEN = "demo"
@@ -33,7 +33,7 @@ class EmulatorConfig:
     """Everything an emulator needs; every field has a sensible default.
 
     ``tokens`` maps each token string clients send to its plan: a plan name (``"basic"``), a
-    :class:`~alltick_frames.plans.Plan`, a :class:`TokenSpec`, or a dict
+    :class:`~alltick_frames.core.plans.Plan`, a :class:`TokenSpec`, or a dict
     ``{"plan": ..., "basket": [codes]}``. With no tokens, the one token ``"demo"`` gets the
     default plan. Any other token is answered ``ret`` 401.
 
@@ -46,8 +46,17 @@ class EmulatorConfig:
     freezes that fresh clock at ``clock_start`` (default: now).
 
     ``mirror_status`` answers 401 and 429 with the same HTTP status; ``oversize`` chooses
-    between cutting oversize requests to the cap (``"cut"``) and refusing them with ``"603"``;
-    ``strict_free`` adds "1 call per 10 s across all endpoints" to the Free plan.
+    between cutting oversize requests to the cap (``"cut"``) and refusing them with ``"603"``.
+
+    Switches for readings of the docs other than the default (all off; README "Assumptions"):
+    ``lenient_free`` drops Free's "1 call per 10 s across all endpoints" (each endpoint and
+    10 a minute remain); ``free_eod_only`` serves Free tokens last prices and end-of-day bars
+    only (603 for intraday bars and order books); ``hard_code_cap`` cuts every plan's code
+    lists at ``codes_per_call``, not only Free's; ``page_energy_cfd`` lets energy and CFD codes
+    page back with ``kline_timestamp_end``; ``suspension_paging`` pages the halt service when
+    ``page`` or ``size`` is sent; ``old_invalid_codes`` answers an invalid envelope with
+    ``ret`` 201 and invalid data with 202 instead of 400; ``error_data`` adds ``"data": {}`` to
+    error bodies and ``error_trace=False`` leaves ``trace`` out of them.
 
     ``ws`` sets the WebSocket's choices and faults: a
     :class:`~alltick_frames.emulator.ws_rules.WsConfig` or a dict of its fields.
@@ -61,7 +70,14 @@ class EmulatorConfig:
     seed: int = 0
     mirror_status: bool = False
     oversize: OversizeMode = "cut"
-    strict_free: bool = False
+    lenient_free: bool = False
+    free_eod_only: bool = False
+    hard_code_cap: bool = False
+    page_energy_cfd: bool = False
+    suspension_paging: bool = False
+    old_invalid_codes: bool = False
+    error_data: bool = False
+    error_trace: bool = True
     clock: EmulatorClock | None = None
     frozen_clock: bool = False
     clock_start: str | float | datetime | None = None
@@ -81,6 +97,45 @@ class EmulatorConfig:
             start = None if self.clock_start is None else parse_moment(self.clock_start)
             self.clock = EmulatorClock(start, frozen=self.frozen_clock)
         self.resolved_tokens()  # unknown plans fail here, not on the first request
+
+    def to_dict(self) -> dict[str, Any]:
+        """This config as plain JSON data, for an emulator in another process.
+
+        Tokens are written with their resolved plans (so custom plans travel too), the fault
+        settings in full, and the rate clock as its current reading when it is frozen (a
+        running clock is real time in any process). :meth:`from_dict` reads it back.
+        """
+        skip = {"tokens", "plan", "plan_file", "faults", "clock", "clock_start", "frozen_clock"}
+        out: dict[str, Any] = {
+            f.name: getattr(self, f.name) for f in fields(self) if f.init and f.name not in skip
+        }
+        out["tokens"] = {
+            token: {
+                "plan": spec.plan.to_dict(),
+                "basket": None if spec.basket is None else sorted(spec.basket),
+            }
+            for token, spec in self.resolved_tokens().items()
+        }
+        out["faults"] = self.fault_config.to_dict()
+        out["ws"] = asdict(WsConfig.coerce(self.ws))
+        out["now"] = self.market_now
+        clock = self.rate_clock.state()
+        out["frozen_clock"] = bool(clock["frozen"])
+        out["clock_start"] = clock["now"] if clock["frozen"] else None
+        return out
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> EmulatorConfig:
+        """The inverse of :meth:`to_dict`."""
+        values = dict(data)
+        tokens = {
+            token: TokenSpec(
+                plan_from_dict(spec["plan"]),
+                None if spec.get("basket") is None else frozenset(spec["basket"]),
+            )
+            for token, spec in values.pop("tokens", {}).items()
+        }
+        return cls(tokens=tokens or None, **values)
 
     @property
     def market_now(self) -> float | None:

@@ -15,6 +15,12 @@ Each kind has its own probability per request, all zero by default:
 ``slow``
     delay the answer by ``latency`` seconds plus up to ``jitter`` more (combines with the rest).
 
+Apart from these, ``arrival_jitter`` delays *every* request by a uniform 0 to
+``arrival_jitter`` seconds before the emulator admits and counts it, as a network delays a
+request on its way in: the rate windows then see the request when it arrives, not when the
+client sent it, and two requests may arrive in the other order. ``slow`` delays only the
+answer, after the request was counted.
+
 ``rate_limit``, ``http_5xx``, ``reset`` and ``malformed`` exclude each other, so their rates
 may add up to at most 1. Every random choice comes from one ``random.Random(seed)``, so a run
 that sends the same requests in the same order sees the same faults. A call hit by
@@ -47,6 +53,8 @@ class FaultConfig:
     latency: float = 0.5
     #: ... plus a uniform extra of up to this many seconds.
     jitter: float = 0.0
+    #: Every request waits a uniform 0 to this many seconds before it is admitted and counted.
+    arrival_jitter: float = 0.0
 
     def __post_init__(self) -> None:
         for kind in KINDS:
@@ -59,8 +67,8 @@ class FaultConfig:
                 f"rate_limit + http_5xx + reset + malformed = {total:.3f}; they exclude each "
                 "other, so their sum must be at most 1"
             )
-        if self.latency < 0 or self.jitter < 0:
-            raise ValueError("latency and jitter must be >= 0 seconds")
+        if self.latency < 0 or self.jitter < 0 or self.arrival_jitter < 0:
+            raise ValueError("latency, jitter and arrival_jitter must be >= 0 seconds")
 
     @classmethod
     def overall(cls, rate: float, **overrides: float) -> FaultConfig:
@@ -120,13 +128,20 @@ class FaultInjector:
     def __init__(self, config: FaultConfig, seed: int = 0) -> None:
         self.config = config
         self.seed = seed
-        self.rng = random.Random(seed)
         self.injected: dict[str, int] = {}
+        self.reset()
 
     def reset(self) -> None:
-        """Forget the counts and restart the random sequence from the seed."""
+        """Forget the counts and restart the random sequences from the seed."""
         self.rng = random.Random(self.seed)
+        # Its own sequence, so that turning arrival jitter on leaves the faults drawn unchanged.
+        self._arrival_rng = random.Random(f"arrival:{self.seed}")
         self.injected = {}
+
+    def arrival_delay(self) -> float:
+        """Seconds the next request waits before it is admitted (0 without arrival jitter)."""
+        spread = self.config.arrival_jitter
+        return self._arrival_rng.uniform(0.0, spread) if spread > 0 else 0.0
 
     def draw(self) -> Fault:
         cfg = self.config

@@ -10,10 +10,15 @@ its endpoint (kline, batch-kline,  ``plan.rate_for(endpoint)``         429 "Too 
 trade-tick, depth-tick,
 static_info), both base paths
 all endpoints together             ``plan.all_endpoints``              429
-strict Free (``strict_free``)      ``STRICT_FREE_ALL_ENDPOINTS``       429
+Free: all endpoints together       ``STRICT_FREE_ALL_ENDPOINTS``       429
+(unless ``lenient_free``)          (1 call per 10 s)
 the last 60 seconds                ``plan.per_minute``                 605 "too many requests"
 the calendar day (UTC+8)           ``plan.per_day``                    605
 =================================  ==================================  =========================
+
+Free's "only one interface can be requested every 10 seconds" (every endpoint page and
+``en/getting-started/http-interface-restrictions.mdx``) binds across endpoints by default; the
+lenient reading (each endpoint once per 10 s, 10 calls a minute in all) is the switch.
 
 A call answered 429 or 605 consumes nothing; every other authenticated call consumes one unit
 of every window, whatever its ``ret``. The suspension service has only its own window, one
@@ -25,7 +30,7 @@ from __future__ import annotations
 import math
 from bisect import bisect_right, insort
 
-from alltick_frames.plans import DAY_RESET_UTC_OFFSET, STRICT_FREE_ALL_ENDPOINTS, Plan, Rate
+from alltick_frames.core.plans import DAY_RESET_UTC_OFFSET, STRICT_FREE_ALL_ENDPOINTS, Plan, Rate
 
 TOO_FAST = 429
 OVER_CAP = 605
@@ -57,13 +62,13 @@ class Window:
 class TokenQuota:
     """All windows of one token under one plan."""
 
-    def __init__(self, plan: Plan, *, strict_free: bool = False) -> None:
+    def __init__(self, plan: Plan, *, lenient_free: bool = False) -> None:
         self.plan = plan
         self._endpoints: dict[str, Window] = {}
         self._shared: list[Window] = []
         if plan.all_endpoints is not None:
             self._shared.append(Window(plan.all_endpoints))
-        if strict_free and plan.name == "free":
+        if plan.name == "free" and not lenient_free:
             self._shared.append(Window(STRICT_FREE_ALL_ENDPOINTS))
         self._minute = Window(Rate(plan.per_minute, 60.0))
         self._day = -1

@@ -14,8 +14,14 @@ plan name, Plan, TokenSpec or ``{"plan": ..., "basket": [...]}``; default: ``{"d
 ``faults`` (a FaultConfig or a dict like ``{"reset": 0.1}``), ``now`` (the market clock,
 default :data:`FIXTURE_NOW`; None follows real time), ``frozen_clock`` (freeze the rate clock),
 and any other :class:`~alltick_frames.emulator.config.EmulatorConfig` field as a keyword
-(``mirror_status=True``, ``oversize="603"``, ``strict_free=True``, ``seed=7``, ...). Every
+(``mirror_status=True``, ``oversize="603"``, ``lenient_free=True``, ``seed=7``, ...). Every
 emulator the factory started is stopped at teardown.
+
+``process=True`` runs the emulator in its own process
+(:class:`~alltick_frames.emulator.process.EmulatorProcess`, same methods). Use it in every test
+that asserts a pace or zero rejections: an emulator in the test's process shares the GIL with
+the client, dates requests late and in bursts when the client is busy, and so can refuse a
+client that paced right. Tests that check shapes and errors may keep the faster in-process one.
 """
 
 from __future__ import annotations
@@ -26,10 +32,11 @@ from typing import Any, Protocol
 
 import pytest
 
+from alltick_frames.core.plans import Plan
 from alltick_frames.emulator.config import EmulatorConfig, TokenValue
 from alltick_frames.emulator.faults import FaultConfig
+from alltick_frames.emulator.process import EmulatorProcess
 from alltick_frames.emulator.server import EmulatorServer
-from alltick_frames.plans import Plan
 
 #: The fixture's default market clock: Wednesday 2024-05-15 14:00 UTC, i.e. 10:00 in New York
 #: (US session open), 22:00 in Hong Kong and Shanghai (closed for the day), FX and crypto
@@ -45,14 +52,15 @@ class EmulatorFactory(Protocol):
         faults: FaultConfig | Mapping[str, float] | None = None,
         now: str | float | datetime | None = FIXTURE_NOW,
         frozen_clock: bool = False,
+        process: bool = False,
         **config: Any,
-    ) -> EmulatorServer: ...
+    ) -> EmulatorServer | EmulatorProcess: ...
 
 
 @pytest.fixture
 def alltick_emulator() -> Iterator[EmulatorFactory]:
     """Start emulators: ``emu = alltick_emulator(plan="basic", frozen_clock=True)``."""
-    servers: list[EmulatorServer] = []
+    servers: list[EmulatorServer | EmulatorProcess] = []
 
     def start(
         plan: str | Plan = "basic",
@@ -60,12 +68,13 @@ def alltick_emulator() -> Iterator[EmulatorFactory]:
         faults: FaultConfig | Mapping[str, float] | None = None,
         now: str | float | datetime | None = FIXTURE_NOW,
         frozen_clock: bool = False,
+        process: bool = False,
         **config: Any,
-    ) -> EmulatorServer:
+    ) -> EmulatorServer | EmulatorProcess:
         emulator_config = EmulatorConfig(
             tokens=tokens, plan=plan, faults=faults, now=now, frozen_clock=frozen_clock, **config
         )
-        server = EmulatorServer(emulator_config)
+        server = EmulatorProcess(emulator_config) if process else EmulatorServer(emulator_config)
         servers.append(server)
         return server.start()
 

@@ -23,11 +23,12 @@ from typing import Any
 
 from aiohttp import web
 
-from alltick_frames.codes import FOREX_PATH, STOCK_PATH
-from alltick_frames.emulator.app import EMULATOR_KEY, Emulator, create_app
+from alltick_frames.core.codes import FOREX_PATH, STOCK_PATH
+from alltick_frames.emulator.app import EMULATOR_KEY, create_app
 from alltick_frames.emulator.clock import EmulatorClock
 from alltick_frames.emulator.config import EmulatorConfig
 from alltick_frames.emulator.faults import FaultConfig
+from alltick_frames.emulator.service import Emulator
 
 
 class EmulatorServer:
@@ -171,7 +172,7 @@ class EmulatorServer:
 
     def codes(self) -> list[dict[str, object]]:
         """The catalogue as ``GET /_emulator/codes`` returns it."""
-        return list(self.emulator.catalogue.rows)
+        return list(self._on_loop(self.emulator.codes))
 
     def __repr__(self) -> str:
         state = "running" if self._thread is not None else "stopped"

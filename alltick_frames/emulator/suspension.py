@@ -5,8 +5,21 @@ past year holds zero to two halts per exchange, drawn by hash from the catalogue
 that exchange (``.SH`` codes for SSE; NYSE- and NASDAQ-listed ``.US`` codes). A record appears
 once its ``publishDate`` has passed; a halt whose resumption lies after ``now`` has empty
 (``""``) resume fields: the docs allow null or "", and AllTick's OpenAPI types them as strings.
-Times are the exchange's local time as ``yyyy-MM-dd HH:mm:ss``; ``symbol`` uses this project's
-code spelling (``600416.SH``, ``AAPL.US``).
+
+As the docs' examples show them (``en/api-reference/stock/suspension.mdx``; official
+``http_interface/get_suspension_query.md``):
+
+* ``symbol`` is the bare ticker, ``600416`` or ``AAPL``, not AllTick's code ``600416.SH``;
+* times are the exchange's local time as ``yyyy-MM-dd HH:mm:ss``, but ``haltDate`` and
+  ``resumeDate`` are the date alone (``2024-01-15``) in about half of the records, as in every
+  example, and the full date and time in the others, as the notes' format says;
+* SSE records have ``haltPeriod``; NYSE and NASDAQ records have none, and carry
+  ``haltDateTime``, ``resumeDateTime`` and ``sourceExchange`` (NASDAQ also
+  ``pauseThresholdPrice``) instead.
+
+The service does not page ("All interfaces do not support pagination and return the full data
+for the most recent year"): :func:`page` returns everything unless asked to page (the
+emulator's ``suspension_paging`` switch).
 """
 
 from __future__ import annotations
@@ -26,6 +39,7 @@ EXCHANGES: dict[str, tuple[str, str]] = {
 }
 _WEEK = 7 * 86_400
 _FORMAT = "%Y-%m-%d %H:%M:%S"
+_DATE = "%Y-%m-%d"
 
 _SSE_REASONS = (
     "Pending announcement of major matters",
@@ -81,19 +95,21 @@ def _record(
     day = datetime.fromtimestamp(week * _WEEK, zone).date() + timedelta(days=(h >> 8) % 7)
     while day.weekday() >= 5:
         day += timedelta(days=1)
+    dates = _DATE if (h >> 44) % 2 else _FORMAT  # haltDate and resumeDate
+    symbol = inst.code.rsplit(".", 1)[0]
     if name == "sse":
         halt = datetime(day.year, day.month, day.day, 9, 30, tzinfo=zone)
         published = halt - timedelta(days=1 + (h >> 12) % 2, hours=15)
         days = 1 + (h >> 16) % 8
         resume: datetime | None = None if (h >> 20) % 7 == 0 else halt + timedelta(days=days)
         body: dict[str, object] = {
-            "symbol": inst.code,
+            "symbol": symbol,
             "symbolName": inst.name_cn or inst.name,
             "haltReason": _SSE_REASONS[(h >> 24) % len(_SSE_REASONS)],
-            "haltDate": halt.strftime(_FORMAT),
+            "haltDate": halt.strftime(dates),
             "haltTime": "09:30:00",
             "haltPeriod": "until further notice" if resume is None else f"{days} day(s)",
-            "resumeDate": "" if resume is None else resume.strftime(_FORMAT),
+            "resumeDate": "" if resume is None else resume.strftime(dates),
             "resumeTime": "" if resume is None else "09:30:00",
             "publishDate": published.strftime(_FORMAT),
         }
@@ -107,13 +123,12 @@ def _record(
         resume = None if pause is None else halt + pause
         published = halt
         body = {
-            "symbol": inst.code,
+            "symbol": symbol,
             "symbolName": inst.name,
             "haltReason": f"{code}: {reason}",
-            "haltDate": halt.strftime(_FORMAT),
+            "haltDate": halt.strftime(dates),
             "haltTime": halt.strftime("%H:%M:%S"),
-            "haltPeriod": "" if pause is None else f"{int(pause.total_seconds() // 60)} min",
-            "resumeDate": "" if resume is None else resume.strftime(_FORMAT),
+            "resumeDate": "" if resume is None else resume.strftime(dates),
             "resumeTime": "" if resume is None else resume.strftime("%H:%M:%S"),
             "publishDate": published.strftime(_FORMAT),
             "haltDateTime": halt.strftime(_FORMAT),
@@ -130,7 +145,8 @@ def _record(
 def page(
     all_records: list[dict[str, object]], page_no: int | None, size: int | None, stamp: str
 ) -> dict[str, object]:
-    """The service's envelope; paging fields appear only when ``page`` or ``size`` was sent."""
+    """The service's envelope: every record, or with ``page_no`` or ``size`` (the paging
+    switch) one page of them plus ``totalPages``, ``currentPage`` and ``currentSize``."""
     body: dict[str, object] = {"success": True, "timestamp": stamp, "totalCount": len(all_records)}
     if page_no is None and size is None:
         body["data"] = all_records

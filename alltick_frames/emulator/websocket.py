@@ -47,8 +47,10 @@ from typing import Any
 import orjson
 from aiohttp import WSMsgType, web
 
-from alltick_frames.emulator.app import MISSING_TOKEN, TOKEN_REQUIRED, Emulator, _authorised
 from alltick_frames.emulator.config import TokenSpec
+from alltick_frames.emulator.envelope import TOKEN_REQUIRED
+from alltick_frames.emulator.handlers import authorised
+from alltick_frames.emulator.service import MISSING_TOKEN, Emulator
 from alltick_frames.emulator.ws_market import BookFeed, Push, TradeFeed
 from alltick_frames.emulator.ws_rules import (
     BAD_FRAME,
@@ -158,7 +160,7 @@ class WsHub:
         return fixed + (rate - self._anchor)
 
     def _count(self, token: str, event: str, key: str) -> None:
-        self.emulator._count(token, event, key)
+        self.emulator.count(token, event, key)
 
     def _rules(self, token: str, spec: TokenSpec) -> TokenSockets:
         rules = self.sockets.get(token)
@@ -257,7 +259,7 @@ class WsHub:
                 new[code] = feed
                 continue
             inst = catalogue.get(code)
-            if inst is None or inst.path != base or not _authorised(conn.spec, inst):
+            if inst is None or inst.path != base or not authorised(conn.spec, inst):
                 new[code] = None
             elif kind == TRADES:
                 new[code] = TradeFeed(inst, cadence, int(now * 1000))

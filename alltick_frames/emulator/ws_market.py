@@ -31,8 +31,9 @@ import math
 from functools import lru_cache
 from typing import Any
 
-from alltick_frames.emulator import market
+from alltick_frames.emulator import market, sessions
 from alltick_frames.emulator.catalogue import CRYPTO, Instrument, stable_hash
+from alltick_frames.emulator.prices import prices as price_path
 from alltick_frames.emulator.ws_rules import MIN_CADENCE
 
 Push = dict[str, Any]
@@ -45,7 +46,7 @@ def trades_per_minute(cadence: float) -> int:
 
 def trading(inst: Instrument, t: float) -> bool:
     """Whether the market of ``inst`` is open at ``t``."""
-    return market.last_open(market.schedule_of(inst), t) == t
+    return sessions.last_open(sessions.schedule_of(inst), t) == t
 
 
 def _seq(inst: Instrument, tick_ms: int) -> str:
@@ -91,7 +92,7 @@ def minute_trades(inst: Instrument, minute: int, n: int) -> tuple[tuple[int, Pus
     if not trading(inst, minute + 0.5):
         return ()
     end = minute + 60
-    bars = market.klines(inst, 1, minute, end, 1, market.MARKET_FLOOR)
+    bars = market.klines(inst, 1, minute, end, 1, sessions.MARKET_FLOOR)
     if not bars or int(bars[0]["timestamp"]) != minute:
         return ()
     bar = bars[0]
@@ -103,7 +104,7 @@ def minute_trades(inst: Instrument, minute: int, n: int) -> tuple[tuple[int, Pus
     ]
     low, high = float(bar["low_price"]), float(bar["high_price"])
     fmt = f"{{:.{inst.decimals}f}}".format
-    path = market.prices(inst, [t / 1000 for t in ticks]).tolist()
+    path = price_path(inst, [t / 1000 for t in ticks]).tolist()
     prices = [fmt(min(max(p, low), high)) for p in path]
     at_high = 1 + h % (n - 2)
     at_low = 1 + (h >> 16) % (n - 3)

@@ -39,8 +39,8 @@ from typing import Any, Literal
 
 import orjson
 
-from alltick_frames.codes import FOREX_PATH, STOCK_PATH
-from alltick_frames.plans import (
+from alltick_frames.core.codes import FOREX_PATH, STOCK_PATH
+from alltick_frames.core.plans import (
     WS_HEARTBEAT_TIMEOUT,
     WS_REQUEST_SPACING,
     WS_SUBSCRIBE_SPACING,

@@ -30,9 +30,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from alltick_frames.codes import classify
+from alltick_frames.core.codes import classify
+from alltick_frames.core.intervals import Interval, parse_interval
 from alltick_frames.frames import KLINE_COLUMNS, KLINE_DTYPES, UTC_NS, empty_klines
-from alltick_frames.intervals import Interval, parse_interval
 
 _H, _M = 3600, 60
 

@@ -28,9 +28,9 @@ from typing import Any, TypeVar
 
 import pandas as pd
 
+from alltick_frames.core.plans import Plan
 from alltick_frames.live.ledger import StreamStats
 from alltick_frames.live.stream import Stream
-from alltick_frames.plans import Plan
 
 T = TypeVar("T")
 _END = object()

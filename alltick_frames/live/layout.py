@@ -14,9 +14,9 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from alltick_frames.codes import CodeInfo
+from alltick_frames.core.codes import CodeInfo
+from alltick_frames.core.plans import Plan
 from alltick_frames.live.wire import KINDS
-from alltick_frames.plans import Plan
 
 SlotKey = tuple[str, int]
 

@@ -3,7 +3,7 @@
 For every (kind, code) the :class:`Ledger` keeps when the stream asked for it, when its
 subscription was acknowledged, whether it ever pushed, its last trade, and the gaps dropped
 sockets left; :meth:`Ledger.failures` turns that into rows with the schema of every other
-failures table (:func:`~alltick_frames.errors.failures_frame`):
+failures table (:func:`~alltick_frames.core.errors.failures_frame`):
 
 * ``plan-limit``: over the plan's sockets x codes per subscription, never sent;
 * ``code-unauthorized`` (604): outside a Free basket or a market plan, never sent;
@@ -24,7 +24,7 @@ from typing import Any
 
 import pandas as pd
 
-from alltick_frames.errors import Failure, failures_frame
+from alltick_frames.core.errors import Failure, failures_frame
 from alltick_frames.live.wire import ENDPOINT, KINDS, TRADES
 
 Pair = tuple[str, str]  # (kind, code)

@@ -1,8 +1,8 @@
 """Spacing WebSocket requests the way AllTick requires, judged from the server's side.
 
 Two rules (alltick-api.md §6): requests on one connection at least
-:data:`~alltick_frames.plans.WS_REQUEST_SPACING` (1 s) apart, and subscriptions on different
-connections of a token at least :data:`~alltick_frames.plans.WS_SUBSCRIBE_SPACING` (3 s)
+:data:`~alltick_frames.core.plans.WS_REQUEST_SPACING` (1 s) apart, and subscriptions on different
+connections of a token at least :data:`~alltick_frames.core.plans.WS_SUBSCRIBE_SPACING` (3 s)
 apart. A request breaking either is answered ``ret`` 606 and its socket closed.
 
 The server stamps a request when it arrives, which the client cannot see; it can see the
@@ -25,8 +25,8 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Hashable
 from contextlib import asynccontextmanager
 from typing import TypeVar
 
+from alltick_frames.core.plans import WS_REQUEST_SPACING, WS_SUBSCRIBE_SPACING
 from alltick_frames.live.clock import Clock
-from alltick_frames.plans import WS_REQUEST_SPACING, WS_SUBSCRIBE_SPACING
 
 T = TypeVar("T")
 

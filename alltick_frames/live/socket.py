@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 import aiohttp
 
-from alltick_frames.errors import AuthError, TransportError
+from alltick_frames.core.errors import AuthError, TransportError
 from alltick_frames.live.layout import Slot
 from alltick_frames.live.wire import (
     CANCEL,
@@ -39,7 +39,7 @@ from alltick_frames.live.wire import (
     subscription,
     ws_url,
 )
-from alltick_frames.transport import scrub
+from alltick_frames.run.transport import scrub
 
 if TYPE_CHECKING:
     from alltick_frames.live.stream import Stream

@@ -57,19 +57,19 @@ from typing import Any
 import aiohttp
 import pandas as pd
 
-from alltick_frames.codes import DEFAULT_BASE_URL, validate_codes
-from alltick_frames.errors import Failure, MalformedResponse
+from alltick_frames.core.codes import DEFAULT_BASE_URL, validate_codes
+from alltick_frames.core.errors import Failure, MalformedResponse
+from alltick_frames.core.plans import WS_HEARTBEAT_TIMEOUT, Plan, get_plan
+from alltick_frames.core.wire import Envelope
 from alltick_frames.frames import decode_depth_ticks, decode_trade_ticks
-from alltick_frames.jobs import outside_plan, unauthorized
 from alltick_frames.live.clock import clock_of
 from alltick_frames.live.layout import Layout, SlotKey
 from alltick_frames.live.ledger import Ledger, StreamStats
 from alltick_frames.live.pacing import Pacer
 from alltick_frames.live.socket import Socket
 from alltick_frames.live.wire import DEPTH, ENDPOINT, KINDS, MAX_DEPTH_LEVEL, TRADES, Frame
-from alltick_frames.plans import WS_HEARTBEAT_TIMEOUT, Plan, get_plan
-from alltick_frames.transport import Secret
-from alltick_frames.wire import Envelope
+from alltick_frames.run.jobs import outside_plan, unauthorized
+from alltick_frames.run.transport import Secret
 
 _DECODERS: dict[str, Callable[[list[Envelope]], pd.DataFrame]] = {
     TRADES: decode_trade_ticks,
@@ -86,7 +86,7 @@ class Stream:
     """Live trades and order books of ``codes`` (see the module docstring).
 
     ``token`` (default ``$ALLTICK_TOKEN``), ``plan`` and ``base_url`` (default
-    ``$ALLTICK_BASE_URL`` or AllTick's host) as for :class:`~alltick_frames.client.AllTick`.
+    ``$ALLTICK_BASE_URL`` or AllTick's host) as for :class:`~alltick_frames.api.client.AllTick`.
     ``trades``/``depth`` choose the kinds; ``depth_level`` the levels asked for (default:
     all the code has, at most 10). ``duration`` ends the stream after that many seconds
     (default: run until closed). ``batch_rows``/``batch_seconds`` size the frames;

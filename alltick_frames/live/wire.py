@@ -14,8 +14,8 @@ from urllib.parse import urlsplit, urlunsplit
 
 import orjson
 
-from alltick_frames.codes import FOREX_PATH, STOCK_PATH
-from alltick_frames.wire import new_trace
+from alltick_frames.core.codes import FOREX_PATH, STOCK_PATH
+from alltick_frames.core.wire import new_trace
 
 #: The WebSocket path that serves the codes of each HTTP base path.
 WS_PATHS: dict[str, str] = {STOCK_PATH: "/quote-stock-b-ws-api", FOREX_PATH: "/quote-b-ws-api"}

@@ -8,9 +8,9 @@ from typing import Any
 
 import aiohttp
 
-from alltick_frames.codes import FOREX_PATH, STOCK_PATH, classify
+from alltick_frames.core.codes import FOREX_PATH, STOCK_PATH, classify
+from alltick_frames.core.plans import ENDPOINTS, Rate, get_plan
 from alltick_frames.emulator import EmulatorServer
-from alltick_frames.plans import ENDPOINTS, Rate, get_plan
 
 #: A plan no test can exhaust by accident: for shape tests that make many calls.
 FAST = get_plan("professional").with_overrides(

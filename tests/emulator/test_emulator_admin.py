@@ -10,7 +10,8 @@ import aiohttp
 import pytest
 from emu_helpers import FAST
 
-from alltick_frames.codes import classify
+from alltick_frames.core.codes import classify
+from alltick_frames.core.plans import FREE_SYMBOLS, get_plan
 from alltick_frames.emulator import (
     CATALOGUE,
     EmulatorClock,
@@ -19,7 +20,6 @@ from alltick_frames.emulator import (
     TokenSpec,
     parse_moment,
 )
-from alltick_frames.plans import FREE_SYMBOLS, get_plan
 
 DOC_CODES = [
     "AAPL.US",
@@ -46,13 +46,18 @@ DOC_CODES = [
     "Platinum",
     "XAUUSD",
 ]
-INDICES = "HSI.HK HSTECH.HK DJI.US SPX.US IXIC.US 000001.SH 000300.SH 399001.SZ 399006.SZ"
+INDICES = (
+    "HSI.HK HSTECH.HK DJI.US SPX.US IXIC.US 000001.SH 000300.SH 000905.SH 000852.SH "
+    "399001.SZ 399006.SZ"
+)
 
 
 def test_catalogue_size_and_classes():
     assert len(CATALOGUE) >= 300
     classes = Counter(inst.asset_class for inst in CATALOGUE.values())
-    assert set(classes) == {"stock", "index", "fx", "crypto", "metal", "energy", "cfd"}
+    assert set(classes) == {"stock", "index", "etf", "fx", "crypto", "metal", "energy", "cfd"}
+    etfs = Counter(i.market for i in CATALOGUE.values() if i.asset_class == "etf")
+    assert set(etfs) == {"US", "HK", "SH", "SZ"}
     markets = Counter(i.market for i in CATALOGUE.values() if i.asset_class == "stock")
     assert all(markets[m] >= 50 for m in ("US", "HK", "SH", "SZ"))
 
@@ -76,7 +81,9 @@ async def test_codes_endpoint(alltick_emulator, api):
     assert rows == emu.codes()
     assert len(rows) == len(CATALOGUE)
     for row in rows:
-        assert {"code", "name", "asset_class", "market", "path"} <= set(row)
+        assert {"code", "name", "asset_class", "market", "path", "pageable", "book_status"} <= set(
+            row
+        )
     tencent = next(r for r in rows if r["code"] == "700.HK")
     assert (tencent["market"], tencent["path"]) == ("HK", "/quote-stock-b-api")
 
@@ -128,6 +135,24 @@ async def test_config_endpoint(alltick_emulator, api):
     assert config["tokens"]["a"]["plan"]["name"] == "free"
     assert config["tokens"]["b"]["basket"] == ["AAPL.US"]
     assert config["oversize"] == "cut" and config["mirror_status"] is False
+    switches = {k: v for k, v in config.items() if k not in ("tokens", "market_now", "oversize")}
+    assert switches == {
+        "mirror_status": False,
+        "lenient_free": False,
+        "free_eod_only": False,
+        "hard_code_cap": False,
+        "page_energy_cfd": False,
+        "suspension_paging": False,
+        "old_invalid_codes": False,
+        "error_data": False,
+        "error_trace": True,
+    }
+
+
+def test_switches_travel_to_an_emulator_in_another_process():
+    config = EmulatorConfig(lenient_free=True, error_trace=False, suspension_paging=True)
+    back = EmulatorConfig.from_dict(config.to_dict())
+    assert (back.lenient_free, back.error_trace, back.suspension_paging) == (True, False, True)
 
 
 def test_emulator_clock():
@@ -227,7 +252,11 @@ def test_the_emulator_never_imports_the_client():
 
     import alltick_frames.emulator as package
 
-    allowed = {"alltick_frames.plans", "alltick_frames.intervals", "alltick_frames.codes"}
+    allowed = {
+        "alltick_frames.core.plans",
+        "alltick_frames.core.intervals",
+        "alltick_frames.core.codes",
+    }
     for source in Path(package.__file__).parent.glob("*.py"):
         for node in ast.walk(ast.parse(source.read_text(encoding="utf-8"))):
             names = []

@@ -15,13 +15,13 @@ from urllib.request import urlopen
 import pytest
 
 from alltick_frames.cli import build_parser
-from alltick_frames.emulator.cli import config_from_args
+from alltick_frames.emulator.cli import SWITCHES, config_from_args
 
 REPO = Path(__file__).resolve().parents[2]
 
 
 def parse(*argv: str) -> argparse.Namespace:
-    return build_parser().parse_args(["emulate", *argv])
+    return build_parser(emulate=True).parse_args(["emulate", *argv])
 
 
 def test_defaults():
@@ -31,14 +31,18 @@ def test_defaults():
     tokens = config.resolved_tokens()
     assert list(tokens) == ["demo"] and tokens["demo"].plan.name == "basic"
     assert not config.fault_config.active
-    assert (config.mirror_status, config.oversize, config.strict_free) == (False, "cut", False)
+    assert (config.mirror_status, config.oversize) == (False, "cut")
+    assert [getattr(config, name) for name in SWITCHES] == [False] * len(SWITCHES)
+    assert config.error_trace is True
     assert config.market_now is None
 
 
 def test_tokens_baskets_and_switches():
     args = parse(
         "--token", "alice=premium", "--token", "bob=free", "--basket", "alice=AAPL.US, GOLD",
-        "--now", "2024-05-15T14:00:00Z", "--mirror-status", "--oversize", "603", "--strict-free",
+        "--now", "2024-05-15T14:00:00Z", "--mirror-status", "--oversize", "603",
+        "--lenient-free", "--free-eod-only", "--hard-code-cap", "--page-energy-cfd",
+        "--suspension-paging", "--old-invalid-codes", "--error-data", "--no-error-trace",
     )  # fmt: skip
     config = config_from_args(args)
     tokens = config.resolved_tokens()
@@ -47,7 +51,9 @@ def test_tokens_baskets_and_switches():
     assert tokens["bob"].plan.name == "free" and tokens["bob"].basket is None
     assert "demo" not in tokens
     assert config.market_now == 1715781600.0
-    assert (config.mirror_status, config.oversize, config.strict_free) == (True, "603", True)
+    assert (config.mirror_status, config.oversize) == (True, "603")
+    assert [getattr(config, name) for name in SWITCHES] == [True] * len(SWITCHES)
+    assert config.error_trace is False
 
 
 def test_basket_without_tokens_limits_demo():
@@ -98,11 +104,14 @@ def test_plan_file(tmp_path):
 
 def test_help_texts(capsys):
     with pytest.raises(SystemExit) as exit_info:
-        build_parser().parse_args(["emulate", "--help"])
+        build_parser(emulate=True).parse_args(["emulate", "--help"])
     assert exit_info.value.code == 0
     text = capsys.readouterr().out
     for flag in ("--token TOKEN=PLAN", "--plan-file", "--now", "--faults", "--fault-5xx",
-                 "--mirror-status", "--oversize", "--strict-free", "/_emulator/stats"):  # fmt: skip
+                 "--mirror-status", "--oversize", "--lenient-free", "--free-eod-only",
+                 "--hard-code-cap", "--page-energy-cfd", "--suspension-paging",
+                 "--old-invalid-codes", "--error-data", "--no-error-trace",
+                 "/_emulator/stats"):  # fmt: skip
         assert flag in text
 
 

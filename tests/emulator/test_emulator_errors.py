@@ -25,12 +25,42 @@ def expect(reply, ret, msg, status=200):
 # --- 401 ------------------------------------------------------------------------------------
 
 
+GATE = b'{"msg":"token is required","trace":"","ret":401}'
+
+
 async def test_missing_token_is_http_401_with_the_gate_body(emu, api, http):
     reply = await api(emu).kline("AAPL.US", token=None)
-    assert reply.status == 401
-    assert reply.raw == b'{"msg":"token is required","ret":401}'
+    assert (reply.status, reply.raw) == (401, GATE)
     async with http.post(f"{emu.url}{STOCK_PATH}/batch-kline", data=b"{}") as resp:
-        assert resp.status == 401 and await resp.read() == reply.raw
+        assert resp.status == 401 and await resp.read() == GATE
+    assert emu.stats() == {"<missing>": {"kline": {"401": 1}, "batch-kline": {"401": 1}}}
+
+
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [
+        ("GET", "/.well-known/security.txt"),
+        ("GET", "/"),
+        ("GET", f"{FOREX_PATH}/static_info"),
+        ("GET", f"{STOCK_PATH}/batch-kline"),
+        ("POST", f"{STOCK_PATH}/kline"),
+        ("GET", "/api/suspension/hkex"),
+    ],
+)
+async def test_the_gate_answers_every_path_without_a_token(emu, http, method, path):
+    """The API host answers every path so (api-evangelist's probe of /.well-known/*)."""
+    async with http.request(method, emu.url + path) as resp:
+        assert (resp.status, await resp.read()) == (401, GATE)
+    assert emu.stats() == {"<missing>": {"unknown": {"401": 1}}}
+
+
+@pytest.mark.parametrize("token", ["demo", "nope"])
+async def test_an_unknown_path_with_a_token_is_404(emu, http, token):
+    """Right or wrong, the token passes the gate; no service answers an unknown path."""
+    async with http.get(f"{emu.url}/quote-stock-b-api/ticks", params={"token": token}) as resp:
+        assert resp.status == 404
+        assert await resp.text() == "404: Not Found"
+    assert emu.stats() == {}
 
 
 async def test_unknown_token_is_ret_401_over_http_200(emu, api):
@@ -159,6 +189,48 @@ async def test_bad_data_list_is_400_data(emu, api, data_list):
     expect(await api(emu).batch(body=body), 400, DATA)
 
 
+# --- error bodies with and without trace and data; 201/202 ------------------------------
+
+
+STYLES = {
+    "default": ({}, {"trace"}),
+    "data": ({"error_data": True}, {"trace", "data"}),
+    "no-trace": ({"error_trace": False}, set()),
+    "data-no-trace": ({"error_data": True, "error_trace": False}, {"data"}),
+}
+
+
+@pytest.mark.parametrize("style", list(STYLES))
+async def test_error_bodies_with_and_without_trace_and_data(alltick_emulator, api, style):
+    switches, extra = STYLES[style]
+    emu = alltick_emulator(plan=FAST, **switches)
+    client = api(emu)
+    reply = await client.kline("NOPE.US", trace="tr-600")
+    expected = {"ret": 600, "msg": "code invalid", "trace": "tr-600", "data": {}}
+    assert reply.json == {k: v for k, v in expected.items() if k in {"ret", "msg"} | extra}
+    assert list(reply.json) == [k for k in expected if k in reply.json], "documented order"
+    # before the trace is known, there is none to echo
+    reply = await client.get("kline", path=STOCK_PATH, query="not json")
+    assert set(reply.json) == {"ret", "msg"} | (extra - {"trace"})
+    assert emu.stats() == {"demo": {"kline": {"600": 1, "402": 1}}}
+
+
+async def test_old_invalid_codes_answer_201_and_202(alltick_emulator, api):
+    """The standard-header page's example: ``ret`` 202 with ``data: {}``."""
+    emu = alltick_emulator(plan=FAST, old_invalid_codes=True, error_data=True)
+    client = api(emu)
+    trace = "c2a8a146-a647-4d6f-ac07-8c4805bf0b74"
+    reply = await client.get("kline", {}, path=STOCK_PATH, trace=trace)
+    assert reply.raw == (
+        b'{"ret":202,"msg":"request data param invalid",'
+        b'"trace":"c2a8a146-a647-4d6f-ac07-8c4805bf0b74","data":{}}'
+    )
+    reply = await client.get("kline", path=STOCK_PATH, query='{"data": {}}')
+    assert reply.json == {"ret": 201, "msg": HEADER, "data": {}}
+    assert (await client.kline("NOPE.US")).ret == 600, "other errors keep their ret"
+    assert emu.stats() == {"demo": {"kline": {"202": 1, "201": 1, "600": 1}}}
+
+
 # --- 600 --------------------------------------------------------------------------------
 
 
@@ -197,6 +269,36 @@ async def test_too_many_batch_groups_is_603(alltick_emulator, api, plan, cap):
     assert (await api(emu).batch(groups[:cap])).ret == 200
 
 
+async def test_free_eod_only_refuses_intraday_bars_and_books(alltick_emulator, api):
+    """The pricing page: Free has "Last Price, End of Day Data", no real-time candlesticks,
+    order book or tick-by-tick."""
+    emu = alltick_emulator(plan="free", frozen_clock=True, free_eod_only=True)
+    client = api(emu)
+    answers = []
+    for kline_type in (1, 5, 8, 9, 10):
+        answers.append((await client.kline("TSLA.US", kline_type=kline_type)).ret)
+        emu.clock.advance(10)
+    assert answers == [603, 603, 200, 200, 200]
+    groups = [kline_data("TSLA.US", 8, 2), kline_data("700.HK", 2, 2)]
+    expect(await client.batch(groups), 603, "token level not enough")
+    for endpoint, ret in (("depth-tick", 603), ("trade-tick", 200), ("static_info", 200)):
+        emu.clock.advance(10)
+        assert (await client.ticks(endpoint, ["TSLA.US", "700.HK"])).ret == ret, endpoint
+    assert emu.stats()["demo"] == {
+        "kline": {"603": 2, "200": 3},
+        "batch-kline": {"603": 1},
+        "depth-tick": {"603": 1},
+        "trade-tick": {"200": 1},
+        "static_info": {"200": 1},
+    }
+
+
+async def test_free_eod_only_leaves_paid_plans_alone(alltick_emulator, api):
+    emu = alltick_emulator(plan=FAST, free_eod_only=True)
+    assert (await api(emu).kline("AAPL.US", kline_type=1)).ret == 200
+    assert (await api(emu).ticks("depth-tick", ["AAPL.US"])).ret == 200
+
+
 # --- 604 --------------------------------------------------------------------------------
 
 
@@ -207,7 +309,7 @@ async def test_free_plan_sees_only_its_ten_symbols(alltick_emulator, api, code):
 
 
 async def test_free_plan_symbols_are_served(alltick_emulator, api):
-    from alltick_frames.plans import FREE_SYMBOLS
+    from alltick_frames.core.plans import FREE_SYMBOLS
 
     emu = alltick_emulator(plan="free", frozen_clock=True)
     for code in sorted(FREE_SYMBOLS):

@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 import pytest
 from emu_helpers import FAST
 
+from alltick_frames.emulator import CATALOGUE
 from alltick_frames.emulator.pytest_plugin import FIXTURE_NOW
 
 NOW = datetime.fromisoformat(FIXTURE_NOW.replace("Z", "+00:00")).timestamp()
@@ -64,13 +65,33 @@ async def test_end_in_the_future_is_now(alltick_emulator, api):
     assert latest.data == future.data
 
 
-@pytest.mark.parametrize("code", ["AAPL.US", "700.HK", "HSI.HK", "000001.SH"])
-async def test_stocks_ignore_end(alltick_emulator, api, code):
+@pytest.mark.parametrize(
+    "code", ["AAPL.US", "700.HK", "HSI.HK", "000001.SH", "SPY.US", "USOIL", "NGAS", "US30"]
+)
+async def test_only_fx_metals_and_crypto_page(alltick_emulator, api, code):
+    """kline.mdx: "Only forex, precious metals, and cryptocurrencies support timestamp input":
+    stocks, indices, ETFs, energy and CFD indices answer their newest bars whatever the end."""
     emu = alltick_emulator(plan=FAST)
     latest = await api(emu).kline(code, kline_type=1, num=100)
     old_end = await api(emu).kline(code, kline_type=1, num=100, end=int(NOW) - 30 * DAY)
     assert latest.data == old_end.data
     assert stamps(latest)[-1] > NOW - 3 * DAY
+    assert next(r for r in emu.codes() if r["code"] == code)["pageable"] is False
+    assert emu.stats() == {"demo": {"kline": {"200": 2}}}
+
+
+@pytest.mark.parametrize("code", ["USOIL", "UKOIL", "NGAS", "US30", "HK50"])
+async def test_energy_and_cfd_page_when_switched(alltick_emulator, api, code):
+    emu = alltick_emulator(plan=FAST, page_energy_cfd=True)
+    ts = await page_back(api(emu), code, kline_type=5, pages=3)
+    assert len(ts) == 3 * 500 - 2
+    assert next(r for r in emu.codes() if r["code"] == code)["pageable"] is True
+    assert emu.stats() == {"demo": {"kline": {"200": 3}}}
+
+
+def test_the_catalogue_says_which_codes_page():
+    pageable = {r["asset_class"] for r in CATALOGUE.rows if r["pageable"]}
+    assert pageable == {"fx", "crypto", "metal"}
 
 
 @pytest.mark.parametrize(("plan", "years"), [("basic", 1), ("premium", 3), ("professional", 5)])

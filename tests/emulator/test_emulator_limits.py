@@ -12,8 +12,7 @@ from datetime import UTC, datetime
 import pytest
 from emu_helpers import FAST, FOREX_PATH, STOCK_PATH, kline_data
 
-from alltick_frames.emulator.limits import TokenQuota
-from alltick_frames.plans import (
+from alltick_frames.core.plans import (
     BATCH_KLINE,
     DEPTH_TICK,
     ENDPOINTS,
@@ -24,6 +23,8 @@ from alltick_frames.plans import (
     Rate,
     get_plan,
 )
+from alltick_frames.emulator.envelope import TOKEN_REQUIRED
+from alltick_frames.emulator.limits import TokenQuota
 
 # A Wednesday, 12:00 UTC+8 (04:00 UTC): far from the daily reset.
 T0 = datetime(2024, 5, 15, 4, 0, tzinfo=UTC).timestamp()
@@ -101,14 +102,14 @@ async def test_basic_batch_kline_min_interval(alltick_emulator, api):
     assert (await call(client, BATCH_KLINE, "AAPL.US")).ret == 200
 
 
-async def test_free_per_minute_cap_is_605(alltick_emulator, api):
-    """Free allows each endpoint once per 10 s but only 10 calls a minute in total: rotate
-    over four endpoints every 2.5 s until the minute is full; the next call is 605.
-
-    (On the paid plans the per-second windows admit at most ``per_minute`` calls a minute, so
-    the minute cap cannot bind there; the quota test below checks it with relaxed rates.)
+async def test_free_per_minute_cap_is_605_in_the_lenient_reading(alltick_emulator, api):
+    """Read leniently, Free allows each endpoint once per 10 s but only 10 calls a minute in
+    total: rotate over four endpoints every 2.5 s until the minute is full; the next call is
+    605. (By default "one interface every 10 seconds" admits 6 calls a minute, so the minute
+    cap cannot bind; nor can it on the paid plans, whose per-second windows admit at most
+    ``per_minute`` calls a minute: the quota test below checks it with relaxed rates.)
     """
-    emu = frozen(alltick_emulator, "free")
+    emu = frozen(alltick_emulator, "free", lenient_free=True)
     client = api(emu)
     endpoints = [KLINE, TRADE_TICK, DEPTH_TICK, STATIC_INFO]
     for i in range(10):
@@ -208,40 +209,62 @@ async def test_tokens_are_limited_independently(alltick_emulator, api):
     assert (await api(emu, "a").kline("AAPL.US")).ret == 429
 
 
-async def test_free_is_ten_per_minute_unless_strict(alltick_emulator, api):
-    relaxed = frozen(alltick_emulator, "free")
-    assert (await call(api(relaxed), KLINE, "TSLA.US")).ret == 200
-    relaxed.clock.advance(1)
-    assert (await call(api(relaxed), TRADE_TICK, "TSLA.US")).ret == 200
-
-    strict = frozen(alltick_emulator, "free", strict_free=True)
-    client = api(strict)
+async def test_free_is_one_call_per_ten_seconds_across_endpoints(alltick_emulator, api):
+    """ "Only one interface can be requested every 10 seconds" binds across endpoints."""
+    emu = frozen(alltick_emulator, "free")
+    client = api(emu)
     assert (await call(client, KLINE, "TSLA.US")).ret == 200
-    strict.clock.advance(1)
-    assert (await call(client, TRADE_TICK, "TSLA.US")).ret == 429
-    strict.clock.advance(9)
+    for endpoint in (TRADE_TICK, DEPTH_TICK, STATIC_INFO, BATCH_KLINE):
+        emu.clock.advance(2)
+        assert (await call(client, endpoint, "TSLA.US")).ret == 429, endpoint
+    emu.clock.advance(2)  # t = 10: the kline call left the window
     assert (await call(client, TRADE_TICK, "TSLA.US")).ret == 200
+    assert emu.stats()["demo"] == {
+        "kline": {"200": 1},
+        "trade-tick": {"429": 1, "200": 1},
+        "depth-tick": {"429": 1},
+        "static_info": {"429": 1},
+        "batch-kline": {"429": 1},
+    }
+
+
+async def test_lenient_free_paces_each_endpoint_apart(alltick_emulator, api):
+    emu = frozen(alltick_emulator, "free", lenient_free=True)
+    client = api(emu)
+    assert (await call(client, KLINE, "TSLA.US")).ret == 200
+    emu.clock.advance(1)
+    assert (await call(client, TRADE_TICK, "TSLA.US")).ret == 200
+    emu.clock.advance(1)
+    assert (await call(client, TRADE_TICK, "TSLA.US")).ret == 429, "its own window still holds"
+    assert emu.stats()["demo"] == {"kline": {"200": 1}, "trade-tick": {"200": 1, "429": 1}}
 
 
 async def test_suspension_is_one_call_per_minute_per_exchange(alltick_emulator, api):
+    """Too frequent is HTTP 429 (api-evangelist's halt skill), with a plain-text body."""
     emu = frozen(alltick_emulator, "professional")
     client = api(emu)
     assert (await client.suspension("sse")).status == 200
     assert (await client.suspension("nyse")).status == 200, "each exchange has its own window"
     refused = await client.suspension("sse")
-    assert refused.status == 500
-    assert refused.json["success"] is False and refused.json["error"]
+    assert (refused.status, refused.raw) == (429, b"Too Many Requests")
     assert (await client.kline("AAPL.US")).ret == 200, "quote windows are untouched"
     emu.clock.advance(60)
     assert (await client.suspension("sse")).status == 200
-    assert emu.stats()["demo"]["suspension/sse"] == {"200": 2, "500": 1}
+    assert emu.stats()["demo"]["suspension/sse"] == {"200": 2, "429": 1}
 
 
-async def test_suspension_token_errors_are_http_500(alltick_emulator, api):
+async def test_suspension_token_errors(alltick_emulator, api):
+    """No token: the host's gate; a wrong one: the service's documented HTTP 500 error."""
     emu = alltick_emulator(plan="basic")
-    for token in (None, "nope"):
-        reply = await api(emu, token).suspension("nasdaq")
-        assert reply.status == 500 and reply.json["success"] is False
+    missing = await api(emu, None).suspension("nasdaq")
+    assert (missing.status, missing.raw) == (401, TOKEN_REQUIRED)
+    wrong = await api(emu, "nope").suspension("nasdaq")
+    assert wrong.status == 500
+    assert wrong.json == {"success": False, "error": "token invalid"}
+    assert emu.stats() == {
+        "<missing>": {"suspension/nasdaq": {"401": 1}},
+        "nope": {"suspension/nasdaq": {"500": 1}},
+    }
 
 
 # --- the same rules, checked on the quota object for every plan (fast, no HTTP) ----------
@@ -253,7 +276,8 @@ RELAXED = {e: Rate(10**9, 1.0) for e in ENDPOINTS}
 @pytest.mark.parametrize("plan_name", list(PLANS))
 def test_quota_minute_cap_of_every_plan(plan_name):
     plan = get_plan(plan_name)
-    quota = TokenQuota(plan.with_overrides(endpoint_rates=RELAXED, all_endpoints=None))
+    relaxed = plan.with_overrides(endpoint_rates=RELAXED, all_endpoints=None)
+    quota = TokenQuota(relaxed, lenient_free=True)
     for _ in range(plan.per_minute):
         assert quota.admit(KLINE, T0) is None
     assert quota.admit(KLINE, T0 + 59.999) == 605
@@ -264,7 +288,8 @@ def test_quota_minute_cap_of_every_plan(plan_name):
 def test_quota_daily_cap(plan_name):
     plan = get_plan(plan_name)
     quota = TokenQuota(
-        plan.with_overrides(endpoint_rates=RELAXED, all_endpoints=None, per_minute=10**9)
+        plan.with_overrides(endpoint_rates=RELAXED, all_endpoints=None, per_minute=10**9),
+        lenient_free=True,
     )
     for _ in range(plan.per_day):
         assert quota.admit(KLINE, T0) is None

@@ -10,7 +10,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from emu_helpers import FAST
 
-from alltick_frames.emulator import CATALOGUE
+from alltick_frames.emulator import CATALOGUE, sessions
 from alltick_frames.emulator import market as mk
 
 NY, HK, SH = ZoneInfo("America/New_York"), ZoneInfo("Asia/Hong_Kong"), ZoneInfo("Asia/Shanghai")
@@ -187,10 +187,10 @@ def test_500_bars_take_a_few_milliseconds():
     now = datetime(2024, 5, 15, 14, tzinfo=UTC).timestamp()
     for code, kline_type in (("AAPL.US", 1), ("EURUSD", 8), ("700.HK", 9)):
         inst = CATALOGUE[code]
-        mk.klines(inst, kline_type, now, now, 500, mk.MARKET_FLOOR)  # warm the caches
+        mk.klines(inst, kline_type, now, now, 500, sessions.MARKET_FLOOR)  # warm the caches
         started = time.perf_counter()
         for i in range(20):
-            bars = mk.klines(inst, kline_type, now - i * 3600, now, 500, mk.MARKET_FLOOR)
+            bars = mk.klines(inst, kline_type, now - i * 3600, now, 500, sessions.MARKET_FLOOR)
         per_call = (time.perf_counter() - started) / 20
         assert len(bars) == 500
         assert per_call < 0.025, f"{code}/{kline_type}: {per_call * 1000:.1f} ms per 500 bars"
@@ -201,7 +201,7 @@ def test_dst_does_not_move_us_sessions():
     inst = CATALOGUE["AAPL.US"]
     for day, utc_hour in (("2024-01-10", 14), ("2024-07-10", 13)):
         now = datetime.fromisoformat(f"{day}T21:00:00+00:00").timestamp()
-        bars = mk.bars_before(inst, 1, now, now, 390, mk.MARKET_FLOOR)
+        bars = sessions.bars_before(inst, 1, now, now, 390, sessions.MARKET_FLOOR)
         first = datetime.fromtimestamp(bars[0].start, UTC)
         assert (first.hour, first.minute) == (utc_hour, 30)
         assert bars[-1].start - bars[0].start == timedelta(hours=6, minutes=29).seconds

@@ -187,7 +187,7 @@ async def test_frames_that_are_no_request(emu, sockets):
 
 async def test_token_gate(emu, sockets):
     status, body = await sockets(emu).refusal(token="")
-    assert (status, body) == (401, {"msg": "token is required", "ret": 401})
+    assert (status, body) == (401, {"msg": "token is required", "trace": "", "ret": 401})
     status, body = await sockets(emu).refusal(token="nobody")
     assert (status, body) == (401, {"ret": 401, "msg": "token invalid"})
 

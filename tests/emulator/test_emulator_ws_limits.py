@@ -9,7 +9,7 @@ import asyncio
 import pytest
 from ws_helpers import FOREX_WS, STOCK_WS
 
-from alltick_frames.plans import get_plan
+from alltick_frames.core.plans import get_plan
 
 HEARTBEAT, DEPTH, TRADES = 22000, 22002, 22004
 TOO_MANY = {"ret": 606, "msg": "too many requests and connection will be closed"}

@@ -1,0 +1,458 @@
+"""The async client: :class:`AllTick`."""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
+
+import pandas as pd
+
+from alltick_frames import frames
+from alltick_frames.api.estimate import CallPlan, Estimate
+from alltick_frames.api.progress import Progress
+from alltick_frames.api.quotes import QuotesMixin
+from alltick_frames.api.result import FetchResult, FetchStats
+from alltick_frames.budget import Budget, estimate_schedule
+from alltick_frames.core import cache_planner, errors, planner
+from alltick_frames.core.codes import DEFAULT_BASE_URL, CodeInfo
+from alltick_frames.core.errors import Failure
+from alltick_frames.core.intervals import Interval
+from alltick_frames.core.plans import BATCH_KLINE, KLINE, Plan, get_plan
+from alltick_frames.run.jobs import BatchJob, KlineJob, outside_plan, unauthorized
+from alltick_frames.run.runner import Call, Job, RetryPolicy, Runner
+from alltick_frames.run.transport import Secret, Transport
+from alltick_frames.store import BarStore
+
+if TYPE_CHECKING:
+    from alltick_frames.live.stream import Stream
+
+#: Failure kinds worth asking again by default: the rest are permanent (a bad code stays bad).
+RETRYABLE_KINDS = frozenset(
+    {"transport", "rate-limit", "daily-cap", "left-out", "cancelled", "service-error"}
+)
+
+#: Planning rounds per klines() call: the first fills gaps and refreshes stale tops, the next
+#: ones see what those answers revealed (more bars wanted below, a hole a refresh left).
+PLANNING_ROUNDS = 3
+
+
+class AllTick(QuotesMixin):
+    """An async AllTick client that stays inside its plan.
+
+    >>> async with AllTick(plan="basic") as client:          # doctest: +SKIP
+    ...     result = await client.klines(["AAPL.US", "EURUSD"], "1d", count=250)
+    ...     result.data, result.failures
+
+    ``token`` defaults to ``$ALLTICK_TOKEN``; ``plan`` is a built-in plan name (``free``,
+    ``basic``, ``premium``, ``professional``, ``all-hk``, ``all-cn``, ``all-us``), a plan file
+    (``.json``/``.toml``) or a :class:`~alltick_frames.core.plans.Plan`; ``base_url`` defaults to
+    ``$ALLTICK_BASE_URL`` or AllTick's production host.
+
+    Bars are cached on disk (``cache=True``, in :func:`~alltick_frames.store.default_cache_dir`;
+    a path or a :class:`~alltick_frames.store.BarStore` to choose; ``cache=False`` to bypass).
+    Closed bars are kept for good; the forming bar is trusted for ``ttl`` (seconds, or a
+    function of the interval; default
+    :func:`~alltick_frames.core.cache_planner.forming_ttl`). Cached bars are namespaced by
+    ``source`` (default: the base URL's host), never by token. With a cache, every process
+    using the same directory shares one budget per token.
+
+    Options: ``timeout`` per request in seconds; ``retry`` a
+    :class:`~alltick_frames.run.runner.RetryPolicy`; ``concurrency`` the most calls in flight
+    (default: enough to use the plan's rate); ``raise_on_failure`` to raise
+    :class:`~alltick_frames.core.errors.FetchFailed` instead of returning failure rows; ``guard``
+    the budget's safety margin in seconds; ``progress`` True/False to force a progress bar on
+    or off (default: on in terminals and notebooks, for long jobs); ``clock`` the market
+    clock (epoch seconds) used to judge what is forming and what is stale.
+    """
+
+    def __init__(
+        self,
+        token: str | None = None,
+        plan: str | Plan | Path = "basic",
+        base_url: str | None = None,
+        *,
+        cache: bool | str | Path | BarStore = True,
+        source: str | None = None,
+        ttl: cache_planner.TTL | None = None,
+        timeout: float = 30.0,
+        retry: RetryPolicy | None = None,
+        concurrency: int | None = None,
+        raise_on_failure: bool = False,
+        budget: Budget | None = None,
+        guard: float | None = None,
+        progress: bool | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        token = token if token is not None else os.environ.get("ALLTICK_TOKEN")
+        if not token:
+            raise ValueError("no AllTick token: pass token=... or set ALLTICK_TOKEN")
+        self.plan = get_plan(plan)
+        base = base_url or os.environ.get("ALLTICK_BASE_URL") or DEFAULT_BASE_URL
+        self.base_url = base.rstrip("/")
+        self._token = Secret(token)
+        self.retry_policy = retry or RetryPolicy()
+        self.concurrency = concurrency or default_concurrency(self.plan)
+        self.raise_on_failure = raise_on_failure
+        self.progress = progress
+        self.clock = clock
+        self._ttl = ttl
+        source = source or urlsplit(self.base_url).netloc or self.base_url
+        if isinstance(cache, BarStore):
+            self.store: BarStore | None = cache
+        elif cache is False:
+            self.store = None
+        else:
+            self.store = BarStore(None if cache is True else cache, source=source)
+        options = {} if guard is None else {"guard": guard}
+        cache_dir = self.store.root if self.store is not None else None
+        self._owns_budget = budget is None
+        self.budget = budget or Budget.for_token(self.plan, token, cache_dir, **options)
+        self._transport = Transport(
+            self.base_url, self._token, timeout=timeout, connections=self.concurrency
+        )
+
+    def __repr__(self) -> str:
+        cache = "off" if self.store is None else str(self.store.root)
+        return f"AllTick(plan={self.plan.name!r}, base_url={self.base_url!r}, cache={cache!r})"
+
+    async def __aenter__(self) -> AllTick:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        """Close the HTTP session, the cache and the budget ledger this client opened."""
+        await self._transport.close()
+        if self.store is not None:
+            self.store.close()
+        if self._owns_budget:
+            self.budget.close()
+
+    def stream(
+        self, codes: str | Iterable[str], *, trades: bool = True, depth: bool = True, **options: Any
+    ) -> Stream:
+        """Live trades and order books of ``codes`` over AllTick's WebSocket, on this client's
+        token, plan and base URL: ``async with client.stream(codes) as s: async for frame in s``
+        (options as :class:`~alltick_frames.live.stream.Stream`)."""
+        from alltick_frames.live.stream import Stream
+
+        return Stream(
+            codes, token=self._token, plan=self.plan, base_url=self.base_url,
+            trades=trades, depth=depth, **options,
+        )  # fmt: skip
+
+    def ttl(self, interval: Interval) -> float:
+        """Seconds a cached forming bar of ``interval`` is trusted."""
+        if self._ttl is None:
+            return cache_planner.forming_ttl(interval)
+        return self._ttl(interval) if callable(self._ttl) else float(self._ttl)
+
+    def _runner(self, stats: FetchStats, progress: Progress | None = None) -> Runner:
+        """A runner on this client's transport, budget and retry policy."""
+        return Runner(
+            self._transport,
+            self.budget,
+            stats,
+            retry=self.retry_policy,
+            concurrency=self.concurrency,
+            on_progress=None if progress is None else progress.update,
+            on_more=None if progress is None else progress.grow,
+        )
+
+    async def _run(
+        self, job: Job, calls: list[Call], stats: FetchStats, desc: str
+    ) -> list[Failure]:
+        """Run ``calls`` of ``job`` with a progress bar (shown for long jobs only)."""
+        if not calls:
+            return []
+        bar = Progress(len(calls), desc, self.progress)
+        try:
+            return await self._runner(stats, bar).run(job, calls)
+        finally:
+            bar.close()
+
+    async def _run_pages(
+        self, job: KlineJob, pages: list[planner.KlinePage], stats: FetchStats
+    ) -> list[Failure]:
+        """Run ``pages`` of ``job``; return once every answer is decoded (and stored, so the
+        next planning round sees it)."""
+        try:
+            failures = await self._run(job, job.calls(pages), stats, "klines")
+        finally:
+            job.flush()  # a run that raised keeps what it fetched
+        await job.settle()
+        return failures
+
+    # ------------------------------------------------------------------------------ klines
+
+    async def klines(
+        self,
+        codes: str | Iterable[str],
+        interval: str | int | Interval = "1d",
+        count: int | None = None,
+        start: planner.TimeLike | None = None,
+        end: planner.TimeLike | None = None,
+    ) -> FetchResult:
+        """History bars for many codes, one ``/kline`` page of up to 500 bars per call.
+
+        Give ``count`` for the newest N bars (up to ``end`` if given), or ``start`` (and
+        optionally ``end``) for a time range; with neither, one page (500 bars) per code.
+        FX, crypto and metals are paged back as far as the plan's history reaches. Stocks and
+        indices cannot be paged: they get their latest 500 bars, and a failure row says what
+        could not be fetched. Bad input raises ValueError before any call.
+
+        With the cache, only what it lacks is fetched: a repeated request makes no call, an
+        extended range fetches only its new pages, and series a bar or two behind are
+        refreshed through ``/batch-kline`` when that takes fewer calls (``stats.route`` says).
+        """
+        started, now = time.monotonic(), self.clock()
+        req = planner.kline_request(codes, interval, count, start, end, now=now)
+        stats = FetchStats()
+        blocked = outside_plan(req.codes, self.plan)
+        failures = unauthorized(blocked, self.plan, KLINE, str(req.interval))
+        todo = [c for c in req.codes if c not in blocked]
+        job = KlineJob(req, self.plan, self.store, now)
+        if self.store is None:
+            pages = [planner.first_page(req, c, self.plan) for c in todo]
+            failures += await self._run_pages(job, pages, stats)
+        else:
+            failures += await self._fill(req, todo, job, stats, now)
+        stats.route = "+".join(sorted(e for e, n in stats.calls.items() if n)) or "cache"
+        data = job.frame()
+        failures += job.unreadable
+        failed = {f.code for f in failures}
+        request = {
+            "method": "klines",
+            "codes": req.code_order,
+            "interval": str(req.interval),
+            "count": count,
+            "start": start,
+            "end": end,
+        }
+        shortfalls = job.shortfalls(data, failed)
+        return self._result(data, failures + shortfalls, stats, started, request)
+
+    def _plan_round(
+        self, req: planner.KlineRequest, todo: Sequence[CodeInfo], now: float, paged: set[str]
+    ) -> list[cache_planner.SeriesPlan]:
+        assert self.store is not None
+        alias = str(req.interval)
+        covs = self.store.coverage_many([(c.code, alias) for c in todo])
+        ttl = self.ttl(req.interval)
+        return [
+            cache_planner.plan_series(
+                req, c, covs[c.code, alias], self.store, self.plan, now, ttl, c.code not in paged
+            )
+            for c in todo
+        ]
+
+    def _batch_route(
+        self, plans: Sequence[cache_planner.SeriesPlan]
+    ) -> tuple[list[cache_planner.SeriesPlan], list[planner.BatchChunk]]:
+        """The series to refresh through /batch-kline, and its calls: when that takes fewer
+        calls than one /kline per series (else nothing)."""
+        batchable = [p for p in plans if p.batchable]
+        groups = [(p.code, p.pages[0].interval) for p in batchable]
+        chunks = planner.pack_groups(groups, self.plan.batch_groups, 2)
+        return (batchable, chunks) if len(chunks) < len(batchable) else ([], [])
+
+    async def _fill(
+        self,
+        req: planner.KlineRequest,
+        todo: list[CodeInfo],
+        job: KlineJob,
+        stats: FetchStats,
+        now: float,
+    ) -> list[Failure]:
+        """Fetch what the cache lacks for ``req``, in planning rounds; return failures."""
+        assert self.store is not None
+        failures: list[Failure] = []
+        paged: set[str] = set()
+        for round_no in range(PLANNING_ROUNDS):
+            plans = self._plan_round(req, todo, now, paged)
+            needy = [p for p in plans if p.pages]
+            if round_no == 0:
+                stats.cached = len(plans) - len(needy)
+            if not needy:
+                break
+            batch, chunks = self._batch_route(needy) if round_no == 0 else ([], [])
+            if batch:
+                batch_job = BatchJob(store=self.store, now=now)
+                calls = [batch_job.call(c) for c in chunks]
+                failures += await self._run(batch_job, calls, stats, "refresh")
+                failures += batch_job.left_out + batch_job.unreadable
+            pages = [page for p in needy if p not in batch for page in p.pages]
+            paged.update(page.code.code for page in pages)
+            failures += await self._run_pages(job, pages, stats)
+            failed = {f.code for f in [*failures, *job.unreadable]}
+            todo = [c for c in todo if c.code not in failed]
+        return failures
+
+    # ------------------------------------------------------------------------------ latest
+
+    async def latest(
+        self,
+        codes: str | Iterable[str],
+        intervals: str | int | Interval | Sequence[str | int | Interval] = ("1m",),
+        count: int = 1,
+    ) -> FetchResult:
+        """The newest ``count`` (1 or 2) bars of each code and interval, via ``/batch-kline``.
+
+        Groups (code x interval) are packed up to the plan's cap per call. The newest bar is
+        usually still forming: its close is the latest price. Answers also refresh the cache.
+        """
+        started, now = time.monotonic(), self.clock()
+        groups = planner.latest_groups(codes, intervals, count)
+        stats = FetchStats(route=BATCH_KLINE)
+        job = BatchJob(store=self.store, now=now)
+        infos = list(dict.fromkeys(c for c, _ in groups))
+        blocked = set(outside_plan(infos, self.plan))
+        failures = [
+            f
+            for c, i in groups
+            if c in blocked
+            for f in unauthorized([c], self.plan, BATCH_KLINE, str(i))
+        ]
+        todo = [g for g in groups if g[0] not in blocked]
+        chunks = planner.pack_groups(todo, self.plan.batch_groups, count)
+        failures += await self._run(job, [job.call(c) for c in chunks], stats, "latest")
+        data = job.frame(todo, count)
+        request = {
+            "method": "latest",
+            "codes": [c.code for c in infos],
+            "intervals": list(dict.fromkeys(str(i) for _, i in groups)),
+            "count": count,
+        }
+        failures += job.left_out + job.unreadable
+        return self._result(data, failures, stats, started, request)
+
+    # ------------------------------------------------------------------------ estimate, retry
+
+    def estimate(self, method: str, *args: Any, **kwargs: Any) -> Estimate:
+        """What ``method(*args, **kwargs)`` would cost, without making any call.
+
+        Counts what the cache already holds, then gives the calls per endpoint, how long the
+        plan's windows make them take at the least, and what share of today's cap they use.
+        ``method`` is ``"klines"``, ``"latest"``, ``"trades"``, ``"depth"``,
+        ``"static_info"`` or ``"suspensions"``. Paging calls for a time range are an upper
+        bound: markets that close at night and at weekends have fewer bars than the span.
+        """
+        planner_of = getattr(self, f"_calls_for_{method}", None)
+        if planner_of is None:
+            raise ValueError(f"cannot estimate {method!r}: use klines, latest, trades, ...")
+        planned = planner_of(*args, **kwargs)
+        if not isinstance(planned, CallPlan):
+            planned = CallPlan(planned)
+        calls = planned.calls
+        usage = self.budget.usage()
+        total = sum(calls.values())
+        seconds = estimate_schedule(self.plan, calls, used_today=usage["calls_today"])
+        notes = []
+        if total > usage["remaining_today"]:
+            notes.append(
+                f"needs {total} calls but only {usage['remaining_today']} remain today: "
+                "the job will stop at the cap and list the rest as failures"
+            )
+        return Estimate(
+            calls=dict(calls),
+            seconds=seconds,
+            share_of_day=total / self.plan.per_day,
+            remaining_today=usage["remaining_today"],
+            cached=planned.cached,
+            route=planned.route or "+".join(sorted(e for e, n in calls.items() if n)),
+            notes=notes,
+        )
+
+    def _calls_for_klines(
+        self,
+        codes: str | Iterable[str],
+        interval: str | int | Interval = "1d",
+        count: int | None = None,
+        start: planner.TimeLike | None = None,
+        end: planner.TimeLike | None = None,
+    ) -> CallPlan:
+        now = self.clock()
+        req = planner.kline_request(codes, interval, count, start, end, now=now)
+        todo = [c for c in req.codes if c not in outside_plan(req.codes, self.plan)]
+        if self.store is None:
+            return CallPlan(planner.kline_calls(req, self.plan, now, todo))
+        plans = self._plan_round(req, todo, now, set())
+        needy = [p for p in plans if p.pages]
+        batch, chunks = self._batch_route(needy)
+        calls = {
+            KLINE: sum(
+                planner.chain_calls(page, self.plan, now)
+                for p in needy
+                if p not in batch
+                for page in p.pages
+            ),
+            BATCH_KLINE: len(chunks),
+        }
+        route = "+".join(sorted(e for e, n in calls.items() if n)) or "cache"
+        return CallPlan(calls, len(plans) - len(needy), route)
+
+    def _calls_for_latest(
+        self,
+        codes: str | Iterable[str],
+        intervals: str | int | Interval | Sequence[str | int | Interval] = ("1m",),
+        count: int = 1,
+    ) -> dict[str, int]:
+        groups = planner.latest_groups(codes, intervals, count)
+        blocked = set(outside_plan(list(dict.fromkeys(c for c, _ in groups)), self.plan))
+        return planner.batch_calls([g for g in groups if g[0] not in blocked], self.plan)
+
+    async def retry(self, result: FetchResult, *, everything: bool = False) -> FetchResult:
+        """Ask again for the failed items of ``result`` and merge them into a new result.
+
+        By default only failures that can heal are retried (faults, rate limits, the daily cap,
+        items the server left out); ``everything=True`` retries every failed code.
+        """
+        failures = result.failures
+        if not everything:
+            failures = failures[failures["kind"].isin(RETRYABLE_KINDS)]
+        if failures.empty:
+            return result
+        request = dict(result.request)
+        method = request.pop("method")
+        kept = result.failures.drop(failures.index)
+        code_order = request.get("codes")
+        if code_order is not None:  # ask only for the failed codes
+            retry_codes = set(failures["code"])
+            request["codes"] = [c for c in code_order if c in retry_codes]
+        fresh: FetchResult = await getattr(self, method)(**request)
+        if method in ("klines", "latest"):
+            data = frames.finalize_klines([result.data, fresh.data], code_order or [])
+        else:
+            data = pd.concat([result.data, fresh.data], ignore_index=True)
+        merged = errors.sort_failures(pd.concat([kept, fresh.failures]), code_order)
+        fresh.stats.wall_time += result.stats.wall_time
+        fresh.stats.rows = len(data)
+        return FetchResult(data, merged, fresh.stats, result.request)
+
+    def _result(
+        self,
+        data: pd.DataFrame,
+        failures: list[Failure],
+        stats: FetchStats,
+        started: float,
+        request: dict[str, Any],
+    ) -> FetchResult:
+        stats.rows = len(data)
+        stats.wall_time = time.monotonic() - started
+        code_order = request.get("codes")
+        result = FetchResult(data, errors.failures_frame(failures, code_order), stats, request)
+        if self.raise_on_failure:
+            result.raise_for_failures()
+        return result
+
+
+def default_concurrency(plan: Plan) -> int:
+    """Enough calls in flight to use the plan's rate when a call takes up to ~0.5 s."""
+    rate = plan.all_endpoints or max(plan.endpoint_rates.values(), key=lambda r: r.calls / r.per)
+    return max(2, min(32, math.ceil(rate.calls / rate.per * 0.5) + 1))

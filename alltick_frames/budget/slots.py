@@ -1,0 +1,340 @@
+"""The pure core of pacing: sliding windows, calendar days, and the earliest slot for a call.
+
+Nothing here sleeps, reads a clock or touches a file. A :class:`LedgerState` holds what a
+ledger stores for one token (the ticks of recorded calls per window, blocks, calls per day);
+:func:`find_slot` reads it and answers when the next call to an endpoint may start (built on
+:func:`earliest_slot`); :func:`record`, :func:`unrecord`, :func:`prune` and :func:`block`
+change it. :class:`~alltick_frames.budget.pacing.Budget` runs these inside a ledger's atomic
+update. Times are integer microsecond ticks (see the package docstring for why).
+"""
+
+from __future__ import annotations
+
+import array
+import math
+from bisect import bisect_left, bisect_right, insort
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+from alltick_frames.core.errors import DailyCapReached
+from alltick_frames.core.plans import DAY_RESET_UTC_OFFSET, SUSPENSION, Plan
+
+#: Seconds added to every sliding window so jitter cannot squeeze two calls together.
+DEFAULT_GUARD = 0.025
+#: Window key of the all-endpoints rate (and of the block a 429 puts on every endpoint).
+ALL_ENDPOINTS_KEY = "all-endpoints"
+#: Window key of the per-minute cap (and of the block a 605 puts on every call).
+PER_MINUTE_KEY = "per-minute"
+#: Block key set when repeated 605s say the day's cap is spent; its value is the reset time.
+DAILY_CAP_KEY = "daily-cap"
+MINUTE = 60.0
+DAY = 86_400.0
+#: Ledger times are integer ticks of one microsecond.
+TICKS_PER_SECOND = 1_000_000
+DAY_TICKS = 86_400 * TICKS_PER_SECOND
+OFFSET_TICKS = DAY_RESET_UTC_OFFSET * TICKS_PER_SECOND
+_EPOCH = date(1970, 1, 1)
+
+
+def to_ticks(seconds: float) -> int:
+    """Seconds (an epoch time or a duration) as integer microsecond ticks."""
+    return round(seconds * TICKS_PER_SECOND)
+
+
+def from_ticks(ticks: int) -> float:
+    """Integer microsecond ticks as float seconds."""
+    return ticks / TICKS_PER_SECOND
+
+
+def endpoint_key(endpoint: str) -> str:
+    """Window key of ``endpoint``'s own rate, e.g. ``"endpoint:kline"``."""
+    return f"endpoint:{endpoint}"
+
+
+def is_suspension(endpoint: str) -> bool:
+    """Whether ``endpoint`` is the suspension service (outside the all-endpoints window)."""
+    return endpoint.startswith(SUSPENSION)
+
+
+# --------------------------------------------------------------------------- calendar days
+
+
+def day_index(t: float) -> int:
+    """The UTC+8 calendar day of epoch time ``t``, as days since 1970-01-01."""
+    return math.floor((t + DAY_RESET_UTC_OFFSET) / DAY)
+
+
+def day_start(index: int) -> float:
+    """Epoch seconds of 00:00 UTC+8 on day ``index`` (see :func:`day_index`)."""
+    return index * DAY - DAY_RESET_UTC_OFFSET
+
+
+def day_key(index: int) -> str:
+    """The ledger key of day ``index``: its UTC+8 date, ``"day:2026-05-01"``."""
+    return f"day:{(_EPOCH + timedelta(days=index)).isoformat()}"
+
+
+def _days_of(t: int, guard: int) -> tuple[int, ...]:
+    """The days a call starting at tick ``t`` counts against (two within ``guard`` of 00:00)."""
+    first, last = (t + OFFSET_TICKS) // DAY_TICKS, (t + guard + OFFSET_TICKS) // DAY_TICKS
+    return (first,) if first == last else (first, last)
+
+
+def day_start_ticks(index: int) -> int:
+    """Tick of 00:00 UTC+8 on day ``index`` (see :func:`day_start`)."""
+    return index * DAY_TICKS - OFFSET_TICKS
+
+
+# --------------------------------------------------------------------------- windows
+
+
+@dataclass(frozen=True, slots=True)
+class Window:
+    """A sliding window: at most ``calls`` calls in any ``per`` seconds, stored under ``key``."""
+
+    key: str
+    calls: int
+    per: float
+
+
+def windows_for(plan: Plan, endpoint: str) -> tuple[Window, ...]:
+    """The sliding windows a call to ``endpoint`` counts against under ``plan``.
+
+    >>> [w.key for w in windows_for(get_plan("basic"), "kline")]
+    ['endpoint:kline', 'all-endpoints', 'per-minute']
+    >>> [w.key for w in windows_for(get_plan("basic"), "suspension/sse")]
+    ['endpoint:suspension/sse', 'per-minute']
+    """
+    try:
+        own = plan.rate_for(endpoint)
+    except KeyError:
+        known = ", ".join([*plan.endpoint_rates, f"{SUSPENSION}/<exchange>"])
+        raise ValueError(f"unknown endpoint {endpoint!r}; known: {known}") from None
+    windows = [Window(endpoint_key(endpoint), own.calls, own.per)]
+    if plan.all_endpoints is not None and not is_suspension(endpoint):
+        windows.append(Window(ALL_ENDPOINTS_KEY, plan.all_endpoints.calls, plan.all_endpoints.per))
+    windows.append(Window(PER_MINUTE_KEY, plan.per_minute, MINUTE))
+    return tuple(windows)
+
+
+#: A window as the core uses it: ``(key, calls, span)``, span in ticks with the guard added.
+Rule = tuple[str, int, int]
+
+
+#: Suffix of the ledger key that spaces the calls of a rate window evenly (see rules_for).
+SPACING_SUFFIX = ":spacing"
+
+
+def rules_for(
+    plan: Plan, endpoint: str, guard: float = DEFAULT_GUARD, *, smooth: bool = True
+) -> tuple[Rule, ...]:
+    """:func:`windows_for` in the core's units: ``(key, calls, ticks of per + guard)``.
+
+    With ``smooth``, each rate window of L calls per S seconds (per endpoint, all endpoints)
+    also spaces consecutive calls S / L apart, as a leaky bucket does, instead of letting a
+    whole window's calls leave at one instant. The long-run rate is the same (L calls per
+    S + guard), but a server that admits a burst one request at a time would date its last
+    calls late and then find the next window crowded; evenly spaced calls never queue.
+    """
+    rules = []
+    for w in windows_for(plan, endpoint):
+        rules.append((w.key, w.calls, to_ticks(w.per + guard)))
+        if smooth and w.calls > 1 and w.key != PER_MINUTE_KEY:
+            rules.append((w.key + SPACING_SUFFIX, 1, to_ticks(w.per / w.calls)))
+    return tuple(rules)
+
+
+def block_keys(endpoint: str) -> tuple[str, ...]:
+    """Keys whose blocks (set by :meth:`Budget.on_rejected`) hold back a call to ``endpoint``."""
+    if is_suspension(endpoint):
+        return (endpoint_key(endpoint), PER_MINUTE_KEY)
+    return (endpoint_key(endpoint), ALL_ENDPOINTS_KEY, PER_MINUTE_KEY)
+
+
+# --------------------------------------------------------------------------- the pure core
+
+
+def _earliest_in_window(times: Sequence[int], calls: int, span: int, t: int) -> int:
+    """Earliest ``t' >= t`` that one more call can take without breaking one window.
+
+    ``times`` is sorted. Every run of ``calls`` consecutive recorded calls ``lo..hi`` that
+    spans less than ``span`` forbids the open interval ``(hi - span, lo + span)``: a call in
+    there would make ``calls + 1`` calls within less than ``span``. (A run spanning ``span``
+    or more forbids nothing: a new call before, inside or after it stretches the group of
+    ``calls + 1`` to at least ``span``.) Both ends of those intervals grow with the run's
+    index, so one forward walk from the first interval still open at ``t`` finds the answer;
+    in steady state that walk is one or two steps, whatever the window's length.
+    """
+    last = len(times) - calls
+    j = bisect_right(times, t - span)  # runs starting before j forbid nothing after t
+    while j <= last:
+        hi = times[j + calls - 1]
+        if hi - span >= t:
+            break  # this and every later interval starts at or after t
+        lo = times[j]
+        if hi - lo < span and lo + span > t:
+            t = lo + span
+        j += 1
+    return t
+
+
+def earliest_slot(now: int, windows: Iterable[tuple[Sequence[int], int, int]]) -> int:
+    """The earliest tick ``t >= now`` at which one more call fits every sliding window.
+
+    ``windows`` holds one ``(times, calls, span)`` per window: the sorted ticks of the calls
+    already recorded in it (future reservations included), and its limit: ``calls`` calls in
+    any ``span`` ticks (the window plus the guard). The answer keeps every ``calls + 1``
+    consecutive times at least ``span`` apart in every window, and nothing earlier does.
+    Integers keep it exact; any unit works.
+
+    >>> earliest_slot(100, [([95], 1, 10)])              # 1 per 10 ticks, last call at 95
+    105
+    >>> earliest_slot(100, [([95], 1, 10), ([90, 98], 2, 30)])
+    120
+    """
+    spans = windows if isinstance(windows, list) else list(windows)
+    t = now
+    moved = True
+    while moved:  # each window moves t to its own earliest; stop when all agree
+        moved = False
+        for times, calls, span in spans:
+            if len(times) >= calls:
+                later = _earliest_in_window(times, calls, span, t)
+                if later > t:
+                    t, moved = later, True
+    return t
+
+
+_RECORD_VERSION = 2
+
+
+@dataclass(slots=True)
+class LedgerState:
+    """Everything a ledger stores for one token.
+
+    * ``calls``: window key -> sorted start ticks of recorded calls (past and reserved),
+      pruned once older than the window plus guard;
+    * ``blocked``: block key -> tick before which nothing counted by that key may start
+      (set by :meth:`Budget.on_rejected`; ``daily-cap`` holds the reset time);
+    * ``days``: ``day:YYYY-MM-DD`` (UTC+8) -> number of calls recorded on that day.
+    """
+
+    calls: dict[str, list[int]] = field(default_factory=dict)
+    blocked: dict[str, int] = field(default_factory=dict)
+    days: dict[str, int] = field(default_factory=dict)
+
+    def to_record(self) -> dict[str, Any]:
+        """A plain-data form for storage (ticks as packed int64 bytes)."""
+        return {
+            "v": _RECORD_VERSION,
+            "calls": {k: array.array("q", v).tobytes() for k, v in self.calls.items()},
+            "blocked": dict(self.blocked),
+            "days": dict(self.days),
+        }
+
+    @classmethod
+    def from_record(cls, record: Mapping[str, Any] | None) -> LedgerState:
+        """The inverse of :meth:`to_record`; ``None`` (nothing stored yet) is an empty state."""
+        if not record or record.get("v") != _RECORD_VERSION:
+            return cls()  # nothing stored, or an older layout: start afresh
+        calls = {}
+        for key, raw in record["calls"].items():
+            times = array.array("q")
+            times.frombytes(raw)
+            calls[key] = times.tolist()
+        return cls(calls, dict(record["blocked"]), dict(record["days"]))
+
+
+def _daily_cap_error(endpoint: str, resets_at: float) -> DailyCapReached:
+    when = datetime.fromtimestamp(resets_at, UTC).isoformat(timespec="seconds")
+    err = DailyCapReached(
+        f"the plan's daily call cap is used up; it resets at {when} (00:00 UTC+8)",
+        endpoint=endpoint,
+    )
+    err.resets_at = resets_at  # type: ignore[attr-defined]
+    return err
+
+
+def find_slot(
+    state: LedgerState,
+    endpoint: str,
+    rules: Sequence[Rule],
+    now: int,
+    *,
+    per_day: int,
+    guard: int,
+    wait_for_reset: bool = False,
+) -> int:
+    """The earliest tick ``t >= now`` for a call to ``endpoint``, or raise DailyCapReached.
+
+    Pure: it reads ``state`` and changes nothing. The slot fits every sliding window in
+    ``rules`` (see :func:`rules_for` and :func:`earliest_slot`), waits out every block on
+    ``endpoint``'s keys, and lands on a UTC+8 day (two days when it starts within ``guard``
+    ticks of 00:00) with fewer than ``per_day`` calls recorded. If the day is full, or a
+    ``daily-cap`` block says so, it raises :class:`~alltick_frames.core.errors.DailyCapReached`
+    with ``resets_at`` set to the next 00:00 UTC+8 (epoch seconds), or, with
+    ``wait_for_reset``, looks for a slot from that moment on.
+    """
+    blocked = state.blocked
+    start = max([now, *(blocked.get(k, now) for k in block_keys(endpoint))])
+    spent_until = blocked.get(DAILY_CAP_KEY, now)
+    empty: list[int] = []
+    sliding = [(state.calls.get(key, empty), calls, span) for key, calls, span in rules]
+    while True:
+        if start < spent_until:
+            if not wait_for_reset:
+                raise _daily_cap_error(endpoint, from_ticks(spent_until))
+            start = spent_until
+        t = earliest_slot(start, sliding)
+        full = [d for d in _days_of(t, guard) if state.days.get(day_key(d), 0) >= per_day]
+        if not full:
+            return t
+        resets_at = day_start_ticks(max(full) + 1)
+        if not wait_for_reset:
+            raise _daily_cap_error(endpoint, from_ticks(resets_at))
+        start = resets_at
+
+
+def record(state: LedgerState, rules: Sequence[Rule], t: int, guard: int) -> None:
+    """Record a call at tick ``t`` in every window of ``rules`` and on its day(s)."""
+    for key, _, _ in rules:
+        insort(state.calls.setdefault(key, []), t)
+    for d in _days_of(t, guard):
+        key = day_key(d)
+        state.days[key] = state.days.get(key, 0) + 1
+
+
+def unrecord(state: LedgerState, rules: Sequence[Rule], t: int, guard: int) -> None:
+    """Undo :func:`record` (a reserved slot given back)."""
+    for key, _, _ in rules:
+        times = state.calls.get(key, [])
+        i = bisect_left(times, t)
+        if i < len(times) and times[i] == t:
+            del times[i]
+    for d in _days_of(t, guard):
+        key = day_key(d)
+        if state.days.get(key, 0) > 0:
+            state.days[key] -= 1
+
+
+def prune(state: LedgerState, rules: Sequence[Rule], now: int) -> None:
+    """Drop what can no longer constrain a call at or after ``now``: old calls, old days."""
+    # A call at or before now - span can no longer forbid any t >= now.
+    for key, _, span in rules:
+        times = state.calls.get(key)
+        if times:
+            cut = bisect_right(times, now - span)
+            if cut:
+                del times[:cut]
+    if len(state.days) > 2:
+        oldest = day_key((now + OFFSET_TICKS) // DAY_TICKS - 1)
+        for key in [k for k in state.days if k < oldest]:
+            del state.days[key]
+
+
+def block(state: LedgerState, key: str, until: int) -> None:
+    """Hold back everything counted by ``key`` until ``until`` (a later block wins)."""
+    if until > state.blocked.get(key, until - 1):
+        state.blocked[key] = until

@@ -1,0 +1,252 @@
+"""``alltick-frames fetch WHAT``: fetch klines, latest bars, trades, books, static information
+or trading halts into a Parquet or CSV file."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from alltick_frames.cli.common import (
+    EXIT_HELP,
+    EXIT_OK,
+    EXIT_PARTIAL,
+    NoToken,
+    check_conflicts,
+    codes_options,
+    connection_options,
+    gather_codes,
+    help_formatter,
+    output_options,
+    output_path,
+    progress_choice,
+    split_codes,
+    wrap,
+)
+
+if TYPE_CHECKING:
+    from alltick_frames.api.result import FetchResult
+
+#: ``fetch`` targets: command-line name -> client method.
+METHODS: dict[str, str] = {
+    "klines": "klines",
+    "latest": "latest",
+    "trades": "trades",
+    "depth": "depth",
+    "info": "static_info",
+    "suspensions": "suspensions",
+}
+
+_FETCH_HELP: dict[str, tuple[str, str]] = {
+    "klines": (
+        "history bars (OHLCV) for many codes",
+        "History bars through /kline, one page of up to 500 bars per call, from the disk "
+        "cache when it has them. Give --count for the newest N bars, or --start (and "
+        "--end) for a range; with neither, the newest 500. FX, crypto and metals are paged "
+        "back as far as the plan reaches; stocks and indices serve only their latest 500 "
+        "bars, and a failure row says what could not be fetched.",
+    ),
+    "latest": (
+        "the newest 1-2 bars of many codes and intervals",
+        "The newest bars through /batch-kline, many (code, interval) groups per call. The "
+        "newest bar is usually still forming: its close is the latest price.",
+    ),
+    "trades": (
+        "the latest trade of each code",
+        "The latest trade per code through /trade-tick (no history): time (UTC), price, "
+        "volume, turnover, direction.",
+    ),
+    "depth": (
+        "the latest order book of each code",
+        "The latest order book per code through /depth-tick, in long form: one row per "
+        "(code, side, level). 1 level for FX, metals and US stocks; 5 for crypto and "
+        "A-shares; 10 for HK.",
+    ),
+    "info": (
+        "static information on stocks and indices",
+        "Names, exchange, board, currency, lot size, share counts and per-share figures "
+        "through /static_info. Stocks and indices only: other codes become failure rows.",
+    ),
+    "suspensions": (
+        "trading halts of one exchange",
+        "Trading halts of the past year on SSE, NYSE or NASDAQ, newest notice first, "
+        "from AllTick's suspension service (1 call per minute per exchange on every plan).",
+    ),
+}
+
+
+def add_fetch_parser(sub: Any) -> None:
+    fetch = sub.add_parser(
+        "fetch",
+        help="fetch data into a file (klines, latest, trades, depth, info, suspensions)",
+        description=wrap(
+            "Fetch AllTick data into a Parquet or CSV file, inside the plan's limits. Items "
+            "that cannot be fetched are listed in the failures table, never dropped. "
+            "`alltick-frames fetch WHAT --help` for the options of each."
+        ),
+        epilog=EXIT_HELP,
+        formatter_class=help_formatter,
+    )
+    what = fetch.add_subparsers(dest="what", required=True, metavar="WHAT")
+    connection, output = connection_options(), output_options()
+    for name, (short, long) in _FETCH_HELP.items():
+        parents = [connection, output]
+        if name != "suspensions":
+            parents.insert(0, codes_options())
+        parser = what.add_parser(
+            name,
+            help=short,
+            description=wrap(long),
+            epilog=_fetch_epilog(name),
+            parents=parents,
+            formatter_class=help_formatter,
+        )
+        parser.set_defaults(handler=run, method=METHODS[name])
+        if name == "klines":
+            bars = parser.add_argument_group("bars")
+            bars.add_argument(
+                "--interval",
+                default="1d",
+                help="bar size: 1m 5m 15m 30m 1h 2h 4h 1d 1w 1M (2h/4h not for stocks; "
+                "default: 1d)",
+            )
+            bars.add_argument("--count", type=int, help="the newest N bars of each code")
+            bars.add_argument(
+                "--start",
+                help="first bar time: a date (2024-01-02, read as UTC) or ISO time with a "
+                "zone (2024-01-02T09:30Z)",
+            )
+            bars.add_argument("--end", help="last bar time, like --start (default: now)")
+        elif name == "latest":
+            bars = parser.add_argument_group("bars")
+            bars.add_argument(
+                "--intervals",
+                default="1m",
+                help="comma-separated bar sizes, e.g. 1m,1d (default: 1m)",
+            )
+            bars.add_argument(
+                "--count",
+                type=int,
+                default=1,
+                choices=(1, 2),
+                help="bars per code and interval: 1 or 2 (AllTick's cap; default: 1)",
+            )
+        elif name == "suspensions":
+            halts = parser.add_argument_group("halts")
+            halts.add_argument(
+                "--exchange",
+                required=True,
+                type=str.lower,
+                choices=("sse", "nyse", "nasdaq"),
+                help="which exchange's halts",
+            )
+            halts.add_argument(
+                "--page-size",
+                type=int,
+                help="ask for pages of this many records (default: everything at once)",
+            )
+
+
+def _fetch_epilog(name: str) -> str:
+    examples = {
+        "klines": "alltick-frames fetch klines --codes-file data/hk.csv --count 250 "
+        "--out hk.parquet",
+        "latest": "alltick-frames fetch latest --codes EURUSD,BTCUSDT --intervals 1m,1d",
+        "trades": "alltick-frames fetch trades --codes-file data/crypto.csv --out trades.csv",
+        "depth": "alltick-frames fetch depth --codes 700.HK,BTCUSDT",
+        "info": "alltick-frames fetch info --codes-file data/cn.csv --out info.parquet",
+        "suspensions": "alltick-frames fetch suspensions --exchange sse --out halts.csv",
+    }
+    return f"example:\n  {examples[name]}\n\n{EXIT_HELP}"
+
+
+def _request(args: argparse.Namespace) -> tuple[list[Any], dict[str, Any]]:
+    """Positional and keyword arguments of the client method ``args.method``."""
+    if args.method == "suspensions":
+        return [args.exchange], {"page_size": args.page_size}
+    codes = gather_codes(args)
+    if args.method == "klines":
+        return [codes], {
+            "interval": args.interval,
+            "count": args.count,
+            "start": args.start,
+            "end": args.end,
+        }
+    if args.method == "latest":
+        return [codes], {"intervals": split_codes(args.intervals), "count": args.count}
+    return [codes], {}
+
+
+#: Stands in for the token of a dry run without one: nothing is sent, only planned.
+DRY_RUN_TOKEN = "dry-run-without-token"
+
+
+def make_client(args: argparse.Namespace) -> Any:
+    """The :class:`~alltick_frames.api.client.AllTick` the connection options describe."""
+    from alltick_frames.api.client import AllTick
+
+    token = args.token if args.token is not None else os.environ.get("ALLTICK_TOKEN")
+    if not token and getattr(args, "dry_run", False):
+        token = DRY_RUN_TOKEN
+    if not token:
+        raise NoToken(
+            "no AllTick token: pass --token or set ALLTICK_TOKEN (`alltick-frames demo` and "
+            "`--dry-run` need none)"
+        )
+    plan = args.plan_file if args.plan_file is not None else (args.plan or "basic")
+    cache: bool | Path = False if args.no_cache else (args.cache_dir or True)
+    return AllTick(token, plan, args.base_url, cache=cache, progress=progress_choice(args))
+
+
+def _estimate(client: Any, method: str, call_args: list[Any], kwargs: dict[str, Any]) -> str:
+    if hasattr(client, "estimate"):
+        estimate = client.estimate(method, *call_args, **kwargs)
+        lines = [f"dry run, no call made: {estimate}"]
+        lines += [f"note: {note}" for note in getattr(estimate, "notes", [])]
+        return "\n".join(lines)
+    calls = getattr(client, f"_calls_for_{method}")(*call_args, **kwargs)
+    calls = getattr(calls, "calls", calls)
+    text = ", ".join(f"{n} {e}" for e, n in sorted(calls.items()) if n) or "no calls"
+    return f"dry run, no call made: {text}"
+
+
+async def _fetch_async(
+    client: Any, method: str, call_args: list[Any], kwargs: dict[str, Any]
+) -> FetchResult:
+    async with client:
+        return await getattr(client, method)(*call_args, **kwargs)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run ``fetch``: write what arrived, say what did not; the exit status says which."""
+    from alltick_frames.output import print_failures, print_head, summary, write_table
+
+    check_conflicts(args)
+    out = output_path(args.out, "--out")
+    failures_out = output_path(args.failures, "--failures")
+    call_args, kwargs = _request(args)
+    client = make_client(args)
+    if args.dry_run:
+        try:
+            print(_estimate(client, args.method, call_args, kwargs))
+        finally:
+            asyncio.run(client.close())
+        if not (args.token or os.environ.get("ALLTICK_TOKEN")):
+            print("note: no token given, so calls already spent today are not counted")
+        return EXIT_OK
+    result = asyncio.run(_fetch_async(client, args.method, call_args, kwargs))
+    if out is not None:
+        write_table(result.data, out)
+    if failures_out is not None:
+        write_table(result.failures, failures_out)
+    if not args.quiet:
+        print(summary(args.method, result))
+        if out is not None:
+            print(f"wrote {len(result.data):,} rows to {out}")
+        else:
+            print_head(result.data)
+        if not result.ok:
+            print_failures(result.failures, saved_to=failures_out)
+    return EXIT_OK if result.ok else EXIT_PARTIAL

@@ -1,0 +1,310 @@
+"""The jobs behind trades, depth, static_info and suspensions: what each call asks, and what
+its answer means.
+
+How the three ``symbol_list`` endpoints (``/trade-tick``, ``/depth-tick``, ``/static_info``)
+are driven, by :class:`SymbolListJob` on the client's :class:`~alltick_frames.run.runner.Runner`:
+
+* codes are cut into calls of at most ``plan.codes_per_call`` codes, one base path per call,
+  since a stock and an FX code in one call fail with ``ret`` 600;
+* AllTick may answer only the first N codes of a long list without saying so: every answer is
+  compared with the codes asked, the missing ones are asked again once, and codes still
+  missing become ``left-out`` failure rows;
+* a 600/604 for a call of several codes is bisected until the bad code stands alone, so the
+  good codes of the chunk still arrive; a 603 splits the call the same way.
+
+The trading-halt service (``/api/suspension/{sse,nyse,nasdaq}``) has its own envelope and
+errors (alltick-api.md §3.6): :class:`SuspensionJob` reads them itself (see
+:meth:`SuspensionJob.read`), so the runner still paces, retries and reports it like any
+other call. It allows one call per minute per exchange, on every plan.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
+
+import pandas as pd
+
+from alltick_frames import frames
+from alltick_frames.core import wire
+from alltick_frames.core.codes import CodeInfo
+from alltick_frames.core.errors import Failure, MalformedResponse, ServiceError
+from alltick_frames.core.planner import chunk_codes
+from alltick_frames.core.plans import DEPTH_TICK, STATIC_INFO, SUSPENSION, TRADE_TICK
+from alltick_frames.run.runner import Call, read_answer
+from alltick_frames.run.transport import Response
+
+__all__ = [
+    "EXCHANGES",
+    "MAX_SUSPENSION_PAGES",
+    "SuspensionJob",
+    "SymbolListJob",
+    "as_suspension_failure",
+    "suspension_endpoint",
+]
+
+#: Exchanges the trading-halt service covers, as they appear in its URL.
+EXCHANGES: tuple[str, ...] = ("sse", "nyse", "nasdaq")
+
+#: Pages followed at most for one exchange: each costs a minute of the service's rate, and a
+#: service that keeps announcing more pages must not hold a job for hours.
+MAX_SUSPENSION_PAGES = 50
+
+
+# --------------------------------------------------------------------------- symbol lists
+
+
+@dataclass(frozen=True, slots=True)
+class _Endpoint:
+    """How one ``symbol_list`` endpoint answers: its list key, code key and decoder."""
+
+    name: str
+    list_key: str
+    code_key: str
+    decode: Callable[[Sequence[wire.Envelope]], pd.DataFrame]
+    empty: Callable[[], pd.DataFrame]
+
+
+_ENDPOINTS: dict[str, _Endpoint] = {
+    TRADE_TICK: _Endpoint(
+        TRADE_TICK, "tick_list", "code", frames.decode_trade_ticks, frames.empty_trades
+    ),
+    DEPTH_TICK: _Endpoint(
+        DEPTH_TICK, "tick_list", "code", frames.decode_depth_ticks, frames.empty_depth
+    ),
+    # Static information is keyed by "symbol", not "code" (alltick-api.md §3.5).
+    STATIC_INFO: _Endpoint(
+        STATIC_INFO,
+        "static_info_list",
+        "symbol",
+        frames.decode_static_info,
+        frames.empty_static_info,
+    ),
+}
+
+
+@dataclass
+class SymbolListJob:
+    """``/trade-tick``, ``/depth-tick`` or ``/static_info`` for many codes.
+
+    ``chunk`` is the most codes per call (the plan's ``codes_per_call``). Each answer is
+    decoded as it arrives; :meth:`frame` puts them together. ``left_out`` collects the codes
+    the server left out of an answer twice.
+    """
+
+    endpoint: str
+    chunk: int
+    _frames: list[pd.DataFrame] = field(default_factory=list)
+    left_out: list[Failure] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        if self.endpoint not in _ENDPOINTS:
+            raise ValueError(f"not a symbol_list endpoint: {self.endpoint!r}")
+        if self.chunk < 1:
+            raise ValueError(f"chunk must be >= 1, got {self.chunk}")
+
+    @property
+    def spec(self) -> _Endpoint:
+        return _ENDPOINTS[self.endpoint]
+
+    def calls(self, codes: Sequence[CodeInfo], reasks: int = 0) -> list[Call]:
+        """Calls of at most ``chunk`` codes, one base path each."""
+        return [self._call(part, reasks) for part in chunk_codes(codes, self.chunk)]
+
+    def _call(self, codes: tuple[CodeInfo, ...], reasks: int = 0) -> Call:
+        items = tuple((c.code, None) for c in codes)
+        return Call(f"{codes[0].path}/{self.endpoint}", codes, items, reasks=reasks)
+
+    def request(self, call: Call) -> tuple[dict[str, str], None]:
+        data = wire.symbol_list_data(c.code for c in call.payload)
+        return {"query": wire.query_param(data, wire.new_trace())}, None
+
+    def on_ok(self, call: Call, envelope: wire.Envelope, body: bytes) -> list[Call]:
+        spec = self.spec
+        data = envelope.data if envelope.data is not None else {}
+        records = (data.get(spec.list_key) if isinstance(data, dict) else None) or []
+        if not isinstance(data, dict) or not isinstance(records, list):
+            raise MalformedResponse(f"unexpected /{self.endpoint} data", endpoint=self.endpoint)
+        # Decoded now, not at the end, so a body that is not what the docs say (a price that
+        # is not a number, ...) is a fault the runner retries instead of an error after it.
+        self._frames.append(spec.decode([envelope]))
+        answered = {r.get(spec.code_key) for r in records}
+        missing = tuple(c for c in call.payload if c.code not in answered)
+        if not missing:
+            return []
+        if call.reasks == 0:  # ask once more, for the missing codes only
+            return self.calls(missing, reasks=1)
+        self.left_out.extend(
+            Failure(
+                code=c.code,
+                endpoint=self.endpoint,
+                msg=f"left out of the answer twice (asked with {len(call.payload)} codes)",
+                kind="left-out",
+                attempts=call.attempts + 1,  # the first ask and this re-ask
+            )
+            for c in missing
+        )
+        return []
+
+    def split(self, call: Call) -> list[Call]:
+        """Halve the call's codes (a 603, or bisecting to find a 600/604 code)."""
+        codes: tuple[CodeInfo, ...] = call.payload
+        half = len(codes) // 2
+        return [self._call(part, call.reasks) for part in (codes[:half], codes[half:]) if part]
+
+    def frame(self, code_order: Sequence[str]) -> pd.DataFrame:
+        """Every answer decoded, limited to the codes asked, in the caller's code order.
+
+        A code answered twice (a re-ask racing a slow answer) keeps its first answer.
+        """
+        spec = self.spec
+        parts = [f for f in self._frames if len(f)]
+        if not parts:
+            return spec.empty()
+        data = pd.concat(parts, ignore_index=True)
+        rank = {code: i for i, code in enumerate(code_order)}
+        ranks = data["code"].map(rank)
+        data = data[ranks.notna()]
+        if self.endpoint == DEPTH_TICK:
+            # Long form: keep the first book (code, seq) seen for each code.
+            first_seq = data.groupby("code", observed=True)["seq"].transform("first")
+            data = data[data["seq"] == first_seq]
+            data = data.drop_duplicates(["code", "side", "level"])
+        else:
+            data = data.drop_duplicates("code")
+        order = data["code"].map(rank).astype("int64").to_numpy()
+        data = data.iloc[order.argsort(kind="stable")]
+        return data.reset_index(drop=True)
+
+
+# --------------------------------------------------------------------------- trading halts
+
+
+def suspension_endpoint(exchange: str) -> str:
+    """The budget and statistics name of an exchange's halt feed, e.g. ``"suspension/sse"``.
+
+    Each exchange has its own window of one call per minute
+    (:func:`alltick_frames.budget.windows_for`).
+    """
+    return f"{SUSPENSION}/{_exchange(exchange)}"
+
+
+def _exchange(exchange: str) -> str:
+    key = exchange.strip().lower() if isinstance(exchange, str) else exchange
+    if key not in EXCHANGES:
+        raise ValueError(
+            f"exchange must be one of {', '.join(EXCHANGES)} (AllTick's halt service covers "
+            f"only these); got {exchange!r}"
+        )
+    return key
+
+
+@dataclass
+class SuspensionJob:
+    """Trading halts of one exchange, following the service's pages when it sends them.
+
+    ``page_size`` None asks for everything in one answer, which is what the service normally
+    gives (it is documented as unpaginated). If an answer still says there are more pages
+    (``totalPages`` above ``currentPage``, or ``totalCount`` above the records so far), the
+    following pages are fetched, one call per minute, up to :data:`MAX_SUSPENSION_PAGES`.
+    """
+
+    exchange: str
+    page_size: int | None = None
+    endpoint: str = ""
+    pages: list[wire.SuspensionPage] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.exchange = _exchange(self.exchange)
+        self.endpoint = suspension_endpoint(self.exchange)
+        if self.page_size is not None and (
+            isinstance(self.page_size, bool)
+            or not isinstance(self.page_size, int)
+            or self.page_size < 1
+        ):
+            raise ValueError(f"page_size must be a whole number >= 1, got {self.page_size!r}")
+
+    @property
+    def path(self) -> str:
+        return f"/api/suspension/{self.exchange}"
+
+    def call(self, page: int | None = None, size: int | None = None) -> Call:
+        """A call for page ``page`` of ``size`` records (None: no paging parameters)."""
+        if page is None and self.page_size is not None:
+            page, size = 1, self.page_size
+        return Call(self.path, (page, size), ((self.exchange, None),))
+
+    def request(self, call: Call) -> tuple[dict[str, str], None]:
+        page, size = call.payload
+        if page is None:
+            return {}, None
+        return {"page": str(page), "size": str(size or self.page_size or 10)}, None
+
+    def read(self, response: Response) -> wire.Envelope:
+        """The halt service's answer in the runner's terms.
+
+        The service answers ``{"success": true, "data": [...]}``, and its errors come as HTTP
+        500 ``{"success": false, "error": "..."}``:
+
+        * success: ``ret`` 200 with the :class:`~alltick_frames.core.wire.SuspensionPage` as data;
+        * an error saying "too frequent": ``ret`` 429, so the budget holds the exchange back
+          for its window and the runner retries;
+        * an error about the token: ``ret`` 401, so the job stops with AuthError;
+        * any other error: :class:`~alltick_frames.core.errors.ServiceError`, retried with backoff
+          and reported with kind ``service-error`` if it persists;
+        * anything else: as any AllTick answer (a proxy's 502 page is a fault; the token
+          gate's ``{"ret":401}`` passes through).
+        """
+        try:
+            page = wire.parse_suspension(response.body)
+        except MalformedResponse:
+            return read_answer(response, self.endpoint)
+        if page.success:
+            return wire.Envelope(200, "ok", None, page)
+        error = page.error or "unknown error"
+        if _TOO_FAST.search(error):
+            return wire.Envelope(429, error, None, None)
+        if _BAD_TOKEN.search(error):
+            return wire.Envelope(401, error, None, None)
+        raise ServiceError(error, endpoint=self.endpoint)
+
+    def on_ok(self, call: Call, envelope: wire.Envelope, body: bytes) -> list[Call]:
+        page: wire.SuspensionPage = envelope.data
+        self.pages.append(page)
+        following = self._next_page(call, page)
+        return [] if following is None else [following]
+
+    def _next_page(self, call: Call, page: wire.SuspensionPage) -> Call | None:
+        if not page.data or len(self.pages) >= MAX_SUSPENSION_PAGES:
+            return None
+        asked, size = call.payload
+        current = page.current_page or asked or 1
+        size = size or page.current_size or len(page.data)
+        if page.total_pages is not None:
+            more = current < page.total_pages
+        else:
+            got = sum(len(p.data) for p in self.pages)
+            more = page.total_count is not None and got < page.total_count
+        return self.call(current + 1, size) if more else None
+
+    def split(self, call: Call) -> list[Call]:
+        return []  # one exchange per call: nothing to split
+
+    def frame(self) -> pd.DataFrame:
+        """Every record received, newest notice first, as :data:`frames.SUSPENSION_DTYPES`."""
+        records = [r for p in self.pages for r in p.data]
+        data = frames.decode_suspensions(records, self.exchange)
+        # Pages fetched a minute apart may overlap when new notices push records down.
+        return data.drop_duplicates(ignore_index=True)
+
+
+#: Service error texts that mean "too fast" and "bad token": handled like AllTick's ret 429
+#: and 401 (the runner backs off, or stops the job with AuthError).
+_TOO_FAST = re.compile(r"too (?:frequent|many)|rate limit|limit exceeded", re.IGNORECASE)
+_BAD_TOKEN = re.compile(r"token", re.IGNORECASE)
+
+
+def as_suspension_failure(failure: Failure) -> Failure:
+    """A failure of the halt job under the failures schema's endpoint name, ``suspension``."""
+    return replace(failure, endpoint=SUSPENSION)

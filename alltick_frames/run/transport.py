@@ -1,0 +1,150 @@
+"""One HTTP call on an aiohttp session, with the token kept out of every message.
+
+aiohttp writes the full URL, ``?token=`` included, into its exceptions. Every failure leaves
+this module as a :class:`~alltick_frames.core.errors.TransportError` whose text went through
+:func:`~alltick_frames.core.errors.redact`, with the original exception detached, so a traceback,
+a log record or a failure row can never carry the token.
+
+A request may carry a ``ready`` hook: the transport awaits it once the request's connection
+is ready (reused from the pool, or freshly opened) and just before the request is written.
+The runner uses it to make each call leave at its budget slot, however long the connection
+took to open.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from types import SimpleNamespace
+from urllib.parse import quote, quote_plus
+
+import aiohttp
+import yarl
+
+from alltick_frames.core.errors import TransportError, redact
+
+log = logging.getLogger("alltick_frames")
+
+#: Awaited when a request's connection is ready, just before the request is written.
+Ready = Callable[[], Awaitable[None]]
+
+
+class Secret:
+    """A string that never shows itself in a repr, str or log line."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str) -> None:
+        self._value = value
+
+    def reveal(self) -> str:
+        return self._value
+
+    def __repr__(self) -> str:
+        return "Secret('***')"
+
+    __str__ = __repr__
+
+    def __bool__(self) -> bool:
+        return bool(self._value)
+
+
+@dataclass(frozen=True, slots=True)
+class Response:
+    status: int
+    body: bytes
+
+
+class Transport:
+    """Sends AllTick calls. ``base_url`` is the scheme and host, e.g. ``https://quote.alltick.co``.
+
+    The session is opened lazily and closed by :meth:`close`.
+    """
+
+    def __init__(
+        self, base_url: str, token: Secret, *, timeout: float = 30.0, connections: int = 32
+    ) -> None:
+        self.base_url = base_url.rstrip("/")
+        self._token = token
+        self._timeout = aiohttp.ClientTimeout(total=timeout)
+        self._connections = connections
+        self._session: aiohttp.ClientSession | None = None
+
+    def __repr__(self) -> str:
+        return f"Transport({self.base_url!r})"
+
+    def _open(self) -> aiohttp.ClientSession:
+        if self._session is None or self._session.closed:
+            trace = aiohttp.TraceConfig()
+            trace.on_connection_reuseconn.append(_connection_ready)
+            trace.on_connection_create_end.append(_connection_ready)
+            self._session = aiohttp.ClientSession(
+                timeout=self._timeout,
+                connector=aiohttp.TCPConnector(limit=self._connections),
+                raise_for_status=False,
+                trace_configs=[trace],
+            )
+        return self._session
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    async def get(
+        self, path: str, params: dict[str, str], *, ready: Ready | None = None
+    ) -> Response:
+        """GET ``path`` with ``params`` (URL-encoded once by aiohttp) plus the token."""
+        return await self._send("GET", path, params, None, ready)
+
+    async def post(self, path: str, body: bytes, *, ready: Ready | None = None) -> Response:
+        """POST a JSON ``body`` to ``path``; the token goes in the URL, as AllTick wants."""
+        return await self._send("POST", path, {}, body, ready)
+
+    async def _send(
+        self,
+        method: str,
+        path: str,
+        params: dict[str, str],
+        body: bytes | None,
+        ready: Ready | None,
+    ) -> Response:
+        url = self.base_url + path
+        query = {"token": self._token.reveal(), **params}
+        headers = {"Content-Type": "application/json"} if body is not None else None
+        error: TransportError | None = None
+        try:
+            async with self._open().request(
+                method, url, params=query, data=body, headers=headers, trace_request_ctx=ready
+            ) as resp:
+                return Response(resp.status, await resp.read())
+        except (TimeoutError, aiohttp.ClientError, OSError) as exc:
+            kind = "timeout" if isinstance(exc, TimeoutError) else type(exc).__name__
+            text = scrub(str(exc), self._token.reveal())
+            error = TransportError(ret=None, msg=f"{kind}: {text or 'no detail'}", endpoint=path)
+        # Raised outside the except block so the aiohttp exception (and its URL) is not chained.
+        raise error
+
+
+def scrub(text: str, token: str) -> str:
+    """``text`` without ``token``, however a URL spelled it, and without any ``token=`` value.
+
+    The token is blanked first, in every spelling a URL may give it (as is, or percent-encoded),
+    then :func:`~alltick_frames.core.errors.redact` blanks ``token=...``. In the other order a
+    token holding a character that ends redact's match (``'``, ``(``, a space) would leave its
+    tail behind.
+    """
+    if token:
+        query = yarl.URL("/").with_query(token=token).raw_query_string.removeprefix("token=")
+        for form in sorted({token, query, quote(token, safe=""), quote_plus(token)}, key=len)[::-1]:
+            text = text.replace(form, "***")
+    return redact(text)
+
+
+async def _connection_ready(
+    _session: aiohttp.ClientSession, context: SimpleNamespace, _params: object
+) -> None:
+    ready: Ready | None = context.trace_request_ctx
+    if ready is not None:
+        await ready()

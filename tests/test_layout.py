@@ -1,0 +1,107 @@
+"""The package's shape: no import cycles, a light command line, the public API in one place."""
+
+from __future__ import annotations
+
+import ast
+import importlib
+import pkgutil
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+import alltick_frames
+
+PACKAGE = Path(alltick_frames.__file__).parent
+HEAVY = ("pandas", "numpy", "pyarrow", "aiohttp", "diskcache")
+
+
+def _modules() -> list[str]:
+    names = ["alltick_frames"]
+    for info in pkgutil.walk_packages([str(PACKAGE)], "alltick_frames."):
+        if not info.name.endswith("__main__"):
+            names.append(info.name)
+    return names
+
+
+def test_every_module_imports_on_its_own():
+    """Each module imported first, in a fresh package, so an import cycle cannot hide behind
+    the order in which the suite happens to import things."""
+    script = textwrap.dedent(
+        """
+        import importlib, sys
+        failed = []
+        for name in sys.argv[1:]:
+            for loaded in [m for m in sys.modules if m.split(".")[0] == "alltick_frames"]:
+                del sys.modules[loaded]
+            try:
+                importlib.import_module(name)
+            except Exception as exc:
+                failed.append(f"{name}: {exc!r}")
+        print("\\n".join(failed))
+        """
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script, *_modules()], capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == ""
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [["--help"], ["fetch", "klines", "--help"], ["cache", "info", "--help"], ["demo", "--help"]],
+    ids=" ".join,
+)
+def test_help_imports_no_data_or_network_library(argv):
+    """``python -m alltick_frames.cli ... --help`` works and loads neither pandas nor aiohttp
+    (``-X importtime`` lists every module the interpreter imported)."""
+    done = subprocess.run(
+        [sys.executable, "-X", "importtime", "-m", "alltick_frames.cli", *argv],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("usage: alltick-frames")
+    imported = {line.rsplit("|", 1)[-1].strip() for line in done.stderr.splitlines()}
+    assert sorted(m for m in imported if m.split(".")[0] in HEAVY) == []
+
+
+def _imports(path: Path) -> set[str]:
+    names: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.ImportFrom) and node.module:
+            names.add(node.module)
+        elif isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+    return names
+
+
+def test_the_demo_job_does_not_import_the_command_line():
+    for module in ("demo.py", "output.py"):
+        assert not {n for n in _imports(PACKAGE / module) if n.startswith("alltick_frames.cli")}
+
+
+def test_the_core_imports_no_io():
+    """core/ is pure: it imports no other room of the package at run time (the cache
+    planner names the store's types only for type checkers)."""
+    for path in (PACKAGE / "core").glob("*.py"):
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        for node in tree.body:  # module level only: TYPE_CHECKING blocks are ast.If
+            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith(
+                "alltick_frames."
+            ):
+                assert node.module.startswith("alltick_frames.core."), (path.name, node.module)
+
+
+def test_the_public_api_is_the_same_names_loaded_on_use():
+    assert set(alltick_frames._EXPORTS) == set(alltick_frames.__all__)
+    assert len(alltick_frames.__all__) == 31
+    for name, module in alltick_frames._EXPORTS.items():
+        assert getattr(alltick_frames, name) is getattr(importlib.import_module(module), name)
+    assert alltick_frames.__version__ == "0.1.0"
+    with pytest.raises(AttributeError, match="no attribute 'nope'"):
+        alltick_frames.nope  # noqa: B018
