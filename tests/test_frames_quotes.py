@@ -4,8 +4,10 @@ values and dtypes on AllTick's documented shapes (k-lines are ``test_frames.py``
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numpy as np
+import orjson
 import pandas as pd
 import pytest
 
@@ -113,6 +115,7 @@ def test_documented_depth_ticks_in_long_form() -> None:
             "code": ["700.HK", "700.HK", "700.HK", "600519.SH"],
             "time": [t1, t1, t1, t2],
             "seq": [30842062, 30842062, 30842062, 5],
+            "status": ["normal"] * 4,
             "side": ["bid", "bid", "ask", "bid"],
             "level": [1, 2, 1, 1],
             "price": [318.4, 318.2, 318.6, 1700.0],
@@ -127,6 +130,55 @@ def test_depth_empty() -> None:
     assert decode_depth_ticks([]).dtypes.equals(empty_depth().dtypes)
     body = b'{"ret":200,"data":{"tick_list":[{"code":"Q","seq":"1","tick_time":"1","bids":[],"asks":null}]}}'  # noqa: E501
     assert decode_depth_ticks([body]).dtypes.equals(empty_depth().dtypes)
+
+
+def zero_levels(n: int) -> list[dict[str, str]]:
+    return [{"price": "0.000000", "volume": "0"}] * n
+
+
+def quotes(*prices: str) -> list[dict[str, str]]:
+    return [{"price": p, "volume": "100"} for p in prices]
+
+
+def book(code: str, bids: list[dict[str, str]], asks: list[dict[str, str]]) -> dict[str, Any]:
+    return {"code": code, "seq": "7", "tick_time": "1715756399426", "bids": bids, "asks": asks}
+
+
+def test_zero_filled_levels_are_never_quotes_and_say_the_books_status() -> None:
+    """price-change-trading-status.mdx: asks all zero is limit-up, bids all zero limit-down,
+    both delisted; a thin book's zero placeholder is dropped, the book stays normal."""
+    ticks = [
+        book("600196.SH", quotes("26.22", "26.21"), zero_levels(5)),
+        book("600011.SH", zero_levels(5), quotes("9.92")),
+        book("8040.HK", zero_levels(10), zero_levels(10)),
+        book("THIN", quotes("5.1"), [*quotes("5.3"), *zero_levels(1), *quotes("5.5")]),
+        book("HSI.HK", [], []),
+    ]
+    raw = orjson.dumps({"ret": 200, "msg": "ok", "data": {"tick_list": ticks}})
+    df, status = frames.decode_depth_books([raw])
+    assert status == {
+        "600196.SH": "limit-up",
+        "600011.SH": "limit-down",
+        "8040.HK": "delisted",
+        "THIN": "normal",
+        "HSI.HK": "normal",
+    }
+    assert df[["code", "status", "side", "level", "price"]].values.tolist() == [
+        ["600196.SH", "limit-up", "bid", 1, 26.22],
+        ["600196.SH", "limit-up", "bid", 2, 26.21],
+        ["600011.SH", "limit-down", "ask", 1, 9.92],
+        ["THIN", "normal", "bid", 1, 5.1],
+        ["THIN", "normal", "ask", 1, 5.3],
+        ["THIN", "normal", "ask", 3, 5.5],  # AllTick's level numbers are kept
+    ]
+    assert (df["price"] > 0).all()
+    assert df.dtypes.equals(empty_depth().dtypes)
+    pd.testing.assert_frame_equal(decode_depth_ticks([raw]), df)
+    only_delisted = orjson.dumps({"ret": 200, "data": {"tick_list": ticks[2:3]}})
+    nothing, status = frames.decode_depth_books([only_delisted])
+    assert nothing.empty and nothing.dtypes.equals(empty_depth().dtypes)
+    assert status == {"8040.HK": "delisted"}
+    assert frames.BOOK_STATUSES == ("normal", "limit-up", "limit-down", "delisted")
 
 
 def test_depth_malformed() -> None:

@@ -161,6 +161,7 @@ async def test_depth_long_form_exact_rows(alltick_emulator):
     assert result.ok  # HSI.HK has no book: answered, no rows, not a failure
     expected = expected_depth(codes)
     pd.testing.assert_frame_equal(result.data, expected)
+    assert set(result.data["status"]) == {"normal"}
     levels = result.data.groupby("code", sort=False)["level"].max().to_dict()
     assert levels == {"700.HK": 10, "BTCUSDT": 5, "EURUSD": 1, "AAPL.US": 1, "600519.SH": 5}
     hk = result.data[result.data["code"] == "700.HK"]
@@ -168,6 +169,45 @@ async def test_depth_long_form_exact_rows(alltick_emulator):
     assert hk[hk["side"] == "bid"]["price"].is_monotonic_decreasing
     assert str(result.data["time"].dtype) == "datetime64[ns, UTC]"
     assert calls_of(emu, "depth-tick") == {"200": 2}
+
+
+async def test_depth_at_the_limits_has_no_zero_quote_and_says_each_books_status(
+    alltick_emulator,
+):
+    """Limit-up, limit-down and delisted books come zero-filled (price-change-trading-status
+    .mdx): no zero-price row, the right status on every row, delisted codes as failures."""
+    emu = alltick_emulator(plan=FAST)
+    book_status = {row["code"]: row["book_status"] for row in emu.codes()}
+    codes = [
+        "700.HK", "600196.SH", "600011.SH", "QDZ.US", "002049.SZ", "BTCUSDT",
+        "002466.SZ", "8040.HK", "600519.SH", "301040.SZ", "HSI.HK",
+    ]  # fmt: skip
+    async with client_for(emu) as client:
+        result = await client.depth(codes)
+    data = result.data
+    pd.testing.assert_frame_equal(data, expected_depth(codes))
+    assert (data["price"] > 0).all()
+    statuses = data.groupby("code", sort=False)["status"].unique().map(list).to_dict()
+    assert statuses == {
+        "700.HK": ["normal"],
+        "600196.SH": ["limit-up"],
+        "600011.SH": ["limit-down"],
+        "002049.SZ": ["limit-up"],
+        "BTCUSDT": ["normal"],
+        "002466.SZ": ["limit-down"],
+        "600519.SH": ["normal"],
+    }
+    assert all(book_status[code] == s for code, (s,) in statuses.items())
+    sides = data.groupby("code", sort=False)["side"].unique().map(list).to_dict()
+    assert sides["600196.SH"] == sides["002049.SZ"] == ["bid"]
+    assert sides["600011.SH"] == sides["002466.SZ"] == ["ask"]
+    assert (data.groupby("code")["level"].max().loc[["600196.SH", "600011.SH"]] == 5).all()
+    delisted = [c for c in codes if book_status[c] == "delisted"]
+    assert delisted == ["QDZ.US", "8040.HK", "301040.SZ"]
+    rows = result.failures[["code", "endpoint", "kind", "attempts"]].values.tolist()
+    assert rows == [[c, "depth-tick", "delisted", 1] for c in delisted]
+    assert result.failures["ret"].isna().all()
+    assert calls_of(emu, "depth-tick") == {"200": 2}  # one per base path
 
 
 async def test_depth_left_out_codes_are_detected(alltick_emulator):

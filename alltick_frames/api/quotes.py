@@ -87,11 +87,18 @@ class QuotesMixin:
     async def depth(self, codes: str | Iterable[str]) -> FetchResult:
         """The latest order book of each code, via ``/depth-tick``, in long form.
 
-        One row per (code, side, level) (:data:`~alltick_frames.frames.DEPTH_DTYPES`):
-        ``code``, ``time`` (UTC), ``seq``, ``side`` ("bid"/"ask"), ``level`` (1 is the best
-        price), ``price``, ``volume``. AllTick sends 1 level for FX, metals and US stocks, 5
-        for crypto and A-shares, 10 for HK. A code with an empty book (market indices, a
-        delisted stock) is answered but has no rows; it is not a failure.
+        One row per quoted (code, side, level) (:data:`~alltick_frames.frames.DEPTH_DTYPES`):
+        ``code``, ``time`` (UTC), ``seq``, ``status``, ``side`` ("bid"/"ask"), ``level`` (1 is
+        the best price), ``price``, ``volume``. AllTick sends 1 level for FX, metals and US
+        stocks, 5 for crypto and A-shares, 10 for HK.
+
+        AllTick marks a stock at its limit by zero-filling one side of the book, and a
+        delisted stock by zero-filling both (``price-change-trading-status.mdx``). A level of
+        price 0 is never returned as a quote; ``status`` says what the book is:
+        ``"limit-up"`` (every ask zero: bid rows only), ``"limit-down"`` (every bid zero: ask
+        rows only) or ``"normal"``. A delisted code has no rows and a ``delisted`` failure
+        row. A code with an empty book (a market index) is answered but has no rows; that is
+        not a failure.
 
         >>> books = (await client.depth(["700.HK"])).data              # doctest: +SKIP
         >>> books.pivot(index="level", columns="side", values="price")  # doctest: +SKIP
@@ -150,7 +157,8 @@ class QuotesMixin:
         code_order = [c.code for c in infos]
         data = job.frame(code_order)
         request = {"method": method, "codes": code_order}
-        return self._result(data, failures + job.left_out, stats, started, request)
+        failures += job.left_out + job.delisted
+        return self._result(data, failures, stats, started, request)
 
     # ------------------------------------------------------------------ trading halts
 

@@ -178,6 +178,12 @@ KINDS: dict[str, tuple[str, str]] = {
         "the plan's daily request cap was reached, so the job stopped before this item",
         "retry the failures after the daily reset at 00:00 UTC+8 (16:00 UTC), or use a larger plan",
     ),
+    "delisted": (
+        "the order book is zero on both sides, which is how AllTick marks a delisted stock "
+        "(price-change-trading-status.mdx): there is no quote to return",
+        "drop the code: AllTick removes delisted stocks from its product list, after which "
+        "asking for it is ret 600",
+    ),
     "left-out": (
         "the server silently left this code out of its answer, even when asked again",
         "check that the code is in your plan and still listed; retry the failures later",

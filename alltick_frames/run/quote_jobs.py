@@ -10,7 +10,10 @@ are driven, by :class:`SymbolListJob` on the client's :class:`~alltick_frames.ru
   compared with the codes asked, the missing ones are asked again once, and codes still
   missing become ``left-out`` failure rows;
 * a 600/604 for a call of several codes is bisected until the bad code stands alone, so the
-  good codes of the chunk still arrive; a 603 splits the call the same way.
+  good codes of the chunk still arrive; a 603 splits the call the same way;
+* an order book zero on both sides is how AllTick marks a delisted stock
+  (``en/api-reference/stock/price-change-trading-status.mdx``): its code gets a ``delisted``
+  failure row instead of quote rows.
 
 The trading-halt service (``/api/suspension/{sse,nyse,nasdaq}``) has its own envelope and
 errors (alltick-api.md §3.6): :class:`SuspensionJob` reads them itself (see
@@ -90,13 +93,15 @@ class SymbolListJob:
 
     ``chunk`` is the most codes per call (the plan's ``codes_per_call``). Each answer is
     decoded as it arrives; :meth:`frame` puts them together. ``left_out`` collects the codes
-    the server left out of an answer twice.
+    the server left out of an answer twice, ``delisted`` the codes whose order book is zero
+    on both sides.
     """
 
     endpoint: str
     chunk: int
     _frames: list[pd.DataFrame] = field(default_factory=list)
     left_out: list[Failure] = field(default_factory=list)
+    delisted: list[Failure] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         if self.endpoint not in _ENDPOINTS:
@@ -128,7 +133,22 @@ class SymbolListJob:
             raise MalformedResponse(f"unexpected /{self.endpoint} data", endpoint=self.endpoint)
         # Decoded now, not at the end, so a body that is not what the docs say (a price that
         # is not a number, ...) is a fault the runner retries instead of an error after it.
-        self._frames.append(spec.decode([envelope]))
+        if self.endpoint == DEPTH_TICK:
+            books, status = frames.decode_depth_books([envelope])
+            self.delisted += [
+                Failure(
+                    code=c.code,
+                    endpoint=DEPTH_TICK,
+                    msg="order book zero on both sides (delisted)",
+                    kind="delisted",
+                    attempts=call.attempts,
+                )
+                for c in call.payload
+                if status.get(c.code) == "delisted"
+            ]
+            self._frames.append(books)
+        else:
+            self._frames.append(spec.decode([envelope]))
         answered = {r.get(spec.code_key) for r in records}
         missing = tuple(c for c in call.payload if c.code not in answered)
         if not missing:
