@@ -250,7 +250,8 @@ def test_sse_suspensions() -> None:
     assert list(df.columns) == SUSPENSION_COLUMNS
     assert df.dtypes.equals(empty_suspensions().dtypes)
     assert df["exchange"].tolist() == ["SSE"] * 3
-    assert df["code"].tolist() == ["600000", "600001", "600002"]
+    assert df["code"].tolist() == ["600000.SH", "600001.SH", "600002.SH"]
+    assert df["symbol"].tolist() == ["600000", "600001", "600002"]
     # Shanghai is UTC+8 all year.
     assert df["halted_at"].tolist() == [
         pd.Timestamp("2024-01-15 01:30", tz="UTC"),
@@ -302,6 +303,21 @@ def test_nyse_and_nasdaq_suspensions() -> None:
     assert nasdaq["pause_threshold_price"].iloc[0] == 12.34
     assert math.isnan(nasdaq["pause_threshold_price"].iloc[1])
     assert nasdaq["exchange"].tolist() == ["NASDAQ", "NASDAQ"]
+    assert nasdaq["code"].tolist() == ["ABC.US", "DEF.US"]
+
+
+def test_halt_tickers_that_fit_no_code_keep_their_symbol_and_get_no_code() -> None:
+    """A ticker is mapped only when it spells a code of the exchange's market; one that
+    already carries the suffix is kept; anything else is NA, never a guess."""
+    records = [
+        {"symbol": s, "publishDate": "2024-01-05 11:00:01"}
+        for s in ("600000", "600000.SH", "60000", "00700", "")
+    ]
+    sse = decode_suspensions(records, "sse")
+    assert sse["code"].tolist() == ["600000.SH", "600000.SH", pd.NA, pd.NA, pd.NA]
+    assert sse["symbol"].tolist() == ["600000", "600000.SH", "60000", "00700", pd.NA]
+    us = [{"symbol": s, "publishDate": "2024-01-05 11:00:01"} for s in ("BRK.B", "brk/b")]
+    assert decode_suspensions(us, "nyse")["code"].tolist() == ["BRK.B.US", pd.NA]
 
 
 def test_suspensions_empty_and_bad_exchange() -> None:

@@ -3,7 +3,6 @@ service that answers a script, for the errors the emulator does not make."""
 
 from __future__ import annotations
 
-import math
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
@@ -12,16 +11,20 @@ import pandas as pd
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
-from quote_helpers import FAST, QUICK_RETRY, calls_of, client_for, expected_halts
+from quote_helpers import FAST, NOW, QUICK_RETRY, calls_of, client_for, expected_halts
 
 import alltick_frames as af
 from alltick_frames import frames
 from alltick_frames.api.client import AllTick
+from alltick_frames.api.result import FetchStats
 from alltick_frames.budget import Budget
 from alltick_frames.core.errors import AuthError, ServiceError
 from alltick_frames.core.plans import Rate, get_plan
+from alltick_frames.emulator import CATALOGUE
+from alltick_frames.emulator import suspension as emu_suspension
 from alltick_frames.run.quote_jobs import SuspensionJob
-from alltick_frames.run.transport import Response
+from alltick_frames.run.runner import Runner
+from alltick_frames.run.transport import Response, Secret, Transport
 
 
 @pytest.mark.parametrize("exchange", ["sse", "nyse", "nasdaq"])
@@ -38,16 +41,72 @@ async def test_suspensions_exact_rows(alltick_emulator, exchange):
     assert result.stats.calls == {f"suspension/{exchange}": 1}
 
 
-async def test_suspensions_follow_pages(alltick_emulator):
-    # PIN (issue 11 item 2): the halt service does not page; remove with page_size.
+@pytest.mark.parametrize(
+    ("exchange", "suffix"), [("sse", ".SH"), ("nyse", ".US"), ("nasdaq", ".US")]
+)
+async def test_halt_records_map_to_alltick_codes(alltick_emulator, exchange, suffix):
+    """suspension.mdx: ``symbol`` is the bare ticker, dates may be date-only, and only SSE
+    records have ``haltPeriod``; the client's ``code`` is AllTick's code of the stock."""
+    emu = alltick_emulator(plan="basic")
+    async with client_for(emu, "basic") as client:
+        data = (await client.suspensions(exchange)).data
+    raw = emu_suspension.records(exchange, NOW)
+    assert data["symbol"].tolist() == [r["symbol"] for r in raw]
+    assert not any(r["symbol"].endswith(suffix) for r in raw)  # bare tickers on the wire
+    assert data["code"].tolist() == [r["symbol"] + suffix for r in raw]
+    assert set(data["code"]) <= {r["code"] for r in CATALOGUE.rows}  # they join other frames
+    date_only = [len(str(r["haltDate"])) == 10 for r in raw]
+    assert 0 < sum(date_only) < len(raw)
+    assert data["halted_at"].notna().all() and data["published_at"].notna().all()
+    assert data["period"].notna().all() if exchange == "sse" else data["period"].isna().all()
+
+
+async def test_a_service_that_can_page_is_read_in_one_call(alltick_emulator):
+    """The service does not page (suspension.mdx): the client sends no ``page`` or ``size``,
+    so even a service that would page answers the whole year at once."""
     emu = alltick_emulator(plan=FAST, suspension_paging=True)
-    expected = expected_halts("nyse")
     async with client_for(emu) as client:
-        result = await client.suspensions("nyse", page_size=20)
-    pd.testing.assert_frame_equal(result.data, expected)
-    pages = math.ceil(len(expected) / 20)
-    assert pages > 1
-    assert calls_of(emu, "suspension/nyse") == {"200": pages}
+        result = await client.suspensions("nyse")
+    pd.testing.assert_frame_equal(result.data, expected_halts("nyse"))
+    assert len(result.data) > 10
+    assert calls_of(emu, "suspension/nyse") == {"200": 1}
+
+
+async def test_too_frequent_is_a_rate_limit_not_a_fault(alltick_emulator):
+    """HTTP 429 with a plain-text body: paced and retried as a 429, then a rate-limit row."""
+    emu = alltick_emulator(plan="basic", frozen_clock=True)  # 1 halt call a minute
+    async with client_for(emu) as client:  # a client that believes in one per 0.1 s
+        first = await client.suspensions("sse")
+        second = await client.suspensions("sse")
+    assert first.ok
+    row = second.failures[["code", "endpoint", "ret", "kind", "attempts"]].values.tolist()
+    assert row == [["sse", "suspension", 429, "rate-limit", QUICK_RETRY.attempts]]
+    assert second.stats.rejections == {429: QUICK_RETRY.attempts}
+    assert second.stats.faults == {}
+    assert calls_of(emu, "suspension/sse") == {"200": 1, "429": QUICK_RETRY.attempts}
+
+
+async def test_a_wrong_token_stops_with_auth_error(alltick_emulator):
+    """HTTP 500 {"success":false,"error":"token invalid"}: AllTick's words for ret 401."""
+    emu = alltick_emulator(plan="basic")
+    async with AllTick("not-a-token", FAST, emu.url, cache=False, budget=Budget(FAST)) as client:
+        with pytest.raises(AuthError):
+            await client.suspensions("nasdaq")
+    assert emu.stats()["not-a-token"] == {"suspension/nasdaq": {"500": 1}}
+
+
+async def test_a_missing_token_meets_the_gate_and_stops(alltick_emulator):
+    """The host's gate: HTTP 401 {"msg":"token is required","trace":"","ret":401}."""
+    emu = alltick_emulator(plan="basic")
+    job = SuspensionJob("sse")
+    transport = Transport(emu.url, Secret(""))
+    try:
+        runner = Runner(transport, Budget(FAST), FetchStats(), QUICK_RETRY)
+        with pytest.raises(AuthError, match="token is required"):
+            await runner.run(job, [job.call()])
+    finally:
+        await transport.close()
+    assert emu.stats() == {"<missing>": {"suspension/sse": {"401": 1}}}
 
 
 async def test_suspensions_reject_unknown_exchanges():
@@ -56,22 +115,26 @@ async def test_suspensions_reject_unknown_exchanges():
         for bad in ("hkex", "", "sse/nyse"):
             with pytest.raises(ValueError, match="sse, nyse, nasdaq"):
                 await client.suspensions(bad)
-        with pytest.raises(ValueError, match="page_size"):
-            await client.suspensions("sse", page_size=0)
     finally:
         await client.close()
 
 
+Script = list[tuple[int, dict[str, Any] | str]]
+
+
 @pytest.fixture
-async def halt_service() -> AsyncIterator[Callable[[list[tuple[int, dict[str, Any]]]], str]]:
-    """A stand-in halt service answering a script of (status, JSON body), then the last one."""
+async def halt_service() -> AsyncIterator[Callable[[Script], str]]:
+    """A stand-in halt service answering a script of (status, JSON body or plain text), then
+    the last answer again: for the answers the emulator does not give."""
     servers: list[TestServer] = []
 
-    async def start(script: list[tuple[int, dict[str, Any]]]) -> str:
+    async def start(script: Script) -> str:
         answers = list(script)
 
         async def handle(request: web.Request) -> web.Response:
             status, payload = answers.pop(0) if len(answers) > 1 else answers[0]
+            if isinstance(payload, str):
+                return web.Response(text=payload, status=status)
             return web.json_response(payload, status=status)
 
         app = web.Application()
@@ -116,7 +179,7 @@ async def test_a_transient_service_error_is_retried(halt_service):
     async with quick_halts(url) as client:
         result = await client.suspensions("sse")
     assert result.ok
-    assert list(result.data["code"]) == ["600519"]
+    assert (result.data["code"][0], result.data["symbol"][0]) == ("600519.SH", "600519")
     assert str(result.data["halted_at"][0]) == "2024-05-14 01:30:00+00:00"
     assert result.stats.retries == 1
     assert result.stats.faults == {"service-error": 1}
@@ -145,19 +208,18 @@ async def test_a_failed_halt_fetch_can_be_retried(halt_service):
         assert list(failed.failures["kind"]) == ["service-error"]
         healed = await client.retry(failed)
     assert healed.ok
-    assert list(healed.data["code"]) == ["600519"]
+    assert list(healed.data["code"]) == ["600519.SH"]
     assert healed.stats.total_calls == 1
 
 
-async def test_too_frequent_backs_off_then_succeeds(halt_service):
-    url = await halt_service(
-        [(500, {"success": False, "error": "request too frequent: 1 request per minute"}),
-         (200, OK_PAGE)]
-    )  # fmt: skip
+async def test_too_many_requests_in_alltick_words_backs_off_then_succeeds(halt_service):
+    too_many = (500, {"success": False, "error": "Too Many Requests"})
+    url = await halt_service([too_many, (200, OK_PAGE)])
     async with quick_halts(url) as client:
         result = await client.suspensions("sse")
     assert result.ok and len(result.data) == 1
     assert result.stats.rejections == {429: 1}
+    assert result.stats.faults == {}
 
 
 async def test_a_refused_token_stops_with_auth_error(halt_service):
@@ -167,32 +229,25 @@ async def test_a_refused_token_stops_with_auth_error(halt_service):
             await client.suspensions("sse")
 
 
-async def test_a_service_that_reports_pages_unasked_is_paged(halt_service):
-    first = {**OK_PAGE, "totalCount": 2, "totalPages": 2, "currentPage": 1, "currentSize": 1}
-    second_record = {**OK_PAGE["data"][0], "symbol": "600000"}
-    second = {**first, "currentPage": 2, "data": [second_record]}
-    url = await halt_service([(200, first), (200, second)])
-    async with quick_halts(url) as client:
-        result = await client.suspensions("sse")
-    assert list(result.data["code"]) == ["600519", "600000"]
-    assert result.stats.calls == {"suspension/sse": 2}
-
-
-def test_the_halt_job_reads_the_service_envelope():
+def test_the_halt_job_reads_status_and_structure_before_words():
     read = SuspensionJob("sse").read
     ok = read(Response(200, orjson.dumps(OK_PAGE)))
     assert ok.ret == 200 and ok.data.data == OK_PAGE["data"]
-    too_fast = read(Response(500, b'{"success":false,"error":"too frequent"}'))
-    assert (too_fast.ret, too_fast.msg) == (429, "too frequent")
+    # The status decides, whatever the body holds.
+    assert read(Response(429, b"Too Many Requests")).ret == 429
+    assert read(Response(429, b'{"success":false,"error":"slow down"}')).ret == 429
+    assert read(Response(401, b'{"msg":"token is required","trace":"","ret":401}')).ret == 401
+    assert read(Response(401, b"Unauthorized")).ret == 401
+    # HTTP 500 with the page's error body: only AllTick's documented words change the action.
     assert read(Response(500, b'{"success":false,"error":"token invalid"}')).ret == 401
-    gate = read(Response(401, b'{"msg":"token is required","ret":401}'))
-    assert gate.ret == 401
+    assert read(Response(500, b'{"success":false,"error":"too many requests"}')).ret == 429
+    for words in ("too frequent", "database unavailable"):
+        with pytest.raises(ServiceError, match=words):
+            read(Response(500, orjson.dumps({"success": False, "error": words})))
     with pytest.raises(af.TransportError, match="http-502"):
         read(Response(502, b"<html>bad gateway</html>"))
     with pytest.raises(af.TransportError):
         read(Response(200, b'{"success":true,"data":"nope"}'))
-    with pytest.raises(ServiceError, match="database unavailable"):
-        read(Response(500, b'{"success":false,"error":"database unavailable"}'))
 
 
 def test_suspension_job_endpoint_matches_the_budget_window():

@@ -162,21 +162,21 @@ class QuotesMixin:
 
     # ------------------------------------------------------------------ trading halts
 
-    async def suspensions(self, exchange: str, *, page_size: int | None = None) -> FetchResult:
+    async def suspensions(self, exchange: str) -> FetchResult:
         """Trading halts of the past year on ``exchange`` (``"sse"``, ``"nyse"``,
-        ``"nasdaq"``), newest notice first.
+        ``"nasdaq"``), newest notice first, in one call (the service does not page).
 
-        Columns (:data:`~alltick_frames.frames.SUSPENSION_DTYPES`): ``exchange``, ``code``,
-        ``name``, ``reason``, ``period``, ``halted_at``, ``resumes_at`` (NaT while no
-        resumption is announced), ``published_at`` (all UTC), ``source_exchange`` and
-        ``pause_threshold_price``. The service allows one call per minute per exchange on
-        every plan, so a second call within the minute waits. ``page_size`` asks for pages
-        of that many records instead of everything at once (see :class:`SuspensionJob`).
-        An error the service keeps answering becomes a ``service-error`` failure row whose
-        ``code`` is the exchange.
+        Columns (:data:`~alltick_frames.frames.SUSPENSION_DTYPES`): ``exchange``, ``code``
+        (AllTick's code of the halted stock: ``600000.SH``, ``AAPL.US``), ``symbol`` (the
+        bare ticker the service sends), ``name``, ``reason``, ``period`` (SSE only),
+        ``halted_at``, ``resumes_at`` (NaT while no resumption is announced),
+        ``published_at`` (all UTC), ``source_exchange`` and ``pause_threshold_price``. The
+        service allows one call per minute per exchange on every plan, so a second call
+        within the minute waits. An error the service keeps answering becomes a
+        ``service-error`` failure row whose ``code`` is the exchange.
         """
         started = time.monotonic()
-        job = SuspensionJob(exchange, page_size)
+        job = SuspensionJob(exchange)
         stats = FetchStats(route=job.endpoint)
         calls = [job.call()]
         bar = Progress(len(calls), "suspensions", self.progress)
@@ -185,7 +185,7 @@ class QuotesMixin:
         finally:
             bar.close()
         failures = [as_suspension_failure(f) for f in failures]
-        request = {"method": "suspensions", "exchange": job.exchange, "page_size": page_size}
+        request = {"method": "suspensions", "exchange": job.exchange}
         return self._result(job.frame(), failures, stats, started, request)
 
     # ------------------------------------------------------------------ estimates
@@ -207,8 +207,6 @@ class QuotesMixin:
         """Calls :meth:`static_info` would make, per endpoint (stock codes only)."""
         return self._symbol_list_calls(STATIC_INFO, codes)
 
-    def _calls_for_suspensions(
-        self, exchange: str, *, page_size: int | None = None
-    ) -> dict[str, int]:
-        """Calls :meth:`suspensions` would make: one, unless the service sends pages."""
-        return {SuspensionJob(exchange, page_size).endpoint: 1}
+    def _calls_for_suspensions(self, exchange: str) -> dict[str, int]:
+        """Calls :meth:`suspensions` would make: one."""
+        return {SuspensionJob(exchange).endpoint: 1}

@@ -132,13 +132,10 @@ def static_info(
 def suspensions(
     exchange: str,
     *,
-    page_size: int | None = None,
     token: str | None = None,
     plan: str | Plan | Path = "basic",
     base_url: str | None = None,
     **options: Any,
 ) -> FetchResult:
     """Blocking :meth:`AllTick.suspensions`: trading halts of ``sse``, ``nyse`` or ``nasdaq``."""
-    return _with_client(
-        lambda c: c.suspensions(exchange, page_size=page_size), token, plan, base_url, options
-    )
+    return _with_client(lambda c: c.suspensions(exchange), token, plan, base_url, options)

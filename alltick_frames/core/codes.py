@@ -83,6 +83,21 @@ def classify(code: str) -> CodeInfo:
     )
 
 
+def exchange_code(ticker: str, market: str) -> str | None:
+    """AllTick's code for a bare exchange ticker, or None when none fits.
+
+    ``market`` is ``US``, ``HK``, ``SH`` or ``SZ``: ``("600000", "SH") -> "600000.SH"``,
+    ``("AAPL", "US") -> "AAPL.US"``, ``("BRK.B", "US") -> "BRK.B.US"``. A ticker already
+    ending in the market's suffix is kept as it is. None when the result is not a code of
+    that market as :func:`classify` spells them (``("60000", "SH")``, ``("brk/b", "US")``):
+    the ticker is then not guessed at.
+    """
+    suffix = f".{market}"
+    code = ticker if ticker.endswith(suffix) else ticker + suffix
+    match = _STOCK.match(code)
+    return code if match is not None and match.lastgroup == market else None
+
+
 def validate_codes(codes: str | Iterable[str]) -> list[CodeInfo]:
     """Check a list of codes before any request: none empty, malformed or repeated.
 

@@ -234,9 +234,9 @@ class SuspensionPage:
     """A parsed answer of the trading-halt service (``/api/suspension/{exchange}``).
 
     This service has its own envelope (alltick-api.md §3.6): ``success`` instead of ``ret``,
-    the records in ``data`` (a list of dicts, newest ``publishDate`` first), and on failure
-    ``{"success": false, "error": "..."}`` (with HTTP 500). Decode the records with
-    :func:`alltick_frames.frames.decode_suspensions`.
+    the records in ``data`` (a list of dicts, newest ``publishDate`` first; the whole year,
+    never paged), and on failure ``{"success": false, "error": "..."}`` (with HTTP 500).
+    Decode the records with :func:`alltick_frames.frames.decode_suspensions`.
     """
 
     success: bool
@@ -244,9 +244,6 @@ class SuspensionPage:
     #: The service's own clock, as sent (e.g. "2024-01-15T10:30:00").
     timestamp: str | None = None
     total_count: int | None = None
-    total_pages: int | None = None
-    current_page: int | None = None
-    current_size: int | None = None
     #: The error text when ``success`` is false.
     error: str | None = None
 
@@ -261,8 +258,7 @@ def parse_suspension(body: bytes) -> SuspensionPage:
     objects.
 
     >>> parse_suspension(b'{"success":false,"error":"busy"}')
-    SuspensionPage(success=False, data=[], timestamp=None, total_count=None, \
-total_pages=None, current_page=None, current_size=None, error='busy')
+    SuspensionPage(success=False, data=[], timestamp=None, total_count=None, error='busy')
     """
     endpoint = "suspension"
     obj = _load_object(body, endpoint)
@@ -288,7 +284,4 @@ total_pages=None, current_page=None, current_size=None, error='busy')
         data=data,
         timestamp=None if timestamp is None else str(timestamp),
         total_count=_as_int(obj.get("totalCount")),
-        total_pages=_as_int(obj.get("totalPages")),
-        current_page=_as_int(obj.get("currentPage")),
-        current_size=_as_int(obj.get("currentSize")),
     )
