@@ -103,9 +103,12 @@ _RET_TEXT: dict[int, tuple[str, str]] = {
     ),
     601: ("the POST body was empty", _BUG),
     603: (
-        "the request asked for more codes, groups or bars than the plan allows",
-        "the client splits such requests by itself; if this row remains, the plan given to the "
-        "client is larger than the real one: pass the right plan",
+        "the plan refused the request: more codes, groups or bars than it allows in one call, "
+        "or data it does not include (AllTick's pricing page gives Free last prices and "
+        "end-of-day data only: no intraday bars, no order books)",
+        "the client splits oversized requests by itself, so this row means even one code and "
+        "one bar was refused: on Free ask for 1d, 1w or 1M bars and trades instead; otherwise "
+        "the plan given to the client is larger than the real one: pass the right plan",
     ),
     604: (
         "the token's plan does not include this code",
