@@ -167,8 +167,9 @@ KINDS: dict[str, tuple[str, str]] = {
         "retry the failures later; if it persists, check your network and status.alltick.co",
     ),
     "not-pageable": (
-        "stocks and indices cannot be paged back: AllTick serves only their latest 500 bars, "
-        "so the older part of the range was not fetched",
+        "AllTick serves only the latest 500 bars of this code: it ignores the end time that "
+        "pages back (stocks, indices, energy and CFD codes; only forex, precious metals and "
+        "crypto take one), so the older part of the range was not fetched",
         "ask for a range inside the latest 500 bars, or use a coarser interval "
         "(e.g. 1d instead of 1h) to reach further back",
     ),
