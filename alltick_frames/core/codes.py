@@ -7,7 +7,10 @@ AllTick serves two families on two base paths, and a code sent to the wrong one 
   ``/quote-stock-b-api``; their history cannot be paged back (the latest 500 bars only) and
   they have no 2h/4h bars;
 * everything else (FX ``EURUSD``, crypto ``BTCUSDT``, metals and energy ``GOLD``, ``Silver``,
-  CFD indices) goes to ``/quote-b-api`` and can be paged back with ``kline_timestamp_end``.
+  CFD indices) goes to ``/quote-b-api``. FX, precious metals and crypto can be paged back with
+  ``kline_timestamp_end``; energy and CFD codes cannot (``en/api-reference/stock/kline.mdx``),
+  but their spelling does not say which they are, so the client tries and the answer tells
+  (:attr:`CodeInfo.pageable` is only the prior).
 
 Codes are case-sensitive (``Silver`` is not ``SILVER``), so they are never normalised.
 """
@@ -52,7 +55,11 @@ class CodeInfo:
 
     @property
     def pageable(self) -> bool:
-        """Whether ``kline_timestamp_end`` pages this code back in time (FX/crypto/metals)."""
+        """Whether the client tries to page this code back with ``kline_timestamp_end``.
+
+        Never for stocks and indices, which AllTick documents as not pageable; for the rest
+        the first answer to an end time decides (see :class:`~alltick_frames.run.jobs.KlineJob`).
+        """
         return not self.is_stock
 
 

@@ -101,7 +101,8 @@ def kline_data(
 
     ``kline_type`` is AllTick's integer (8) or any alias :func:`parse_interval` accepts
     ("1d"). ``end_ts`` is Unix *seconds*; 0 means "up to the latest bar". Only FX, crypto and
-    metals honour a non-zero ``end_ts``; stocks always answer their latest bars. ``num`` is
+    precious metals honour a non-zero ``end_ts``; stocks, indices, energy and CFD codes
+    answer their latest bars. ``num`` is
     not capped here (the plan table decides; AllTick cuts above 500). ``adjust_type`` is
     always 0, the only value AllTick supports.
 
