@@ -6,6 +6,7 @@ import asyncio
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
+from typing import Any
 
 import numpy as np
 import orjson
@@ -230,6 +231,8 @@ class KlineJob:
         code = page.code.code
         if code in self._bad:
             return []  # an earlier page could not be read: the series stops there
+        if bars:
+            body = with_request(body, envelope, page)
         # Bars newer than the end asked for: AllTick ignored kline_timestamp_end and answered
         # the newest bars, as for 0 ("only forex, precious metals, and cryptocurrencies
         # support timestamp input", kline.mdx). Whatever the asset class, the answer decides:
@@ -378,6 +381,26 @@ class KlineJob:
                 )
             )
         return out
+
+
+def with_request(body: bytes, envelope: wire.Envelope, page: KlinePage) -> bytes:
+    """A ``/kline`` answer's body, its ``code`` and ``kline_type`` taken from the request
+    where the answer lacks them.
+
+    The quick start's documented answer (``en/getting-started/process.mdx``) has bars but no
+    ``code`` or ``kline_type``: the call that asked knows both. A body that carries them
+    (every API reference example, and the emulator's) is returned as it is.
+    """
+    data: dict[str, Any] = envelope.data
+    code, kline_type = data.get("code"), data.get("kline_type")
+    if code and kline_type is not None:
+        return body
+    filled = {
+        **data,
+        "code": code or page.code.code,
+        "kline_type": page.interval.kline_type if kline_type is None else kline_type,
+    }
+    return orjson.dumps({"ret": envelope.ret, "msg": envelope.msg, "data": filled})
 
 
 def _batch_body(item: object) -> bytes:
