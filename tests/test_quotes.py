@@ -250,6 +250,19 @@ async def test_static_info_reports_non_stock_codes_and_fetches_the_stocks(alltic
     assert calls_of(emu, "static_info") == {"200": 1}
 
 
+async def test_static_info_bisects_market_indices_out(alltick_emulator):
+    """static-info.mdx covers stocks only: an index fails its call with 600, so it is
+    bisected out to a code-invalid row of its own and the stocks still arrive."""
+    emu = alltick_emulator(plan=FAST)
+    async with client_for(emu) as client:
+        result = await client.static_info(["700.HK", "HSI.HK", "AAPL.US", "000300.SH"])
+    pd.testing.assert_frame_equal(result.data, expected_static(["700.HK", "AAPL.US"]))
+    rows = result.failures[["code", "ret", "kind"]].values.tolist()
+    assert rows == [["HSI.HK", 600, "code-invalid"], ["000300.SH", 600, "code-invalid"]]
+    # 4 codes: 600; halves of 2: 600 each; quarters: 200, 600, 200, 600.
+    assert calls_of(emu, "static_info") == {"600": 5, "200": 2}
+
+
 async def test_static_info_left_out_codes_use_the_symbol_key(alltick_emulator):
     emu = alltick_emulator(plan=FAST, hard_code_cap=True)
     wide_open = FAST.with_overrides(name="wide", codes_per_call=500)

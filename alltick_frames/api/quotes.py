@@ -106,13 +106,15 @@ class QuotesMixin:
         return await self._symbol_list(DEPTH_TICK, "depth", codes)
 
     async def static_info(self, codes: str | Iterable[str]) -> FetchResult:
-        """Reference data of stocks and indices, via ``/static_info`` (stock path only).
+        """Reference data of stocks, via ``/static_info`` (stock path only).
 
         Columns (:data:`~alltick_frames.frames.STATIC_INFO_DTYPES`): ``code``, names,
         ``exchange``, ``board``, ``currency``, ``lot_size``, share counts and per-share
         figures. FX, crypto and metal codes have no static information: each gets a
         ``code-invalid`` failure row without a call; a request of only such codes is a
-        ValueError.
+        ValueError. AllTick answers "US stocks, Hong Kong stocks, and A-share products"
+        (``static-info.mdx``): a market index fails its call with ``ret`` 600, and is
+        bisected out to a ``code-invalid`` row of its own while the stocks arrive.
         """
         return await self._symbol_list(STATIC_INFO, "static_info", codes)
 
