@@ -239,7 +239,7 @@ async def test_static_info_reports_non_stock_codes_and_fetches_the_stocks(alltic
     emu = alltick_emulator(plan=FAST)
     async with client_for(emu) as client:
         result = await client.static_info(["EURUSD", "700.HK", "GOLD"])
-        with pytest.raises(ValueError, match="stocks and indices only"):
+        with pytest.raises(ValueError, match="stocks only"):
             await client.static_info(["EURUSD", "BTCUSDT"])
     assert list(result.data["code"]) == ["700.HK"]
     rows = result.failures[["code", "kind", "endpoint", "attempts"]].values.tolist()

@@ -129,14 +129,14 @@ class QuotesMixin:
             todo = [c for c in infos if c.is_stock]
             if not todo:
                 raise ValueError(
-                    "static_info covers stocks and indices only (AAPL.US, 700.HK, 600416.SH, "
+                    "static_info covers stocks only (AAPL.US, 700.HK, 600416.SH, "
                     f"...); none of these is one: {[c.code for c in infos][:5]}"
                 )
             failures += [
                 Failure(
                     code=c.code,
                     endpoint=STATIC_INFO,
-                    msg="static_info serves stocks and indices only; no call made",
+                    msg="static_info serves stocks only; no call made",
                     kind="code-invalid",
                     attempts=0,
                 )

@@ -125,7 +125,7 @@ def static_info(
     base_url: str | None = None,
     **options: Any,
 ) -> FetchResult:
-    """Blocking :meth:`AllTick.static_info`: reference data of stocks and indices."""
+    """Blocking :meth:`AllTick.static_info`: reference data of stocks."""
     return _with_client(lambda c: c.static_info(codes), token, plan, base_url, options)
 
 

@@ -65,9 +65,9 @@ _FETCH_HELP: dict[str, tuple[str, str]] = {
         "A-shares; 10 for HK.",
     ),
     "info": (
-        "static information on stocks and indices",
+        "static information on stocks",
         "Names, exchange, board, currency, lot size, share counts and per-share figures "
-        "through /static_info. Stocks and indices only: other codes become failure rows.",
+        "through /static_info. Stocks only: other codes (indices too) become failure rows.",
     ),
     "suspensions": (
         "trading halts of one exchange",
