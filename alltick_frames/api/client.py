@@ -290,7 +290,9 @@ class AllTick(QuotesMixin):
             pages = [page for p in needy if p not in batch for page in p.pages]
             paged.update(page.code.code for page in pages)
             failures += await self._run_pages(job, pages, stats)
-            failed = {f.code for f in [*failures, *job.unreadable]}
+            # A code found not to page is not planned again: its gaps would only be asked for
+            # (and ignored) once more.
+            failed = {f.code for f in [*failures, *job.unreadable]} | job.unpaged
             todo = [c for c in todo if c.code not in failed]
         return failures
 

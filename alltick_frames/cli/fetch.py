@@ -65,9 +65,9 @@ _FETCH_HELP: dict[str, tuple[str, str]] = {
         "A-shares; 10 for HK.",
     ),
     "info": (
-        "static information on stocks and indices",
+        "static information on stocks",
         "Names, exchange, board, currency, lot size, share counts and per-share figures "
-        "through /static_info. Stocks and indices only: other codes become failure rows.",
+        "through /static_info. Stocks only: other codes (indices too) become failure rows.",
     ),
     "suspensions": (
         "trading halts of one exchange",
@@ -142,11 +142,6 @@ def add_fetch_parser(sub: Any) -> None:
                 choices=("sse", "nyse", "nasdaq"),
                 help="which exchange's halts",
             )
-            halts.add_argument(
-                "--page-size",
-                type=int,
-                help="ask for pages of this many records (default: everything at once)",
-            )
 
 
 def _fetch_epilog(name: str) -> str:
@@ -165,7 +160,7 @@ def _fetch_epilog(name: str) -> str:
 def _request(args: argparse.Namespace) -> tuple[list[Any], dict[str, Any]]:
     """Positional and keyword arguments of the client method ``args.method``."""
     if args.method == "suspensions":
-        return [args.exchange], {"page_size": args.page_size}
+        return [args.exchange], {}
     codes = gather_codes(args)
     if args.method == "klines":
         return [codes], {

@@ -6,6 +6,7 @@ import asyncio
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
+from typing import Any
 
 import numpy as np
 import orjson
@@ -198,6 +199,8 @@ class KlineJob:
     _assembled: dict[str, pd.DataFrame] = field(default_factory=dict)
     #: Codes whose bars could not be read (filled in by the decode thread).
     _bad: dict[str, MalformedResponse] = field(default_factory=dict)
+    #: Codes whose answer showed that ``kline_timestamp_end`` was ignored: paging stopped.
+    unpaged: set[str] = field(default_factory=set)
 
     @property
     def unreadable(self) -> list[Failure]:
@@ -228,6 +231,17 @@ class KlineJob:
         code = page.code.code
         if code in self._bad:
             return []  # an earlier page could not be read: the series stops there
+        if bars:
+            body = with_request(body, envelope, page)
+        # Bars newer than the end asked for: AllTick ignored kline_timestamp_end and answered
+        # the newest bars, as for 0 ("only forex, precious metals, and cryptocurrencies
+        # support timestamp input", kline.mdx). Whatever the asset class, the answer decides:
+        # the bars are kept as what they are, and the chain stops (the same end would bring
+        # the same bars back); shortfalls() reports what is missing.
+        ignored = bool(page.end_ts and stamps) and max(stamps) > page.end_ts
+        if ignored:
+            self.unpaged.add(code)
+            page = replace(page, end_ts=0)
         state = self.series.setdefault(code, _Series())
         state.pages += 1
         state.got += len(stamps)
@@ -236,7 +250,9 @@ class KlineJob:
             self._unread.add(code)
         elif stamps:
             self._running.setdefault(code, []).append(body)
-        following = planner.next_page(page, self.plan, len(stamps), min(stamps)) if stamps else None
+        following = None
+        if stamps and not ignored:
+            following = planner.next_page(page, self.plan, len(stamps), min(stamps))
         if following is None:  # the chain has ended: its series can be assembled
             if self.store is not None:
                 self._ended.append(page.code)
@@ -313,7 +329,9 @@ class KlineJob:
 
         A count request that got fewer bars; a range whose oldest bar starts well after the
         range does; with the cache, a range with a hole the store could not fill (a stock's
-        older history behind its latest 500 bars, say).
+        older history behind its latest 500 bars, say). A code whose end time AllTick
+        ignored (:attr:`unpaged`) is held to the range's exact start: its older bars were
+        not missing from the market, they could not be asked for.
         """
         req = self.req
         rows, oldest = _runs(data)
@@ -331,13 +349,15 @@ class KlineJob:
                 continue  # its failure row says why already
             got = int(rows.get(code.code, 0))
             first = oldest.get(code.code)
+            unpaged = code.code in self.unpaged
+            slack = 0 if unpaged else tolerance
             detail = None
             if req.count is not None and got < req.count:
                 detail = f"asked for {req.count} bars, {got} could be fetched"
-            elif req.start is not None and first is None and top - req.start > tolerance:
+            elif req.start is not None and first is None and top - req.start > slack:
                 detail = "no bars in the requested range could be fetched"
             elif req.start is not None and first is not None:
-                if first.timestamp() - req.start > tolerance:
+                if first.timestamp() - req.start > slack:
                     detail = f"no bars before {first:%Y-%m-%d %H:%M}Z could be fetched"
                 elif holes.get(code.code):
                     lo, hi = holes[code.code][0]
@@ -347,6 +367,8 @@ class KlineJob:
                 continue
             if not code.pageable:
                 detail += f" (stocks serve only their latest {self.plan.kline_bars} bars)"
+            elif unpaged:
+                detail += " (AllTick ignored the end time asked for: it serves the latest bars)"
             state = self.series.get(code.code)
             out.append(
                 Failure(
@@ -354,11 +376,31 @@ class KlineJob:
                     interval=str(req.interval),
                     endpoint=KLINE,
                     msg=detail,
-                    kind="history-limit" if code.pageable else "not-pageable",
+                    kind="history-limit" if code.pageable and not unpaged else "not-pageable",
                     attempts=state.pages if state else 0,
                 )
             )
         return out
+
+
+def with_request(body: bytes, envelope: wire.Envelope, page: KlinePage) -> bytes:
+    """A ``/kline`` answer's body, its ``code`` and ``kline_type`` taken from the request
+    where the answer lacks them.
+
+    The quick start's documented answer (``en/getting-started/process.mdx``) has bars but no
+    ``code`` or ``kline_type``: the call that asked knows both. A body that carries them
+    (every API reference example, and the emulator's) is returned as it is.
+    """
+    data: dict[str, Any] = envelope.data
+    code, kline_type = data.get("code"), data.get("kline_type")
+    if code and kline_type is not None:
+        return body
+    filled = {
+        **data,
+        "code": code or page.code.code,
+        "kline_type": page.interval.kline_type if kline_type is None else kline_type,
+    }
+    return orjson.dumps({"ret": envelope.ret, "msg": envelope.msg, "data": filled})
 
 
 def _batch_body(item: object) -> bytes:
