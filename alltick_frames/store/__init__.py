@@ -7,7 +7,9 @@ with one :meth:`BarStore.write`.
 
 The package, from the pure core out: :mod:`~alltick_frames.store.coverage` (spans, gaps,
 floors: what a series holds), :mod:`~alltick_frames.store.codec` (keys, index records and bar
-bytes), :mod:`~alltick_frames.store.disk` (:class:`BarStore` on diskcache) and
+bytes), :mod:`~alltick_frames.store.disk` (:class:`BarStore` on diskcache: reads and writes),
+:mod:`~alltick_frames.store.manage` (describe, clear, vacuum),
+:mod:`~alltick_frames.store.location` (where the cache lives) and
 :mod:`~alltick_frames.store.series` (recording fetched pages and reading answers as k-line
 frames). Import the names from this package.
 """
@@ -22,14 +24,9 @@ from alltick_frames.store.codec import (
     sort_bars,
 )
 from alltick_frames.store.coverage import Coverage, Span, merge_spans
-from alltick_frames.store.disk import (
-    BarStore,
-    ManyBars,
-    Newest,
-    StoreError,
-    VacuumReport,
-    default_cache_dir,
-)
+from alltick_frames.store.disk import BarStore, ManyBars, Newest, StoreError
+from alltick_frames.store.location import default_cache_dir
+from alltick_frames.store.manage import VacuumReport
 
 __all__ = [
     "CHUNK_BARS",

@@ -11,11 +11,10 @@ how it lays it out on disk in :mod:`alltick_frames.store.codec` (the storage lay
 
 from __future__ import annotations
 
-import os
 import sqlite3
 import time
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -30,7 +29,6 @@ from alltick_frames.store.codec import (
     CHUNK_BARS,
     CHUNK_PREFIX,
     FORMAT,
-    INDEX_PREFIX,
     Arrays,
     SeriesKey,
     alias_of,
@@ -46,14 +44,14 @@ from alltick_frames.store.codec import (
     forming_piece,
     index_coverage,
     index_key,
-    matches,
     rows,
     sid_of,
     sort_bars,
     to_arrays,
-    without_chunks,
 )
 from alltick_frames.store.coverage import NEG_INF, POS_INF, Coverage, Span, merge_spans
+from alltick_frames.store.location import default_cache_dir
+from alltick_frames.store.manage import Management
 
 _READ_ATTEMPTS = 100
 #: Keys per bulk SELECT (SQLite builds before 3.32 allow 999 parameters per statement).
@@ -64,17 +62,6 @@ _MIN_FILE_SIZE = 4 * CHUNK_BARS * BAR_BYTES
 
 class StoreError(RuntimeError):
     """The store on disk is damaged in a way a reader cannot work around; see ``vacuum()``."""
-
-
-def default_cache_dir() -> Path:
-    """The cache root: ``$ALLTICK_CACHE_DIR``, else ``$XDG_CACHE_HOME/alltick-frames``, else
-    ``~/.cache/alltick-frames``."""
-    explicit = os.environ.get("ALLTICK_CACHE_DIR")
-    if explicit:
-        return Path(explicit).expanduser()
-    xdg = os.environ.get("XDG_CACHE_HOME")
-    base = Path(xdg).expanduser() if xdg else Path.home() / ".cache"
-    return base / "alltick-frames"
 
 
 class ManyBars(NamedTuple):
@@ -104,15 +91,7 @@ class Newest:
     fetched_at: float | None
 
 
-@dataclass(frozen=True, slots=True)
-class VacuumReport:
-    """What :meth:`BarStore.vacuum` removed or repaired."""
-
-    orphan_chunks: int
-    repaired_series: int
-
-
-class BarStore:
+class BarStore(Management):
     """K-line bars on disk, with the time ranges they cover (see the module docstring).
 
     >>> with BarStore("/tmp/demo-cache", source="emulator") as store:  # doctest: +SKIP
@@ -526,120 +505,3 @@ class BarStore:
                 fetched_at=cov.fetched_at if with_forming else None,
             )
         raise StoreError(f"series {sid} changed {_READ_ATTEMPTS} times while being read")
-
-    # -------------------------------------------------------------------------- management
-
-    def _series_ids(self) -> Iterator[str]:
-        for key in self._cache.iterkeys():
-            if isinstance(key, str) and key.startswith(INDEX_PREFIX):
-                yield key[len(INDEX_PREFIX) :]
-
-    def describe(
-        self,
-        code: str | None = None,
-        interval: str | Interval | None = None,
-        source: str | None = None,
-    ) -> pd.DataFrame:
-        """One row per stored series (all sources unless filtered), sorted.
-
-        Columns: ``source, code, interval``; ``bars`` (closed bars stored); ``first``/``last``
-        (first and last closed bar, UTC); ``segments`` (covered spans); ``chunks`` (storage
-        pieces: one lookup each when loading); ``floor`` (UTC);
-        ``forming`` (the forming bar's start, UTC) and ``fetched_at`` (UTC, caller's clock);
-        ``bytes`` (bar data size).
-        """
-        alias = None if interval is None else alias_of(interval)
-        rows = []
-        for sid in self._series_ids():
-            names = matches(sid, code, alias, source)
-            if names is None:
-                continue
-            src, c, a = names
-            index = self._cache.get(index_key(sid))
-            if index is None:
-                continue
-            chunks, form = index["chunks"], index["forming"]
-            n = sum(ch[2] for ch in chunks)
-            rows.append(
-                {
-                    "source": src,
-                    "code": c,
-                    "interval": a,
-                    "bars": n,
-                    "first": chunks[0][0] if chunks else None,
-                    "last": chunks[-1][1] if chunks else None,
-                    "segments": len(index["segments"]),
-                    "chunks": len(chunks),
-                    "floor": index["floor"],
-                    "forming": form[0] if form else None,
-                    "fetched_at": form[1] if form else None,
-                    "bytes": n * BAR_BYTES,
-                }
-            )
-        columns = [
-            "source", "code", "interval", "bars", "first", "last",
-            "segments", "chunks", "floor", "forming", "fetched_at", "bytes",
-        ]  # fmt: skip
-        out = pd.DataFrame(rows, columns=columns)
-        for name in ("first", "last", "floor", "forming", "fetched_at"):
-            out[name] = pd.to_datetime(out[name].astype("float64"), unit="s", utc=True)
-        out = out.astype({"source": str, "code": str, "interval": str})
-        out = out.astype({k: np.int64 for k in ("bars", "segments", "chunks", "bytes")})
-        return out.sort_values(["source", "code", "interval"], ignore_index=True)
-
-    def size_bytes(self) -> int:
-        """Bytes the bar store's database takes on disk."""
-        return int(self._cache.volume())
-
-    def clear(
-        self,
-        code: str | None = None,
-        interval: str | Interval | None = None,
-        source: str | None = None,
-    ) -> int:
-        """Delete stored series: all of them, or those matching every filter given (None
-        matches anything; ``source`` too, so ``clear()`` empties every source). Returns how
-        many series were deleted. Atomic: a concurrent writer's series is either deleted whole
-        or written after the clear."""
-        alias = None if interval is None else alias_of(interval)
-        removed = 0
-        with self._cache.transact(retry=True):
-            for key in list(self._cache.iterkeys()):
-                if not isinstance(key, str):
-                    continue
-                if key.startswith(INDEX_PREFIX):
-                    sid, is_index = key[len(INDEX_PREFIX) :], True
-                elif key.startswith(CHUNK_PREFIX):
-                    sid, is_index = key[len(CHUNK_PREFIX) :].rsplit(":", 1)[0], False
-                else:
-                    continue
-                if matches(sid, code, alias, source) is None:
-                    continue
-                self._cache.delete(key, retry=True)
-                removed += is_index
-        return removed
-
-    def vacuum(self) -> VacuumReport:
-        """Remove chunks no index refers to, and repair indexes that refer to missing chunks
-        (their span leaves coverage, so it will be fetched again). Holds the write lock while
-        it scans every key, so run it from maintenance code, not per request."""
-        orphans = repaired = 0
-        with self._cache.transact(retry=True):
-            keys = [k for k in self._cache.iterkeys() if isinstance(k, str)]
-            chunk_keys = {k for k in keys if k.startswith(CHUNK_PREFIX)}
-            referenced: set[str] = set()
-            for key in keys:
-                if not key.startswith(INDEX_PREFIX):
-                    continue
-                index = self._cache.get(key)
-                if index is None:
-                    continue
-                missing = [c for c in index["chunks"] if c[3] not in chunk_keys]
-                referenced.update(c[3] for c in index["chunks"])
-                if missing:
-                    self._cache.set(key, without_chunks(index, missing), retry=True)
-                    repaired += 1
-            for key in chunk_keys - referenced:
-                self._cache.delete(key, retry=True)
-                orphans += 1
-        return VacuumReport(orphan_chunks=orphans, repaired_series=repaired)
