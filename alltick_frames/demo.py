@@ -98,11 +98,17 @@ async def fetch_daily(
     progress: bool | None,
     clock: Callable[[], float] | None = None,
     guard: float | None = None,
+    shared_cache: bool = False,
 ) -> FetchResult:
     """The demo's job: ``count`` daily bars for ``codes``."""
     from alltick_frames.api.client import AllTick
 
-    options: dict[str, Any] = {"cache": cache, "progress": progress, "guard": guard}
+    options: dict[str, Any] = {
+        "cache": cache,
+        "shared_cache": shared_cache,
+        "progress": progress,
+        "guard": guard,
+    }
     if clock is not None:
         options["clock"] = clock
     async with AllTick(token, plan, base_url, **options) as client:
@@ -120,6 +126,7 @@ def run(
     now: str | None = None,
     no_cache: bool = False,
     cache_dir: Path | None = None,
+    shared_cache: bool = False,
     progress: bool | None = None,
 ) -> FetchResult:
     """Run the demo job, print what it did, write the bars to ``out``, return the result.
@@ -162,6 +169,7 @@ def run(
                     plan=plan,
                     base_url=emu.url,
                     cache=cache,
+                    shared_cache=shared_cache,
                     progress=progress,
                     clock=None if moment is None else (lambda: moment),
                     guard=IN_PROCESS_GUARD,
@@ -183,6 +191,7 @@ def run(
                 plan=plan,
                 base_url=base_url,
                 cache=cache,
+                shared_cache=shared_cache,
                 progress=progress,
             )
         )
