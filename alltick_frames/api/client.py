@@ -254,14 +254,14 @@ class AllTick(QuotesMixin):
     def _healed(
         self, req: planner.KlineRequest, todo: Sequence[CodeInfo], mark: int
     ) -> list[CodeInfo]:
-        """The codes of ``todo`` whose series the cache found damaged since ``mark``."""
+        """The codes of ``todo`` whose series the cache found damaged since ``mark``: all of
+        them after an event of the whole store (a damaged database moved aside)."""
         assert self.store is not None
         alias, source = str(req.interval), self.store.source
-        hit = {
-            n.code
-            for n in self.store.notes[mark:]
-            if n.code is not None and n.source == source and n.interval == alias
-        }
+        notes = self.store.notes[mark:]
+        if any(n.code is None for n in notes):
+            return list(todo)
+        hit = {n.code for n in notes if n.source == source and n.interval == alias}
         return [c for c in todo if c.code in hit]
 
     def _plan_round(

@@ -349,8 +349,10 @@ class MemoryBackend:
         return self._lock
 
     def volume(self) -> int:
+        """The database's size (when it can still be read) and what is kept in memory."""
         with self._lock:
-            return sum(len(v) for v in self._data.values() if v is not None)
+            here = sum(len(v) for v in self._data.values() if v is not None)
+        return here + self._from_base(lambda b: b.volume(), 0)
 
     def close(self) -> None:
         if self.base is not None:

@@ -158,7 +158,7 @@ def read_chunk(buf: object, entry: ChunkEntry) -> Arrays:
     if zlib.crc32(buf) != crc:
         raise Damaged("a piece of its bars fails its checksum")
     ts, vals = decode(buf, n)
-    if ts[0] != first or ts[-1] != last or not np.all(ts[1:] > ts[:-1]):
+    if not (ts[0] == first and ts[-1] == last and (ts[1:] > ts[:-1]).all()):
         raise Damaged("a piece of its bars is out of order or outside its stated range")
     return ts, vals
 

@@ -30,7 +30,6 @@ JSON, has another format or breaks any rule above raises
 
 from __future__ import annotations
 
-import itertools
 import math
 import uuid
 import zlib
@@ -115,47 +114,62 @@ def _int(x: object, what: str) -> int:
     return x
 
 
-def _float(x: object, what: str) -> float:
+def _float(x: object) -> float:
     if type(x) in (int, float) or x in _NOT_FINITE:
         return float(x)  # type: ignore[arg-type]
-    raise ValueError(f"{what} is {x!r}, not a number")
-
-
-def _need(ok: bool, what: str) -> None:
-    if not ok:
-        raise ValueError(what)
+    raise ValueError(f"a value of the forming bar is {x!r}, not a number")
 
 
 def _checked(record: dict[str, Any], sid: str) -> dict[str, Any]:
-    """The record with tuples for lists, once every field is of its type and in order."""
+    """The record with tuples for lists, once every field is of its type and in order.
+
+    It runs on every read of every series, so each segment and chunk entry is checked in one
+    expression, and the message names the entry rather than the rule it broke.
+    """
     rev = record["rev"]
-    _need(isinstance(rev, str), f"rev is {rev!r}")
-    segments = tuple((_int(a, "a segment"), _int(b, "a segment")) for a, b in record["segments"])
-    _need(all(a <= b for a, b in segments), "a segment ends before it starts")
-    _need(
-        all(n[0] > p[1] + 1 for p, n in itertools.pairwise(segments)),
-        "segments are not sorted and merged",
-    )
+    if type(rev) is not str:
+        raise ValueError(f"rev is {rev!r}")
+    segments = []
+    end = _INT64[0] - 2  # merged spans: each starts after the last one's end + 1
+    for span in record["segments"]:
+        a, b = span
+        if not (type(a) is int and type(b) is int and end + 1 < a <= b <= _INT64[1]):
+            raise ValueError(f"segment {span!r} is not an int64 span after the one before")
+        segments.append((a, b))
+        end = b
     floor = record["floor"]
     floor = None if floor is None else _int(floor, "floor")
     form = record["forming"]
     if form is not None:
-        _need(isinstance(form, list) and len(form) == 2 + NF, "the forming bar has no 8 fields")
-        form = (_int(form[0], "its time"), *(_float(x, "a value") for x in form[1:]))
+        if not (isinstance(form, list) and len(form) == 2 + NF):
+            raise ValueError(f"the forming bar {form!r} has not {2 + NF} fields")
+        form = (_int(form[0], "the forming bar's time"), *map(_float, form[1:]))
     prefix = chunk_prefix(sid)
     chunks: list[ChunkEntry] = []
-    for first, last, n, key, crc in record["chunks"]:
-        entry = (_int(first, "first"), _int(last, "last"), _int(n, "n"), key, _int(crc, "crc"))
-        _need(isinstance(key, str) and key.startswith(prefix), f"chunk key {key!r} is foreign")
-        _need(0 < n <= min(CHUNK_BARS, last - first + 1), f"a chunk of {n} bars is impossible")
-        _need(0 <= crc < 2**32, f"a checksum of {crc} is impossible")
-        _need(not chunks or chunks[-1][1] < first, "chunks overlap or are out of order")
-        chunks.append(entry)
-    _need(len({c[3] for c in chunks}) == len(chunks), "a chunk is listed twice")
+    end = _INT64[0] - 1
+    for entry in record["chunks"]:
+        first, last, n, key, crc = entry
+        if not (
+            type(first) is int
+            and type(last) is int
+            and type(n) is int
+            and type(crc) is int
+            and end < first <= last <= _INT64[1]
+            and 0 < n <= min(CHUNK_BARS, last - first + 1)
+            and 0 <= crc <= 0xFFFFFFFF
+            and type(key) is str
+            and key.startswith(prefix)
+        ):
+            raise ValueError(
+                f"chunk entry {entry!r} is impossible here (its types, its place after the one "
+                "before, its count of bars, its key or its checksum)"
+            )
+        chunks.append((first, last, n, key, crc))
+        end = last
     return {
         "v": FORMAT,
         "rev": rev,
-        "segments": segments,
+        "segments": tuple(segments),
         "floor": floor,
         "forming": form,
         "chunks": tuple(chunks),
