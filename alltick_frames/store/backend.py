@@ -28,7 +28,7 @@ import errno
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, Literal, NamedTuple
 
@@ -168,32 +168,36 @@ def move_aside(db: Path) -> Path:
 # --------------------------------------------------------------------------------- reading
 
 
-def _select_values(execute: Any, keys: list[str]) -> dict[str, Any]:
+#: Runs one statement with its parameters and returns every row.
+Query = Callable[[str, Sequence[Any]], list[Any]]
+
+
+def _select_values(query: Query, keys: list[str]) -> dict[str, Any]:
     """Values of the string keys among ``keys``: bytes, or :data:`FOREIGN` for a row that
     does not hold plain bytes (it is never unpickled or opened)."""
     found: dict[str, Any] = {}
     for start in range(0, len(keys), _SQL_BATCH):
         part = keys[start : start + _SQL_BATCH]
-        rows = execute(
+        rows = query(
             f"SELECT key, {_PLAIN}, value FROM Cache WHERE raw = 1"
             f" AND key IN ({','.join('?' * len(part))})",
             part,
-        ).fetchall()
+        )
         for key, plain, value in rows:
             found[key] = value if plain else FOREIGN
     return found
 
 
-def _select_keys(execute: Any, prefix: str) -> list[str | ForeignKey]:
+def _select_keys(query: Query, prefix: str) -> list[str | ForeignKey]:
     """Every key starting with ``prefix`` (all keys when it is empty); keys that are not
     plain strings come as :class:`ForeignKey`, only when ``prefix`` is empty."""
     if prefix:
         upper = prefix[:-1] + chr(ord(prefix[-1]) + 1)
-        rows = execute(
+        rows = query(
             "SELECT key, raw FROM Cache WHERE raw = 1 AND key >= ? AND key < ?", (prefix, upper)
-        ).fetchall()
+        )
     else:
-        rows = execute("SELECT key, raw FROM Cache").fetchall()
+        rows = query("SELECT key, raw FROM Cache", ())
     return [k if raw == 1 and type(k) is str else ForeignKey(k, raw) for k, raw in rows]
 
 
@@ -214,16 +218,19 @@ class DiskBackend:
         )
         self.inode = self.path.stat().st_ino
 
+    def _query(self, sql: str, args: Sequence[Any]) -> list[Any]:
+        return self.cache._sql(sql, args).fetchall()  # this thread's connection
+
     def get(self, key: str) -> Any:
-        return _select_values(self.cache._sql, [key]).get(key)
+        return _select_values(self._query, [key]).get(key)
 
     def get_many(self, keys: list[str]) -> dict[str, Any]:
         """Values of many keys in a few statements (a ``get`` costs a SQLite round trip, about
         as much as decoding its bars); missing keys are absent."""
-        return _select_values(self.cache._sql, keys)
+        return _select_values(self._query, keys)
 
     def list_keys(self, prefix: str = "") -> list[str | ForeignKey]:
-        return _select_keys(self.cache._sql, prefix)
+        return _select_keys(self._query, prefix)
 
     def set(self, key: str, value: bytes) -> None:
         self.cache.set(key, value, retry=True)
@@ -263,37 +270,31 @@ class ReadOnlyBackend:
                 f"{path.resolve().as_uri()}?{flags}", uri=True, check_same_thread=False
             )
             try:
-                self._execute("SELECT count(*) FROM Cache")  # fails now if it cannot be read
+                self._query("SELECT count(*) FROM Cache", ())  # fails now if it cannot be read
                 return
             except sqlite3.Error:
                 self._con.close()
                 if flags == "immutable=1":
                     raise
 
-    def _execute(self, sql: str, args: Any = ()) -> Any:
+    def _query(self, sql: str, args: Sequence[Any]) -> list[Any]:
         with self._lock:
-            rows = self._con.execute(sql, args).fetchall()
-        return _Rows(rows)
+            return self._con.execute(sql, args).fetchall()
 
     def get(self, key: str) -> Any:
-        return _select_values(self._execute, [key]).get(key)
+        return _select_values(self._query, [key]).get(key)
 
     def get_many(self, keys: list[str]) -> dict[str, Any]:
-        return _select_values(self._execute, keys)
+        return _select_values(self._query, keys)
 
     def list_keys(self, prefix: str = "") -> list[str | ForeignKey]:
-        return _select_keys(self._execute, prefix)
+        return _select_keys(self._query, prefix)
 
     def volume(self) -> int:
         return self.path.stat().st_size
 
     def close(self) -> None:
         self._con.close()
-
-
-class _Rows(list[Any]):
-    def fetchall(self) -> list[Any]:
-        return self
 
 
 class MemoryBackend:
