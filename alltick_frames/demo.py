@@ -134,8 +134,9 @@ def run(
     Against the built-in emulator when ``ALLTICK_TOKEN`` is unset or ``emulator`` is true
     (``plan`` defaults to :data:`EMULATOR_PLAN`, ``now`` fixes its market clock), else
     against AllTick at ``base_url`` (``plan`` defaults to :data:`TOKEN_PLAN`). Synthetic bars
-    go into a cache only when ``cache_dir`` names one. Failed codes are part of the demo: they
-    are printed, not raised.
+    go into a cache only when ``cache_dir`` names one (``shared_cache`` as for
+    :class:`~alltick_frames.api.client.AllTick`). Failed codes are part of the demo: they are
+    printed, not raised.
     """
     from alltick_frames.output import write_table
 
