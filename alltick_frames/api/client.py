@@ -39,6 +39,8 @@ RETRYABLE_KINDS = frozenset(
 #: Planning rounds per klines() call: the first fills gaps and refreshes stale tops, the next
 #: ones see what those answers revealed (more bars wanted below, a hole a refresh left).
 PLANNING_ROUNDS = 3
+#: Times a klines() call fetches again the series the cache found damaged while reading them.
+HEAL_ROUNDS = 2
 
 
 class AllTick(QuotesMixin):
@@ -55,6 +57,8 @@ class AllTick(QuotesMixin):
 
     Bars are cached on disk (``cache=True``, in :func:`~alltick_frames.store.default_cache_dir`;
     a path or a :class:`~alltick_frames.store.BarStore` to choose; ``cache=False`` to bypass).
+    The cache directory is a trust boundary: one that other users can write is refused unless
+    ``shared_cache=True`` says the sharing is deliberate.
     Closed bars are kept for good; the forming bar is trusted for ``ttl`` (seconds, or a
     function of the interval; default
     :func:`~alltick_frames.core.cache_planner.forming_ttl`). Cached bars are namespaced by
@@ -77,6 +81,7 @@ class AllTick(QuotesMixin):
         base_url: str | None = None,
         *,
         cache: bool | str | Path | BarStore = True,
+        shared_cache: bool = False,
         source: str | None = None,
         ttl: cache_planner.TTL | None = None,
         timeout: float = 30.0,
@@ -107,7 +112,9 @@ class AllTick(QuotesMixin):
         elif cache is False:
             self.store = None
         else:
-            self.store = BarStore(None if cache is True else cache, source=source)
+            self.store = BarStore(
+                None if cache is True else cache, source=source, shared=shared_cache
+            )
         options = {} if guard is None else {"guard": guard}
         cache_dir = self.store.root if self.store is not None else None
         self._owns_budget = budget is None
@@ -214,6 +221,7 @@ class AllTick(QuotesMixin):
         started, now = time.monotonic(), self.clock()
         req = planner.kline_request(codes, interval, count, start, end, now=now)
         stats = FetchStats()
+        mark = self._notes_mark()
         blocked = outside_plan(req.codes, self.plan)
         failures = unauthorized(blocked, self.plan, KLINE, str(req.interval))
         todo = [c for c in req.codes if c not in blocked]
@@ -221,10 +229,23 @@ class AllTick(QuotesMixin):
         if self.store is None:
             pages = [planner.first_page(req, c, self.plan) for c in todo]
             failures += await self._run_pages(job, pages, stats)
+            data = job.frame()
         else:
             failures += await self._fill(req, todo, job, stats, now)
+            data = job.frame()
+            seen = mark
+            for _ in range(HEAL_ROUNDS):  # series the cache found damaged while reading them
+                healed = self._healed(req, todo, seen)
+                if not healed:
+                    break
+                seen = len(self.store.notes)
+                job.forget(c.code for c in healed)
+                cached = stats.cached
+                failures += await self._fill(req, healed, job, stats, now)
+                stats.cached = cached
+                data = job.frame()
         stats.route = "+".join(sorted(e for e, n in stats.calls.items() if n)) or "cache"
-        data = job.frame()
+        stats.notes = self._notes_since(mark)
         failures += job.unreadable
         failed = {f.code for f in failures}
         request = {
@@ -237,6 +258,27 @@ class AllTick(QuotesMixin):
         }
         shortfalls = job.shortfalls(data, failed)
         return self._result(data, failures + shortfalls, stats, started, request)
+
+    def _notes_mark(self) -> int:
+        return 0 if self.store is None else len(self.store.notes)
+
+    def _notes_since(self, mark: int) -> list[str]:
+        """What the cache healed in series since ``mark`` (its warnings go to ``warnings``)."""
+        notes = [] if self.store is None else self.store.notes[mark:]
+        return [str(n) for n in notes if n.code is not None]
+
+    def _healed(
+        self, req: planner.KlineRequest, todo: Sequence[CodeInfo], mark: int
+    ) -> list[CodeInfo]:
+        """The codes of ``todo`` whose series the cache found damaged since ``mark``: all of
+        them after an event of the whole store (a damaged database moved aside)."""
+        assert self.store is not None
+        alias, source = str(req.interval), self.store.source
+        notes = self.store.notes[mark:]
+        if any(n.code is None for n in notes):
+            return list(todo)
+        hit = {n.code for n in notes if n.source == source and n.interval == alias}
+        return [c for c in todo if c.code in hit]
 
     def _plan_round(
         self, req: planner.KlineRequest, todo: Sequence[CodeInfo], now: float, paged: set[str]
@@ -312,6 +354,7 @@ class AllTick(QuotesMixin):
         started, now = time.monotonic(), self.clock()
         groups = planner.latest_groups(codes, intervals, count)
         stats = FetchStats(route=BATCH_KLINE)
+        mark = self._notes_mark()
         job = BatchJob(store=self.store, now=now)
         infos = list(dict.fromkeys(c for c, _ in groups))
         blocked = set(outside_plan(infos, self.plan))
@@ -325,6 +368,7 @@ class AllTick(QuotesMixin):
         chunks = planner.pack_groups(todo, self.plan.batch_groups, count)
         failures += await self._run(job, [job.call(c) for c in chunks], stats, "latest")
         data = job.frame(todo, count)
+        stats.notes = self._notes_since(mark)
         request = {
             "method": "latest",
             "codes": [c.code for c in infos],

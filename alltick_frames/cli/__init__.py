@@ -16,7 +16,9 @@ from __future__ import annotations
 
 import argparse
 import sys
+import warnings
 from collections.abc import Sequence
+from typing import Any
 
 from alltick_frames.cli.cache import add_cache_parser
 from alltick_frames.cli.common import (
@@ -97,6 +99,20 @@ def _fail(parser: argparse.ArgumentParser, status: int, message: str) -> int:
     return status
 
 
+def _warning_printer(prog: str) -> Any:
+    """``warnings.showwarning`` for the command line: the cache's warnings as one plain line
+    (what happened and what was done), every other warning as Python prints it."""
+    shown = warnings.showwarning
+
+    def show(message: Any, category: type[Warning], *args: Any, **kwargs: Any) -> None:
+        if category.__name__ == "CacheWarning":
+            print(f"{prog}: warning: {message}", file=sys.stderr)
+        else:
+            shown(message, category, *args, **kwargs)
+
+    return show
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line with ``argv`` (default: ``sys.argv[1:]``); return the exit status.
 
@@ -108,7 +124,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     from alltick_frames.core.errors import AllTickError, AuthError
 
     try:
-        return int(args.handler(args) or 0)
+        with warnings.catch_warnings():
+            warnings.showwarning = _warning_printer(parser.prog)
+            return int(args.handler(args) or 0)
     except (AuthError, NoToken) as exc:
         return _fail(parser, EXIT_AUTH, str(exc))
     except ValueError as exc:  # UsageError and bad input found before any call

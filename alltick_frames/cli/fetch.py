@@ -192,7 +192,14 @@ def make_client(args: argparse.Namespace) -> Any:
         )
     plan = args.plan_file if args.plan_file is not None else (args.plan or "basic")
     cache: bool | Path = False if args.no_cache else (args.cache_dir or True)
-    return AllTick(token, plan, args.base_url, cache=cache, progress=progress_choice(args))
+    return AllTick(
+        token,
+        plan,
+        args.base_url,
+        cache=cache,
+        shared_cache=args.shared_cache,
+        progress=progress_choice(args),
+    )
 
 
 def _estimate(client: Any, method: str, call_args: list[Any], kwargs: dict[str, Any]) -> str:
@@ -238,6 +245,8 @@ def run(args: argparse.Namespace) -> int:
         write_table(result.failures, failures_out)
     if not args.quiet:
         print(summary(args.method, result))
+        for note in result.stats.notes:
+            print(f"cache: {note}")
         if out is not None:
             print(f"wrote {len(result.data):,} rows to {out}")
         else:

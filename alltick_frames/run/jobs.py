@@ -324,6 +324,12 @@ class KlineJob:
         parts = [self._assembled[c] for c in self.req.code_order if c in self._assembled]
         return pd.concat(parts, ignore_index=True) if parts else frames.empty_klines()
 
+    def forget(self, codes: Iterable[str]) -> None:
+        """Read these codes from the store again at the next :meth:`frame` (their series were
+        found damaged and fetched again)."""
+        for code in codes:
+            self._assembled.pop(code, None)
+
     def shortfalls(self, data: pd.DataFrame, failed: set[str]) -> list[Failure]:
         """What was asked for but could not be fetched: never a silent gap.
 
