@@ -11,10 +11,12 @@ documented, one garbage record among good ones) comes from :mod:`hostile_server`
 from __future__ import annotations
 
 import asyncio
+import json
 from typing import Any
 
 import pandas as pd
 import pytest
+from aiohttp import web
 from hostile_server import bars, ok, serve
 from test_client_support import TOKEN, assert_same_bars, client, fast_plan, reference, tokens
 
@@ -225,6 +227,41 @@ async def test_one_garbage_record_fails_its_code_alone() -> None:
     ]
     assert "field 'price' holds a value that is not a number" in result.failures["msg"][0]
     assert seen == dict.fromkeys(HOSTILE_CODES, 1)  # one call, not retried
+
+
+async def test_one_garbage_book_fails_its_code_alone_beside_a_delisted_one() -> None:
+    """A depth answer read record by record still tells a delisted book (zero on both sides)
+    from a garbage one (bids not a list): each gets its own row, the good book its quotes."""
+    level = {"price": "189.5", "volume": "100"}
+    zero = {"price": "0", "volume": "0"}
+    books = {
+        "AAPL.US": {"bids": [level], "asks": [{**level, "price": "189.6"}]},
+        "TSLA.US": {"bids": {}, "asks": []},
+        "QDZ.US": {"bids": [zero], "asks": [zero]},
+    }
+
+    async def depth_tick(request: web.Request) -> web.Response:
+        asked = json.loads(request.query["query"])["data"]["symbol_list"]
+        ticks = [
+            {"code": s["code"], "seq": "1", "tick_time": "1715781600000", **books[s["code"]]}
+            for s in asked
+        ]
+        return web.json_response(ok({"tick_list": ticks}))
+
+    path = "/quote-stock-b-api/depth-tick"
+    async with serve(raw={path: depth_tick}) as (url, seen):
+        c = AllTick(TOKEN, PLAN, url, cache=False, progress=False)
+        async with c:
+            result = await c.depth(list(books))
+    assert result.data[["code", "status", "side", "price"]].values.tolist() == [
+        ["AAPL.US", "normal", "bid", 189.5],
+        ["AAPL.US", "normal", "ask", 189.6],
+    ]
+    assert result.failures[["code", "endpoint", "kind"]].values.tolist() == [
+        ["TSLA.US", "depth-tick", "unreadable"],
+        ["QDZ.US", "depth-tick", "delisted"],
+    ]
+    assert seen == {path: 1}  # one call, not retried
 
 
 def _negative_start() -> dict[str, Any]:

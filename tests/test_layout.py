@@ -99,7 +99,7 @@ def test_the_core_imports_no_io():
 
 def test_the_public_api_is_the_same_names_loaded_on_use():
     assert set(alltick_frames._EXPORTS) == set(alltick_frames.__all__)
-    assert len(alltick_frames.__all__) == 28
+    assert len(alltick_frames.__all__) == 31
     for name, module in alltick_frames._EXPORTS.items():
         assert getattr(alltick_frames, name) is getattr(importlib.import_module(module), name)
     assert alltick_frames.__version__ == "0.1.0"

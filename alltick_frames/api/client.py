@@ -7,7 +7,7 @@ import os
 import time
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 import pandas as pd
@@ -28,6 +28,9 @@ from alltick_frames.run.runner import Call, Job, RetryPolicy, Runner
 from alltick_frames.run.transport import Secret, Transport
 from alltick_frames.store import BarStore
 
+if TYPE_CHECKING:
+    from alltick_frames.live.stream import Stream
+
 #: Failure kinds worth asking again by default: the rest are permanent (a bad code stays bad).
 RETRYABLE_KINDS = frozenset(
     {
@@ -46,6 +49,8 @@ RETRYABLE_KINDS = frozenset(
 #: Planning rounds per klines() call: the first fills gaps and refreshes stale tops, the next
 #: ones see what those answers revealed (more bars wanted below, a hole a refresh left).
 PLANNING_ROUNDS = 3
+#: Times a klines() call fetches again the series the cache found damaged while reading them.
+HEAL_ROUNDS = 2
 
 
 class AllTick(QuotesMixin):
@@ -62,6 +67,8 @@ class AllTick(QuotesMixin):
 
     Bars are cached on disk (``cache=True``, in :func:`~alltick_frames.store.default_cache_dir`;
     a path or a :class:`~alltick_frames.store.BarStore` to choose; ``cache=False`` to bypass).
+    The cache directory is a trust boundary: one that other users can write is refused unless
+    ``shared_cache=True`` says the sharing is deliberate.
     Closed bars are kept for good; the forming bar is trusted for ``ttl`` (seconds, or a
     function of the interval; default
     :func:`~alltick_frames.core.cache_planner.forming_ttl`). Cached bars are namespaced by
@@ -84,6 +91,7 @@ class AllTick(QuotesMixin):
         base_url: str | None = None,
         *,
         cache: bool | str | Path | BarStore = True,
+        shared_cache: bool = False,
         source: str | None = None,
         ttl: cache_planner.TTL | None = None,
         timeout: float = 30.0,
@@ -123,7 +131,9 @@ class AllTick(QuotesMixin):
         elif cache is False:
             self.store = None
         else:
-            self.store = BarStore(None if cache is True else cache, source=source)
+            self.store = BarStore(
+                None if cache is True else cache, source=source, shared=shared_cache
+            )
         options = {} if guard is None else {"guard": guard}
         cache_dir = self.store.root if self.store is not None else None
         self._owns_budget = budget is None
@@ -149,6 +159,19 @@ class AllTick(QuotesMixin):
             self.store.close()
         if self._owns_budget:
             self.budget.close()
+
+    def stream(
+        self, codes: str | Iterable[str], *, trades: bool = True, depth: bool = True, **options: Any
+    ) -> Stream:
+        """Live trades and order books of ``codes`` over AllTick's WebSocket, on this client's
+        token, plan and base URL: ``async with client.stream(codes) as s: async for frame in s``
+        (options as :class:`~alltick_frames.live.stream.Stream`)."""
+        from alltick_frames.live.stream import Stream
+
+        return Stream(
+            codes, token=self._token, plan=self.plan, base_url=self.base_url,
+            trades=trades, depth=depth, **options,
+        )  # fmt: skip
 
     def ttl(self, interval: Interval) -> float:
         """Seconds a cached forming bar of ``interval`` is trusted."""
@@ -217,6 +240,7 @@ class AllTick(QuotesMixin):
         started, now = time.monotonic(), self.clock()
         req = planner.kline_request(codes, interval, count, start, end, now=now)
         stats = FetchStats()
+        mark = self._notes_mark()
         blocked = outside_plan(req.codes, self.plan)
         failures = unauthorized(blocked, self.plan, KLINE, str(req.interval))
         todo = [c for c in req.codes if c not in blocked]
@@ -224,10 +248,23 @@ class AllTick(QuotesMixin):
         if self.store is None:
             pages = [planner.first_page(req, c, self.plan) for c in todo]
             failures += await self._run_pages(job, pages, stats)
+            data = job.frame()
         else:
             failures += await self._fill(req, todo, job, stats, now)
+            data = job.frame()
+            seen = mark
+            for _ in range(HEAL_ROUNDS):  # series the cache found damaged while reading them
+                healed = self._healed(req, todo, seen)
+                if not healed:
+                    break
+                seen = len(self.store.notes)
+                job.forget(c.code for c in healed)
+                cached = stats.cached
+                failures += await self._fill(req, healed, job, stats, now)
+                stats.cached = cached
+                data = job.frame()
         stats.route = "+".join(sorted(e for e, n in stats.calls.items() if n)) or "cache"
-        data = job.frame()
+        stats.notes = self._notes_since(mark)
         failures += job.rejected
         failed = {f.code for f in failures}
         request = {
@@ -240,6 +277,27 @@ class AllTick(QuotesMixin):
         }
         shortfalls = job.shortfalls(data, failed)
         return self._result(data, failures + shortfalls, stats, started, request)
+
+    def _notes_mark(self) -> int:
+        return 0 if self.store is None else len(self.store.notes)
+
+    def _notes_since(self, mark: int) -> list[str]:
+        """What the cache healed in series since ``mark`` (its warnings go to ``warnings``)."""
+        notes = [] if self.store is None else self.store.notes[mark:]
+        return [str(n) for n in notes if n.code is not None]
+
+    def _healed(
+        self, req: planner.KlineRequest, todo: Sequence[CodeInfo], mark: int
+    ) -> list[CodeInfo]:
+        """The codes of ``todo`` whose series the cache found damaged since ``mark``: all of
+        them after an event of the whole store (a damaged database moved aside)."""
+        assert self.store is not None
+        alias, source = str(req.interval), self.store.source
+        notes = self.store.notes[mark:]
+        if any(n.code is None for n in notes):
+            return list(todo)
+        hit = {n.code for n in notes if n.source == source and n.interval == alias}
+        return [c for c in todo if c.code in hit]
 
     def _plan_round(
         self, req: planner.KlineRequest, todo: Sequence[CodeInfo], now: float, paged: set[str]
@@ -293,7 +351,9 @@ class AllTick(QuotesMixin):
             pages = [page for p in needy if p not in batch for page in p.pages]
             paged.update(page.code.code for page in pages)
             failures += await self._run_pages(job, pages, stats)
-            failed = {f.code for f in [*failures, *job.rejected]}
+            # A code found not to page is not planned again: its gaps would only be asked for
+            # (and ignored) once more.
+            failed = {f.code for f in [*failures, *job.rejected]} | job.unpaged
             todo = [c for c in todo if c.code not in failed]
         return failures
 
@@ -314,6 +374,7 @@ class AllTick(QuotesMixin):
         groups = planner.latest_groups(codes, intervals, count)
         count = int(count)  # 1 or 2, of any integer type
         stats = FetchStats(route=BATCH_KLINE)
+        mark = self._notes_mark()
         job = BatchJob(store=self.store, now=now)
         infos = list(dict.fromkeys(c for c, _ in groups))
         blocked = set(outside_plan(infos, self.plan))
@@ -327,6 +388,7 @@ class AllTick(QuotesMixin):
         chunks = planner.pack_groups(todo, self.plan.batch_groups, count)
         failures += await self._run(job, [job.call(c) for c in chunks], stats, "latest")
         data = job.frame(todo, count)
+        stats.notes = self._notes_since(mark)
         request = {
             "method": "latest",
             "codes": [c.code for c in infos],

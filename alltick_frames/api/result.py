@@ -29,6 +29,9 @@ class FetchStats:
     cached: int = 0
     #: Which route a refresh took: "kline", "batch-kline" or "cache".
     route: str = ""
+    #: What the cache healed on the way: a damaged or missing part of a series, dropped and
+    #: fetched again (a damaged or unwritable cache as a whole gets a CacheWarning).
+    notes: list[str] = field(default_factory=list)
     rows: int = 0
     wall_time: float = 0.0
 
@@ -47,6 +50,7 @@ class FetchStats:
             "bisections": self.bisections,
             "cached": self.cached,
             "route": self.route,
+            "notes": list(self.notes),
             "rows": self.rows,
             "wall_time": round(self.wall_time, 3),
         }
@@ -60,6 +64,8 @@ class FetchStats:
             text += f"; {self.retries} retries"
         if self.rejections:
             text += f"; rejections {dict(self.rejections)}"
+        if self.notes:
+            text += f"; {len(self.notes)} cache note(s)"
         return text
 
 

@@ -6,7 +6,13 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from alltick_frames.cli.common import EXIT_OK, help_formatter, split_codes, wrap
+from alltick_frames.cli.common import (
+    EXIT_OK,
+    SHARED_CACHE_HELP,
+    help_formatter,
+    split_codes,
+    wrap,
+)
 
 _SOURCE_HELP = (
     "only this source: bars are kept apart by where they came from, the host by default "
@@ -33,6 +39,7 @@ def add_cache_parser(sub: Any) -> None:
         metavar="DIR",
         help="the cache (default: $ALLTICK_CACHE_DIR or ~/.cache/alltick-frames)",
     )
+    where.add_argument("--shared-cache", action="store_true", help=SHARED_CACHE_HELP)
     series = argparse.ArgumentParser(add_help=False)
     series.add_argument("--codes", metavar="A,B,...", help="only these codes")
     series.add_argument("--interval", help="only this bar size, e.g. 1d")
@@ -55,9 +62,11 @@ def add_cache_parser(sub: Any) -> None:
     clear.set_defaults(handler=_cache_clear)
     vacuum = what.add_parser(
         "vacuum",
-        help="remove orphaned pieces and repair broken indexes",
-        description="Remove stored pieces no series refers to (left by a killed process) and "
-        "repair series that refer to missing pieces (those spans are fetched again).",
+        help="find and repair damage, and say what was done",
+        description="Check the whole cache and repair what is damaged: a damaged database "
+        "file is moved aside and what still passes every check is kept; series with damaged "
+        "or missing pieces lose those spans (fetched again); entries the cache never writes "
+        "(planted pickles, side files) and pieces no series refers to are removed unread.",
         parents=[where],
     )
     vacuum.set_defaults(handler=_cache_vacuum)
@@ -69,7 +78,14 @@ def _store(args: argparse.Namespace) -> Any:
     root = args.cache_dir or default_cache_dir()
     if not (Path(root) / "bars").exists():
         return None, root
-    return BarStore(root), root
+    return BarStore(root, shared=args.shared_cache), root
+
+
+def _print_notes(store: Any) -> None:
+    """What the store healed in series while the command ran (warnings are printed apart)."""
+    for note in store.notes:
+        if note.code is not None:
+            print(f"cache: {note}")
 
 
 def _cache_info(args: argparse.Namespace) -> int:
@@ -82,6 +98,7 @@ def _cache_info(args: argparse.Namespace) -> int:
         if args.codes:
             table = table[table["code"].isin(split_codes(args.codes))]
         size = store.size_bytes()
+    _print_notes(store)
     print(f"cache: {root}")
     print(f"size on disk: {size / 1e6:.1f} MB; {len(table)} series")
     if not table.empty:
@@ -102,6 +119,7 @@ def _cache_clear(args: argparse.Namespace) -> int:
     codes = split_codes(args.codes) if args.codes else [None]
     with store:
         removed = sum(store.clear(code, args.interval, args.source) for code in codes)
+    _print_notes(store)
     print(f"deleted {removed} series from {root}")
     return EXIT_OK
 
@@ -114,8 +132,5 @@ def _cache_vacuum(args: argparse.Namespace) -> int:
     with store:
         report = store.vacuum()
         size = store.size_bytes()
-    print(
-        f"removed {report.orphan_chunks} orphaned piece(s), repaired "
-        f"{report.repaired_series} series; {size / 1e6:.1f} MB on disk"
-    )
+    print(f"vacuum of {root}: {report}; {size / 1e6:.1f} MB on disk")
     return EXIT_OK

@@ -29,6 +29,11 @@ EXIT_HELP = "exit status:\n" + "\n".join(f"  {code}  {text}" for code, text in E
 
 OUTPUT_SUFFIXES = (".parquet", ".pq", ".csv")
 
+SHARED_CACHE_HELP = (
+    "use a cache directory that other users can write (refused otherwise: whoever can write "
+    "it decides what you read, and its budget ledger paces your token)"
+)
+
 
 class UsageError(ValueError):
     """A mistake in the command line that argparse itself cannot see (exit status 2)."""
@@ -114,7 +119,8 @@ def check_conflicts(args: argparse.Namespace) -> None:
 
 
 def cache_options(group: Any, exclusive: bool = True) -> None:
-    """``--no-cache`` and ``--cache-dir`` on ``group`` (exclusive of each other if asked)."""
+    """``--no-cache`` and ``--cache-dir`` on ``group`` (exclusive of each other if asked), and
+    ``--shared-cache``."""
     cache = group.add_mutually_exclusive_group() if exclusive else group
     cache.add_argument(
         "--no-cache", action="store_true", help="neither read nor write the disk cache of bars"
@@ -125,6 +131,7 @@ def cache_options(group: Any, exclusive: bool = True) -> None:
         metavar="DIR",
         help="the disk cache (default: $ALLTICK_CACHE_DIR or ~/.cache/alltick-frames)",
     )
+    group.add_argument("--shared-cache", action="store_true", help=SHARED_CACHE_HELP)
 
 
 def codes_options() -> argparse.ArgumentParser:

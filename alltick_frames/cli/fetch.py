@@ -67,9 +67,9 @@ _FETCH_HELP: dict[str, tuple[str, str]] = {
         "A-shares; 10 for HK.",
     ),
     "info": (
-        "static information on stocks and indices",
+        "static information on stocks",
         "Names, exchange, board, currency, lot size, share counts and per-share figures "
-        "through /static_info. Stocks and indices only: other codes become failure rows.",
+        "through /static_info. Stocks only: other codes (indices too) become failure rows.",
     ),
     "suspensions": (
         "trading halts of one exchange",
@@ -144,11 +144,6 @@ def add_fetch_parser(sub: Any) -> None:
                 choices=("sse", "nyse", "nasdaq"),
                 help="which exchange's halts",
             )
-            halts.add_argument(
-                "--page-size",
-                type=int,
-                help="ask for pages of this many records (default: everything at once)",
-            )
 
 
 def _fetch_epilog(name: str) -> str:
@@ -167,7 +162,7 @@ def _fetch_epilog(name: str) -> str:
 def _request(args: argparse.Namespace) -> tuple[list[Any], dict[str, Any]]:
     """Positional and keyword arguments of the client method ``args.method``."""
     if args.method == "suspensions":
-        return [args.exchange], {"page_size": args.page_size}
+        return [args.exchange], {}
     codes = gather_codes(args)
     if args.method == "klines":
         return [codes], {
@@ -211,7 +206,14 @@ def make_client(args: argparse.Namespace) -> Any:
         )
     plan = args.plan_file if args.plan_file is not None else (args.plan or "basic")
     cache: bool | Path = False if args.no_cache else (args.cache_dir or True)
-    return AllTick(token, plan, args.base_url, cache=cache, progress=progress_choice(args))
+    return AllTick(
+        token,
+        plan,
+        args.base_url,
+        cache=cache,
+        shared_cache=args.shared_cache,
+        progress=progress_choice(args),
+    )
 
 
 def _estimate(client: Any, method: str, call_args: list[Any], kwargs: dict[str, Any]) -> str:
@@ -226,13 +228,27 @@ def _estimate(client: Any, method: str, call_args: list[Any], kwargs: dict[str, 
     return f"dry run, no call made: {text}"
 
 
+def _check_arguments(
+    client: Any, method: str, call_args: list[Any], kwargs: dict[str, Any]
+) -> None:
+    """Check every argument of ``method`` as its planning does, without a call and without
+    reading the cache: a damaged series found there is the fetch's to heal and to report in
+    its ``stats.notes``, which a read beforehand would leave silent."""
+    if method == "klines":
+        from alltick_frames.core import planner
+
+        planner.kline_request(*call_args, **kwargs, now=client.clock())
+    else:
+        getattr(client, f"_calls_for_{method}")(*call_args, **kwargs)
+
+
 async def _fetch_async(
     client: Any, method: str, call_args: list[Any], kwargs: dict[str, Any]
 ) -> FetchResult:
     async with client:
-        # Planning checks every argument without a call (a ValueError: a mistake in the
-        # command); after that, an error comes from the fetch, never from the command line.
-        getattr(client, f"_calls_for_{method}")(*call_args, **kwargs)
+        # Every argument is checked first (a ValueError: a mistake in the command); after
+        # that, an error comes from the fetch, never from the command line.
+        _check_arguments(client, method, call_args, kwargs)
         try:
             return await getattr(client, method)(*call_args, **kwargs)
         except (ValueError, TypeError) as exc:
@@ -265,6 +281,8 @@ def run(args: argparse.Namespace) -> int:
         write_table(result.failures, failures_out)
     if not args.quiet:
         print(summary(args.method, result))
+        for note in result.stats.notes:
+            print(f"cache: {note}")
         if out is not None:
             print(f"wrote {len(result.data):,} rows to {out}")
         else:

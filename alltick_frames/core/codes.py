@@ -7,7 +7,10 @@ AllTick serves two families on two base paths, and a code sent to the wrong one 
   ``/quote-stock-b-api``; their history cannot be paged back (the latest 500 bars only) and
   they have no 2h/4h bars;
 * everything else (FX ``EURUSD``, crypto ``BTCUSDT``, metals and energy ``GOLD``, ``Silver``,
-  CFD indices) goes to ``/quote-b-api`` and can be paged back with ``kline_timestamp_end``.
+  CFD indices) goes to ``/quote-b-api``. FX, precious metals and crypto can be paged back with
+  ``kline_timestamp_end``; energy and CFD codes cannot (``en/api-reference/stock/kline.mdx``),
+  but their spelling does not say which they are, so the client tries and the answer tells
+  (:attr:`CodeInfo.pageable` is only the prior).
 
 Codes are case-sensitive (``Silver`` is not ``SILVER``), so they are never normalised.
 """
@@ -53,7 +56,11 @@ class CodeInfo:
 
     @property
     def pageable(self) -> bool:
-        """Whether ``kline_timestamp_end`` pages this code back in time (FX/crypto/metals)."""
+        """Whether the client tries to page this code back with ``kline_timestamp_end``.
+
+        Never for stocks and indices, which AllTick documents as not pageable; for the rest
+        the first answer to an end time decides (see :class:`~alltick_frames.run.jobs.KlineJob`).
+        """
         return not self.is_stock
 
 
@@ -82,6 +89,21 @@ def classify(code: str) -> CodeInfo:
         f"malformed code {code!r}: stocks look like AAPL.US, 700.HK, 600416.SH, 000627.SZ; "
         "FX, crypto and metals are bare, e.g. EURUSD, BTCUSDT, GOLD"
     )
+
+
+def exchange_code(ticker: str, market: str) -> str | None:
+    """AllTick's code for a bare exchange ticker, or None when none fits.
+
+    ``market`` is ``US``, ``HK``, ``SH`` or ``SZ``: ``("600000", "SH") -> "600000.SH"``,
+    ``("AAPL", "US") -> "AAPL.US"``, ``("BRK.B", "US") -> "BRK.B.US"``. A ticker already
+    ending in the market's suffix is kept as it is. None when the result is not a code of
+    that market as :func:`classify` spells them (``("60000", "SH")``, ``("brk/b", "US")``):
+    the ticker is then not guessed at.
+    """
+    suffix = f".{market}"
+    code = ticker if ticker.endswith(suffix) else ticker + suffix
+    match = _STOCK.match(code)
+    return code if match is not None and match.lastgroup == market else None
 
 
 def validate_codes(codes: str | Iterable[str]) -> list[CodeInfo]:

@@ -106,9 +106,12 @@ _RET_TEXT: dict[int, tuple[str, str]] = {
     ),
     601: ("the POST body was empty", _BUG),
     603: (
-        "the request asked for more codes, groups or bars than the plan allows",
-        "the client splits such requests by itself; if this row remains, the plan given to the "
-        "client is larger than the real one: pass the right plan",
+        "the plan refused the request: more codes, groups or bars than it allows in one call, "
+        "or data it does not include (AllTick's pricing page gives Free last prices and "
+        "end-of-day data only: no intraday bars, no order books)",
+        "the client splits oversized requests by itself, so this row means even one code and "
+        "one bar was refused: on Free ask for 1d, 1w or 1M bars and trades instead; otherwise "
+        "the plan given to the client is larger than the real one: pass the right plan",
     ),
     604: (
         "the token's plan does not include this code",
@@ -181,8 +184,9 @@ KINDS: dict[str, tuple[str, str]] = {
         "retry the failures later; if it persists, report the msg to AllTick",
     ),
     "not-pageable": (
-        "stocks and indices cannot be paged back: AllTick serves only their latest 500 bars, "
-        "so the older part of the range was not fetched",
+        "AllTick serves only the latest 500 bars of this code: it ignores the end time that "
+        "pages back (stocks, indices, energy and CFD codes; only forex, precious metals and "
+        "crypto take one), so the older part of the range was not fetched",
         "ask for a range inside the latest 500 bars, or use a coarser interval "
         "(e.g. 1d instead of 1h) to reach further back",
     ),
@@ -194,6 +198,12 @@ KINDS: dict[str, tuple[str, str]] = {
     "daily-cap": (
         "the plan's daily request cap was reached, so the job stopped before this item",
         "retry the failures after the daily reset at 00:00 UTC+8 (16:00 UTC), or use a larger plan",
+    ),
+    "delisted": (
+        "the order book is zero on both sides, which is how AllTick marks a delisted stock "
+        "(price-change-trading-status.mdx): there is no quote to return",
+        "drop the code: AllTick removes delisted stocks from its product list, after which "
+        "asking for it is ret 600",
     ),
     "left-out": (
         "the server silently left this code out of its answer, even when asked again",

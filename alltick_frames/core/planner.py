@@ -3,10 +3,12 @@
 Everything here is pure: no clock reads, no I/O. The runner executes what this module plans.
 
 ``/kline`` history is planned per code as a chain of pages of up to ``plan.kline_bars`` bars.
-FX, crypto and metals walk back in time: each next page ends one second before the oldest bar
+Codes of the FX path walk back in time: each next page ends one second before the oldest bar
 already held (the server returns bars whose start is at or before ``kline_timestamp_end``), so
-pages never overlap and ``count`` bars cost exactly ``ceil(count / 500)`` calls. Stocks and
-market indices cannot be paged back: they get one page, and whatever lies beyond it is reported.
+pages never overlap and ``count`` bars cost exactly ``ceil(count / 500)`` calls; a code whose
+answer shows the end ignored (energy, CFD) stops there (the job decides, from the answer).
+Stocks and market indices cannot be paged back: they get one page, and whatever lies beyond it
+is reported.
 
 ``/batch-kline`` groups (code x kline_type) are packed up to ``plan.batch_groups`` per call, one
 base path per call (stock and forex codes never share a call).

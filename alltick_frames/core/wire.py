@@ -103,7 +103,8 @@ def kline_data(
 
     ``kline_type`` is AllTick's integer (8) or any alias :func:`parse_interval` accepts
     ("1d"). ``end_ts`` is Unix *seconds*; 0 means "up to the latest bar". Only FX, crypto and
-    metals honour a non-zero ``end_ts``; stocks always answer their latest bars. ``num`` is
+    precious metals honour a non-zero ``end_ts``; stocks, indices, energy and CFD codes
+    answer their latest bars. ``num`` is
     not capped here (the plan table decides; AllTick cuts above 500). ``adjust_type`` is
     always 0, the only value AllTick supports.
 
@@ -236,9 +237,9 @@ class SuspensionPage:
     """A parsed answer of the trading-halt service (``/api/suspension/{exchange}``).
 
     This service has its own envelope (alltick-api.md §3.6): ``success`` instead of ``ret``,
-    the records in ``data`` (a list of dicts, newest ``publishDate`` first), and on failure
-    ``{"success": false, "error": "..."}`` (with HTTP 500). Decode the records with
-    :func:`alltick_frames.frames.decode_suspensions`.
+    the records in ``data`` (a list of dicts, newest ``publishDate`` first; the whole year,
+    never paged), and on failure ``{"success": false, "error": "..."}`` (with HTTP 500).
+    Decode the records with :func:`alltick_frames.frames.decode_suspensions`.
     """
 
     success: bool
@@ -246,9 +247,6 @@ class SuspensionPage:
     #: The service's own clock, as sent (e.g. "2024-01-15T10:30:00").
     timestamp: str | None = None
     total_count: int | None = None
-    total_pages: int | None = None
-    current_page: int | None = None
-    current_size: int | None = None
     #: The error text when ``success`` is false.
     error: str | None = None
 
@@ -263,8 +261,7 @@ def parse_suspension(body: bytes) -> SuspensionPage:
     objects.
 
     >>> parse_suspension(b'{"success":false,"error":"busy"}')
-    SuspensionPage(success=False, data=[], timestamp=None, total_count=None, \
-total_pages=None, current_page=None, current_size=None, error='busy')
+    SuspensionPage(success=False, data=[], timestamp=None, total_count=None, error='busy')
     """
     endpoint = "suspension"
     obj = _load_object(body, endpoint)
@@ -290,7 +287,4 @@ total_pages=None, current_page=None, current_size=None, error='busy')
         data=data,
         timestamp=None if timestamp is None else str(timestamp),
         total_count=as_int(obj.get("totalCount")),
-        total_pages=as_int(obj.get("totalPages")),
-        current_page=as_int(obj.get("currentPage")),
-        current_size=as_int(obj.get("currentSize")),
     )

@@ -165,6 +165,8 @@ class KlineJob:
     #: (filled in by the decode thread, and by :meth:`on_ok` for mislabelled answers).
     _bad: dict[str, MalformedResponse] = field(default_factory=dict)
     _dropped: dict[str, Counter[str]] = field(default_factory=dict)
+    #: Codes whose answer showed that ``kline_timestamp_end`` was ignored: paging stopped.
+    unpaged: set[str] = field(default_factory=set)
 
     @property
     def rejected(self) -> list[Failure]:
@@ -205,8 +207,25 @@ class KlineJob:
         except MalformedResponse as exc:
             self._bad.setdefault(code, exc)
             return []
-        got = int(np.unique(stamps).size)  # the server's count, believed or not, says if
-        state = self.series.setdefault(code, _Series())  # the history ran out
+        if stamps.size:
+            body = with_request(body, envelope, page)
+        # The server's count, believed or not, says if the history ran out. Paging goes by
+        # the *plausible* starts: a negative or misaligned one would page to nowhere, a
+        # far-future one would pass for an ignored end time (its bar is dropped and counted on
+        # the decode thread).
+        got = int(np.unique(stamps).size)
+        step = page.interval.seconds if checks.on_grid(code, str(page.interval)) else 60
+        starts = stamps[checks.plausible_starts(stamps, step, checks.latest_start(self.now))]
+        # Bars newer than the end asked for: AllTick ignored kline_timestamp_end and answered
+        # the newest bars, as for 0 ("only forex, precious metals, and cryptocurrencies
+        # support timestamp input", kline.mdx). Whatever the asset class, the answer decides:
+        # the bars are kept as what they are, and the chain stops (the same end would bring
+        # the same bars back); shortfalls() reports what is missing.
+        ignored = bool(page.end_ts and starts.size) and int(starts.max()) > page.end_ts
+        if ignored:
+            self.unpaged.add(code)
+            page = replace(page, end_ts=0)
+        state = self.series.setdefault(code, _Series())
         state.pages += 1
         state.got += got
         arrived = answers.Arrived(page, body, stamps.size, got)
@@ -215,13 +234,9 @@ class KlineJob:
             self._unread.add(code)
         elif stamps.size:
             self._running.setdefault(code, []).append(arrived)
-        # The next page ends before the oldest *plausible* start: a negative or misaligned
-        # one would page to nowhere (its bar is dropped and counted on the decode thread).
-        step = page.interval.seconds if checks.on_grid(code, str(page.interval)) else 60
-        starts = stamps[checks.plausible_starts(stamps, step, checks.latest_start(self.now))]
-        following = (
-            planner.next_page(page, self.plan, got, int(starts.min())) if starts.size else None
-        )
+        following = None
+        if starts.size and not ignored:
+            following = planner.next_page(page, self.plan, got, int(starts.min()))
         if following is None:  # the chain has ended: its series can be assembled
             if self.store is not None:
                 self._ended.append(page.code)
@@ -299,12 +314,20 @@ class KlineJob:
         parts = [self._assembled[c] for c in self.req.code_order if c in self._assembled]
         return pd.concat(parts, ignore_index=True) if parts else frames.empty_klines()
 
+    def forget(self, codes: Iterable[str]) -> None:
+        """Read these codes from the store again at the next :meth:`frame` (their series were
+        found damaged and fetched again)."""
+        for code in codes:
+            self._assembled.pop(code, None)
+
     def shortfalls(self, data: pd.DataFrame, failed: set[str]) -> list[Failure]:
         """What was asked for but could not be fetched: never a silent gap.
 
         A count request that got fewer bars; a range whose oldest bar starts well after the
         range does; with the cache, a range with a hole the store could not fill (a stock's
-        older history behind its latest 500 bars, say).
+        older history behind its latest 500 bars, say). A code whose end time AllTick
+        ignored (:attr:`unpaged`) is held to the range's exact start: its older bars were
+        not missing from the market, they could not be asked for.
         """
         req = self.req
         rows, oldest = _runs(data)
@@ -322,13 +345,15 @@ class KlineJob:
                 continue  # its failure row says why already
             got = int(rows.get(code.code, 0))
             first = oldest.get(code.code)
+            unpaged = code.code in self.unpaged
+            slack = 0 if unpaged else tolerance
             detail = None
             if req.count is not None and got < req.count:
                 detail = f"asked for {req.count} bars, {got} could be fetched"
-            elif req.start is not None and first is None and top - req.start > tolerance:
+            elif req.start is not None and first is None and top - req.start > slack:
                 detail = "no bars in the requested range could be fetched"
             elif req.start is not None and first is not None:
-                if first.timestamp() - req.start > tolerance:
+                if first.timestamp() - req.start > slack:
                     detail = f"no bars before {first:%Y-%m-%d %H:%M}Z could be fetched"
                 elif holes.get(code.code):
                     lo, hi = holes[code.code][0]
@@ -338,6 +363,8 @@ class KlineJob:
                 continue
             if not code.pageable:
                 detail += f" (stocks serve only their latest {self.plan.kline_bars} bars)"
+            elif unpaged:
+                detail += " (AllTick ignored the end time asked for: it serves the latest bars)"
             state = self.series.get(code.code)
             out.append(
                 Failure(
@@ -345,11 +372,31 @@ class KlineJob:
                     interval=str(req.interval),
                     endpoint=KLINE,
                     msg=detail,
-                    kind="history-limit" if code.pageable else "not-pageable",
+                    kind="history-limit" if code.pageable and not unpaged else "not-pageable",
                     attempts=state.pages if state else 0,
                 )
             )
         return out
+
+
+def with_request(body: bytes, envelope: wire.Envelope, page: KlinePage) -> bytes:
+    """A ``/kline`` answer's body, its ``code`` and ``kline_type`` taken from the request
+    where the answer lacks them.
+
+    The quick start's documented answer (``en/getting-started/process.mdx``) has bars but no
+    ``code`` or ``kline_type``: the call that asked knows both. A body that carries them
+    (every API reference example, and the emulator's) is returned as it is.
+    """
+    data: dict[str, Any] = envelope.data
+    code, kline_type = data.get("code"), data.get("kline_type")
+    if code and kline_type is not None:
+        return body
+    filled = {
+        **data,
+        "code": code or page.code.code,
+        "kline_type": page.interval.kline_type if kline_type is None else kline_type,
+    }
+    return orjson.dumps({"ret": envelope.ret, "msg": envelope.msg, "data": filled})
 
 
 def _batch_body(item: object) -> bytes:

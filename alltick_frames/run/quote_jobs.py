@@ -10,7 +10,10 @@ are driven, by :class:`SymbolListJob` on the client's :class:`~alltick_frames.ru
   compared with the codes asked, the missing ones are asked again once, and codes still
   missing become ``left-out`` failure rows;
 * a 600/604 for a call of several codes is bisected until the bad code stands alone, so the
-  good codes of the chunk still arrive; a 603 splits the call the same way.
+  good codes of the chunk still arrive; a 603 splits the call the same way;
+* an order book zero on both sides is how AllTick marks a delisted stock
+  (``en/api-reference/stock/price-change-trading-status.mdx``): its code gets a ``delisted``
+  failure row instead of quote rows.
 
 The trading-halt service (``/api/suspension/{sse,nyse,nasdaq}``) has its own envelope and
 errors (alltick-api.md §3.6): :class:`SuspensionJob` reads them itself (see
@@ -20,7 +23,6 @@ other call. It allows one call per minute per exchange, on every plan.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -28,7 +30,7 @@ from typing import Any
 import pandas as pd
 
 from alltick_frames import frames
-from alltick_frames.core import validate, wire
+from alltick_frames.core import wire
 from alltick_frames.core.codes import CodeInfo
 from alltick_frames.core.errors import Failure, MalformedResponse, ServiceError
 from alltick_frames.core.planner import chunk_codes
@@ -40,7 +42,6 @@ from alltick_frames.run.transport import Response
 
 __all__ = [
     "EXCHANGES",
-    "MAX_SUSPENSION_PAGES",
     "SuspensionJob",
     "SymbolListJob",
     "as_suspension_failure",
@@ -49,10 +50,6 @@ __all__ = [
 
 #: Exchanges the trading-halt service covers, as they appear in its URL.
 EXCHANGES: tuple[str, ...] = ("sse", "nyse", "nasdaq")
-
-#: Pages followed at most for one exchange: each costs a minute of the service's rate, and a
-#: service that keeps announcing more pages must not hold a job for hours.
-MAX_SUSPENSION_PAGES = 50
 
 
 # --------------------------------------------------------------------------- symbol lists
@@ -106,7 +103,8 @@ class SymbolListJob:
 
     ``chunk`` is the most codes per call (the plan's ``codes_per_call``). Each answer is
     decoded as it arrives; :meth:`frame` puts them together. ``left_out`` collects the codes
-    the server left out of an answer twice, ``rejected`` those whose record was unreadable.
+    the server left out of an answer twice, ``rejected`` those whose record was unreadable,
+    ``delisted`` the codes whose order book is zero on both sides.
     """
 
     endpoint: str
@@ -115,6 +113,7 @@ class SymbolListJob:
     left_out: list[Failure] = field(default_factory=list)
     #: Codes whose record could not be read (kind ``unreadable``).
     rejected: list[Failure] = field(default_factory=list)
+    delisted: list[Failure] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         if self.endpoint not in _ENDPOINTS:
@@ -152,11 +151,11 @@ class SymbolListJob:
         # Decoded now, not at the end, so that a record that is not what the docs say (a
         # price that is not a number, ...) fails its own code alone, with a row saying why.
         try:
-            self._frames.append(spec.decode([self._answer(mine)]))
+            self._decode(mine, call.attempts)
         except MalformedResponse:
             for record in mine:
                 try:
-                    self._frames.append(spec.decode([self._answer([record])]))
+                    self._decode([record], call.attempts)
                 except MalformedResponse as exc:
                     code = record[spec.code_key]
                     self.rejected.append(unreadable(code, None, spec.name, exc))
@@ -180,6 +179,28 @@ class SymbolListJob:
 
     def max_body(self, call: Call) -> int:
         return bodies.bound(len(call.payload), self.spec.record_bytes)
+
+    def _decode(self, records: list[dict[str, Any]], attempts: int) -> None:
+        """Decode ``records`` (raises MalformedResponse); a depth code whose book is zero on
+        both sides gets a ``delisted`` row instead of quote rows."""
+        answer = self._answer(records)
+        if self.endpoint != DEPTH_TICK:
+            self._frames.append(self.spec.decode([answer]))
+            return
+        books, status = frames.decode_depth_books([answer])
+        known = {f.code for f in self.delisted}
+        self.delisted += [
+            Failure(
+                code=code,
+                endpoint=DEPTH_TICK,
+                msg="order book zero on both sides (delisted)",
+                kind="delisted",
+                attempts=attempts,
+            )
+            for code, book in status.items()
+            if book == "delisted" and code not in known
+        ]
+        self._frames.append(books)
 
     def _answer(self, records: list[dict[str, Any]]) -> wire.Envelope:
         """A successful envelope holding ``records`` alone, for the decoder."""
@@ -240,55 +261,49 @@ def _exchange(exchange: str) -> str:
 
 @dataclass
 class SuspensionJob:
-    """Trading halts of one exchange, following the service's pages when it sends them.
+    """Trading halts of one exchange: one call, the whole past year.
 
-    ``page_size`` None asks for everything in one answer, which is what the service normally
-    gives (it is documented as unpaginated). If an answer still says there are more pages
-    (``totalPages`` above ``currentPage``, or ``totalCount`` above the records so far), the
-    following pages are fetched, one call per minute, up to :data:`MAX_SUSPENSION_PAGES`.
+    "All interfaces do not support pagination and return the full data for the most recent
+    year" (``en/api-reference/stock/suspension.mdx``), so no ``page`` or ``size`` is sent and
+    no page is followed.
     """
 
     exchange: str
-    page_size: int | None = None
     endpoint: str = ""
     pages: list[wire.SuspensionPage] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self.exchange = _exchange(self.exchange)
         self.endpoint = suspension_endpoint(self.exchange)
-        if self.page_size is not None:
-            self.page_size = validate.whole("page_size", self.page_size)
 
     @property
     def path(self) -> str:
         return f"/api/suspension/{self.exchange}"
 
-    def call(self, page: int | None = None, size: int | None = None) -> Call:
-        """A call for page ``page`` of ``size`` records (None: no paging parameters)."""
-        if page is None and self.page_size is not None:
-            page, size = 1, self.page_size
-        return Call(self.path, (page, size), ((self.exchange, None),))
+    def call(self) -> Call:
+        return Call(self.path, None, ((self.exchange, None),))
 
     def request(self, call: Call) -> tuple[dict[str, str], None]:
-        page, size = call.payload
-        if page is None:
-            return {}, None
-        return {"page": str(page), "size": str(size or self.page_size or 10)}, None
+        return {}, None
 
     def read(self, response: Response) -> wire.Envelope:
-        """The halt service's answer in the runner's terms.
+        """The halt service's answer in the runner's terms, from its HTTP status and the
+        shape of its body:
 
-        The service answers ``{"success": true, "data": [...]}``, and its errors come as HTTP
-        500 ``{"success": false, "error": "..."}``:
-
-        * success: ``ret`` 200 with the :class:`~alltick_frames.core.wire.SuspensionPage` as data;
-        * an error saying "too frequent": ``ret`` 429, so the budget holds the exchange back
-          for its window and the runner retries;
-        * an error about the token: ``ret`` 401, so the job stops with AuthError;
-        * any other error: :class:`~alltick_frames.core.errors.ServiceError`, retried with backoff
-          and reported with kind ``service-error`` if it persists;
-        * anything else: as any AllTick answer (a proxy's 502 page is a fault; the token
-          gate's ``{"ret":401}`` passes through).
+        * ``{"success": true, ...}``: ``ret`` 200 with the
+          :class:`~alltick_frames.core.wire.SuspensionPage` as data;
+        * HTTP 429 (too frequent; the service's body is plain text) or HTTP 401 (the host's
+          token gate, ``{"msg":"token is required","trace":"","ret":401}``), whatever the
+          body: that ``ret``, so the budget holds the exchange back for its window and the
+          runner retries, or the job stops with AuthError;
+        * ``{"success": false, "error": "..."}`` with another status (HTTP 500, the page's
+          documented error): the text is all there is to go on, so it is read for AllTick's
+          own words for those two errors (``en/getting-started/error-code-description.mdx``):
+          a text holding "token invalid" is ``ret`` 401, "Too Many Requests" (any case)
+          ``ret`` 429. Any other error
+          is a :class:`~alltick_frames.core.errors.ServiceError`, retried with backoff and
+          reported as ``service-error`` if it persists;
+        * anything else as any AllTick answer (a proxy's 502 page is a fault).
         """
         try:
             page = wire.parse_suspension(response.body)
@@ -297,32 +312,14 @@ class SuspensionJob:
         if page.success:
             return wire.Envelope(200, "ok", None, page)
         error = page.error or "unknown error"
-        if _TOO_FAST.search(error):
-            return wire.Envelope(429, error, None, None)
-        if _BAD_TOKEN.search(error):
-            return wire.Envelope(401, error, None, None)
+        ret = response.status if response.status in (401, 429) else _documented_ret(error)
+        if ret is not None:
+            return wire.Envelope(ret, error, None, None)
         raise ServiceError(error, endpoint=self.endpoint)
 
     def on_ok(self, call: Call, envelope: wire.Envelope, body: bytes) -> list[Call]:
-        page: wire.SuspensionPage = envelope.data
-        self.pages.append(page)
-        following = self._next_page(call, page)
-        return [] if following is None else [following]
-
-    def _next_page(self, call: Call, page: wire.SuspensionPage) -> Call | None:
-        if not page.data or len(self.pages) >= MAX_SUSPENSION_PAGES:
-            return None
-        asked, size = call.payload
-        # The page asked for, or a later one the answer claims: never back (a page number
-        # of 0 or -1 must not send the job round in circles).
-        current = max(asked or 1, page.current_page or 0)
-        size = size or page.current_size or len(page.data)
-        if page.total_pages is not None:
-            more = current < page.total_pages
-        else:
-            got = sum(len(p.data) for p in self.pages)
-            more = page.total_count is not None and got < page.total_count
-        return self.call(current + 1, size) if more else None
+        self.pages.append(envelope.data)
+        return []
 
     def split(self, call: Call) -> list[Call]:
         return []  # one exchange per call: nothing to split
@@ -333,15 +330,18 @@ class SuspensionJob:
     def frame(self) -> pd.DataFrame:
         """Every record received, newest notice first, as :data:`frames.SUSPENSION_DTYPES`."""
         records = [r for p in self.pages for r in p.data]
-        data = frames.decode_suspensions(records, self.exchange)
-        # Pages fetched a minute apart may overlap when new notices push records down.
-        return data.drop_duplicates(ignore_index=True)
+        return frames.decode_suspensions(records, self.exchange)
 
 
-#: Service error texts that mean "too fast" and "bad token": handled like AllTick's ret 429
-#: and 401 (the runner backs off, or stops the job with AuthError).
-_TOO_FAST = re.compile(r"too (?:frequent|many)|rate limit|limit exceeded", re.IGNORECASE)
-_BAD_TOKEN = re.compile(r"token", re.IGNORECASE)
+#: AllTick's documented error contents (``en/getting-started/error-code-description.mdx``)
+#: that change what the client does, by the ``ret`` they stand for.
+_DOCUMENTED_ERRORS: dict[str, int] = {"token invalid": 401, "too many requests": 429}
+
+
+def _documented_ret(error: str) -> int | None:
+    """The ``ret`` of a halt-service error whose text holds one of AllTick's documented words."""
+    text = error.lower()
+    return next((ret for words, ret in _DOCUMENTED_ERRORS.items() if words in text), None)
 
 
 def as_suspension_failure(failure: Failure) -> Failure:

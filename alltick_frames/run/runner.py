@@ -167,13 +167,21 @@ class Job(Protocol):
 def read_answer(response: Response, endpoint: str) -> wire.Envelope:
     """AllTick's envelope of ``response``; HTTP 5xx and unreadable bodies are faults.
 
+    An HTTP 401 or 429 whose body is not an envelope (a plain-text "Too Many Requests") is
+    read as that ``ret``: the status says what the body does not.
+
     Raises :class:`~alltick_frames.core.errors.TransportError` (``http-502: ...``) or
     :class:`~alltick_frames.core.errors.MalformedResponse`, which the runner retries.
     """
-    if response.status >= 500:
-        status = response.status
+    status = response.status
+    if status >= 500:
         raise TransportError(f"http-{status}: HTTP {status}", endpoint=endpoint)
-    return wire.parse_envelope(response.body, endpoint)
+    try:
+        return wire.parse_envelope(response.body, endpoint)
+    except MalformedResponse:
+        if status in (401, 429):
+            return wire.Envelope(status, f"HTTP {status}", None, None)
+        raise
 
 
 @dataclass
