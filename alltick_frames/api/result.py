@@ -31,6 +31,9 @@ class FetchStats:
     route: str = ""
     rows: int = 0
     wall_time: float = 0.0
+    #: Empty while the budget's shared ledger held; else what happened (Redis unreachable
+    #: since when, and the share of the plan the job was paced at from then on).
+    failover: str = ""
 
     @property
     def total_calls(self) -> int:
@@ -49,6 +52,7 @@ class FetchStats:
             "route": self.route,
             "rows": self.rows,
             "wall_time": round(self.wall_time, 3),
+            "failover": self.failover,
         }
 
     def __str__(self) -> str:
@@ -60,6 +64,8 @@ class FetchStats:
             text += f"; {self.retries} retries"
         if self.rejections:
             text += f"; rejections {dict(self.rejections)}"
+        if self.failover:
+            text += f"; budget failed over: {self.failover}"
         return text
 
 

@@ -52,7 +52,7 @@ def wrap(text: str) -> str:
 
 
 def connection_options() -> argparse.ArgumentParser:
-    """Token, plan, host, cache and progress options, as a parent parser."""
+    """Token, plan, host, cache, budget and progress options, as a parent parser."""
     parent = argparse.ArgumentParser(add_help=False)
     group = parent.add_argument_group("connection")
     group.add_argument(
@@ -81,6 +81,14 @@ def connection_options() -> argparse.ArgumentParser:
         "point it at `alltick-frames emulate` to try things offline",
     )
     cache_options(group, exclusive=False)
+    group.add_argument(
+        "--budget",
+        metavar="URL",
+        default=None,
+        help="share the token's budget through Redis, e.g. redis://host:6379/0, with every "
+        "process and host using the same URL (default: $ALLTICK_BUDGET_URL; else shared by "
+        "the processes using the same cache directory). Needs alltick-frames[redis]",
+    )
     group.add_argument(
         "--quiet",
         "-q",

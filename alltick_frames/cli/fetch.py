@@ -197,7 +197,9 @@ def make_client(args: argparse.Namespace) -> Any:
         )
     plan = args.plan_file if args.plan_file is not None else (args.plan or "basic")
     cache: bool | Path = False if args.no_cache else (args.cache_dir or True)
-    return AllTick(token, plan, args.base_url, cache=cache, progress=progress_choice(args))
+    return AllTick(
+        token, plan, args.base_url, cache=cache, budget=args.budget, progress=progress_choice(args)
+    )
 
 
 def _estimate(client: Any, method: str, call_args: list[Any], kwargs: dict[str, Any]) -> str:
