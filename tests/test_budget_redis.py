@@ -11,32 +11,19 @@ from typing import Any
 
 import pytest
 import redis
+from test_client_support import SkewedClock
 
 from alltick_frames import AllTick
 from alltick_frames.budget import LedgerState, token_fingerprint
+from alltick_frames.budget.ledger_redis import LedgerClock
 from alltick_frames.budget.shared import SharedBudget, budget_from_url, plan_share
 from alltick_frames.budget.slots import DAY_TICKS, OFFSET_TICKS, day_start_ticks, to_ticks
 from alltick_frames.cli import build_parser
 from alltick_frames.cli.fetch import make_client
-from alltick_frames.core.clock import SystemClock
 from alltick_frames.core.plans import get_plan
 
 TOKEN = "rd-SECRET-4c1b9e7a2f80d356-token"
 GUARD = 0.025
-
-
-class SkewedClock(SystemClock):
-    """This host's clock, ``skew`` seconds off true time (as NTP-less hosts are)."""
-
-    def __init__(self, skew: float) -> None:
-        self.skew = skew
-
-    def now(self) -> float:
-        return time.time() + self.skew
-
-    async def sleep_until(self, t: float) -> None:
-        while (delay := t - self.now()) > 0:
-            await asyncio.sleep(delay)
 
 
 def shared(url: str, plan: Any = "basic", **options: Any) -> SharedBudget:
@@ -188,3 +175,18 @@ def test_a_url_or_the_environment_chooses_the_redis_budget(redis_server, monkeyp
     assert isinstance(client.budget, SharedBudget)
     assert client.budget.ledger.where == f"127.0.0.1:{redis_server.port}/0"
     asyncio.run(client.close())
+
+
+def test_the_clock_offset_comes_from_the_quickest_round_trip() -> None:
+    """A round trip stretched by a busy CPU would misplace the offset by half its length;
+    the quickest recent one bounds the error best."""
+    clock = LedgerClock(SkewedClock(0.0))
+    clock.measure(server=100.0, sent=10.0, received=10.002)
+    assert clock.offset == pytest.approx(89.999)
+    clock.measure(server=101.0, sent=11.0, received=11.080)  # slow: ignored
+    assert clock.offset == pytest.approx(89.999)
+    clock.measure(server=102.0, sent=12.0, received=12.0004)  # quicker still: taken
+    assert clock.offset == pytest.approx(89.9998)
+    with clock.held(5.0):
+        assert clock.now() == 5.0
+    assert clock.now() == pytest.approx(time.time() + 89.9998, abs=0.01)

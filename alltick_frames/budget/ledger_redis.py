@@ -21,8 +21,11 @@ Whose clock
     Redis's ``TIME`` is the clock of every window: the budget reads "now" inside the
     transaction from :class:`LedgerClock`, which holds the server's time while the update
     runs. Hosts whose clocks disagree still agree on every slot. To sleep until a slot, a
-    host converts it to its own clock with the offset measured at that reservation (the
-    server's time minus the midpoint of the local times around the ``TIME`` round trip).
+    host converts it to its own clock with the offset measured at reservations: the server's
+    time minus the midpoint of the local times around the ``TIME`` round trip, taken from the
+    quickest of the last :data:`OFFSET_SAMPLES` round trips (as NTP does: its error is at most
+    half that round trip, where a round trip stretched by a busy CPU could be off by
+    milliseconds, and a call that leaves early by more than the guard is refused).
 
 What is stored, under keys that expire (``{fp}`` is the :func:`token_fingerprint`; the braces
 make every key of a token land on one Redis Cluster slot, as multi-key transactions need)
@@ -54,6 +57,7 @@ import contextlib
 import logging
 import threading
 import uuid
+from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import fields
 from datetime import UTC, datetime
@@ -83,6 +87,8 @@ log = logging.getLogger("alltick_frames")
 
 #: Prefix of every key the ledger writes.
 KEY_PREFIX = "alltick-frames"
+#: Round trips the clock offset is chosen from (the quickest wins).
+OFFSET_SAMPLES = 32
 #: Seconds a client stays counted among those sharing the token after its last write.
 CLIENTS_WINDOW = MINUTE
 _MS = TICKS_PER_SECOND // 1000
@@ -123,15 +129,16 @@ class LedgerClock:
     a budget on a :class:`RedisLedger`.
 
     Inside an update, :meth:`now` is the server's ``TIME`` read by that transaction. Outside,
-    it is the local clock plus :attr:`offset`, the server's time minus the local time, measured
-    at every transaction; :meth:`sleep_until` waits on the local clock for the same moment.
+    it is the local clock plus :attr:`offset`, the server's time minus the local time (see the
+    module docstring); :meth:`sleep_until` waits on the local clock for the same moment.
     """
 
     def __init__(self, local: Clock | None = None) -> None:
         self.local: Clock = local if local is not None else SystemClock()
-        #: Server time minus local time, seconds (last measured).
+        #: Server time minus local time, seconds.
         self.offset = 0.0
         self._held: float | None = None
+        self._samples: deque[tuple[float, float]] = deque(maxlen=OFFSET_SAMPLES)
 
     def now(self) -> float:
         return self._held if self._held is not None else self.local.now() + self.offset
@@ -140,8 +147,10 @@ class LedgerClock:
         await self.local.sleep_until(t - self.offset)
 
     def measure(self, server: float, sent: float, received: float) -> None:
-        """Set :attr:`offset` from one ``TIME`` round trip (local times around it)."""
-        self.offset = server - (sent + received) / 2
+        """Add one ``TIME`` round trip (local times around it); :attr:`offset` becomes that of
+        the quickest recent one."""
+        self._samples.append((received - sent, server - (sent + received) / 2))
+        self.offset = min(self._samples)[1]
 
     @contextlib.contextmanager
     def held(self, server: float) -> Iterator[None]:
