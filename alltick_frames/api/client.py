@@ -27,6 +27,7 @@ from alltick_frames.run.jobs import BatchJob, KlineJob, outside_plan, unauthoriz
 from alltick_frames.run.runner import Call, Job, RetryPolicy, Runner
 from alltick_frames.run.transport import Secret, Transport
 from alltick_frames.store import BarStore
+from alltick_frames.store.dataset import BarDataset
 
 #: Failure kinds worth asking again by default: the rest are permanent (a bad code stays bad).
 RETRYABLE_KINDS = frozenset(
@@ -188,6 +189,8 @@ class AllTick(QuotesMixin):
         count: int | None = None,
         start: planner.TimeLike | None = None,
         end: planner.TimeLike | None = None,
+        *,
+        out: str | Path | None = None,
     ) -> FetchResult:
         """History bars for many codes, one ``/kline`` page of up to 500 bars per call.
 
@@ -200,9 +203,16 @@ class AllTick(QuotesMixin):
         With the cache, only what it lacks is fetched: a repeated request makes no call, an
         extended range fetches only its new pages, and series a bar or two behind are
         refreshed through ``/batch-kline`` when that takes fewer calls (``stats.route`` says).
+
+        ``out`` names a directory to write the bars to as well, a Parquet dataset that DuckDB,
+        Polars and Spark read (:class:`~alltick_frames.store.dataset.BarDataset`): one file
+        per series, merged with what it holds, written even when some items failed.
         """
         started, now = time.monotonic(), self.clock()
         req = planner.kline_request(codes, interval, count, start, end, now=now)
+        dataset = None if out is None else BarDataset(out)
+        if dataset is not None:
+            dataset.sweep()  # what a killed job left there
         stats = FetchStats()
         blocked = outside_plan(req.codes, self.plan)
         failures = unauthorized(blocked, self.plan, KLINE, str(req.interval))
@@ -226,6 +236,8 @@ class AllTick(QuotesMixin):
             "end": end,
         }
         shortfalls = job.shortfalls(data, failed)
+        if dataset is not None:
+            dataset.write(data)
         return self._result(data, failures + shortfalls, stats, started, request)
 
     def _plan_round(

@@ -164,9 +164,10 @@ def output_options() -> argparse.ArgumentParser:
     group.add_argument(
         "--out",
         type=Path,
-        metavar="FILE",
-        help="write the data to FILE (.parquet or .csv); without it, print a summary and "
-        "the first rows",
+        metavar="FILE|DIR",
+        help="write the data to FILE (.parquet or .csv), or for klines to DIR (a name with no "
+        "suffix, or a directory): a Parquet dataset, one file per series, that DuckDB and "
+        "Polars read; without it, print a summary and the first rows",
     )
     group.add_argument(
         "--failures",
@@ -188,6 +189,19 @@ def output_path(path: Path | None, option: str) -> Path | None:
     """``path`` if it names a table file (.parquet or .csv), else UsageError."""
     if path is not None and path.suffix.lower() not in OUTPUT_SUFFIXES:
         raise UsageError(f"{option} must end in .parquet or .csv, got {str(path)!r}")
+    return path
+
+
+def dataset_dir(path: Path | None, method: str) -> Path | None:
+    """``path`` if ``--out`` names a dataset directory (no file suffix, or a directory that
+    exists), which only ``klines`` writes; else None."""
+    if path is None or not (path.is_dir() or path.suffix == ""):
+        return None
+    if method != "klines":
+        raise UsageError(
+            f"--out {path} is a directory (a Parquet dataset), which only klines writes; "
+            "give a .parquet or .csv file"
+        )
     return path
 
 
