@@ -58,6 +58,7 @@ import socket
 import time
 import uuid
 from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, NamedTuple
 from urllib.parse import unquote
@@ -85,6 +86,19 @@ SCHEMA = pa.schema(
 PART = "part-0.parquet"
 _TMP_PREFIX = ".part-0."
 _TMP_SUFFIX = ".tmp"
+#: How files are encoded: zstd; floats split byte by byte (BYTE_STREAM_SPLIT), which lets
+#: zstd find the bytes that prices share; time as deltas. A 500-bar daily series of random
+#: walks takes 21 KB against 30 KB with Arrow's defaults (benchmarks/dataset_size.py).
+_PARQUET_OPTIONS = {
+    "compression": "zstd",
+    "use_dictionary": ["code", "interval"],
+    "column_encoding": {
+        "timestamp": "DELTA_BINARY_PACKED",
+        **dict.fromkeys(PRICE_FIELDS, "BYTE_STREAM_SPLIT"),
+    },
+}
+#: Series files written at once by :meth:`BarDataset.write`.
+WRITERS = 8
 #: A temporary file older than this is a dead writer's, whichever host wrote it (seconds).
 STALE_AFTER = 3600.0
 _KEYS = ["code", "interval"]
@@ -139,18 +153,19 @@ class BarDataset:
 
     def write(self, frame: pd.DataFrame) -> Written:
         """Write every series of ``frame`` (k-line columns, further columns kept), each merged
-        with what the dataset holds, atomically. A job calls :meth:`sweep` once first."""
+        with what the dataset holds, atomically. A job calls :meth:`sweep` once first.
+
+        Series are written :data:`WRITERS` at a time: most of a write is waiting for the disk
+        to confirm an ``fsync``, which threads overlap.
+        """
         missing = [c for c in KLINE_COLUMNS if c not in frame.columns]
         if missing:
             raise ValueError(f"a dataset takes k-line frames; this one lacks {missing}")
-        written = unchanged = 0
         keys = frame[_KEYS].astype(str)
-        for (code, interval), rows in frame.groupby([keys["code"], keys["interval"]], sort=False):
-            if self.write_series(str(code), str(interval), rows):
-                written += 1
-            else:
-                unchanged += 1
-        return Written(written, unchanged)
+        groups = frame.groupby([keys["code"], keys["interval"]], sort=False)
+        with ThreadPoolExecutor(WRITERS, thread_name_prefix="dataset") as pool:
+            done = list(pool.map(lambda item: self.write_series(*item[0], item[1]), groups))
+        return Written(sum(done), len(done) - sum(done))
 
     def write_series(self, code: str, interval: str, bars: pd.DataFrame) -> bool:
         """Merge ``bars`` (one series) into its file; False if the file already held them."""
@@ -229,7 +244,9 @@ def export_store(
 def _table(code: str, interval: str, bars: pd.DataFrame) -> pa.Table:
     """One series as an Arrow table in the dataset's schema, sorted by time, one row a bar
     (the last copy of a repeated bar wins)."""
-    bars = bars.drop_duplicates("timestamp", keep="last").sort_values("timestamp")
+    times = pd.DatetimeIndex(bars["timestamp"])
+    if not (times.is_monotonic_increasing and times.is_unique):
+        bars = bars.drop_duplicates("timestamp", keep="last").sort_values("timestamp")
     n = len(bars)
     columns: dict[str, pa.Array] = {
         "code": pa.array([code] * n, pa.string()),
@@ -259,34 +276,22 @@ def _same(a: pa.Table, b: pa.Table) -> bool:
 
 
 def _replace(path: Path, table: pa.Table) -> None:
-    """Write ``table`` to ``path`` atomically: temporary file, fsync, rename, directory sync."""
-    folder = path.parent
-    folder.mkdir(parents=True, exist_ok=True)
-    tmp = folder / f"{_TMP_PREFIX}{os.getpid()}.{uuid.uuid4().hex[:8]}.{_HOST}{_TMP_SUFFIX}"
+    """Write ``table`` to ``path`` atomically: a temporary file beside it, fsync, rename.
+
+    The rename is what makes the swap atomic; the fsync before it makes sure a crash of the
+    machine cannot leave the new name on a file whose bytes never reached the disk.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.parent / f"{_TMP_PREFIX}{os.getpid()}.{uuid.uuid4().hex[:8]}.{_HOST}{_TMP_SUFFIX}"
     try:
         with tmp.open("wb") as f:
-            pq.write_table(table, f, compression="zstd")
+            pq.write_table(table, f, **_PARQUET_OPTIONS)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
-    _sync_directory(folder)
-
-
-def _sync_directory(folder: Path) -> None:
-    """Make a rename in ``folder`` durable (POSIX; a no-op where directories cannot be opened)."""
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
 
 
 _HOST = socket.gethostname().replace(os.sep, "_") or "host"
