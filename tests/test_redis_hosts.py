@@ -33,6 +33,9 @@ from alltick_frames.budget.shared import budget_from_url
 
 #: 50 calls a second on /kline and in all, in windows of one second.
 PLAN = fast_plan(50)
+#: The budget's guard: wide, so that what is tested is the sharing, not how late a loaded
+#: machine delivers a request (the guard's own tests and issue 9 look after that).
+GUARD = 0.1
 SKEWS = (-0.3, -0.1, +0.1, +0.3)
 COUNT = 30
 
@@ -70,9 +73,9 @@ def _host(
             whole = result.ok and len(result.data) == len(codes) * COUNT
             return started, time.time(), whole
 
-    shared = budget_from_url(redis_url, PLAN, TOKEN, local_clock=clock)
+    shared = budget_from_url(redis_url, PLAN, TOKEN, local_clock=clock, guard=GUARD)
     queue.put(("redis", asyncio.run(job(shared, Path(cache_dir) / "a")), shared.clock.offset))
-    alone = Budget.for_token(PLAN, TOKEN, Path(cache_dir) / "b", clock=clock)
+    alone = Budget.for_token(PLAN, TOKEN, Path(cache_dir) / "b", clock=clock, guard=GUARD)
     queue.put(("alone", asyncio.run(job(alone, Path(cache_dir) / "b")), 0.0))
 
 
@@ -136,7 +139,7 @@ def test_four_skewed_hosts_share_one_token_through_redis(
 async def test_redis_killed_mid_job_the_job_completes_paced(alltick_emulator, redis_server) -> None:
     emu = alltick_emulator(tokens=tokens(PLAN), process=True)
     codes = codes_by_class(emu)["US"][:101]
-    budget = budget_from_url(redis_server.url, PLAN, TOKEN)
+    budget = budget_from_url(redis_server.url, PLAN, TOKEN, guard=GUARD)
     killed_after: list[int] = []
 
     def kill() -> None:
