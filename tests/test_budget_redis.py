@@ -140,7 +140,7 @@ def test_redis_killed_the_budget_fails_over_once_without_a_burst(redis_server, c
         assert [round(b - a, 6) for a, b in itertools.pairwise(after)] == [2.025] * 2
         failover = one.ledger.failover
         assert failover is not None and "1/2 of the plan" in failover
-        assert "2 client(s)" in failover and "unreachable since" in failover
+        assert "2 client(s)" in failover and "unusable since" in failover
         assert [r.getMessage() for r in caplog.records] == [f"budget: {failover}"]
         assert one.usage()["calls_today"] == 6
     finally:

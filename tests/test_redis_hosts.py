@@ -152,6 +152,6 @@ async def test_redis_killed_mid_job_the_job_completes_paced(alltick_emulator, re
     assert result.ok and len(result.data) == 101 * COUNT
     assert 0 < killed_after[0] < 101  # Redis died mid-job
     assert served(emu) == {"kline": {"200": 101}}  # and the rest stayed paced: no 429/605
-    assert "unreachable since" in result.stats.failover
+    assert "unusable since" in result.stats.failover
     assert "the whole plan (1 client(s) shared the token)" in result.stats.failover
     assert "budget failed over" in str(result.stats)

@@ -43,7 +43,7 @@ make every key of a token land on one Redis Cluster slot, as multi-key transacti
     spare): every key here carries a TTL, so a ``volatile-*`` policy under pressure would drop
     the budget first.
 
-If Redis becomes unreachable
+If Redis becomes unreachable (or refuses to work: out of memory, read-only)
     The ledger fails over, once, to a :class:`~alltick_frames.budget.MemoryLedger` seeded with
     the last state it read from Redis, so the calls already made in every window still count
     and nothing bursts. :attr:`RedisLedger.on_failover` lets the budget shrink its plan to its
@@ -193,7 +193,9 @@ class RedisLedger(Ledger):
             raise ValueError(f"keep must cover the per-minute window (>= 60 s), got {keep}")
         import redis as redis_lib
 
-        self._unreachable = (redis_lib.ConnectionError, redis_lib.TimeoutError)
+        # Any Redis error but a lost race means the ledger cannot be used: unreachable, a
+        # refused password, out of memory under noeviction, a read-only replica.
+        self._unusable = redis_lib.RedisError
         self._watch_error = redis_lib.WatchError
         self.redis = client
         self.key = key
@@ -235,7 +237,7 @@ class RedisLedger(Ledger):
         """
         try:
             self._transaction(lambda state: None)
-        except self._unreachable as exc:
+        except self._unusable as exc:
             self.redis.close()
             raise ConnectionError(
                 f"cannot reach the budget's Redis at {self.where}: {exc}"
@@ -248,7 +250,7 @@ class RedisLedger(Ledger):
             if self._local is None:
                 try:
                     return self._transaction(fn)
-                except self._unreachable as exc:
+                except self._unusable as exc:
                     self._fail_over(exc)
             assert self._local is not None
             return self._local.update(fn)
@@ -261,7 +263,7 @@ class RedisLedger(Ledger):
                     blob, *counts = self.redis.mget(self._state_key, *map(self._day, names))
                     self._last = decode(blob, _counts(names, counts))
                     return fn(self._last)
-                except self._unreachable as exc:
+                except self._unusable as exc:
                     self._fail_over(exc)
             assert self._local is not None
             return self._local.read(fn)
@@ -269,7 +271,7 @@ class RedisLedger(Ledger):
     def close(self) -> None:
         with self._lock:
             if self._local is None:
-                with contextlib.suppress(*self._unreachable):
+                with contextlib.suppress(self._unusable):
                     self.redis.zrem(self._clients_key, self._id)
             self.redis.close()
 
@@ -329,7 +331,7 @@ class RedisLedger(Ledger):
         at = datetime.fromtimestamp(self.clock.now(), UTC).isoformat(timespec="seconds")
         share = self.on_failover(self.clients, self._last) if self.on_failover else "the plan"
         self.failover = (
-            f"Redis at {self.where} unreachable since {at} ({type(exc).__name__}: {exc}); "
+            f"Redis at {self.where} unusable since {at} ({type(exc).__name__}: {exc}); "
             f"paced on a local ledger at {share} ({self.clients} client(s) shared the token)"
         )
         log.warning("budget: %s", self.failover)
