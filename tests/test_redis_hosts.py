@@ -38,6 +38,9 @@ PLAN = fast_plan(50)
 GUARD = 0.1
 SKEWS = (-0.3, -0.1, +0.1, +0.3)
 COUNT = 30
+#: One /kline call a code: 1.2 s at least at 50 calls/s, and more than a window's worth, so
+#: hosts that pace alone must overrun it.
+CALLS = 61
 
 
 def _client(emu_url: str, budget: Budget, cache: Path | bool) -> AllTick:
@@ -85,7 +88,7 @@ def test_four_skewed_hosts_share_one_token_through_redis(
     emu = alltick_emulator(tokens=tokens(PLAN), process=True)
     by_class = codes_by_class(emu)
     universe = by_class["US"] + by_class["HK"] + by_class["fx"] + by_class["crypto"]
-    codes = universe[:101]  # one /kline call each: 2 s at least at 50 calls/s
+    codes = universe[:CALLS]
     shards = [codes[i::4] for i in range(4)]
     ctx = multiprocessing.get_context("spawn")
     phases = ctx.Barrier(5)  # the four hosts and this test, at the start of each phase
@@ -121,12 +124,12 @@ def test_four_skewed_hosts_share_one_token_through_redis(
     assert all(host.exitcode == 0 for host in hosts)
 
     # Through Redis: every code answered once, nothing refused, each host's clock corrected.
-    assert answers_shared == {"kline": {"200": 101}}
+    assert answers_shared == {"kline": {"200": CALLS}}
     assert all(mode == "redis" and whole for mode, (_, _, whole), _ in shared)
     assert sorted(round(-offset, 1) for _, _, offset in shared) == sorted(SKEWS)
     wall = max(r[1][1] for r in shared) - min(r[1][0] for r in shared)
-    minimum = theoretical_minimum(PLAN, {"kline": 101})
-    print(f"\n4 hosts through Redis: {wall:.2f} s for 101 calls, the plan's minimum "
+    minimum = theoretical_minimum(PLAN, {"kline": CALLS})
+    print(f"\n4 hosts through Redis: {wall:.2f} s for {CALLS} calls, the plan's minimum "
           f"{minimum:.2f} s: {wall / minimum:.3f}x")  # fmt: skip
 
     # On their own ledgers the same four hosts overrun the token's windows.
@@ -138,20 +141,23 @@ def test_four_skewed_hosts_share_one_token_through_redis(
 
 async def test_redis_killed_mid_job_the_job_completes_paced(alltick_emulator, redis_server) -> None:
     emu = alltick_emulator(tokens=tokens(PLAN), process=True)
-    codes = codes_by_class(emu)["US"][:101]
+    codes = codes_by_class(emu)["US"][:CALLS]
     budget = budget_from_url(redis_server.url, PLAN, TOKEN, guard=GUARD)
     killed_after: list[int] = []
 
-    def kill() -> None:
-        killed_after.append(sum(served(emu).get("kline", {}).values()))
+    async def kill_once_ten_calls_are_served() -> None:
+        while (done := sum(served(emu).get("kline", {}).values())) < 10:
+            await asyncio.sleep(0.05)
+        killed_after.append(done)
         redis_server.kill()
 
     async with _client(emu.url, budget, False) as client:
-        asyncio.get_running_loop().call_later(1.0, kill)
+        killer = asyncio.create_task(kill_once_ten_calls_are_served())
         result = await client.klines(codes, "1d", count=COUNT)
-    assert result.ok and len(result.data) == 101 * COUNT
-    assert 0 < killed_after[0] < 101  # Redis died mid-job
-    assert served(emu) == {"kline": {"200": 101}}  # and the rest stayed paced: no 429/605
+        await killer
+    assert result.ok and len(result.data) == CALLS * COUNT
+    assert killed_after[0] < CALLS  # Redis died mid-job
+    assert served(emu) == {"kline": {"200": CALLS}}  # and the rest stayed paced: no 429/605
     assert "unusable since" in result.stats.failover
     assert "the whole plan (1 client(s) shared the token)" in result.stats.failover
     assert "budget failed over" in str(result.stats)

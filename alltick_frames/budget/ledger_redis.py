@@ -11,11 +11,13 @@ How a reservation stays atomic
     state. If another client wrote the state in between, ``EXEC`` does nothing and the update
     runs again on the fresh state. One algorithm in one language: a Lua script would have to
     restate the slot search, the guard and the rejection rules in Lua and keep the two in step.
-    Conflicts are rare because a transaction lasts four round trips (under a millisecond on a
-    LAN) while calls are tens of milliseconds apart; ``benchmarks/redis_ledger.py`` measures
-    them (about 1 in 100 updates with 4 processes at 100 calls/s). A lock would cost two
-    more round trips on every update, and a crashed holder would stall every host for the
-    lock's lease.
+    A transaction lasts four round trips (well under a millisecond on loopback or a LAN),
+    and a conflict costs only those again: ``benchmarks/redis_ledger.py`` measures the share
+    of updates run twice with 4 processes at 100 calls/s (the README has the figures; it
+    grows when a starved CPU stretches transactions), and shows the slots still keep the
+    plan's pace. A lock would cost two more round trips on every update, a crashed holder
+    would stall every host for the lock's lease, and a descheduled holder would stall them
+    just the same.
 
 Whose clock
     Redis's ``TIME`` is the clock of every window: the budget reads "now" inside the
