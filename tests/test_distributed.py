@@ -46,13 +46,14 @@ def test_a_sharded_job_equals_one_process_and_writes_the_dataset(
     out = tmp_path / "bars"
     sharded = afd.klines(
         dask_client, codes, "1d", count=40, token=TOKEN, plan=PLAN, base_url=emu.url,
-        budget=redis_server.url, out=out, cache=False, progress=False, guard=0.1,
+        budget=redis_server.url, out=out, cache=tmp_path / "cache", progress=False, guard=0.1,
     )  # fmt: skip
     assert served(emu) == {"kline": {"200": 37, "600": 2}}  # one call a code, none refused
     assert sum(sharded.stats.calls.values()) == sharded.stats.calls["kline"]
     assert sharded.stats.rejections == {} and sharded.stats.failover == ""
     assert sharded.failures["code"].tolist() == ["NOPE.US", "ZZZZ.US"]
     assert sharded.request["codes"] == codes
+    assert (tmp_path / "cache" / "bars").is_dir()  # the workers' cache on this host
 
     async def alone() -> pd.DataFrame:
         async with client(emu, PLAN) as single:
