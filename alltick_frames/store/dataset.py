@@ -29,9 +29,10 @@ seconds.
 One file per series
     A series (code, interval) is the unit of writing: its file is replaced whole, atomically
     (written to a temporary file in the same directory, flushed to disk with ``fsync``, then
-    ``os.replace``d over the old one), so a reader or a killed job only ever sees whole files. Writing a series merges it with the file already there (the
-    bars of both, the newer copy of a bar winning), and a series that would not change is not
-    written, so a rerun writes only what is missing. Thousands of codes make thousands of
+    ``os.replace``d over the old one), so a reader or a killed job only ever sees whole
+    files. Writing a series merges it with the file already there (the bars of both, the
+    newer copy of a bar winning), and a series that would not change is not written, so a
+    rerun writes only what is missing. Thousands of codes make thousands of
     files of some tens of kilobytes: engines list them in well under a second, and pruning by
     path beats packing series together, which would force a rewrite of the pack to add one.
     One writer per series at a time: jobs on disjoint codes may write one dataset together.
