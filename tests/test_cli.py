@@ -191,6 +191,31 @@ def test_quiet_prints_nothing(cli, capsys):
     assert capsys.readouterr().out == ""
 
 
+def test_klines_to_a_dataset_and_the_cache_exported_alike(cli, emu, tmp_path, capsys):
+    """``--out DIR`` writes the Parquet dataset; ``cache export`` writes the same from the
+    cache, and a second export writes nothing."""
+    import duckdb
+
+    codes = "AAPL.US,EURUSD,Silver"
+    assert cli("fetch", "klines", "--codes", codes, "--count", "5", "--out", "bars") == EXIT_OK
+    assert "wrote 15 rows to bars/ (a Parquet dataset)" in capsys.readouterr().out
+
+    def read(root: str) -> list[tuple]:
+        return duckdb.sql(
+            f"SELECT code, interval, timestamp, close FROM read_parquet('{tmp_path / root}/"
+            "**/*.parquet', hive_partitioning=true) ORDER BY ALL"
+        ).fetchall()
+
+    fetched = read("bars")
+    assert len(fetched) == 15 and {row[0] for row in fetched} == {"AAPL.US", "EURUSD", "Silver"}
+    export = ["cache", "export", "exported", "--cache-dir", str(tmp_path / "cache")]
+    assert cli(*export, connect=False) == EXIT_OK
+    assert "exported 3 series to exported: 3 written, 0 already there" in capsys.readouterr().out
+    assert read("exported") == fetched
+    assert cli(*export, connect=False) == EXIT_OK
+    assert "0 written, 3 already there" in capsys.readouterr().out
+
+
 @pytest.mark.parametrize(
     "argv",
     [
@@ -203,6 +228,7 @@ def test_quiet_prints_nothing(cli, capsys):
         ["fetch", "trades"],  # no codes
         ["fetch", "trades", "--codes-file", "missing.txt"],
         ["fetch", "trades", "--codes", "AAPL.US", "--out", "t.xlsx"],
+        ["fetch", "trades", "--codes", "AAPL.US", "--out", "a-dataset-dir"],  # klines only
         ["fetch", "trades", "--codes", "AAPL.US", "--quiet", "--progress"],
         ["fetch", "trades", "--codes", "AAPL.US", "--no-cache", "--cache-dir", "x"],
     ],

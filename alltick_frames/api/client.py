@@ -27,6 +27,7 @@ from alltick_frames.run.jobs import BatchJob, KlineJob, outside_plan, unauthoriz
 from alltick_frames.run.runner import Call, Job, RetryPolicy, Runner
 from alltick_frames.run.transport import Secret, Transport
 from alltick_frames.store import BarStore
+from alltick_frames.store.dataset import BarDataset
 
 if TYPE_CHECKING:
     from alltick_frames.live.stream import Stream
@@ -73,7 +74,10 @@ class AllTick(QuotesMixin):
     function of the interval; default
     :func:`~alltick_frames.core.cache_planner.forming_ttl`). Cached bars are namespaced by
     ``source`` (default: the base URL's host), never by token. With a cache, every process
-    using the same directory shares one budget per token.
+    using the same directory shares one budget per token. ``budget`` shares it further: a
+    ``redis://host:6379/0`` URL (or ``$ALLTICK_BUDGET_URL``) puts it in Redis, for every
+    process and host on the token (see :mod:`~alltick_frames.budget.shared`), or pass a
+    :class:`~alltick_frames.budget.Budget`.
 
     Options: ``timeout`` per request in seconds; ``retry`` a
     :class:`~alltick_frames.run.runner.RetryPolicy`; ``concurrency`` the most calls in flight
@@ -98,7 +102,7 @@ class AllTick(QuotesMixin):
         retry: RetryPolicy | None = None,
         concurrency: int | None = None,
         raise_on_failure: bool = False,
-        budget: Budget | None = None,
+        budget: Budget | str | None = None,
         guard: float | None = None,
         progress: bool | None = None,
         clock: Callable[[], float] = time.time,
@@ -136,8 +140,11 @@ class AllTick(QuotesMixin):
             )
         options = {} if guard is None else {"guard": guard}
         cache_dir = self.store.root if self.store is not None else None
-        self._owns_budget = budget is None
-        self.budget = budget or Budget.for_token(self.plan, token, cache_dir, **options)
+        self._owns_budget = not isinstance(budget, Budget)
+        if isinstance(budget, Budget):
+            self.budget = budget
+        else:
+            self.budget = _budget(budget, self.plan, token, cache_dir, options)
         self._transport = Transport(
             self.base_url, self._token, timeout=timeout, connections=self.concurrency
         )
@@ -224,6 +231,8 @@ class AllTick(QuotesMixin):
         count: int | None = None,
         start: planner.TimeLike | None = None,
         end: planner.TimeLike | None = None,
+        *,
+        out: str | Path | None = None,
     ) -> FetchResult:
         """History bars for many codes, one ``/kline`` page of up to 500 bars per call.
 
@@ -236,9 +245,16 @@ class AllTick(QuotesMixin):
         With the cache, only what it lacks is fetched: a repeated request makes no call, an
         extended range fetches only its new pages, and series a bar or two behind are
         refreshed through ``/batch-kline`` when that takes fewer calls (``stats.route`` says).
+
+        ``out`` names a directory to write the bars to as well, a Parquet dataset that DuckDB,
+        Polars and Spark read (:class:`~alltick_frames.store.dataset.BarDataset`): one file
+        per series, merged with what it holds, written even when some items failed.
         """
         started, now = time.monotonic(), self.clock()
         req = planner.kline_request(codes, interval, count, start, end, now=now)
+        dataset = None if out is None else BarDataset(out)
+        if dataset is not None:
+            dataset.sweep()  # what a killed job left there
         stats = FetchStats()
         mark = self._notes_mark()
         blocked = outside_plan(req.codes, self.plan)
@@ -276,6 +292,8 @@ class AllTick(QuotesMixin):
             "end": end,
         }
         shortfalls = job.shortfalls(data, failed)
+        if dataset is not None:
+            dataset.write(data)
         return self._result(data, failures + shortfalls, stats, started, request)
 
     def _notes_mark(self) -> int:
@@ -511,11 +529,25 @@ class AllTick(QuotesMixin):
     ) -> FetchResult:
         stats.rows = len(data)
         stats.wall_time = time.monotonic() - started
+        stats.failover = self.budget.ledger.failover or ""
         code_order = request.get("codes")
         result = FetchResult(data, errors.failures_frame(failures, code_order), stats, request)
         if self.raise_on_failure:
             result.raise_for_failures()
         return result
+
+
+def _budget(
+    url: str | None, plan: Plan, token: str, cache_dir: Path | None, options: dict[str, Any]
+) -> Budget:
+    """The budget a client builds: in Redis at ``url`` (or ``$ALLTICK_BUDGET_URL``), else on
+    disk beside the cache, else in this process's memory."""
+    from alltick_frames.budget.shared import budget_from_url, budget_url_from_env
+
+    url = url if url is not None else budget_url_from_env()
+    if url is not None:
+        return budget_from_url(url, plan, token, **options)
+    return Budget.for_token(plan, token, cache_dir, **options)
 
 
 def default_concurrency(plan: Plan) -> int:

@@ -34,6 +34,9 @@ class FetchStats:
     notes: list[str] = field(default_factory=list)
     rows: int = 0
     wall_time: float = 0.0
+    #: Empty while the budget's shared ledger held; else what happened (Redis unreachable
+    #: since when, and the share of the plan the job was paced at from then on).
+    failover: str = ""
 
     @property
     def total_calls(self) -> int:
@@ -53,6 +56,7 @@ class FetchStats:
             "notes": list(self.notes),
             "rows": self.rows,
             "wall_time": round(self.wall_time, 3),
+            "failover": self.failover,
         }
 
     def __str__(self) -> str:
@@ -66,6 +70,8 @@ class FetchStats:
             text += f"; rejections {dict(self.rejections)}"
         if self.notes:
             text += f"; {len(self.notes)} cache note(s)"
+        if self.failover:
+            text += f"; budget failed over: {self.failover}"
         return text
 
 

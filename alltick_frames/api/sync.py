@@ -53,14 +53,20 @@ def klines(
     start: TimeLike | None = None,
     end: TimeLike | None = None,
     *,
+    out: str | Path | None = None,
     token: str | None = None,
     plan: str | Plan | Path = "basic",
     base_url: str | None = None,
     **options: Any,
 ) -> FetchResult:
-    """Blocking :meth:`AllTick.klines`; ``options`` go to :class:`AllTick`."""
+    """Blocking :meth:`AllTick.klines` (``out``: a Parquet dataset directory to write the bars
+    to as well); ``options`` go to :class:`AllTick`."""
     return _with_client(
-        lambda c: c.klines(codes, interval, count, start, end), token, plan, base_url, options
+        lambda c: c.klines(codes, interval, count, start, end, out=out),
+        token,
+        plan,
+        base_url,
+        options,
     )
 
 

@@ -9,6 +9,7 @@ from typing import Any
 from alltick_frames.cli.common import (
     EXIT_OK,
     SHARED_CACHE_HELP,
+    UsageError,
     help_formatter,
     split_codes,
     wrap,
@@ -23,7 +24,7 @@ _SOURCE_HELP = (
 def add_cache_parser(sub: Any) -> None:
     cache = sub.add_parser(
         "cache",
-        help="look after the disk cache of bars (info, clear, vacuum)",
+        help="look after the disk cache of bars (info, clear, vacuum, export)",
         description=wrap(
             "The disk cache keeps closed bars for good and the forming bar for a short "
             "while, so repeated jobs fetch only what is new. These commands look at it and "
@@ -70,6 +71,21 @@ def add_cache_parser(sub: Any) -> None:
         parents=[where],
     )
     vacuum.set_defaults(handler=_cache_vacuum)
+    export = what.add_parser(
+        "export",
+        help="write the cached bars to a Parquet dataset",
+        description=wrap(
+            "Write the cached series (every one, or those of --codes and/or --interval) to "
+            "DIR as a hive-partitioned Parquet dataset, one file per series "
+            "(interval=1d/code=AAPL.US/part-0.parquet), the layout `fetch klines --out DIR` "
+            "writes: DuckDB, Polars and Spark read it. Series already there whole are not "
+            "written again. Forming bars are included."
+        ),
+        formatter_class=help_formatter,
+        parents=[where, series],
+    )
+    export.add_argument("dir", type=Path, metavar="DIR", help="the dataset's directory")
+    export.set_defaults(handler=_cache_export)
 
 
 def _store(args: argparse.Namespace) -> Any:
@@ -133,4 +149,35 @@ def _cache_vacuum(args: argparse.Namespace) -> int:
         report = store.vacuum()
         size = store.size_bytes()
     print(f"vacuum of {root}: {report}; {size / 1e6:.1f} MB on disk")
+    return EXIT_OK
+
+
+def _cache_export(args: argparse.Namespace) -> int:
+    store, root = _store(args)
+    if store is None:
+        print(f"no cache at {root}: nothing to export")
+        return EXIT_OK
+    from alltick_frames.store import BarStore
+    from alltick_frames.store.dataset import BarDataset, Written, export_store
+
+    dataset = BarDataset(args.dir)
+    with store:
+        table = store.describe(interval=args.interval, source=args.source)
+    if args.codes:
+        table = table[table["code"].isin(split_codes(args.codes))]
+    sources = sorted(set(table["source"]))
+    if len(sources) > 1:
+        raise UsageError(
+            f"the cache holds bars from {len(sources)} sources ({', '.join(sources)}); "
+            "export one at a time with --source"
+        )
+    keys = list(zip(table["code"], table["interval"], strict=True))
+    done = Written(0, 0)
+    if keys:
+        with BarStore(root, source=sources[0]) as source:
+            done = export_store(source, keys, dataset)
+    print(
+        f"exported {len(keys)} series to {args.dir}: {done.written} written, "
+        f"{done.unchanged} already there"
+    )
     return EXIT_OK

@@ -62,7 +62,7 @@ def wrap(text: str) -> str:
 
 
 def connection_options() -> argparse.ArgumentParser:
-    """Token, plan, host, cache and progress options, as a parent parser."""
+    """Token, plan, host, cache, budget and progress options, as a parent parser."""
     parent = argparse.ArgumentParser(add_help=False)
     group = parent.add_argument_group("connection")
     group.add_argument(
@@ -91,6 +91,14 @@ def connection_options() -> argparse.ArgumentParser:
         "point it at `alltick-frames emulate` to try things offline",
     )
     cache_options(group, exclusive=False)
+    group.add_argument(
+        "--budget",
+        metavar="URL",
+        default=None,
+        help="share the token's budget through Redis, e.g. redis://host:6379/0, with every "
+        "process and host using the same URL (default: $ALLTICK_BUDGET_URL; else shared by "
+        "the processes using the same cache directory). Needs alltick-frames[redis]",
+    )
     group.add_argument(
         "--quiet",
         "-q",
@@ -168,9 +176,10 @@ def output_options() -> argparse.ArgumentParser:
     group.add_argument(
         "--out",
         type=Path,
-        metavar="FILE",
-        help="write the data to FILE (.parquet or .csv); without it, print a summary and "
-        "the first rows",
+        metavar="FILE|DIR",
+        help="write the data to FILE (.parquet or .csv), or for klines to DIR (a name with no "
+        "suffix, or a directory): a Parquet dataset, one file per series, that DuckDB and "
+        "Polars read; without it, print a summary and the first rows",
     )
     group.add_argument(
         "--failures",
@@ -192,6 +201,19 @@ def output_path(path: Path | None, option: str) -> Path | None:
     """``path`` if it names a table file (.parquet or .csv), else UsageError."""
     if path is not None and path.suffix.lower() not in OUTPUT_SUFFIXES:
         raise UsageError(f"{option} must end in .parquet or .csv, got {str(path)!r}")
+    return path
+
+
+def dataset_dir(path: Path | None, method: str) -> Path | None:
+    """``path`` if ``--out`` names a dataset directory (no file suffix, or a directory that
+    exists), which only ``klines`` writes; else None."""
+    if path is None or not (path.is_dir() or path.suffix == ""):
+        return None
+    if method != "klines":
+        raise UsageError(
+            f"--out {path} is a directory (a Parquet dataset), which only klines writes; "
+            "give a .parquet or .csv file"
+        )
     return path
 
 

@@ -19,6 +19,7 @@ from alltick_frames.cli.common import (
     check_conflicts,
     codes_options,
     connection_options,
+    dataset_dir,
     gather_codes,
     help_formatter,
     output_options,
@@ -213,6 +214,7 @@ def make_client(args: argparse.Namespace) -> Any:
         cache=cache,
         shared_cache=args.shared_cache,
         progress=progress_choice(args),
+        budget=args.budget,
     )
 
 
@@ -237,7 +239,8 @@ def _check_arguments(
     if method == "klines":
         from alltick_frames.core import planner
 
-        planner.kline_request(*call_args, **kwargs, now=client.clock())
+        request = {k: v for k, v in kwargs.items() if k != "out"}  # where bars go, not what
+        planner.kline_request(*call_args, **request, now=client.clock())
     else:
         getattr(client, f"_calls_for_{method}")(*call_args, **kwargs)
 
@@ -262,7 +265,8 @@ def run(args: argparse.Namespace) -> int:
     from alltick_frames.output import print_failures, print_head, summary, write_table
 
     check_conflicts(args)
-    out = output_path(args.out, "--out")
+    dataset = dataset_dir(args.out, args.method)
+    out = None if dataset is not None else output_path(args.out, "--out")
     failures_out = output_path(args.failures, "--failures")
     call_args, kwargs = _request(args)
     client = make_client(args)
@@ -274,6 +278,8 @@ def run(args: argparse.Namespace) -> int:
         if not (args.token or os.environ.get("ALLTICK_TOKEN")):
             print("note: no token given, so calls already spent today are not counted")
         return EXIT_OK
+    if dataset is not None:
+        kwargs["out"] = dataset
     result = asyncio.run(_fetch_async(client, args.method, call_args, kwargs))
     if out is not None:
         write_table(result.data, out)
@@ -285,6 +291,8 @@ def run(args: argparse.Namespace) -> int:
             print(f"cache: {note}")
         if out is not None:
             print(f"wrote {len(result.data):,} rows to {out}")
+        elif dataset is not None:
+            print(f"wrote {len(result.data):,} rows to {dataset}/ (a Parquet dataset)")
         else:
             print_head(result.data)
         if not result.ok:
