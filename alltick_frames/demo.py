@@ -16,7 +16,6 @@ not import the command line, and imports pandas and the client only when the job
 
 from __future__ import annotations
 
-import asyncio
 import csv
 import os
 import time
@@ -130,6 +129,8 @@ def run(
     go into a cache only when ``cache_dir`` names one. Failed codes are part of the demo: they
     are printed, not raised.
     """
+    import asyncio  # here, not at the top: the command line's --help reads this module
+
     from alltick_frames.output import write_table
 
     if count < 1:

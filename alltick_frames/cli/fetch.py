@@ -4,8 +4,8 @@ or trading halts into a Parquet or CSV file."""
 from __future__ import annotations
 
 import argparse
-import asyncio
 import os
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -158,19 +158,29 @@ def _fetch_epilog(name: str) -> str:
 
 
 def _request(args: argparse.Namespace) -> tuple[list[Any], dict[str, Any]]:
-    """Positional and keyword arguments of the client method ``args.method``."""
+    """Positional and keyword arguments of the client method ``args.method``, checked by the
+    client's own rules (ValueError) before anything heavy is imported: a mistake in the
+    request is reported at once, not after pandas and aiohttp have loaded."""
     if args.method == "suspensions":
         return [args.exchange], {}
+    from alltick_frames.core import planner
+    from alltick_frames.core.codes import validate_codes
+
     codes = gather_codes(args)
     if args.method == "klines":
-        return [codes], {
+        kwargs = {
             "interval": args.interval,
             "count": args.count,
             "start": args.start,
             "end": args.end,
         }
+        planner.kline_request(codes, **kwargs, now=time.time())
+        return [codes], kwargs
     if args.method == "latest":
-        return [codes], {"intervals": split_codes(args.intervals), "count": args.count}
+        kwargs = {"intervals": split_codes(args.intervals), "count": args.count}
+        planner.latest_groups(codes, **kwargs)
+        return [codes], kwargs
+    validate_codes(codes)
     return [codes], {}
 
 
@@ -180,8 +190,6 @@ DRY_RUN_TOKEN = "dry-run-without-token"
 
 def make_client(args: argparse.Namespace) -> Any:
     """The :class:`~alltick_frames.api.client.AllTick` the connection options describe."""
-    from alltick_frames.api.client import AllTick
-
     token = args.token if args.token is not None else os.environ.get("ALLTICK_TOKEN")
     if not token and getattr(args, "dry_run", False):
         token = DRY_RUN_TOKEN
@@ -190,6 +198,8 @@ def make_client(args: argparse.Namespace) -> Any:
             "no AllTick token: pass --token or set ALLTICK_TOKEN (`alltick-frames demo` and "
             "`--dry-run` need none)"
         )
+    from alltick_frames.api.client import AllTick
+
     plan = args.plan_file if args.plan_file is not None else (args.plan or "basic")
     cache: bool | Path = False if args.no_cache else (args.cache_dir or True)
     return AllTick(token, plan, args.base_url, cache=cache, progress=progress_choice(args))
@@ -216,13 +226,15 @@ async def _fetch_async(
 
 def run(args: argparse.Namespace) -> int:
     """Run ``fetch``: write what arrived, say what did not; the exit status says which."""
-    from alltick_frames.output import print_failures, print_head, summary, write_table
-
     check_conflicts(args)
     out = output_path(args.out, "--out")
     failures_out = output_path(args.failures, "--failures")
     call_args, kwargs = _request(args)
     client = make_client(args)
+    import asyncio
+
+    from alltick_frames.output import print_failures, print_head, summary, write_table
+
     if args.dry_run:
         try:
             print(_estimate(client, args.method, call_args, kwargs))
