@@ -2,7 +2,9 @@
 
 Each case runs in a fresh interpreter (``sys.executable``), ``--runs`` times, the cases taking
 turns round by round so that a change in the machine's load hits all of them alike; it prints
-each case's median wall time (and its fastest run), and the ratios of the medians::
+each case's fastest and median wall time, and judges the targets and ratios on the fastest
+runs (other work on a shared machine only ever adds time, so the fastest run is closest to
+the cost itself)::
 
     python benchmarks/startup.py             # 9 runs of each case, ~1 min on 2 busy cores
     python benchmarks/startup.py --runs 21
@@ -19,7 +21,9 @@ What the targets mean (issue 13, item 6):
   writes, ``from alltick_frames import AllTick``: it loads the client and everything a fetch
   needs at once. Beside it stands the floor no client can go below,
   ``import pandas, pyarrow.json, aiohttp, orjson, diskcache`` (the libraries a fetch uses);
-  the difference between the two is this package's own cost.
+  the difference between the two is this package's own cost. aiohttp alone takes about
+  half of ``import pandas``, so the target holds only if the client loads it (and its TLS
+  set-up) at its first call rather than at import: the import time moves, it does not vanish.
 
 Figures vary with the machine's load: the load average is printed with them.
 """
@@ -107,26 +111,27 @@ def main(argv: list[str] | None = None) -> int:
         for case in all_cases:
             times[case.name].append(run_once(case))
     median = {name: statistics.median(t) for name, t in times.items()}
+    # Other work on the machine only ever adds time: the fastest run is the cost itself.
+    fastest = {name: min(t) for name, t in times.items()}
 
     print(f"python          {sys.version.split()[0]} ({PYTHON})")
     print(f"command line    {' '.join(CLI)}")
     print(f"load average    {load[0]:.2f} {load[1]:.2f} {load[2]:.2f} on {os.cpu_count()} cores")
-    print(f"runs            {args.runs} of each case, taking turns; median (fastest)")
+    print(f"runs            {args.runs} of each case, taking turns")
     print()
-    pandas = median["import pandas"]
+    print(f"{'case':<36}{'fastest':>9}{'median':>9}{'fastest / pandas':>18}")
+    pandas = fastest["import pandas"]
     ok = True
     for case in all_cases:
-        m = median[case.name]
-        line = (
-            f"{case.name:<36}{m:>7.3f} s ({min(times[case.name]):.3f})  {m / pandas:>5.2f}x pandas"
-        )
+        t = fastest[case.name]
+        line = f"{case.name:<36}{t:>7.3f} s{median[case.name]:>7.3f} s{t / pandas:>17.2f}x"
         if case.cli:
-            met = m <= CLI_TARGET
+            met = t <= CLI_TARGET
             ok &= met
             line += f"   target <= {CLI_TARGET} s: {'met' if met else 'MISSED'}"
         print(line)
     print()
-    client, floor = median["from alltick_frames import AllTick"], median["dependencies"]
+    client, floor = fastest["from alltick_frames import AllTick"], fastest["dependencies"]
     met = client <= IMPORT_TARGET * pandas
     ok &= met
     print(
@@ -135,6 +140,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     print(f"  the dependencies alone / import pandas             {floor / pandas:5.2f}x")
     print(f"  this package's own cost (client - dependencies)    {client - floor:+.3f} s")
+    print()
+    print("Targets and ratios use each case's fastest run: the machine's load only adds time.")
     return 0 if ok else 1
 
 
