@@ -303,8 +303,9 @@ class Figures:
 
     @property
     def cpu_ceiling(self) -> float:
-        """Calls/s the client's CPU time allows on this machine when nothing else runs: its
-        event loop on one core, and all of its threads on every core."""
+        """The most calls/s the client's CPU time allows when nothing else runs: its event
+        loop on one core, all of its threads on every core (an upper bound: the threads also
+        take turns holding the GIL)."""
         cores = os.cpu_count() or 1
         return min(1e3 / self.loop_ms_call, cores * 1e3 / self.ms_call)
 
@@ -345,9 +346,10 @@ def report(figures: list[Figures], ceiling: float) -> None:
         "calls/s: /kline calls over the wall time of klines(); /server: over the server's\n"
         "ceiling above. CPU: the client process's CPU time, every thread; loop: its main\n"
         "thread's, which runs the event loop (busy: its CPU time over the wall time). CPU\n"
-        "ceiling: the calls/s that CPU time allows on an idle machine (the loop on one core,\n"
-        "every thread on all cores): on a busy one, compare it with the targets. peak MB: the\n"
-        "peak RSS above the RSS after import and set-up; frame MB: the DataFrame's bytes."
+        "ceiling: the most calls/s that CPU time allows on an idle machine (the loop alone on\n"
+        "one core, every thread on all cores; the GIL the threads share can only lower it):\n"
+        "on a busy machine, hold it to the targets. peak MB: the peak RSS above the RSS after\n"
+        "import and set-up; frame MB: the DataFrame's bytes."
     )
 
 
