@@ -89,6 +89,11 @@ class Template:
         del view  # the bytearray may be resized again once no view holds it
 
 
+def template_of(code: str) -> str:
+    """The emulator's code whose rendered bars ``code``'s answers reuse."""
+    return TEMPLATES[sum(code.encode()) % len(TEMPLATES)]
+
+
 class ThinServer:
     """The state of the server: the token's windows, the templates, the counts by ``ret``."""
 
@@ -97,13 +102,13 @@ class ThinServer:
         self.quota = TokenQuota(plan)
         self.errors = ErrorStyle()
         self.stats: Counter[str] = Counter()
-        self._templates: dict[tuple[int, int], Template] = {}
+        self._templates: dict[tuple[str, int], Template] = {}
 
     def template(self, code: str, kline_type: int) -> Template:
-        key = (sum(code.encode()) % len(TEMPLATES), kline_type)
+        key = (template_of(code), kline_type)
         found = self._templates.get(key)
         if found is None:
-            found = Template(TEMPLATES[key[0]], kline_type, self.now, self.plan.kline_bars)
+            found = Template(key[0], kline_type, self.now, self.plan.kline_bars)
             self._templates[key] = found
         return found
 
