@@ -3,14 +3,17 @@
 At a real plan's rate the plan is the bottleneck, but only while the client stays far below
 it. This runs the real client (:class:`~alltick_frames.AllTick`, its own budget and cache
 defaults) against a thin loopback server in a process of its own (``_thin_server.py``: the
-emulator's windows, envelope checks and bytes, ~0.1 ms a call, on a plan of 10,000 calls a
-second that never binds), and prints for each job, with and without the cache:
+emulator's windows, envelope checks and bytes for 0.1-0.3 ms of CPU a call, on a plan of
+10,000 calls a second that never binds), and prints for each job, with and without the
+cache:
 
 * **calls/s** and **bars/s**: ``/kline`` calls (and bars) over the wall time of ``klines()``,
   from the call to holding the DataFrame (target: >= 1,000 calls/s without the cache,
   >= 600 with it);
 * **CPU us/bar**: the client process's CPU time (every thread: the event loop, the decode
-  thread, SQLite) per bar, and per call;
+  thread, SQLite) per bar, and per call; the event loop's own (the main thread's) per call,
+  and the most calls/s that CPU time allows on an idle machine: on a shared machine the
+  client gets a share of the cores, and its calls/s say as much about the load as about it;
 * **peak/frame**: the peak RSS above the RSS after import and set-up, over the bytes of the
   final frame (``memory_usage(deep=True)``; target <= 1.5). Each job runs in a fresh process
   so that its peak (``ru_maxrss``) is its own;
@@ -31,6 +34,12 @@ ceiling the client reaches on this machine now. The load average is printed at t
     python benchmarks/client_ceiling.py --quick          # about a fifth of each job
     python benchmarks/client_ceiling.py --case 1m --case 1m-cache --repeat 3
     python benchmarks/client_ceiling.py --case 1h --profile /tmp/prof   # cProfile per job
+
+``--profile`` sees the main thread only; for every thread, run one job under py-spy::
+
+    py-spy record --threads -o 1m.svg -- python benchmarks/client_ceiling.py \\
+        --child '{"name": "1m", "interval": "1m", "codes": 100, "bars": 50000, "cache": false}' \\
+        --url URL     # a running _thin_server.py (see its docstring)
 """
 
 from __future__ import annotations
@@ -177,10 +186,10 @@ def run_job(case: Case, url: str, profile: Path | None) -> dict[str, Any]:
 # ---------------------------------------------------------------------------- the server
 
 
-class ThinServer:
+class ThinServerProcess:
     """``_thin_server.py`` in a child process."""
 
-    def __enter__(self) -> ThinServer:
+    def __enter__(self) -> ThinServerProcess:
         self._dir = tempfile.TemporaryDirectory(prefix="thin-server-")
         plan = Path(self._dir.name) / "plan.json"
         plan.write_text(json.dumps(PLAN.to_dict()), encoding="utf-8")
@@ -377,7 +386,7 @@ def main(argv: list[str] | None = None) -> int:
     load = os.getloadavg()
     print(f"load average    {load[0]:.2f} {load[1]:.2f} {load[2]:.2f} on {os.cpu_count()} cores")
     print(f"plan            {PLAN.name}: 10,000 calls/s on every window (never binds)")
-    with ThinServer() as server:
+    with ThinServerProcess() as server:
         server_cpu = server.cpu()
         bare = asyncio.run(bare_ceiling(server.url, BARE_SECONDS))
         server_cpu = server.cpu() - server_cpu
