@@ -16,7 +16,6 @@ not import the command line, and imports pandas and the client only when the job
 
 from __future__ import annotations
 
-import asyncio
 import csv
 import os
 import time
@@ -138,6 +137,8 @@ def run(
     :class:`~alltick_frames.api.client.AllTick`). Failed codes are part of the demo: they are
     printed, not raised.
     """
+    import asyncio  # here, not at the top: the command line's --help reads this module
+
     from alltick_frames.output import write_table
 
     if count < 1:

@@ -122,19 +122,37 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser(emulate=_command(argv) == "emulate")
     args = parser.parse_args(argv)
-    from alltick_frames.core.errors import AllTickError, AuthError
-
     try:
         with warnings.catch_warnings():
             warnings.showwarning = _warning_printer(parser.prog)
             return int(args.handler(args) or 0)
-    except (AuthError, NoToken) as exc:
-        return _fail(parser, EXIT_AUTH, str(exc))
-    except ValueError as exc:  # UsageError and bad input found before any call
-        return _fail(parser, EXIT_USAGE, str(exc))
-    except (AllTickError, FetchStopped) as exc:
-        return _fail(parser, EXIT_ERROR, str(exc))
-    except OSError as exc:
-        return _fail(parser, EXIT_ERROR, str(exc))
     except KeyboardInterrupt:
         return _fail(parser, 130, "interrupted")
+    except Exception as exc:
+        status = _status(exc)
+        if status is None:
+            raise
+        return _fail(parser, status, str(exc))
+
+
+def _status(exc: Exception) -> int | None:
+    """The exit status of the error a command stopped with; None for a bug (raised as is).
+
+    The package's own errors are imported last: their module imports pandas, which a usage
+    error, found before any data was touched, should not wait for.
+    """
+    if isinstance(exc, NoToken):
+        return EXIT_AUTH
+    if isinstance(exc, FetchStopped):
+        return EXIT_ERROR
+    if isinstance(exc, ValueError):  # UsageError and bad input found before any call
+        return EXIT_USAGE
+    if isinstance(exc, OSError):
+        return EXIT_ERROR
+    from alltick_frames.core.errors import AllTickError, AuthError
+
+    if isinstance(exc, AuthError):
+        return EXIT_AUTH
+    if isinstance(exc, AllTickError):
+        return EXIT_ERROR
+    return None

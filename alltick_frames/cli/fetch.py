@@ -4,9 +4,9 @@ or trading halts into a Parquet or CSV file."""
 from __future__ import annotations
 
 import argparse
-import asyncio
 import os
 import re
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -161,20 +161,30 @@ def _fetch_epilog(name: str) -> str:
 
 
 def _request(args: argparse.Namespace) -> tuple[list[Any], dict[str, Any]]:
-    """Positional and keyword arguments of the client method ``args.method``."""
+    """Positional and keyword arguments of the client method ``args.method``, checked by the
+    client's own rules (ValueError) before anything heavy is imported: a mistake in the
+    request is reported at once, not after pandas and aiohttp have loaded."""
     if args.method == "suspensions":
         return [args.exchange], {}
+    from alltick_frames.core import planner
+    from alltick_frames.core.codes import validate_codes
+
     codes = gather_codes(args)
     if args.method == "klines":
-        return [codes], {
+        kwargs = {
             "interval": _number_or_text(args.interval),
             "count": args.count,
             "start": _number_or_text(args.start),
             "end": _number_or_text(args.end),
         }
+        planner.kline_request(codes, **kwargs, now=time.time())
+        return [codes], kwargs
     if args.method == "latest":
         intervals = [_number_or_text(i) for i in split_codes(args.intervals)]
-        return [codes], {"intervals": intervals, "count": args.count}
+        kwargs = {"intervals": intervals, "count": args.count}
+        planner.latest_groups(codes, **kwargs)
+        return [codes], kwargs
+    validate_codes(codes)
     return [codes], {}
 
 
@@ -195,8 +205,6 @@ DRY_RUN_TOKEN = "dry-run-without-token"
 
 def make_client(args: argparse.Namespace) -> Any:
     """The :class:`~alltick_frames.api.client.AllTick` the connection options describe."""
-    from alltick_frames.api.client import AllTick
-
     token = args.token if args.token is not None else os.environ.get("ALLTICK_TOKEN")
     if not token and getattr(args, "dry_run", False):
         token = DRY_RUN_TOKEN
@@ -205,6 +213,8 @@ def make_client(args: argparse.Namespace) -> Any:
             "no AllTick token: pass --token or set ALLTICK_TOKEN (`alltick-frames demo` and "
             "`--dry-run` need none)"
         )
+    from alltick_frames.api.client import AllTick
+
     plan = args.plan_file if args.plan_file is not None else (args.plan or "basic")
     cache: bool | Path = False if args.no_cache else (args.cache_dir or True)
     return AllTick(
@@ -233,15 +243,11 @@ def _estimate(client: Any, method: str, call_args: list[Any], kwargs: dict[str, 
 def _check_arguments(
     client: Any, method: str, call_args: list[Any], kwargs: dict[str, Any]
 ) -> None:
-    """Check every argument of ``method`` as its planning does, without a call and without
-    reading the cache: a damaged series found there is the fetch's to heal and to report in
-    its ``stats.notes``, which a read beforehand would leave silent."""
-    if method == "klines":
-        from alltick_frames.core import planner
-
-        request = {k: v for k, v in kwargs.items() if k != "out"}  # where bars go, not what
-        planner.kline_request(*call_args, **request, now=client.clock())
-    else:
+    """Check what :func:`_request` could not check without the client (a static_info list with
+    no stock, say), without a call and without reading the cache: a damaged series found there
+    is the fetch's to heal and to report in its ``stats.notes``, which a read beforehand would
+    leave silent."""
+    if method not in ("klines", "latest"):
         getattr(client, f"_calls_for_{method}")(*call_args, **kwargs)
 
 
@@ -262,14 +268,16 @@ async def _fetch_async(
 
 def run(args: argparse.Namespace) -> int:
     """Run ``fetch``: write what arrived, say what did not; the exit status says which."""
-    from alltick_frames.output import print_failures, print_head, summary, write_table
-
     check_conflicts(args)
     dataset = dataset_dir(args.out, args.method)
     out = None if dataset is not None else output_path(args.out, "--out")
     failures_out = output_path(args.failures, "--failures")
     call_args, kwargs = _request(args)
     client = make_client(args)
+    import asyncio
+
+    from alltick_frames.output import print_failures, print_head, summary, write_table
+
     if args.dry_run:
         try:
             print(_estimate(client, args.method, call_args, kwargs))

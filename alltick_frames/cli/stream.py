@@ -16,7 +16,6 @@ stream itself lives in :mod:`alltick_frames.live`, imported when the command run
 from __future__ import annotations
 
 import argparse
-import asyncio
 import os
 import sys
 from pathlib import Path
@@ -131,6 +130,8 @@ def _stream_of(args: argparse.Namespace) -> Stream:
 
 def run(args: argparse.Namespace) -> int:
     """Stream until ``--duration`` ends (or Ctrl-C), writing parts; the exit status."""
+    import asyncio
+
     from alltick_frames.live.command import Parts, run_stream, summary
     from alltick_frames.live.wire import KINDS
     from alltick_frames.output import print_failures, write_table

@@ -23,15 +23,13 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
-import numpy as np
-import pandas as pd
-
 from alltick_frames.core.codes import CodeInfo, validate_codes
 from alltick_frames.core.intervals import Interval, parse_interval
 from alltick_frames.core.plans import BATCH_KLINE, KLINE, Plan
 from alltick_frames.core.validate import is_whole, whole
 
-TimeLike = str | int | float | date | datetime | pd.Timestamp
+#: A time as users give it (``pd.Timestamp`` is a ``datetime``).
+TimeLike = str | int | float | date | datetime
 
 #: Bars a history request gets when it names neither ``count`` nor ``start``: one page.
 DEFAULT_COUNT = 500
@@ -53,14 +51,20 @@ def to_epoch(value: TimeLike, name: str) -> int:
     not_a_time = (
         f"{name}={value!r} is not a time; use ISO 8601 like '2024-03-01' or '2024-03-01T12:00Z'"
     )
-    if isinstance(value, bool | np.bool_):
+    if isinstance(value, bool):
         raise ValueError(not_a_time)
-    if isinstance(value, numbers.Real):  # numpy's integers and floats too
+    if isinstance(value, numbers.Real):  # numpy's integers and floats too, not numpy's bools
         if not math.isfinite(value):
             raise ValueError(not_a_time)
         if value > 1e11:
             raise ValueError(f"{name}={value} looks like milliseconds; give epoch seconds")
         return int(value)
+    # Only a time that is not a number needs pandas: the command line checks a request
+    # without importing it (see alltick_frames.cli).
+    import pandas as pd
+
+    if pd.api.types.is_bool(value):
+        raise ValueError(not_a_time)
     if isinstance(value, date) and not isinstance(value, datetime):
         return int(pd.Timestamp(value, tz="UTC").timestamp())
     if isinstance(value, str):
