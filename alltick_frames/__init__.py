@@ -49,6 +49,7 @@ _EXPORTS: dict[str, str] = {
         ("PLANS", "Plan", "Rate", "get_plan", "load_plan_file"), "alltick_frames.core.plans"
     ),
     "wide": "alltick_frames.frames",
+    **dict.fromkeys(("BarBuilder", "stream", "ticks_to_bars"), "alltick_frames.live"),
     "RetryPolicy": "alltick_frames.run.runner",
 }
 
@@ -57,6 +58,7 @@ __all__ = [
     "AllTick",
     "AllTickError",
     "AuthError",
+    "BarBuilder",
     "CodeError",
     "DailyCapReached",
     "FetchFailed",
@@ -78,7 +80,9 @@ __all__ = [
     "parse_interval",
     "retry",
     "static_info",
+    "stream",
     "suspensions",
+    "ticks_to_bars",
     "trades",
     "wide",
 ]

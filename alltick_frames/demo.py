@@ -16,7 +16,6 @@ not import the command line, and imports pandas and the client only when the job
 
 from __future__ import annotations
 
-import asyncio
 import csv
 import os
 import time
@@ -98,11 +97,17 @@ async def fetch_daily(
     progress: bool | None,
     clock: Callable[[], float] | None = None,
     guard: float | None = None,
+    shared_cache: bool = False,
 ) -> FetchResult:
     """The demo's job: ``count`` daily bars for ``codes``."""
     from alltick_frames.api.client import AllTick
 
-    options: dict[str, Any] = {"cache": cache, "progress": progress, "guard": guard}
+    options: dict[str, Any] = {
+        "cache": cache,
+        "shared_cache": shared_cache,
+        "progress": progress,
+        "guard": guard,
+    }
     if clock is not None:
         options["clock"] = clock
     async with AllTick(token, plan, base_url, **options) as client:
@@ -120,6 +125,7 @@ def run(
     now: str | None = None,
     no_cache: bool = False,
     cache_dir: Path | None = None,
+    shared_cache: bool = False,
     progress: bool | None = None,
 ) -> FetchResult:
     """Run the demo job, print what it did, write the bars to ``out``, return the result.
@@ -127,9 +133,12 @@ def run(
     Against the built-in emulator when ``ALLTICK_TOKEN`` is unset or ``emulator`` is true
     (``plan`` defaults to :data:`EMULATOR_PLAN`, ``now`` fixes its market clock), else
     against AllTick at ``base_url`` (``plan`` defaults to :data:`TOKEN_PLAN`). Synthetic bars
-    go into a cache only when ``cache_dir`` names one. Failed codes are part of the demo: they
-    are printed, not raised.
+    go into a cache only when ``cache_dir`` names one (``shared_cache`` as for
+    :class:`~alltick_frames.api.client.AllTick`). Failed codes are part of the demo: they are
+    printed, not raised.
     """
+    import asyncio  # here, not at the top: the command line's --help reads this module
+
     from alltick_frames.output import write_table
 
     if count < 1:
@@ -162,6 +171,7 @@ def run(
                     plan=plan,
                     base_url=emu.url,
                     cache=cache,
+                    shared_cache=shared_cache,
                     progress=progress,
                     clock=None if moment is None else (lambda: moment),
                     guard=IN_PROCESS_GUARD,
@@ -183,6 +193,7 @@ def run(
                 plan=plan,
                 base_url=base_url,
                 cache=cache,
+                shared_cache=shared_cache,
                 progress=progress,
             )
         )

@@ -18,8 +18,7 @@ Each file is named after the docs page it transcribes and holds::
          "optional": ["hk_shares"],   # documented keys an answer may lack
          "config": {...},             # emulator switches the example needs
          "exact": true,               # the answer must equal the documented one
-         "decoder": "kline",          # the client decoder that reads the answer, or null
-         "decodes": false, "todo": "..."}]}  # a body the client cannot read yet, and why
+         "decoder": "kline"}]}        # the client decoder that reads the answer, or null
 
 ``product-codes.json`` lists the example codes of the product-code pages instead.
 """

@@ -285,7 +285,8 @@ async def test_an_unreadable_bar_fails_its_code_not_the_job_with_the_cache(
     async with AllTick("tk", plan, one_bad_number, cache=tmp_path, **options) as c:
         result = await c.klines(["EURUSD", "BADFX", "GOLD"], "1d", count=3)
     assert list(result.failures["code"]) == ["BADFX"]
-    assert list(result.failures["kind"]) == ["transport"]
+    assert list(result.failures["kind"]) == ["unreadable"]
+    assert "'open_price' holds a value that is not a number" in result.failures["msg"][0]
     assert list(dict.fromkeys(result.data["code"])) == ["EURUSD", "GOLD"]
     assert result.stats.calls == {"kline": 3}  # the unreadable code is not asked again
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 from datetime import UTC, date, datetime
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import pytest
 from test_client_support import NOW, TOKEN, client, fast_plan, tokens
@@ -55,6 +56,41 @@ BAD_KLINES: list[tuple[str, dict[str, Any], str]] = [
     ("kline_type 11", {"codes": "EURUSD", "interval": 11}, "kline_type 1..10"),
     ("5M is months", {"codes": "EURUSD", "interval": "5M"}, "m = minute, M = month"),
     ("bool interval", {"codes": "EURUSD", "interval": False}, "not False"),
+    ("float interval", {"codes": "EURUSD", "interval": 8.0}, "not 8.0 (float)"),
+    ("numpy float interval", {"codes": "EURUSD", "interval": np.float64(8)}, "(float64)"),
+    ("numpy bool count", {"codes": "EURUSD", "count": np.True_}, "count must be a whole"),
+    # Sent 4 requests, then raised OverflowError (issue 10).
+    ("count 10**20", {"codes": "EURUSD", "count": 10**20}, "ask for fewer, or for a time range"),
+]
+
+#: (what is wrong, klines arguments, words the message must hold): arguments of the wrong
+#: type altogether, refused with a TypeError.
+WRONG_TYPE_KLINES: list[tuple[str, dict[str, Any], str]] = [
+    ("codes None", {"codes": None}, "codes must be a code or a list of codes"),
+    # Sent the code "code" (iterating a DataFrame gives its column names).
+    ("codes DataFrame", {"codes": pd.DataFrame({"code": ["EURUSD"]})}, "codes=df['code']"),
+    ("codes dict", {"codes": {"EURUSD": "euro"}}, "list(d)"),
+    ("codes bytes", {"codes": b"EURUSD"}, "codes must be a code or a list of codes"),
+    ("codes int", {"codes": 700}, "codes must be a code or a list of codes"),
+]
+
+#: (what is wrong, AllTick() keyword arguments, exception, words the message must hold)
+BAD_OPTIONS: list[tuple[str, dict[str, Any], type[Exception], str]] = [
+    # Waited 195 s, then reported a false timeout (issue 10).
+    ("concurrency -5", {"concurrency": -5}, ValueError, "concurrency must be a whole number >= 1"),
+    ("concurrency 0", {"concurrency": 0}, ValueError, "concurrency must be a whole number >= 1"),
+    ("concurrency 2.5", {"concurrency": 2.5}, ValueError, "concurrency must be a whole number"),
+    ("timeout 0", {"timeout": 0}, ValueError, "timeout must be a finite number of seconds above 0"),
+    ("timeout -1", {"timeout": -1}, ValueError, "above 0, e.g. timeout=30"),
+    ("timeout nan", {"timeout": float("nan")}, ValueError, "finite number of seconds"),
+    ("timeout text", {"timeout": "30"}, TypeError, "timeout must be a number of seconds"),
+    ("timeout bool", {"timeout": True}, TypeError, "timeout must be a number of seconds"),
+    # Each of these was retried 6 times over 10 s, then "retry the failures later".
+    ("not a url", {"base_url": "not a url"}, ValueError, "is not an http:// or https:// URL"),
+    ("ftp url", {"base_url": "ftp://quote.alltick.co"}, ValueError, "http:// or https://"),
+    ("bad port", {"base_url": "http://127.0.0.1:99999"}, ValueError, "is not a URL"),
+    ("url query", {"base_url": "https://quote.alltick.co?x=1"}, ValueError, "scheme and host"),
+    ("url not text", {"base_url": 8787}, TypeError, "base_url must be a URL string"),
 ]
 
 #: (what is wrong, latest arguments, words the message must hold)
@@ -72,6 +108,7 @@ BAD_LATEST: list[tuple[str, dict[str, Any], str]] = [
     ("no codes", {"codes": []}, "no codes given"),
     ("a repeated code", {"codes": ["TSLA.US", "TSLA.US"]}, "codes repeated"),
     ("lower-case stock", {"codes": ["tsla.us"]}, "malformed US code"),
+    ("float count", {"codes": ["EURUSD"], "count": 1.0}, "count must be 1 or 2"),
 ]
 
 
@@ -89,6 +126,53 @@ async def test_bad_klines_input_raises_before_any_call(emu, what, args, words) -
             c.estimate("klines", **args)
     assert words in str(info.value), str(info.value)
     assert emu.stats() == {}
+
+
+@pytest.mark.parametrize(
+    ("what", "args", "words"), WRONG_TYPE_KLINES, ids=[c[0] for c in WRONG_TYPE_KLINES]
+)
+async def test_klines_arguments_of_the_wrong_type_raise_type_error(emu, what, args, words) -> None:
+    async with client(emu, PLAN) as c:
+        with pytest.raises(TypeError) as info:
+            await c.klines(**args)
+        with pytest.raises(TypeError):
+            c.estimate("klines", **args)
+    assert words in str(info.value), str(info.value)
+    assert emu.stats() == {}
+
+
+@pytest.mark.parametrize(
+    ("what", "options", "error", "words"), BAD_OPTIONS, ids=[c[0] for c in BAD_OPTIONS]
+)
+def test_bad_client_options_raise_before_any_call(emu, what, options, error, words) -> None:
+    options = {"base_url": emu.url, "cache": False, **options}
+    with pytest.raises(error) as info:
+        AllTick(TOKEN, PLAN, **options)
+    assert words in str(info.value), str(info.value)
+    assert emu.stats() == {}
+
+
+async def test_a_base_url_with_a_path_is_refused_before_any_call(emu, monkeypatch) -> None:
+    """A path after the host was retried 6 times over 10 s (issue 10); from the environment
+    too, and the message says where the URL came from."""
+    with pytest.raises(ValueError, match="must be the scheme and host only") as info:
+        AllTick(TOKEN, PLAN, emu.url + "/quote-b-api", cache=False)
+    assert "drop everything after the host" in str(info.value)
+    monkeypatch.setenv("ALLTICK_BASE_URL", emu.url + "/v1")
+    with pytest.raises(ValueError, match=r"^\$ALLTICK_BASE_URL="):
+        AllTick(TOKEN, PLAN, cache=False)
+    assert emu.stats() == {}
+
+
+async def test_numpy_integers_are_accepted_wherever_ints_are(emu) -> None:
+    """interval=np.int64(8) was refused while count=np.int64(3) was accepted (issue 10)."""
+    async with client(emu, PLAN, concurrency=np.int64(2), timeout=np.float32(5)) as c:
+        bars = await c.klines(np.array(["EURUSD"]), np.int64(8), count=np.int64(3))
+        latest = await c.latest(pd.Series(["EURUSD"]), intervals=[np.int32(8)], count=np.int8(2))
+    assert bars.ok and len(bars.data) == 3
+    assert latest.ok and len(latest.data) == 2
+    assert latest.data["timestamp"].tolist() == bars.data["timestamp"].iloc[1:].tolist()
+    assert emu.stats()[TOKEN] == {"kline": {"200": 1}, "batch-kline": {"200": 1}}
 
 
 @pytest.mark.parametrize(("what", "args", "words"), BAD_LATEST, ids=[c[0] for c in BAD_LATEST])

@@ -87,6 +87,9 @@ class FreezeOnce:
     def split(self, call: Call) -> Any:
         return self.inner.split(call)
 
+    def max_body(self, call: Call) -> int:
+        return self.inner.max_body(call)
+
 
 async def test_calls_whose_task_woke_late_take_a_new_slot(alltick_emulator, caplog) -> None:
     """Two calls per 0.5 s, sent in bursts (``smooth=False``, so the times below are exact).
@@ -98,7 +101,7 @@ async def test_calls_whose_task_woke_late_take_a_new_slot(alltick_emulator, capl
     emu = alltick_emulator(tokens=tokens(plan))
     codes = codes_by_class(emu)["US"][:8]
     req = planner.kline_request(codes, "1d", count=3, now=NOW.timestamp())
-    job = FreezeOnce(KlineJob(req, plan), freeze=0.7)
+    job = FreezeOnce(KlineJob(req, plan, now=NOW.timestamp()), freeze=0.7)
     transport = Transport(emu.url, Secret(TOKEN))
     budget = Budget(plan, smooth=False)
     runner = Runner(transport, budget, FetchStats(), retry=FAST_RETRY, concurrency=4)

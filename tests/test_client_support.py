@@ -178,3 +178,17 @@ class WarpClock:
                 self.advance(delay)
             else:
                 await asyncio.sleep(delay)
+
+
+class SkewedClock:
+    """This host's clock, ``skew`` seconds off true time (as hosts without NTP are)."""
+
+    def __init__(self, skew: float) -> None:
+        self.skew = skew
+
+    def now(self) -> float:
+        return time.time() + self.skew
+
+    async def sleep_until(self, t: float) -> None:
+        while (delay := t - self.now()) > 0:
+            await asyncio.sleep(delay)

@@ -24,7 +24,9 @@ from test_client_support import (
 )
 
 import alltick_frames as af
-from alltick_frames.frames import STRING
+from alltick_frames.core.codes import classify
+from alltick_frames.core.intervals import parse_interval
+from alltick_frames.frames import STRING, completeness
 from alltick_frames.frames.completeness import COMPLETENESS_COLUMNS
 
 PLAN = fast_plan(100)
@@ -292,3 +294,32 @@ async def test_to_arrow_and_to_polars_round_trip_the_frame(alltick_emulator, mon
     monkeypatch.setitem(sys.modules, "polars", None)  # as if it were not installed
     with pytest.raises(ImportError, match=r"pip install 'alltick-frames\[polars\]'"):
         result.to_polars()
+
+
+def test_a_code_whose_end_time_was_ignored_is_measured_like_a_stock() -> None:
+    """A code whose answer showed its end time ignored (``KlineJob.unpaged``) could not be
+    asked for anything older than its oldest bar: ``not-pageable``, saying why, where a code
+    that pages gets ``history-limit``; a hole inside its bars is still a ``gap``; a code that
+    brought nothing is ``not-pageable`` whole."""
+    hours = pd.date_range(FRIDAY - pd.Timedelta(hours=10), periods=10, freq="h", unit="ns")
+    came = hours[4:].delete(2)  # of 11:00 to 20:00: 15:00 to 20:00 without 17:00
+    data = pd.DataFrame(
+        {"code": ["EURUSD"] * len(came) + ["USDJPY"] * len(came), "timestamp": came.append(came)}
+    )
+    codes = [classify(c) for c in ("EURUSD", "GBPUSD", "USDJPY")]
+    expect = completeness.Expectations(
+        parse_interval("1h"), FRIDAY.timestamp(), start=int(hours[0].timestamp())
+    )
+    measured = completeness.measure(
+        data, codes, expect, kline_bars=500, unpaged={"EURUSD", "GBPUSD"}
+    )
+    ignored = " (AllTick ignored the end time asked for: it serves the latest bars)"
+    assert [(f.code, f.kind, f.msg) for f in measured.failures] == [
+        ("EURUSD", "not-pageable", "no bars before 2024-05-24 15:00Z could be fetched" + ignored),
+        ("EURUSD", "gap", "1 bar missing inside the series, at 2024-05-24 17:00Z"),
+        ("GBPUSD", "not-pageable", "no bars in the requested range could be fetched" + ignored),
+        ("USDJPY", "history-limit", "no bars before 2024-05-24 15:00Z could be fetched"),
+        ("USDJPY", "gap", "1 bar missing inside the series, at 2024-05-24 17:00Z"),
+    ]
+    assert [h.code.code for h in measured.holes] == ["EURUSD", "USDJPY"]
+    assert measured.table["missing"].tolist() == [5, 10, 5]

@@ -49,8 +49,8 @@ TOKEN = "e945d7d9-secret-c-app"
         (601, Action.FAIL_FAST),
         (201, Action.FAIL_FAST),
         (202, Action.FAIL_FAST),
-        (999, Action.FAIL_FAST),
-        (500, Action.FAIL_FAST),
+        (999, Action.UNKNOWN),
+        (500, Action.UNKNOWN),
     ],
 )
 def test_action_for_follows_the_error_table(ret: int, action: Action) -> None:

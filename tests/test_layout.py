@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ast
 import importlib
+import os
 import pkgutil
 import subprocess
 import sys
@@ -15,7 +16,9 @@ import pytest
 import alltick_frames
 
 PACKAGE = Path(alltick_frames.__file__).parent
-HEAVY = ("pandas", "numpy", "pyarrow", "aiohttp", "diskcache")
+#: What the command line must not import before it has work to do (asyncio alone takes
+#: ~0.1 s: a third of the time --help may take).
+HEAVY = ("pandas", "numpy", "pyarrow", "aiohttp", "diskcache", "asyncio")
 
 
 def _modules() -> list[str]:
@@ -50,24 +53,55 @@ def test_every_module_imports_on_its_own():
     assert done.stdout.strip() == ""
 
 
+def _cli_imports(argv: list[str]) -> tuple[subprocess.CompletedProcess[str], list[str]]:
+    """Run ``python -m alltick_frames.cli *argv`` without a token; its heavy imports
+    (``-X importtime`` lists every module the interpreter imported)."""
+    env = {k: v for k, v in os.environ.items() if k != "ALLTICK_TOKEN"}
+    done = subprocess.run(
+        [sys.executable, "-X", "importtime", "-m", "alltick_frames.cli", *argv],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+    )
+    imported = {line.rsplit("|", 1)[-1].strip() for line in done.stderr.splitlines()}
+    return done, sorted(m for m in imported if m.split(".")[0] in HEAVY)
+
+
 @pytest.mark.parametrize(
     "argv",
     [["--help"], ["fetch", "klines", "--help"], ["cache", "info", "--help"], ["demo", "--help"]],
     ids=" ".join,
 )
 def test_help_imports_no_data_or_network_library(argv):
-    """``python -m alltick_frames.cli ... --help`` works and loads neither pandas nor aiohttp
-    (``-X importtime`` lists every module the interpreter imported)."""
-    done = subprocess.run(
-        [sys.executable, "-X", "importtime", "-m", "alltick_frames.cli", *argv],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    """``--help`` works and loads neither pandas nor aiohttp, nor even asyncio."""
+    done, heavy = _cli_imports(argv)
     assert done.returncode == 0, done.stderr
     assert done.stdout.startswith("usage: alltick-frames")
-    imported = {line.rsplit("|", 1)[-1].strip() for line in done.stderr.splitlines()}
-    assert sorted(m for m in imported if m.split(".")[0] in HEAVY) == []
+    assert heavy == []
+
+
+ARGUMENT_ERRORS = [
+    (["fetch", "klines", "--count", "x"], 2, "argument --count: invalid int value: 'x'"),
+    (["fetch", "klines", "--codes", "AAPL.US", "--count", "0"], 2, "count must be a whole"),
+    (["fetch", "klines", "--codes", "aapl.us"], 2, "malformed US code 'aapl.us'"),
+    (["fetch", "latest", "--codes", "AAPL.US", "--intervals", "4h"], 2, "not offered for"),
+    (["fetch", "latest", "--codes", "EURUSD", "--intervals", "7m"], 2, "interval"),
+    (["fetch", "trades"], 2, "give the codes with --codes"),
+    (["fetch", "trades", "--codes", "AAPL.US"], 4, "no AllTick token"),
+]
+
+
+@pytest.mark.parametrize(
+    ("argv", "status", "message"), ARGUMENT_ERRORS, ids=[" ".join(a) for a, _, _ in ARGUMENT_ERRORS]
+)
+def test_argument_errors_import_no_data_or_network_library(argv, status, message):
+    """A mistake in the command, whether argparse or the client's own checks find it, is
+    reported before pandas or aiohttp is loaded: at once, not a second later."""
+    done, heavy = _cli_imports(argv)
+    assert done.returncode == status
+    assert ": error: " in done.stderr and message in done.stderr
+    assert heavy == []
 
 
 def _imports(path: Path) -> set[str]:
@@ -99,7 +133,7 @@ def test_the_core_imports_no_io():
 
 def test_the_public_api_is_the_same_names_loaded_on_use():
     assert set(alltick_frames._EXPORTS) == set(alltick_frames.__all__)
-    assert len(alltick_frames.__all__) == 28
+    assert len(alltick_frames.__all__) == 31
     for name, module in alltick_frames._EXPORTS.items():
         assert getattr(alltick_frames, name) is getattr(importlib.import_module(module), name)
     assert alltick_frames.__version__ == "0.1.0"

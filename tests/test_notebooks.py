@@ -10,7 +10,7 @@ import pytest
 from nbclient import NotebookClient
 
 NOTEBOOKS = Path(__file__).parents[1] / "notebooks"
-NAMES = ["quickstart", "scheduled_refresh"]
+NAMES = ["quickstart", "scheduled_refresh", "live_stream"]
 
 
 def outputs(nb: nbformat.NotebookNode) -> tuple[str, list[str]]:
@@ -75,3 +75,16 @@ def test_scheduled_refresh_runs_top_to_bottom(offline):
     assert "route=cache; calls={}; 53 series from the cache" in text
     assert "batch-kline" in text.split("route=cache")[1]
     assert list(offline.iterdir()) == []  # the job's files were cleaned up
+
+
+def test_live_stream_runs_top_to_bottom(offline, monkeypatch):
+    monkeypatch.setenv("ALLTICK_LIVE_SECONDS", "8")  # seconds instead of a minute
+    nb = run("live_stream", offline)
+    text, _ = outputs(nb)
+    assert re.search(r"BTCUSDT 1 +\d+\.\d+ +\d+\.\d+", text)  # the book, best level ...
+    assert re.search(r"\n +5 +\d+\.\d+ +\d+\.\d+", text)  # ... down to crypto's fifth
+    assert re.search(r"AAPL.US 2024-05-15 14:\d\d:\d\d\.\d+\+00:00 +18\d\.", text)  # the tape
+    assert "'too_many': 0" in text and "'reconnects': 0" in text
+    assert "Empty DataFrame" in text  # every code arrived
+    assert re.search(r"BTCUSDT +1m 2024-05-15 14:00:00\+00:00", text)  # bars from ticks
+    assert list(offline.iterdir()) == []

@@ -1,61 +1,24 @@
-"""trades, depth, static_info and suspensions against the emulator: rows, caps, left-out codes."""
+"""trades, depth and static_info against the emulator: rows, caps, left-out codes (the
+trading-halt service is ``test_suspensions.py``)."""
 
 from __future__ import annotations
 
-import math
-from collections.abc import AsyncIterator, Callable
-from typing import Any
-
-import orjson
 import pandas as pd
 import pytest
-from aiohttp import web
-from aiohttp.test_utils import TestServer
+from quote_helpers import FAST, NOW, body, calls_of, client_for, expected_halts
 
 import alltick_frames as af
 from alltick_frames import frames
 from alltick_frames.api.client import AllTick
-from alltick_frames.budget import Budget
-from alltick_frames.core.errors import AuthError, ServiceError
-from alltick_frames.core.plans import ENDPOINTS, FREE_SYMBOLS, Plan, Rate, get_plan
-from alltick_frames.emulator import CATALOGUE, EmulatorServer
+from alltick_frames.core.plans import FREE_SYMBOLS
+from alltick_frames.emulator import CATALOGUE
 from alltick_frames.emulator import market as emu_market
-from alltick_frames.emulator import suspension as emu_suspension
-from alltick_frames.emulator.clock import parse_moment
-from alltick_frames.emulator.pytest_plugin import FIXTURE_NOW
-from alltick_frames.run.quote_jobs import SuspensionJob
 from alltick_frames.run.runner import RetryPolicy
-from alltick_frames.run.transport import Response
-
-NOW = parse_moment(FIXTURE_NOW)
-PRO = get_plan("professional")
-#: Professional's caps with rates no test can exhaust, and halts served every 0.1 s.
-FAST = PRO.with_overrides(
-    name="fast",
-    endpoint_rates={name: Rate(100_000, 1.0) for name in ENDPOINTS},
-    all_endpoints=Rate(100_000, 1.0),
-    per_minute=10**8,
-    suspension_rate=Rate(1, 0.1),
-)
-QUICK_RETRY = RetryPolicy(attempts=3, base=0.01, cap=0.05)
 
 US = [r["code"] for r in CATALOGUE.rows if r["market"] == "US" and r["asset_class"] == "stock"]
 HK = [r["code"] for r in CATALOGUE.rows if r["market"] == "HK" and r["asset_class"] == "stock"]
 FX = [r["code"] for r in CATALOGUE.rows if r["asset_class"] == "fx"]
 CRYPTO = [r["code"] for r in CATALOGUE.rows if r["asset_class"] == "crypto"]
-
-
-def client_for(emu: EmulatorServer, plan: Plan | str = FAST, **options: Any) -> AllTick:
-    """A client of ``emu`` with its own budget (budgets are otherwise shared per token)."""
-    plan = get_plan(plan)
-    options.setdefault("retry", QUICK_RETRY)
-    return AllTick(
-        emu.token, plan, emu.url, cache=False, budget=Budget(plan), progress=False, **options
-    )
-
-
-def body(data: dict[str, Any]) -> bytes:
-    return orjson.dumps({"ret": 200, "msg": "ok", "trace": "t", "data": data})
 
 
 def expected_trades(codes: list[str]) -> pd.DataFrame:
@@ -71,10 +34,6 @@ def expected_depth(codes: list[str]) -> pd.DataFrame:
 def expected_static(codes: list[str]) -> pd.DataFrame:
     infos = [emu_market.static_info(CATALOGUE[c]) for c in codes]
     return frames.decode_static_info([body({"static_info_list": infos})])
-
-
-def calls_of(emu: EmulatorServer, endpoint: str) -> dict[str, int]:
-    return emu.stats().get(emu.token, {}).get(endpoint, {})
 
 
 # --------------------------------------------------------------------------- trades
@@ -202,6 +161,7 @@ async def test_depth_long_form_exact_rows(alltick_emulator):
     assert result.ok  # HSI.HK has no book: answered, no rows, not a failure
     expected = expected_depth(codes)
     pd.testing.assert_frame_equal(result.data, expected)
+    assert set(result.data["status"]) == {"normal"}
     levels = result.data.groupby("code", sort=False)["level"].max().to_dict()
     assert levels == {"700.HK": 10, "BTCUSDT": 5, "EURUSD": 1, "AAPL.US": 1, "600519.SH": 5}
     hk = result.data[result.data["code"] == "700.HK"]
@@ -209,6 +169,45 @@ async def test_depth_long_form_exact_rows(alltick_emulator):
     assert hk[hk["side"] == "bid"]["price"].is_monotonic_decreasing
     assert str(result.data["time"].dtype) == "datetime64[ns, UTC]"
     assert calls_of(emu, "depth-tick") == {"200": 2}
+
+
+async def test_depth_at_the_limits_has_no_zero_quote_and_says_each_books_status(
+    alltick_emulator,
+):
+    """Limit-up, limit-down and delisted books come zero-filled (price-change-trading-status
+    .mdx): no zero-price row, the right status on every row, delisted codes as failures."""
+    emu = alltick_emulator(plan=FAST)
+    book_status = {row["code"]: row["book_status"] for row in emu.codes()}
+    codes = [
+        "700.HK", "600196.SH", "600011.SH", "QDZ.US", "002049.SZ", "BTCUSDT",
+        "002466.SZ", "8040.HK", "600519.SH", "301040.SZ", "HSI.HK",
+    ]  # fmt: skip
+    async with client_for(emu) as client:
+        result = await client.depth(codes)
+    data = result.data
+    pd.testing.assert_frame_equal(data, expected_depth(codes))
+    assert (data["price"] > 0).all()
+    statuses = data.groupby("code", sort=False)["status"].unique().map(list).to_dict()
+    assert statuses == {
+        "700.HK": ["normal"],
+        "600196.SH": ["limit-up"],
+        "600011.SH": ["limit-down"],
+        "002049.SZ": ["limit-up"],
+        "BTCUSDT": ["normal"],
+        "002466.SZ": ["limit-down"],
+        "600519.SH": ["normal"],
+    }
+    assert all(book_status[code] == s for code, (s,) in statuses.items())
+    sides = data.groupby("code", sort=False)["side"].unique().map(list).to_dict()
+    assert sides["600196.SH"] == sides["002049.SZ"] == ["bid"]
+    assert sides["600011.SH"] == sides["002466.SZ"] == ["ask"]
+    assert (data.groupby("code")["level"].max().loc[["600196.SH", "600011.SH"]] == 5).all()
+    delisted = [c for c in codes if book_status[c] == "delisted"]
+    assert delisted == ["QDZ.US", "8040.HK", "301040.SZ"]
+    rows = result.failures[["code", "endpoint", "kind", "attempts"]].values.tolist()
+    assert rows == [[c, "depth-tick", "delisted", 1] for c in delisted]
+    assert result.failures["ret"].isna().all()
+    assert calls_of(emu, "depth-tick") == {"200": 2}  # one per base path
 
 
 async def test_depth_left_out_codes_are_detected(alltick_emulator):
@@ -240,7 +239,7 @@ async def test_static_info_reports_non_stock_codes_and_fetches_the_stocks(alltic
     emu = alltick_emulator(plan=FAST)
     async with client_for(emu) as client:
         result = await client.static_info(["EURUSD", "700.HK", "GOLD"])
-        with pytest.raises(ValueError, match="stocks and indices only"):
+        with pytest.raises(ValueError, match="stocks only"):
             await client.static_info(["EURUSD", "BTCUSDT"])
     assert list(result.data["code"]) == ["700.HK"]
     rows = result.failures[["code", "kind", "endpoint", "attempts"]].values.tolist()
@@ -249,6 +248,19 @@ async def test_static_info_reports_non_stock_codes_and_fetches_the_stocks(alltic
         ["GOLD", "code-invalid", "static_info", 0],
     ]
     assert calls_of(emu, "static_info") == {"200": 1}
+
+
+async def test_static_info_bisects_market_indices_out(alltick_emulator):
+    """static-info.mdx covers stocks only: an index fails its call with 600, so it is
+    bisected out to a code-invalid row of its own and the stocks still arrive."""
+    emu = alltick_emulator(plan=FAST)
+    async with client_for(emu) as client:
+        result = await client.static_info(["700.HK", "HSI.HK", "AAPL.US", "000300.SH"])
+    pd.testing.assert_frame_equal(result.data, expected_static(["700.HK", "AAPL.US"]))
+    rows = result.failures[["code", "ret", "kind"]].values.tolist()
+    assert rows == [["HSI.HK", 600, "code-invalid"], ["000300.SH", 600, "code-invalid"]]
+    # 4 codes: 600; halves of 2: 600 each; quarters: 200, 600, 200, 600.
+    assert calls_of(emu, "static_info") == {"600": 5, "200": 2}
 
 
 async def test_static_info_left_out_codes_use_the_symbol_key(alltick_emulator):
@@ -260,194 +272,6 @@ async def test_static_info_left_out_codes_use_the_symbol_key(alltick_emulator):
     assert len(result.data) == 100
     assert list(result.failures["code"]) == US[100:145]
     assert set(result.failures["kind"]) == {"left-out"}
-
-
-# --------------------------------------------------------------------------- suspensions
-
-
-def expected_halts(exchange: str) -> pd.DataFrame:
-    return frames.decode_suspensions(emu_suspension.records(exchange, NOW), exchange)
-
-
-@pytest.mark.parametrize("exchange", ["sse", "nyse", "nasdaq"])
-async def test_suspensions_exact_rows(alltick_emulator, exchange):
-    emu = alltick_emulator(plan="basic")
-    async with client_for(emu, "basic") as client:
-        result = await client.suspensions(exchange.upper())
-    assert result.ok
-    expected = expected_halts(exchange)
-    assert len(expected) > 10
-    pd.testing.assert_frame_equal(result.data, expected)
-    assert list(result.data.columns) == frames.SUSPENSION_COLUMNS
-    assert calls_of(emu, f"suspension/{exchange}") == {"200": 1}
-    assert result.stats.calls == {f"suspension/{exchange}": 1}
-
-
-async def test_suspensions_follow_pages(alltick_emulator):
-    # PIN (issue 11 item 2): the halt service does not page; remove with page_size.
-    emu = alltick_emulator(plan=FAST, suspension_paging=True)
-    expected = expected_halts("nyse")
-    async with client_for(emu) as client:
-        result = await client.suspensions("nyse", page_size=20)
-    pd.testing.assert_frame_equal(result.data, expected)
-    pages = math.ceil(len(expected) / 20)
-    assert pages > 1
-    assert calls_of(emu, "suspension/nyse") == {"200": pages}
-
-
-async def test_suspensions_reject_unknown_exchanges():
-    client = AllTick("t", "basic", "http://127.0.0.1:9", cache=False)
-    try:
-        for bad in ("hkex", "", "sse/nyse"):
-            with pytest.raises(ValueError, match="sse, nyse, nasdaq"):
-                await client.suspensions(bad)
-        with pytest.raises(ValueError, match="page_size"):
-            await client.suspensions("sse", page_size=0)
-    finally:
-        await client.close()
-
-
-@pytest.fixture
-async def halt_service() -> AsyncIterator[Callable[[list[tuple[int, dict[str, Any]]]], str]]:
-    """A stand-in halt service answering a script of (status, JSON body), then the last one."""
-    servers: list[TestServer] = []
-
-    async def start(script: list[tuple[int, dict[str, Any]]]) -> str:
-        answers = list(script)
-
-        async def handle(request: web.Request) -> web.Response:
-            status, payload = answers.pop(0) if len(answers) > 1 else answers[0]
-            return web.json_response(payload, status=status)
-
-        app = web.Application()
-        app.router.add_get("/api/suspension/{exchange}", handle)
-        server = TestServer(app)
-        await server.start_server()
-        servers.append(server)
-        return str(server.make_url("")).rstrip("/")
-
-    yield start  # type: ignore[misc]
-    for server in servers:
-        await server.close()
-
-
-OK_PAGE = {
-    "success": True,
-    "timestamp": "2024-05-15T22:00:00",
-    "totalCount": 1,
-    "data": [
-        {
-            "symbol": "600519",
-            "symbolName": "KWEICHOW MOUTAI",
-            "haltReason": "Pending announcement",
-            "haltDate": "2024-05-14 00:00:00",
-            "haltTime": "09:30:00",
-            "haltPeriod": "1 day(s)",
-            "resumeDate": "",
-            "resumeTime": "",
-            "publishDate": "2024-05-13 18:30:00",
-        }
-    ],
-}
-
-
-def quick_halts(url: str) -> AllTick:
-    plan = FAST
-    return AllTick("t", plan, url, cache=False, budget=Budget(plan), retry=QUICK_RETRY)
-
-
-async def test_a_transient_service_error_is_retried(halt_service):
-    url = await halt_service([(500, {"success": False, "error": "internal error"}), (200, OK_PAGE)])
-    async with quick_halts(url) as client:
-        result = await client.suspensions("sse")
-    assert result.ok
-    assert list(result.data["code"]) == ["600519"]
-    assert str(result.data["halted_at"][0]) == "2024-05-14 01:30:00+00:00"
-    assert result.stats.retries == 1
-    assert result.stats.faults == {"service-error": 1}
-
-
-async def test_a_persistent_service_error_is_a_failure_row(halt_service):
-    url = await halt_service([(500, {"success": False, "error": "database unavailable"})])
-    async with quick_halts(url) as client:
-        result = await client.suspensions("nasdaq")
-    assert result.data.empty and list(result.data.columns) == frames.SUSPENSION_COLUMNS
-    row = result.failures.iloc[0]
-    assert (row["code"], row["endpoint"], row["kind"], row["msg"]) == (
-        "nasdaq",
-        "suspension",
-        "service-error",
-        "database unavailable",
-    )
-    assert row["attempts"] == QUICK_RETRY.attempts
-
-
-async def test_a_failed_halt_fetch_can_be_retried(halt_service):
-    error = (500, {"success": False, "error": "database unavailable"})
-    url = await halt_service([error] * QUICK_RETRY.attempts + [(200, OK_PAGE)])
-    async with quick_halts(url) as client:
-        failed = await client.suspensions("sse")
-        assert list(failed.failures["kind"]) == ["service-error"]
-        healed = await client.retry(failed)
-    assert healed.ok
-    assert list(healed.data["code"]) == ["600519"]
-    assert healed.stats.total_calls == 1
-
-
-async def test_too_frequent_backs_off_then_succeeds(halt_service):
-    url = await halt_service(
-        [(500, {"success": False, "error": "request too frequent: 1 request per minute"}),
-         (200, OK_PAGE)]
-    )  # fmt: skip
-    async with quick_halts(url) as client:
-        result = await client.suspensions("sse")
-    assert result.ok and len(result.data) == 1
-    assert result.stats.rejections == {429: 1}
-
-
-async def test_a_refused_token_stops_with_auth_error(halt_service):
-    url = await halt_service([(500, {"success": False, "error": "token invalid"})])
-    async with quick_halts(url) as client:
-        with pytest.raises(AuthError):
-            await client.suspensions("sse")
-
-
-async def test_a_service_that_reports_pages_unasked_is_paged(halt_service):
-    first = {**OK_PAGE, "totalCount": 2, "totalPages": 2, "currentPage": 1, "currentSize": 1}
-    second_record = {**OK_PAGE["data"][0], "symbol": "600000"}
-    second = {**first, "currentPage": 2, "data": [second_record]}
-    url = await halt_service([(200, first), (200, second)])
-    async with quick_halts(url) as client:
-        result = await client.suspensions("sse")
-    assert list(result.data["code"]) == ["600519", "600000"]
-    assert result.stats.calls == {"suspension/sse": 2}
-
-
-def test_the_halt_job_reads_the_service_envelope():
-    read = SuspensionJob("sse").read
-    ok = read(Response(200, orjson.dumps(OK_PAGE)))
-    assert ok.ret == 200 and ok.data.data == OK_PAGE["data"]
-    too_fast = read(Response(500, b'{"success":false,"error":"too frequent"}'))
-    assert (too_fast.ret, too_fast.msg) == (429, "too frequent")
-    assert read(Response(500, b'{"success":false,"error":"token invalid"}')).ret == 401
-    gate = read(Response(401, b'{"msg":"token is required","ret":401}'))
-    assert gate.ret == 401
-    with pytest.raises(af.TransportError, match="http-502"):
-        read(Response(502, b"<html>bad gateway</html>"))
-    with pytest.raises(af.TransportError):
-        read(Response(200, b'{"success":true,"data":"nope"}'))
-    with pytest.raises(ServiceError, match="database unavailable"):
-        read(Response(500, b'{"success":false,"error":"database unavailable"}'))
-
-
-def test_suspension_job_endpoint_matches_the_budget_window():
-    from alltick_frames.budget import windows_for
-
-    job = SuspensionJob("NYSE")
-    assert job.endpoint == "suspension/nyse"
-    keys = [w.key for w in windows_for(get_plan("basic"), job.endpoint)]
-    assert keys == ["endpoint:suspension/nyse", "per-minute"]
-    assert get_plan("basic").rate_for(job.endpoint) == Rate(1, 60.0)
 
 
 # --------------------------------------------------------------------------- estimates, sync

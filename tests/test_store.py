@@ -19,10 +19,12 @@ from alltick_frames.store import (
     FIELDS,
     BarStore,
     Coverage,
-    StoreError,
+    VacuumReport,
     default_cache_dir,
     merge_spans,
 )
+from alltick_frames.store.codec import index_key, sid_of
+from alltick_frames.store.records import parse_index
 
 
 def bars(ts: list[int] | np.ndarray, bump: float = 0.0) -> pd.DataFrame:
@@ -37,6 +39,12 @@ def assert_bars(frame: pd.DataFrame, ts: list[int] | np.ndarray, bump: float = 0
     assert frame["timestamp"].dtype == np.int64
     expected = bars(ts, bump)
     pd.testing.assert_frame_equal(frame[list(COLUMNS)].reset_index(drop=True), expected)
+
+
+def index_of(store: BarStore, code: str, interval: str) -> dict:
+    """The checked index record of a series (what the store itself believes)."""
+    sid = sid_of(store.source, code, interval)
+    return parse_index(store._backend.get(index_key(sid)), sid)
 
 
 @pytest.fixture
@@ -220,8 +228,8 @@ def test_large_series_stays_in_few_bounded_chunks(store: BarStore) -> None:
     row = store.describe().iloc[0]
     assert row["bars"] == total
     assert row["chunks"] <= -(-total // CHUNK_BARS) + 1
-    index = store._cache.get(next(k for k in store._cache.iterkeys() if k.startswith("idx:")))
-    assert all(0 < n <= CHUNK_BARS for _, _, n, _ in index["chunks"])
+    index = index_of(store, "A", "1m")
+    assert all(0 < n <= CHUNK_BARS for _, _, n, _, _ in index["chunks"])
     assert_bars(store.read("A", "1m"), np.arange(total) * step)
     lo, hi = (CHUNK_BARS - 3) * step, (CHUNK_BARS + 3) * step  # across a chunk boundary
     assert_bars(store.read("A", "1m", lo, hi), np.arange(CHUNK_BARS - 3, CHUNK_BARS + 4) * step)
@@ -292,7 +300,7 @@ def test_coverage_many_matches_coverage(store: BarStore) -> None:
 def test_reader_retries_when_a_writer_swaps_the_index(store: BarStore, tmp_path: Path) -> None:
     store.write("A", "1m", bars([0, 60]), 0, 119)
     other = BarStore(tmp_path, source="test")
-    real_get = store._cache.get
+    real_get = store._backend.get
     swapped = []
 
     def get_with_a_writer_in_between(key: str, *args: object, **kwargs: object) -> object:
@@ -301,9 +309,9 @@ def test_reader_retries_when_a_writer_swaps_the_index(store: BarStore, tmp_path:
             other.write("A", "1m", bars([60], bump=1.0), 60, 119)  # replaces the chunk
         return real_get(key, *args, **kwargs)
 
-    store._cache.get = get_with_a_writer_in_between  # type: ignore[method-assign]
+    store._backend.get = get_with_a_writer_in_between  # type: ignore[method-assign]
     got = store.read("A", "1m")
-    assert swapped
+    assert swapped and store.notes == []  # a writer's swap is not damage
     assert_bars(got.iloc[:1], [0])
     assert_bars(got.iloc[1:], [60], bump=1.0)
     other.close()
@@ -397,7 +405,7 @@ def test_describe_clear_and_size(tmp_path: Path) -> None:
         assert len(emu.read("A", "1d")) == 4
         assert emu.clear() == 2
         assert emu.describe().empty
-        assert not [k for k in emu._cache.iterkeys()]  # no chunk left behind
+        assert emu._backend.list_keys() == ["meta:format"]  # no chunk left behind
         assert emu.vacuum().orphan_chunks == 0
 
 
@@ -406,21 +414,39 @@ def test_vacuum_removes_orphans_and_repairs_missing_chunks(store: BarStore) -> N
     store.write("A", "1d", bars([0, day]), 0, 2 * day - 1)
     store.write("A", "1d", bars(np.arange(10, 20) * day), 10 * day, 20 * day - 1)
     store.write("B", "1d", bars(np.arange(CHUNK_BARS + 10) * day), 0, (CHUNK_BARS + 10) * day)
-    # Simulate damage this module cannot cause itself: a leftover chunk, a lost chunk.
-    store._cache.set('chunk:["test","A","1d"]:' + "0" * 32, b"leftover")
-    index = store._cache.get('idx:["test","B","1d"]')
-    lost = index["chunks"][0]
-    store._cache.delete(lost[3])
-    with pytest.raises(StoreError, match="vacuum"):
-        store.read("B", "1d")
+    # Damage the store's own writes cannot cause: a leftover chunk, a lost chunk.
+    store._backend.set('chunk:["test","A","1d"]:' + "0" * 32, b"leftover")
+    lost = index_of(store, "B", "1d")["chunks"][0]
+    store._backend.delete(lost[3])
 
     report = store.vacuum()
-    assert (report.orphan_chunks, report.repaired_series) == (1, 1)
+    assert report == VacuumReport(orphan_chunks=1, repaired_series=1, dropped_chunks=1)
+    assert str(report) == (
+        "repaired 1 series by dropping 1 damaged or missing piece(s) of bars; those spans are "
+        "fetched again; removed 1 orphaned piece(s) of bars"
+    )
     cov = store.coverage("B", "1d")
     assert cov.gaps(0, (CHUNK_BARS + 10) * day) == [(lost[0], lost[1])]
     assert_bars(store.read("B", "1d"), np.arange(lost[2], CHUNK_BARS + 10) * day)
     assert_bars(store.read("A", "1d"), [0, day, *np.arange(10, 20) * day])
-    assert store.vacuum() == type(report)(0, 0)
+    assert store.vacuum() == VacuumReport()
+    assert str(VacuumReport()) == "found nothing to repair"
+
+
+def test_a_read_drops_a_missing_chunk_from_coverage_and_notes_it(store: BarStore) -> None:
+    day = 86_400
+    store.write("B", "1d", bars(np.arange(CHUNK_BARS + 10) * day), 0, (CHUNK_BARS + 10) * day)
+    lost = index_of(store, "B", "1d")["chunks"][0]
+    store._backend.delete(lost[3])
+    assert_bars(store.read("B", "1d"), np.arange(lost[2], CHUNK_BARS + 10) * day)
+    assert store.coverage("B", "1d").gaps(0, lost[1] + day) == [(lost[0], lost[1])]
+    [note] = store.notes
+    assert (note.source, note.code, note.interval) == ("test", "B", "1d")
+    assert str(note) == (
+        "B 1d: a piece of its bars is missing: dropped its bars from 1970-01-01 00:00 to "
+        f"{pd.Timestamp(lost[1], unit='s'):%Y-%m-%d %H:%M}, so they are fetched again"
+    )
+    assert store.vacuum() == VacuumReport()
 
 
 def test_default_directory_follows_the_environment(
@@ -477,14 +503,14 @@ def _write_forever(directory: str, seed: int, ready: object) -> None:
 def _die_inside_the_transaction(directory: str, method: str) -> None:
     """Write once, SIGKILLing ourselves at the worst moment: new chunks stored, index not."""
     s = BarStore(directory, source="test")
-    real = getattr(s._cache, method)
+    real = getattr(s._backend, method)
 
     def fatal(key: str, *args: object, **kwargs: object) -> object:
         if method == "delete" or key.startswith("idx:"):
             os.kill(os.getpid(), signal.SIGKILL)
         return real(key, *args, **kwargs)
 
-    setattr(s._cache, method, fatal)
+    setattr(s._backend, method, fatal)
     frame, a, b = _span_bars(100, 200)
     s.write("X", "1m", frame, a, b)
 
@@ -493,9 +519,10 @@ def assert_consistent(store: BarStore) -> None:
     """Every index entry's data exists, every covered span holds exactly the bars that exist,
     and nothing lies outside the coverage."""
     cov = store.coverage("X", "1m")
-    got = store.read("X", "1m")  # raises StoreError if a referenced chunk were missing
+    got = store.read("X", "1m")
     ts = got["timestamp"].to_numpy()
     assert_bars(got, ts)
+    assert store.notes == []  # nothing was found damaged or missing
     expected = np.concatenate(
         [_exists(np.arange(lo // MINUTE, hi // MINUTE + 1) * MINUTE) for lo, hi in cov.segments]
         or [np.empty(0, np.int64)]
@@ -556,7 +583,7 @@ def test_kill_between_new_chunks_and_index_swap_keeps_the_old_state(
     with BarStore(tmp_path, source="test") as s:
         frame, a, b = _span_bars(150, 180)
         s.write("X", "1m", frame, a, b)
-        before = s.coverage("X", "1m"), s.read("X", "1m"), sorted(s._cache.iterkeys())
+        before = s.coverage("X", "1m"), s.read("X", "1m"), sorted(s._backend.list_keys())
     proc = _context().Process(target=_die_inside_the_transaction, args=(str(tmp_path), method))
     proc.start()
     proc.join(30)
@@ -564,6 +591,6 @@ def test_kill_between_new_chunks_and_index_swap_keeps_the_old_state(
     with BarStore(tmp_path, source="test") as s:
         assert s.coverage("X", "1m") == before[0]
         pd.testing.assert_frame_equal(s.read("X", "1m"), before[1])
-        assert sorted(s._cache.iterkeys()) == before[2]
+        assert sorted(s._backend.list_keys()) == before[2]
         assert_consistent(s)
         assert s.vacuum().orphan_chunks == 0

@@ -211,8 +211,7 @@ def test_parse_suspension_success() -> None:
     page = parse_suspension(SUSPENSION_OK)
     assert page.success
     assert page.error is None
-    assert (page.timestamp, page.total_count, page.total_pages) == ("2024-01-15T10:30:00", 2, 1)
-    assert (page.current_page, page.current_size) == (1, 2)
+    assert (page.timestamp, page.total_count) == ("2024-01-15T10:30:00", 2)
     assert [r["symbol"] for r in page.data] == ["600000", "600001"]
 
 

@@ -9,7 +9,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 import pandas as pd
@@ -21,20 +21,27 @@ from alltick_frames.api.quotes import QuotesMixin
 from alltick_frames.api.result import FetchResult, FetchStats
 from alltick_frames.api.retry import RetryMixin
 from alltick_frames.budget import Budget, estimate_schedule
-from alltick_frames.core import cache_planner, errors, planner
+from alltick_frames.core import cache_planner, errors, planner, validate
 from alltick_frames.core.codes import DEFAULT_BASE_URL, CodeInfo
 from alltick_frames.core.errors import Failure
 from alltick_frames.core.intervals import Interval
 from alltick_frames.core.plans import BATCH_KLINE, KLINE, Plan, get_plan
 from alltick_frames.frames import completeness, derive
-from alltick_frames.run.jobs import BatchJob, KlineJob, outside_plan, trim, unauthorized
+from alltick_frames.run.answers import trim
+from alltick_frames.run.jobs import BatchJob, Fetched, KlineJob, outside_plan, unauthorized
 from alltick_frames.run.runner import Call, Job, RetryPolicy, Runner
 from alltick_frames.run.transport import Secret, Transport
 from alltick_frames.store import BarStore
+from alltick_frames.store.dataset import BarDataset
+
+if TYPE_CHECKING:
+    from alltick_frames.live.stream import Stream
 
 #: Planning rounds per klines() call: the first fills gaps and refreshes stale tops, the next
 #: ones see what those answers revealed (more bars wanted below, a hole a refresh left).
 PLANNING_ROUNDS = 3
+#: Times a klines() call fetches again the series the cache found damaged while reading them.
+HEAL_ROUNDS = 2
 
 
 class AllTick(QuotesMixin, RetryMixin):
@@ -51,11 +58,16 @@ class AllTick(QuotesMixin, RetryMixin):
 
     Bars are cached on disk (``cache=True``, in :func:`~alltick_frames.store.default_cache_dir`;
     a path or a :class:`~alltick_frames.store.BarStore` to choose; ``cache=False`` to bypass).
+    The cache directory is a trust boundary: one that other users can write is refused unless
+    ``shared_cache=True`` says the sharing is deliberate.
     Closed bars are kept for good; the forming bar is trusted for ``ttl`` (seconds, or a
     function of the interval; default
     :func:`~alltick_frames.core.cache_planner.forming_ttl`). Cached bars are namespaced by
     ``source`` (default: the base URL's host), never by token. With a cache, every process
-    using the same directory shares one budget per token.
+    using the same directory shares one budget per token. ``budget`` shares it further: a
+    ``redis://host:6379/0`` URL (or ``$ALLTICK_BUDGET_URL``) puts it in Redis, for every
+    process and host on the token (see :mod:`~alltick_frames.budget.shared`), or pass a
+    :class:`~alltick_frames.budget.Budget`.
 
     Options: ``timeout`` per request in seconds; ``retry`` a
     :class:`~alltick_frames.run.runner.RetryPolicy`; ``concurrency`` the most calls in flight
@@ -73,13 +85,14 @@ class AllTick(QuotesMixin, RetryMixin):
         base_url: str | None = None,
         *,
         cache: bool | str | Path | BarStore = True,
+        shared_cache: bool = False,
         source: str | None = None,
         ttl: cache_planner.TTL | None = None,
         timeout: float = 30.0,
         retry: RetryPolicy | None = None,
         concurrency: int | None = None,
         raise_on_failure: bool = False,
-        budget: Budget | None = None,
+        budget: Budget | str | None = None,
         guard: float | None = None,
         progress: bool | None = None,
         clock: Callable[[], float] = time.time,
@@ -88,11 +101,20 @@ class AllTick(QuotesMixin, RetryMixin):
         if not token:
             raise ValueError("no AllTick token: pass token=... or set ALLTICK_TOKEN")
         self.plan = get_plan(plan)
-        base = base_url or os.environ.get("ALLTICK_BASE_URL") or DEFAULT_BASE_URL
-        self.base_url = base.rstrip("/")
+        if base_url is not None:
+            self.base_url = validate.base_url(base_url)
+        elif os.environ.get("ALLTICK_BASE_URL"):
+            self.base_url = validate.base_url(os.environ["ALLTICK_BASE_URL"], "$ALLTICK_BASE_URL")
+        else:
+            self.base_url = DEFAULT_BASE_URL
+        timeout = validate.seconds("timeout", timeout)
         self._token = Secret(token)
         self.retry_policy = retry or RetryPolicy()
-        self.concurrency = concurrency or default_concurrency(self.plan)
+        self.concurrency = (
+            default_concurrency(self.plan)
+            if concurrency is None
+            else validate.whole("concurrency", concurrency)
+        )
         self.raise_on_failure = raise_on_failure
         self.progress = progress
         self.clock = clock
@@ -103,11 +125,16 @@ class AllTick(QuotesMixin, RetryMixin):
         elif cache is False:
             self.store = None
         else:
-            self.store = BarStore(None if cache is True else cache, source=source)
+            self.store = BarStore(
+                None if cache is True else cache, source=source, shared=shared_cache
+            )
         options = {} if guard is None else {"guard": guard}
         cache_dir = self.store.root if self.store is not None else None
-        self._owns_budget = budget is None
-        self.budget = budget or Budget.for_token(self.plan, token, cache_dir, **options)
+        self._owns_budget = not isinstance(budget, Budget)
+        if isinstance(budget, Budget):
+            self.budget = budget
+        else:
+            self.budget = _budget(budget, self.plan, token, cache_dir, options)
         self._transport = Transport(
             self.base_url, self._token, timeout=timeout, connections=self.concurrency
         )
@@ -129,6 +156,19 @@ class AllTick(QuotesMixin, RetryMixin):
             self.store.close()
         if self._owns_budget:
             self.budget.close()
+
+    def stream(
+        self, codes: str | Iterable[str], *, trades: bool = True, depth: bool = True, **options: Any
+    ) -> Stream:
+        """Live trades and order books of ``codes`` over AllTick's WebSocket, on this client's
+        token, plan and base URL: ``async with client.stream(codes) as s: async for frame in s``
+        (options as :class:`~alltick_frames.live.stream.Stream`)."""
+        from alltick_frames.live.stream import Stream
+
+        return Stream(
+            codes, token=self._token, plan=self.plan, base_url=self.base_url,
+            trades=trades, depth=depth, **options,
+        )  # fmt: skip
 
     def ttl(self, interval: Interval) -> float:
         """Seconds a cached forming bar of ``interval`` is trusted."""
@@ -181,6 +221,8 @@ class AllTick(QuotesMixin, RetryMixin):
         count: int | None = None,
         start: planner.TimeLike | None = None,
         end: planner.TimeLike | None = None,
+        *,
+        out: str | Path | None = None,
     ) -> FetchResult:
         """History bars for many codes, one ``/kline`` page of up to 500 bars per call.
 
@@ -193,10 +235,18 @@ class AllTick(QuotesMixin, RetryMixin):
         With the cache, only what it lacks is fetched: a repeated request makes no call, an
         extended range fetches only its new pages, and series a bar or two behind are
         refreshed through ``/batch-kline`` when that takes fewer calls (``stats.route`` says).
+
+        ``out`` names a directory to write the bars to as well, a Parquet dataset that DuckDB,
+        Polars and Spark read (:class:`~alltick_frames.store.dataset.BarDataset`): one file
+        per series, merged with what it holds, written even when some items failed.
         """
         started, now = time.monotonic(), self.clock()
         req = planner.kline_request(codes, interval, count, start, end, now=now)
+        dataset = None if out is None else BarDataset(out)
+        if dataset is not None:
+            dataset.sweep()  # what a killed job left there
         stats = FetchStats()
+        mark = self._notes_mark()
         request = {
             "method": "klines",
             "codes": req.code_order,
@@ -207,25 +257,30 @@ class AllTick(QuotesMixin, RetryMixin):
         }
         data, failures, table = [], [], []
         for part in derive.split(req, now):
-            got, failed, attempts = await self._fetch(part.fetch, stats, now)
+            fetched = await self._fetch(part.fetch, stats, now)
+            got, failed = fetched.data, fetched.failures
             if part.derived:
                 stats.derived_from = str(part.fetch.interval)
                 got = trim(derive.derive_bars(got, req.interval, now), part.request)
                 failed = [replace(f, interval=str(req.interval)) for f in failed]
-            measured = part.measure(got, now, self.plan, {f.code for f in failed}, attempts)
+            measured = part.measure(
+                got, now, self.plan, {f.code for f in failed}, fetched.attempts, fetched.unpaged
+            )
             data.append(got)
             failures += failed + measured.failures
             table.append(measured.table)
         stats.route = "+".join(sorted(e for e, n in stats.calls.items() if n)) or "cache"
+        stats.notes = self._notes_since(mark)
         merged = data[0] if len(data) == 1 else frames.finalize_klines(data, req.code_order)
         table = completeness.combine(table, req.code_order)
+        if dataset is not None:
+            dataset.write(merged)
         return self._result(merged, failures, stats, started, request, table, now)
 
-    async def _fetch(
-        self, req: planner.KlineRequest, stats: FetchStats, now: float
-    ) -> tuple[pd.DataFrame, list[Failure], dict[str, int]]:
-        """Fetch ``req`` (from the cache where it can): its bars, its failure rows, and the
-        calls spent per code."""
+    async def _fetch(self, req: planner.KlineRequest, stats: FetchStats, now: float) -> Fetched:
+        """Fetch ``req`` (from the cache where it can): its bars, its failure rows, the calls
+        spent per code and the codes found not to page."""
+        seen = self._notes_mark()  # damage the cache finds from here on is this fetch's
         blocked = outside_plan(req.codes, self.plan)
         failures = unauthorized(blocked, self.plan, KLINE, str(req.interval))
         todo = [c for c in req.codes if c not in blocked]
@@ -233,10 +288,42 @@ class AllTick(QuotesMixin, RetryMixin):
         if self.store is None:
             pages = [planner.first_page(req, c, self.plan) for c in todo]
             failures += await self._run_pages(job, pages, stats)
+            data = job.frame()
         else:
             failures += await self._fill(req, todo, job, stats, now)
-        data = job.frame()
-        return data, failures + job.unreadable, job.attempts
+            data = job.frame()
+            for _ in range(HEAL_ROUNDS):  # series the cache found damaged while reading them
+                healed = self._healed(req, todo, seen)
+                if not healed:
+                    break
+                seen = len(self.store.notes)
+                job.forget(c.code for c in healed)
+                cached = stats.cached
+                failures += await self._fill(req, healed, job, stats, now)
+                stats.cached = cached
+                data = job.frame()
+        return Fetched(data, failures + job.rejected, job.attempts, job.unpaged)
+
+    def _notes_mark(self) -> int:
+        return 0 if self.store is None else len(self.store.notes)
+
+    def _notes_since(self, mark: int) -> list[str]:
+        """What the cache healed in series since ``mark`` (its warnings go to ``warnings``)."""
+        notes = [] if self.store is None else self.store.notes[mark:]
+        return [str(n) for n in notes if n.code is not None]
+
+    def _healed(
+        self, req: planner.KlineRequest, todo: Sequence[CodeInfo], mark: int
+    ) -> list[CodeInfo]:
+        """The codes of ``todo`` whose series the cache found damaged since ``mark``: all of
+        them after an event of the whole store (a damaged database moved aside)."""
+        assert self.store is not None
+        alias, source = str(req.interval), self.store.source
+        notes = self.store.notes[mark:]
+        if any(n.code is None for n in notes):
+            return list(todo)
+        hit = {n.code for n in notes if n.source == source and n.interval == alias}
+        return [c for c in todo if c.code in hit]
 
     def _plan_round(
         self, req: planner.KlineRequest, todo: Sequence[CodeInfo], now: float, paged: set[str]
@@ -286,11 +373,13 @@ class AllTick(QuotesMixin, RetryMixin):
                 batch_job = BatchJob(store=self.store, now=now)
                 calls = [batch_job.call(c) for c in chunks]
                 failures += await self._run(batch_job, calls, stats, "refresh")
-                failures += batch_job.left_out + batch_job.unreadable
+                failures += batch_job.left_out + batch_job.rejected
             pages = [page for p in needy if p not in batch for page in p.pages]
             paged.update(page.code.code for page in pages)
             failures += await self._run_pages(job, pages, stats)
-            failed = {f.code for f in [*failures, *job.unreadable]}
+            # A code found not to page is not planned again: its gaps would only be asked for
+            # (and ignored) once more.
+            failed = {f.code for f in [*failures, *job.rejected]} | job.unpaged
             todo = [c for c in todo if c.code not in failed]
         return failures
 
@@ -309,7 +398,9 @@ class AllTick(QuotesMixin, RetryMixin):
         """
         started, now = time.monotonic(), self.clock()
         groups = planner.latest_groups(codes, intervals, count)
+        count = int(count)  # 1 or 2, of any integer type
         stats = FetchStats(route=BATCH_KLINE)
+        mark = self._notes_mark()
         job = BatchJob(store=self.store, now=now)
         infos = list(dict.fromkeys(c for c, _ in groups))
         blocked = set(outside_plan(infos, self.plan))
@@ -323,13 +414,14 @@ class AllTick(QuotesMixin, RetryMixin):
         chunks = planner.pack_groups(todo, self.plan.batch_groups, count)
         failures += await self._run(job, [job.call(c) for c in chunks], stats, "latest")
         data = job.frame(todo, count)
+        stats.notes = self._notes_since(mark)
         request = {
             "method": "latest",
             "codes": [c.code for c in infos],
             "intervals": list(dict.fromkeys(str(i) for _, i in groups)),
             "count": count,
         }
-        failures += job.left_out + job.unreadable
+        failures += job.left_out + job.rejected
         return self._result(data, failures, stats, started, request)
 
     # ------------------------------------------------------------------------ estimate, retry
@@ -431,6 +523,7 @@ class AllTick(QuotesMixin, RetryMixin):
     ) -> FetchResult:
         stats.rows = len(data)
         stats.wall_time = time.monotonic() - started
+        stats.failover = self.budget.ledger.failover or ""
         code_order = request.get("codes")
         result = FetchResult(data, errors.failures_frame(failures, code_order), stats, request)
         if measured is not None:
@@ -438,6 +531,19 @@ class AllTick(QuotesMixin, RetryMixin):
         if self.raise_on_failure:
             result.raise_for_failures()
         return result
+
+
+def _budget(
+    url: str | None, plan: Plan, token: str, cache_dir: Path | None, options: dict[str, Any]
+) -> Budget:
+    """The budget a client builds: in Redis at ``url`` (or ``$ALLTICK_BUDGET_URL``), else on
+    disk beside the cache, else in this process's memory."""
+    from alltick_frames.budget.shared import budget_from_url, budget_url_from_env
+
+    url = url if url is not None else budget_url_from_env()
+    if url is not None:
+        return budget_from_url(url, plan, token, **options)
+    return Budget.for_token(plan, token, cache_dir, **options)
 
 
 def default_concurrency(plan: Plan) -> int:

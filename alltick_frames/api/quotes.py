@@ -87,11 +87,18 @@ class QuotesMixin:
     async def depth(self, codes: str | Iterable[str]) -> FetchResult:
         """The latest order book of each code, via ``/depth-tick``, in long form.
 
-        One row per (code, side, level) (:data:`~alltick_frames.frames.DEPTH_DTYPES`):
-        ``code``, ``time`` (UTC), ``seq``, ``side`` ("bid"/"ask"), ``level`` (1 is the best
-        price), ``price``, ``volume``. AllTick sends 1 level for FX, metals and US stocks, 5
-        for crypto and A-shares, 10 for HK. A code with an empty book (market indices, a
-        delisted stock) is answered but has no rows; it is not a failure.
+        One row per quoted (code, side, level) (:data:`~alltick_frames.frames.DEPTH_DTYPES`):
+        ``code``, ``time`` (UTC), ``seq``, ``status``, ``side`` ("bid"/"ask"), ``level`` (1 is
+        the best price), ``price``, ``volume``. AllTick sends 1 level for FX, metals and US
+        stocks, 5 for crypto and A-shares, 10 for HK.
+
+        AllTick marks a stock at its limit by zero-filling one side of the book, and a
+        delisted stock by zero-filling both (``price-change-trading-status.mdx``). A level of
+        price 0 is never returned as a quote; ``status`` says what the book is:
+        ``"limit-up"`` (every ask zero: bid rows only), ``"limit-down"`` (every bid zero: ask
+        rows only) or ``"normal"``. A delisted code has no rows and a ``delisted`` failure
+        row. A code with an empty book (a market index) is answered but has no rows; that is
+        not a failure.
 
         >>> books = (await client.depth(["700.HK"])).data              # doctest: +SKIP
         >>> books.pivot(index="level", columns="side", values="price")  # doctest: +SKIP
@@ -99,13 +106,15 @@ class QuotesMixin:
         return await self._symbol_list(DEPTH_TICK, "depth", codes)
 
     async def static_info(self, codes: str | Iterable[str]) -> FetchResult:
-        """Reference data of stocks and indices, via ``/static_info`` (stock path only).
+        """Reference data of stocks, via ``/static_info`` (stock path only).
 
         Columns (:data:`~alltick_frames.frames.STATIC_INFO_DTYPES`): ``code``, names,
         ``exchange``, ``board``, ``currency``, ``lot_size``, share counts and per-share
         figures. FX, crypto and metal codes have no static information: each gets a
         ``code-invalid`` failure row without a call; a request of only such codes is a
-        ValueError.
+        ValueError. AllTick answers "US stocks, Hong Kong stocks, and A-share products"
+        (``static-info.mdx``): a market index fails its call with ``ret`` 600, and is
+        bisected out to a ``code-invalid`` row of its own while the stocks arrive.
         """
         return await self._symbol_list(STATIC_INFO, "static_info", codes)
 
@@ -120,14 +129,14 @@ class QuotesMixin:
             todo = [c for c in infos if c.is_stock]
             if not todo:
                 raise ValueError(
-                    "static_info covers stocks and indices only (AAPL.US, 700.HK, 600416.SH, "
+                    "static_info covers stocks only (AAPL.US, 700.HK, 600416.SH, "
                     f"...); none of these is one: {[c.code for c in infos][:5]}"
                 )
             failures += [
                 Failure(
                     code=c.code,
                     endpoint=STATIC_INFO,
-                    msg="static_info serves stocks and indices only; no call made",
+                    msg="static_info serves stocks only; no call made",
                     kind="code-invalid",
                     attempts=0,
                 )
@@ -150,25 +159,26 @@ class QuotesMixin:
         code_order = [c.code for c in infos]
         data = job.frame(code_order)
         request = {"method": method, "codes": code_order}
-        return self._result(data, failures + job.left_out, stats, started, request)
+        failures += job.left_out + job.delisted + job.rejected
+        return self._result(data, failures, stats, started, request)
 
     # ------------------------------------------------------------------ trading halts
 
-    async def suspensions(self, exchange: str, *, page_size: int | None = None) -> FetchResult:
+    async def suspensions(self, exchange: str) -> FetchResult:
         """Trading halts of the past year on ``exchange`` (``"sse"``, ``"nyse"``,
-        ``"nasdaq"``), newest notice first.
+        ``"nasdaq"``), newest notice first, in one call (the service does not page).
 
-        Columns (:data:`~alltick_frames.frames.SUSPENSION_DTYPES`): ``exchange``, ``code``,
-        ``name``, ``reason``, ``period``, ``halted_at``, ``resumes_at`` (NaT while no
-        resumption is announced), ``published_at`` (all UTC), ``source_exchange`` and
-        ``pause_threshold_price``. The service allows one call per minute per exchange on
-        every plan, so a second call within the minute waits. ``page_size`` asks for pages
-        of that many records instead of everything at once (see :class:`SuspensionJob`).
-        An error the service keeps answering becomes a ``service-error`` failure row whose
-        ``code`` is the exchange.
+        Columns (:data:`~alltick_frames.frames.SUSPENSION_DTYPES`): ``exchange``, ``code``
+        (AllTick's code of the halted stock: ``600000.SH``, ``AAPL.US``), ``symbol`` (the
+        bare ticker the service sends), ``name``, ``reason``, ``period`` (SSE only),
+        ``halted_at``, ``resumes_at`` (NaT while no resumption is announced),
+        ``published_at`` (all UTC), ``source_exchange`` and ``pause_threshold_price``. The
+        service allows one call per minute per exchange on every plan, so a second call
+        within the minute waits. An error the service keeps answering becomes a
+        ``service-error`` failure row whose ``code`` is the exchange.
         """
         started = time.monotonic()
-        job = SuspensionJob(exchange, page_size)
+        job = SuspensionJob(exchange)
         stats = FetchStats(route=job.endpoint)
         calls = [job.call()]
         bar = Progress(len(calls), "suspensions", self.progress)
@@ -177,7 +187,7 @@ class QuotesMixin:
         finally:
             bar.close()
         failures = [as_suspension_failure(f) for f in failures]
-        request = {"method": "suspensions", "exchange": job.exchange, "page_size": page_size}
+        request = {"method": "suspensions", "exchange": job.exchange}
         return self._result(job.frame(), failures, stats, started, request)
 
     # ------------------------------------------------------------------ estimates
@@ -199,8 +209,6 @@ class QuotesMixin:
         """Calls :meth:`static_info` would make, per endpoint (stock codes only)."""
         return self._symbol_list_calls(STATIC_INFO, codes)
 
-    def _calls_for_suspensions(
-        self, exchange: str, *, page_size: int | None = None
-    ) -> dict[str, int]:
-        """Calls :meth:`suspensions` would make: one, unless the service sends pages."""
-        return {SuspensionJob(exchange, page_size).endpoint: 1}
+    def _calls_for_suspensions(self, exchange: str) -> dict[str, int]:
+        """Calls :meth:`suspensions` would make: one."""
+        return {SuspensionJob(exchange).endpoint: 1}

@@ -37,8 +37,14 @@ class FetchStats:
     #: The interval bars were built from when AllTick does not serve the one asked for
     #: (stocks' 2h and 4h bars are built from "1h"); "" when every bar came as served.
     derived_from: str = ""
+    #: What the cache healed on the way: a damaged or missing part of a series, dropped and
+    #: fetched again (a damaged or unwritable cache as a whole gets a CacheWarning).
+    notes: list[str] = field(default_factory=list)
     rows: int = 0
     wall_time: float = 0.0
+    #: Empty while the budget's shared ledger held; else what happened (Redis unreachable
+    #: since when, and the share of the plan the job was paced at from then on).
+    failover: str = ""
 
     def absorb(self, other: FetchStats) -> None:
         """Add the counts of ``other`` (a second job of the same request) to these."""
@@ -51,6 +57,8 @@ class FetchStats:
         self.cached += other.cached
         self.route = "+".join(sorted({*self.route.split("+"), *other.route.split("+")} - {""}))
         self.derived_from = self.derived_from or other.derived_from
+        self.notes += other.notes
+        self.failover = self.failover or other.failover
 
     @property
     def total_calls(self) -> int:
@@ -68,8 +76,10 @@ class FetchStats:
             "cached": self.cached,
             "route": self.route,
             "derived_from": self.derived_from,
+            "notes": list(self.notes),
             "rows": self.rows,
             "wall_time": round(self.wall_time, 3),
+            "failover": self.failover,
         }
 
     def __str__(self) -> str:
@@ -83,6 +93,10 @@ class FetchStats:
             text += f"; rejections {dict(self.rejections)}"
         if self.derived_from:
             text += f"; stock bars built from {self.derived_from} bars"
+        if self.notes:
+            text += f"; {len(self.notes)} cache note(s)"
+        if self.failover:
+            text += f"; budget failed over: {self.failover}"
         return text
 
 

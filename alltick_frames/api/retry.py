@@ -25,7 +25,8 @@ from alltick_frames.core import errors, planner
 from alltick_frames.core.errors import Failure
 from alltick_frames.core.plans import Plan
 from alltick_frames.frames import completeness, derive
-from alltick_frames.run.jobs import KlineJob, trim
+from alltick_frames.run.answers import trim
+from alltick_frames.run.jobs import Fetched, KlineJob
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -36,7 +37,18 @@ __all__ = ["RETRYABLE_KINDS", "RetryMixin"]
 
 #: Failure kinds worth asking again by default: the rest are permanent (a bad code stays bad).
 RETRYABLE_KINDS = frozenset(
-    {"transport", "rate-limit", "daily-cap", "left-out", "cancelled", "service-error", "gap"}
+    {
+        "transport",
+        "rate-limit",
+        "daily-cap",
+        "left-out",
+        "cancelled",
+        "service-error",
+        "unreadable",
+        "bad-bars",
+        "unknown-ret",
+        "gap",
+    }
 )
 
 
@@ -130,13 +142,17 @@ class RetryMixin:
         for part in derive.split(req, asof):
             old = result.data[result.data["code"].isin(part.request.code_order)]
             holes = part.measure(old, asof, self.plan).holes
-            fetched, failed, attempts = await self._fetch_holes(part.fetch, holes, out.stats, now)
+            fetched = await self._fetch_holes(part.fetch, holes, out.stats, now)
+            got, failed = fetched.data, fetched.failures
             if part.derived:
-                fetched = derive.derive_bars(fetched, req.interval, now)
+                got = derive.derive_bars(got, req.interval, now)
                 failed = [replace(f, interval=str(req.interval)) for f in failed]
-            fresh = completeness.within(fetched, holes)
+            fresh = completeness.within(got, holes)
             merged = trim(frames.finalize_klines([old, fresh], part.request.code_order), req)
-            measured = part.measure(merged, asof, self.plan, {f.code for f in failed}, attempts)
+            measured = part.measure(
+                merged, asof, self.plan, {f.code for f in failed}, fetched.attempts,
+                fetched.unpaged,
+            )  # fmt: skip
             bars.append(fresh)
             out.failures += failed + measured.failures
             tables.append(measured.table)
@@ -150,9 +166,9 @@ class RetryMixin:
         holes: list[completeness.Hole],
         stats: FetchStats,
         now: float,
-    ) -> tuple[pd.DataFrame, list[Failure], dict[str, int]]:
+    ) -> Fetched:
         """Run the pages of ``holes`` (bars of ``req.interval``) in rounds of one chain per
-        code (a job assembles one chain per code): the bars, failure rows and calls per code."""
+        code (a job assembles one chain per code)."""
         spans: dict[str, list[tuple[int, int, int]]] = {}
         for hole in holes:
             spans.setdefault(hole.code.code, []).append((hole.lo, hole.hi, hole.bars))
@@ -161,7 +177,7 @@ class RetryMixin:
             for code in req.codes
             if code.code in spans
         ]
-        data, failures, attempts = [], [], {}
+        data, failures, attempts, unpaged = [], [], {}, set()
         for k in range(max(map(len, chains), default=0)):
             pages = [chain[k] for chain in chains if len(chain) > k]
             floors = [p.floor for p in pages if p.floor is not None]
@@ -171,8 +187,9 @@ class RetryMixin:
             )
             job = KlineJob(span, self.plan, self.store, now)
             failures += await self._run_pages(job, pages, stats)
-            failures += job.unreadable
+            failures += job.rejected
             data.append(job.frame())
+            unpaged |= job.unpaged
             for code, calls in job.attempts.items():
                 attempts[code] = attempts.get(code, 0) + calls
-        return frames.finalize_klines(data, req.code_order), failures, attempts
+        return Fetched(frames.finalize_klines(data, req.code_order), failures, attempts, unpaged)

@@ -53,14 +53,20 @@ def klines(
     start: TimeLike | None = None,
     end: TimeLike | None = None,
     *,
+    out: str | Path | None = None,
     token: str | None = None,
     plan: str | Plan | Path = "basic",
     base_url: str | None = None,
     **options: Any,
 ) -> FetchResult:
-    """Blocking :meth:`AllTick.klines`; ``options`` go to :class:`AllTick`."""
+    """Blocking :meth:`AllTick.klines` (``out``: a Parquet dataset directory to write the bars
+    to as well); ``options`` go to :class:`AllTick`."""
     return _with_client(
-        lambda c: c.klines(codes, interval, count, start, end), token, plan, base_url, options
+        lambda c: c.klines(codes, interval, count, start, end, out=out),
+        token,
+        plan,
+        base_url,
+        options,
     )
 
 
@@ -125,20 +131,17 @@ def static_info(
     base_url: str | None = None,
     **options: Any,
 ) -> FetchResult:
-    """Blocking :meth:`AllTick.static_info`: reference data of stocks and indices."""
+    """Blocking :meth:`AllTick.static_info`: reference data of stocks."""
     return _with_client(lambda c: c.static_info(codes), token, plan, base_url, options)
 
 
 def suspensions(
     exchange: str,
     *,
-    page_size: int | None = None,
     token: str | None = None,
     plan: str | Plan | Path = "basic",
     base_url: str | None = None,
     **options: Any,
 ) -> FetchResult:
     """Blocking :meth:`AllTick.suspensions`: trading halts of ``sse``, ``nyse`` or ``nasdaq``."""
-    return _with_client(
-        lambda c: c.suspensions(exchange, page_size=page_size), token, plan, base_url, options
-    )
+    return _with_client(lambda c: c.suspensions(exchange), token, plan, base_url, options)

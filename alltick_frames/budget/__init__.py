@@ -37,9 +37,11 @@ How it works: a **ledger** of reservations
     floating point would push a back-filled slot a whole window later. Public methods speak
     float epoch seconds.
 
-    Two ledgers share that algorithm: :class:`MemoryLedger` (one process; the default) and
+    Three ledgers share that algorithm: :class:`MemoryLedger` (one process; the default),
     :class:`DiskLedger` (a ``diskcache.Cache`` whose SQLite ``BEGIN IMMEDIATE`` transaction
-    makes read-compute-write atomic across processes). The disk ledger is keyed by
+    makes read-compute-write atomic across processes) and :class:`RedisLedger` (a
+    ``WATCH``/``MULTI`` transaction in Redis, on the server's clock, for every host on the
+    token: :mod:`~alltick_frames.budget.shared`). Shared ledgers are keyed by
     :func:`token_fingerprint`, a salted hash, never by the token.
 
 Feedback from the server: :meth:`Budget.on_rejected` (a 429 or 605 came back despite pacing:
@@ -60,6 +62,7 @@ from alltick_frames.budget.estimate import estimate_schedule, theoretical_minimu
 from alltick_frames.budget.ledger import Ledger
 from alltick_frames.budget.ledger_disk import DiskLedger
 from alltick_frames.budget.ledger_memory import MemoryLedger
+from alltick_frames.budget.ledger_redis import RedisLedger
 from alltick_frames.budget.pacing import Budget, token_fingerprint
 from alltick_frames.budget.slots import (
     ALL_ENDPOINTS_KEY,
@@ -94,6 +97,7 @@ __all__ = [
     "Ledger",
     "LedgerState",
     "MemoryLedger",
+    "RedisLedger",
     "Rule",
     "Window",
     "day_index",

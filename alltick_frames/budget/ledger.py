@@ -14,10 +14,14 @@ T = TypeVar("T")
 class Ledger(ABC):
     """Where reservations live. A ledger runs a function on its :class:`LedgerState` atomically.
 
-    Implementations: :class:`MemoryLedger` (this process) and :class:`DiskLedger` (every
-    process using the same directory). Both are safe for many asyncio tasks: ``update`` is
-    synchronous, so no other task runs in the middle of it.
+    Implementations: :class:`MemoryLedger` (this process), :class:`DiskLedger` (every
+    process using the same directory) and :class:`RedisLedger` (every host reaching one Redis).
+    All are safe for many asyncio tasks: ``update`` is synchronous, so no other task runs in
+    the middle of it.
     """
+
+    #: What happened if a shared ledger had to fall back to a local one (None while it holds).
+    failover: str | None = None
 
     @abstractmethod
     def update(self, fn: Callable[[LedgerState], T]) -> T:
@@ -27,6 +31,10 @@ class Ledger(ABC):
         changed before the raise (copying the state to undo would cost a copy per call), so
         ``fn`` must raise before it changes anything that matters. The budget's functions
         only prune expired entries before they can raise.
+
+        A ledger that detects conflicting writers instead of locking them out (Redis) runs
+        ``fn`` again on the fresh state when another client wrote first, so whatever ``fn``
+        changes outside the state must bear being done twice.
         """
 
     @abstractmethod

@@ -6,16 +6,19 @@ that did arrive is still written, and ``--failures`` says what is missing), 2 fo
 in the command, 4 when the token is missing or refused, 1 for anything else.
 
 One module per command (:mod:`~alltick_frames.cli.fetch`, :mod:`~alltick_frames.cli.cache`,
-:mod:`~alltick_frames.cli.demo`; ``emulate`` comes from :mod:`alltick_frames.emulator.cli`)
-and :mod:`~alltick_frames.cli.common` for what they share. Building the parser imports
-neither pandas nor aiohttp: each command imports what it needs when it runs.
+:mod:`~alltick_frames.cli.demo`, :mod:`~alltick_frames.cli.stream`; ``emulate`` comes from
+:mod:`alltick_frames.emulator.cli`) and :mod:`~alltick_frames.cli.common` for what they
+share. Building the parser imports neither pandas nor aiohttp: each command imports what it
+needs when it runs.
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
+import warnings
 from collections.abc import Sequence
+from typing import Any
 
 from alltick_frames.cli.cache import add_cache_parser
 from alltick_frames.cli.common import (
@@ -23,11 +26,13 @@ from alltick_frames.cli.common import (
     EXIT_ERROR,
     EXIT_HELP,
     EXIT_USAGE,
+    FetchStopped,
     NoToken,
     help_formatter,
 )
 from alltick_frames.cli.demo import add_demo_parser
 from alltick_frames.cli.fetch import add_fetch_parser
+from alltick_frames.cli.stream import add_stream_parser
 
 __all__ = ["build_parser", "main"]
 
@@ -75,6 +80,7 @@ def build_parser(*, emulate: bool = False) -> argparse.ArgumentParser:
     add_fetch_parser(sub)
     add_cache_parser(sub)
     add_demo_parser(sub)
+    add_stream_parser(sub)
     if emulate:
         from alltick_frames.emulator.cli import add_emulate_parser
 
@@ -94,6 +100,20 @@ def _fail(parser: argparse.ArgumentParser, status: int, message: str) -> int:
     return status
 
 
+def _warning_printer(prog: str) -> Any:
+    """``warnings.showwarning`` for the command line: the cache's warnings as one plain line
+    (what happened and what was done), every other warning as Python prints it."""
+    shown = warnings.showwarning
+
+    def show(message: Any, category: type[Warning], *args: Any, **kwargs: Any) -> None:
+        if category.__name__ == "CacheWarning":
+            print(f"{prog}: warning: {message}", file=sys.stderr)
+        else:
+            shown(message, category, *args, **kwargs)
+
+    return show
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line with ``argv`` (default: ``sys.argv[1:]``); return the exit status.
 
@@ -102,17 +122,37 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser(emulate=_command(argv) == "emulate")
     args = parser.parse_args(argv)
-    from alltick_frames.core.errors import AllTickError, AuthError
-
     try:
-        return int(args.handler(args) or 0)
-    except (AuthError, NoToken) as exc:
-        return _fail(parser, EXIT_AUTH, str(exc))
-    except ValueError as exc:  # UsageError and bad input found before any call
-        return _fail(parser, EXIT_USAGE, str(exc))
-    except AllTickError as exc:
-        return _fail(parser, EXIT_ERROR, str(exc))
-    except OSError as exc:
-        return _fail(parser, EXIT_ERROR, str(exc))
+        with warnings.catch_warnings():
+            warnings.showwarning = _warning_printer(parser.prog)
+            return int(args.handler(args) or 0)
     except KeyboardInterrupt:
         return _fail(parser, 130, "interrupted")
+    except Exception as exc:
+        status = _status(exc)
+        if status is None:
+            raise
+        return _fail(parser, status, str(exc))
+
+
+def _status(exc: Exception) -> int | None:
+    """The exit status of the error a command stopped with; None for a bug (raised as is).
+
+    The package's own errors are imported last: their module imports pandas, which a usage
+    error, found before any data was touched, should not wait for.
+    """
+    if isinstance(exc, NoToken):
+        return EXIT_AUTH
+    if isinstance(exc, FetchStopped):
+        return EXIT_ERROR
+    if isinstance(exc, ValueError):  # UsageError and bad input found before any call
+        return EXIT_USAGE
+    if isinstance(exc, OSError):
+        return EXIT_ERROR
+    from alltick_frames.core.errors import AllTickError, AuthError
+
+    if isinstance(exc, AuthError):
+        return EXIT_AUTH
+    if isinstance(exc, AllTickError):
+        return EXIT_ERROR
+    return None

@@ -6,7 +6,14 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from alltick_frames.cli.common import EXIT_OK, help_formatter, split_codes, wrap
+from alltick_frames.cli.common import (
+    EXIT_OK,
+    SHARED_CACHE_HELP,
+    UsageError,
+    help_formatter,
+    split_codes,
+    wrap,
+)
 
 _SOURCE_HELP = (
     "only this source: bars are kept apart by where they came from, the host by default "
@@ -17,7 +24,7 @@ _SOURCE_HELP = (
 def add_cache_parser(sub: Any) -> None:
     cache = sub.add_parser(
         "cache",
-        help="look after the disk cache of bars (info, clear, vacuum)",
+        help="look after the disk cache of bars (info, clear, vacuum, export)",
         description=wrap(
             "The disk cache keeps closed bars for good and the forming bar for a short "
             "while, so repeated jobs fetch only what is new. These commands look at it and "
@@ -33,6 +40,7 @@ def add_cache_parser(sub: Any) -> None:
         metavar="DIR",
         help="the cache (default: $ALLTICK_CACHE_DIR or ~/.cache/alltick-frames)",
     )
+    where.add_argument("--shared-cache", action="store_true", help=SHARED_CACHE_HELP)
     series = argparse.ArgumentParser(add_help=False)
     series.add_argument("--codes", metavar="A,B,...", help="only these codes")
     series.add_argument("--interval", help="only this bar size, e.g. 1d")
@@ -55,12 +63,29 @@ def add_cache_parser(sub: Any) -> None:
     clear.set_defaults(handler=_cache_clear)
     vacuum = what.add_parser(
         "vacuum",
-        help="remove orphaned pieces and repair broken indexes",
-        description="Remove stored pieces no series refers to (left by a killed process) and "
-        "repair series that refer to missing pieces (those spans are fetched again).",
+        help="find and repair damage, and say what was done",
+        description="Check the whole cache and repair what is damaged: a damaged database "
+        "file is moved aside and what still passes every check is kept; series with damaged "
+        "or missing pieces lose those spans (fetched again); entries the cache never writes "
+        "(planted pickles, side files) and pieces no series refers to are removed unread.",
         parents=[where],
     )
     vacuum.set_defaults(handler=_cache_vacuum)
+    export = what.add_parser(
+        "export",
+        help="write the cached bars to a Parquet dataset",
+        description=wrap(
+            "Write the cached series (every one, or those of --codes and/or --interval) to "
+            "DIR as a hive-partitioned Parquet dataset, one file per series "
+            "(interval=1d/code=AAPL.US/part-0.parquet), the layout `fetch klines --out DIR` "
+            "writes: DuckDB, Polars and Spark read it. Series already there whole are not "
+            "written again. Forming bars are included."
+        ),
+        formatter_class=help_formatter,
+        parents=[where, series],
+    )
+    export.add_argument("dir", type=Path, metavar="DIR", help="the dataset's directory")
+    export.set_defaults(handler=_cache_export)
 
 
 def _store(args: argparse.Namespace) -> Any:
@@ -69,7 +94,14 @@ def _store(args: argparse.Namespace) -> Any:
     root = args.cache_dir or default_cache_dir()
     if not (Path(root) / "bars").exists():
         return None, root
-    return BarStore(root), root
+    return BarStore(root, shared=args.shared_cache), root
+
+
+def _print_notes(store: Any) -> None:
+    """What the store healed in series while the command ran (warnings are printed apart)."""
+    for note in store.notes:
+        if note.code is not None:
+            print(f"cache: {note}")
 
 
 def _cache_info(args: argparse.Namespace) -> int:
@@ -82,6 +114,7 @@ def _cache_info(args: argparse.Namespace) -> int:
         if args.codes:
             table = table[table["code"].isin(split_codes(args.codes))]
         size = store.size_bytes()
+    _print_notes(store)
     print(f"cache: {root}")
     print(f"size on disk: {size / 1e6:.1f} MB; {len(table)} series")
     if not table.empty:
@@ -102,6 +135,7 @@ def _cache_clear(args: argparse.Namespace) -> int:
     codes = split_codes(args.codes) if args.codes else [None]
     with store:
         removed = sum(store.clear(code, args.interval, args.source) for code in codes)
+    _print_notes(store)
     print(f"deleted {removed} series from {root}")
     return EXIT_OK
 
@@ -114,8 +148,36 @@ def _cache_vacuum(args: argparse.Namespace) -> int:
     with store:
         report = store.vacuum()
         size = store.size_bytes()
+    print(f"vacuum of {root}: {report}; {size / 1e6:.1f} MB on disk")
+    return EXIT_OK
+
+
+def _cache_export(args: argparse.Namespace) -> int:
+    store, root = _store(args)
+    if store is None:
+        print(f"no cache at {root}: nothing to export")
+        return EXIT_OK
+    from alltick_frames.store import BarStore
+    from alltick_frames.store.dataset import BarDataset, Written, export_store
+
+    dataset = BarDataset(args.dir)
+    with store:
+        table = store.describe(interval=args.interval, source=args.source)
+    if args.codes:
+        table = table[table["code"].isin(split_codes(args.codes))]
+    sources = sorted(set(table["source"]))
+    if len(sources) > 1:
+        raise UsageError(
+            f"the cache holds bars from {len(sources)} sources ({', '.join(sources)}); "
+            "export one at a time with --source"
+        )
+    keys = list(zip(table["code"], table["interval"], strict=True))
+    done = Written(0, 0)
+    if keys:
+        with BarStore(root, source=sources[0]) as source:
+            done = export_store(source, keys, dataset)
     print(
-        f"removed {report.orphan_chunks} orphaned piece(s), repaired "
-        f"{report.repaired_series} series; {size / 1e6:.1f} MB on disk"
+        f"exported {len(keys)} series to {args.dir}: {done.written} written, "
+        f"{done.unchanged} already there"
     )
     return EXIT_OK

@@ -29,6 +29,11 @@ EXIT_HELP = "exit status:\n" + "\n".join(f"  {code}  {text}" for code, text in E
 
 OUTPUT_SUFFIXES = (".parquet", ".pq", ".csv")
 
+SHARED_CACHE_HELP = (
+    "use a cache directory that other users can write (refused otherwise: whoever can write "
+    "it decides what you read, and its budget ledger paces your token)"
+)
+
 
 class UsageError(ValueError):
     """A mistake in the command line that argparse itself cannot see (exit status 2)."""
@@ -36,6 +41,11 @@ class UsageError(ValueError):
 
 class NoToken(Exception):
     """No token was given and none is in the environment (exit status 4)."""
+
+
+class FetchStopped(Exception):
+    """A fetch stopped on an error after its arguments were accepted (exit status 1, never
+    the usage status 2: a server's answer is not a mistake in the command)."""
 
 
 # --------------------------------------------------------------------------- parsers
@@ -52,7 +62,7 @@ def wrap(text: str) -> str:
 
 
 def connection_options() -> argparse.ArgumentParser:
-    """Token, plan, host, cache and progress options, as a parent parser."""
+    """Token, plan, host, cache, budget and progress options, as a parent parser."""
     parent = argparse.ArgumentParser(add_help=False)
     group = parent.add_argument_group("connection")
     group.add_argument(
@@ -82,6 +92,14 @@ def connection_options() -> argparse.ArgumentParser:
     )
     cache_options(group, exclusive=False)
     group.add_argument(
+        "--budget",
+        metavar="URL",
+        default=None,
+        help="share the token's budget through Redis, e.g. redis://host:6379/0, with every "
+        "process and host using the same URL (default: $ALLTICK_BUDGET_URL; else shared by "
+        "the processes using the same cache directory). Needs alltick-frames[redis]",
+    )
+    group.add_argument(
         "--quiet",
         "-q",
         action="store_true",
@@ -109,7 +127,8 @@ def check_conflicts(args: argparse.Namespace) -> None:
 
 
 def cache_options(group: Any, exclusive: bool = True) -> None:
-    """``--no-cache`` and ``--cache-dir`` on ``group`` (exclusive of each other if asked)."""
+    """``--no-cache`` and ``--cache-dir`` on ``group`` (exclusive of each other if asked), and
+    ``--shared-cache``."""
     cache = group.add_mutually_exclusive_group() if exclusive else group
     cache.add_argument(
         "--no-cache", action="store_true", help="neither read nor write the disk cache of bars"
@@ -120,6 +139,7 @@ def cache_options(group: Any, exclusive: bool = True) -> None:
         metavar="DIR",
         help="the disk cache (default: $ALLTICK_CACHE_DIR or ~/.cache/alltick-frames)",
     )
+    group.add_argument("--shared-cache", action="store_true", help=SHARED_CACHE_HELP)
 
 
 def codes_options() -> argparse.ArgumentParser:
@@ -156,9 +176,10 @@ def output_options() -> argparse.ArgumentParser:
     group.add_argument(
         "--out",
         type=Path,
-        metavar="FILE",
-        help="write the data to FILE (.parquet or .csv); without it, print a summary and "
-        "the first rows",
+        metavar="FILE|DIR",
+        help="write the data to FILE (.parquet or .csv), or for klines to DIR (a name with no "
+        "suffix, or a directory): a Parquet dataset, one file per series, that DuckDB and "
+        "Polars read; without it, print a summary and the first rows",
     )
     group.add_argument(
         "--failures",
@@ -180,6 +201,19 @@ def output_path(path: Path | None, option: str) -> Path | None:
     """``path`` if it names a table file (.parquet or .csv), else UsageError."""
     if path is not None and path.suffix.lower() not in OUTPUT_SUFFIXES:
         raise UsageError(f"{option} must end in .parquet or .csv, got {str(path)!r}")
+    return path
+
+
+def dataset_dir(path: Path | None, method: str) -> Path | None:
+    """``path`` if ``--out`` names a dataset directory (no file suffix, or a directory that
+    exists), which only ``klines`` writes; else None."""
+    if path is None or not (path.is_dir() or path.suffix == ""):
+        return None
+    if method != "klines":
+        raise UsageError(
+            f"--out {path} is a directory (a Parquet dataset), which only klines writes; "
+            "give a .parquet or .csv file"
+        )
     return path
 
 

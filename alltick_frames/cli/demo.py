@@ -110,6 +110,7 @@ def run(args: argparse.Namespace) -> int:
         now=args.now,
         no_cache=args.no_cache,
         cache_dir=args.cache_dir,
+        shared_cache=args.shared_cache,
         progress=progress_choice(args),
     )
     return EXIT_OK

@@ -4,8 +4,9 @@ or trading halts into a Parquet or CSV file."""
 from __future__ import annotations
 
 import argparse
-import asyncio
 import os
+import re
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -13,10 +14,12 @@ from alltick_frames.cli.common import (
     EXIT_HELP,
     EXIT_OK,
     EXIT_PARTIAL,
+    FetchStopped,
     NoToken,
     check_conflicts,
     codes_options,
     connection_options,
+    dataset_dir,
     gather_codes,
     help_formatter,
     output_options,
@@ -65,9 +68,9 @@ _FETCH_HELP: dict[str, tuple[str, str]] = {
         "A-shares; 10 for HK.",
     ),
     "info": (
-        "static information on stocks and indices",
+        "static information on stocks",
         "Names, exchange, board, currency, lot size, share counts and per-share figures "
-        "through /static_info. Stocks and indices only: other codes become failure rows.",
+        "through /static_info. Stocks only: other codes (indices too) become failure rows.",
     ),
     "suspensions": (
         "trading halts of one exchange",
@@ -109,14 +112,14 @@ def add_fetch_parser(sub: Any) -> None:
             bars.add_argument(
                 "--interval",
                 default="1d",
-                help="bar size: 1m 5m 15m 30m 1h 2h 4h 1d 1w 1M (stocks' 2h/4h are built "
-                "from their 1h bars; default: 1d)",
+                help="bar size: 1m 5m 15m 30m 1h 2h 4h 1d 1w 1M, or AllTick's kline_type 1..10 "
+                "(stocks' 2h/4h are built from their 1h bars; default: 1d)",
             )
             bars.add_argument("--count", type=int, help="the newest N bars of each code")
             bars.add_argument(
                 "--start",
-                help="first bar time: a date (2024-01-02, read as UTC) or ISO time with a "
-                "zone (2024-01-02T09:30Z)",
+                help="first bar time: a date (2024-01-02, read as UTC), an ISO time with a "
+                "zone (2024-01-02T09:30Z) or Unix seconds (1704187800)",
             )
             bars.add_argument("--end", help="last bar time, like --start (default: now)")
             bars.add_argument(
@@ -149,11 +152,6 @@ def add_fetch_parser(sub: Any) -> None:
                 choices=("sse", "nyse", "nasdaq"),
                 help="which exchange's halts",
             )
-            halts.add_argument(
-                "--page-size",
-                type=int,
-                help="ask for pages of this many records (default: everything at once)",
-            )
 
 
 def _fetch_epilog(name: str) -> str:
@@ -170,20 +168,42 @@ def _fetch_epilog(name: str) -> str:
 
 
 def _request(args: argparse.Namespace) -> tuple[list[Any], dict[str, Any]]:
-    """Positional and keyword arguments of the client method ``args.method``."""
+    """Positional and keyword arguments of the client method ``args.method``, checked by the
+    client's own rules (ValueError) before anything heavy is imported: a mistake in the
+    request is reported at once, not after pandas and aiohttp have loaded."""
     if args.method == "suspensions":
-        return [args.exchange], {"page_size": args.page_size}
+        return [args.exchange], {}
+    from alltick_frames.core import planner
+    from alltick_frames.core.codes import validate_codes
+
     codes = gather_codes(args)
     if args.method == "klines":
-        return [codes], {
-            "interval": args.interval,
+        kwargs = {
+            "interval": _number_or_text(args.interval),
             "count": args.count,
-            "start": args.start,
-            "end": args.end,
+            "start": _number_or_text(args.start),
+            "end": _number_or_text(args.end),
         }
+        planner.kline_request(codes, **kwargs, now=time.time())
+        return [codes], kwargs
     if args.method == "latest":
-        return [codes], {"intervals": split_codes(args.intervals), "count": args.count}
+        intervals = [_number_or_text(i) for i in split_codes(args.intervals)]
+        kwargs = {"intervals": intervals, "count": args.count}
+        planner.latest_groups(codes, **kwargs)
+        return [codes], kwargs
+    validate_codes(codes)
     return [codes], {}
+
+
+_NUMBER = re.compile(r"\s*-?\d+(\.\d+)?\s*")
+
+
+def _number_or_text(text: str | None) -> int | float | str | None:
+    """A number for a numeric option value (``--interval 8``, ``--start 1714000000``), so the
+    command line means what the Python API means; any other text as it is."""
+    if text is None or not _NUMBER.fullmatch(text):
+        return text
+    return float(text) if "." in text else int(text)
 
 
 #: Stands in for the token of a dry run without one: nothing is sent, only planned.
@@ -192,8 +212,6 @@ DRY_RUN_TOKEN = "dry-run-without-token"
 
 def make_client(args: argparse.Namespace) -> Any:
     """The :class:`~alltick_frames.api.client.AllTick` the connection options describe."""
-    from alltick_frames.api.client import AllTick
-
     token = args.token if args.token is not None else os.environ.get("ALLTICK_TOKEN")
     if not token and getattr(args, "dry_run", False):
         token = DRY_RUN_TOKEN
@@ -202,9 +220,19 @@ def make_client(args: argparse.Namespace) -> Any:
             "no AllTick token: pass --token or set ALLTICK_TOKEN (`alltick-frames demo` and "
             "`--dry-run` need none)"
         )
+    from alltick_frames.api.client import AllTick
+
     plan = args.plan_file if args.plan_file is not None else (args.plan or "basic")
     cache: bool | Path = False if args.no_cache else (args.cache_dir or True)
-    return AllTick(token, plan, args.base_url, cache=cache, progress=progress_choice(args))
+    return AllTick(
+        token,
+        plan,
+        args.base_url,
+        cache=cache,
+        shared_cache=args.shared_cache,
+        progress=progress_choice(args),
+        budget=args.budget,
+    )
 
 
 def _estimate(client: Any, method: str, call_args: list[Any], kwargs: dict[str, Any]) -> str:
@@ -219,23 +247,45 @@ def _estimate(client: Any, method: str, call_args: list[Any], kwargs: dict[str, 
     return f"dry run, no call made: {text}"
 
 
+def _check_arguments(
+    client: Any, method: str, call_args: list[Any], kwargs: dict[str, Any]
+) -> None:
+    """Check what :func:`_request` could not check without the client (a static_info list with
+    no stock, say), without a call and without reading the cache: a damaged series found there
+    is the fetch's to heal and to report in its ``stats.notes``, which a read beforehand would
+    leave silent."""
+    if method not in ("klines", "latest"):
+        getattr(client, f"_calls_for_{method}")(*call_args, **kwargs)
+
+
 async def _fetch_async(
     client: Any, method: str, call_args: list[Any], kwargs: dict[str, Any]
 ) -> FetchResult:
     async with client:
-        return await getattr(client, method)(*call_args, **kwargs)
+        # Every argument is checked first (a ValueError: a mistake in the command); after
+        # that, an error comes from the fetch, never from the command line.
+        _check_arguments(client, method, call_args, kwargs)
+        try:
+            return await getattr(client, method)(*call_args, **kwargs)
+        except (ValueError, TypeError) as exc:
+            raise FetchStopped(
+                f"the fetch stopped on an unexpected error (please report it): {exc!r}"
+            ) from exc
 
 
 def run(args: argparse.Namespace) -> int:
     """Run ``fetch``: write what arrived, say what did not; the exit status says which."""
-    from alltick_frames.output import print_failures, print_head, summary, write_table
-
     check_conflicts(args)
-    out = output_path(args.out, "--out")
+    dataset = dataset_dir(args.out, args.method)
+    out = None if dataset is not None else output_path(args.out, "--out")
     failures_out = output_path(args.failures, "--failures")
     completeness_out = output_path(getattr(args, "completeness", None), "--completeness")
     call_args, kwargs = _request(args)
     client = make_client(args)
+    import asyncio
+
+    from alltick_frames.output import print_failures, print_head, summary, write_table
+
     if args.dry_run:
         try:
             print(_estimate(client, args.method, call_args, kwargs))
@@ -244,6 +294,8 @@ def run(args: argparse.Namespace) -> int:
         if not (args.token or os.environ.get("ALLTICK_TOKEN")):
             print("note: no token given, so calls already spent today are not counted")
         return EXIT_OK
+    if dataset is not None:
+        kwargs["out"] = dataset
     result = asyncio.run(_fetch_async(client, args.method, call_args, kwargs))
     if out is not None:
         write_table(result.data, out)
@@ -253,8 +305,12 @@ def run(args: argparse.Namespace) -> int:
         write_table(result.completeness, completeness_out)
     if not args.quiet:
         print(summary(args.method, result))
+        for note in result.stats.notes:
+            print(f"cache: {note}")
         if out is not None:
             print(f"wrote {len(result.data):,} rows to {out}")
+        elif dataset is not None:
+            print(f"wrote {len(result.data):,} rows to {dataset}/ (a Parquet dataset)")
         else:
             print_head(result.data)
         if not result.ok:

@@ -7,7 +7,10 @@ AllTick serves two families on two base paths, and a code sent to the wrong one 
   ``/quote-stock-b-api``; their history cannot be paged back (the latest 500 bars only) and
   they have no 2h/4h bars;
 * everything else (FX ``EURUSD``, crypto ``BTCUSDT``, metals and energy ``GOLD``, ``Silver``,
-  CFD indices) goes to ``/quote-b-api`` and can be paged back with ``kline_timestamp_end``.
+  CFD indices) goes to ``/quote-b-api``. FX, precious metals and crypto can be paged back with
+  ``kline_timestamp_end``; energy and CFD codes cannot (``en/api-reference/stock/kline.mdx``),
+  but their spelling does not say which they are, so the client tries and the answer tells
+  (:attr:`CodeInfo.pageable` is only the prior).
 
 Codes are case-sensitive (``Silver`` is not ``SILVER``), so they are never normalised.
 """
@@ -15,8 +18,9 @@ Codes are case-sensitive (``Silver`` is not ``SILVER``), so they are never norma
 from __future__ import annotations
 
 import re
+import sys
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 STOCK_PATH = "/quote-stock-b-api"
@@ -52,7 +56,11 @@ class CodeInfo:
 
     @property
     def pageable(self) -> bool:
-        """Whether ``kline_timestamp_end`` pages this code back in time (FX/crypto/metals)."""
+        """Whether the client tries to page this code back with ``kline_timestamp_end``.
+
+        Never for stocks and indices, which AllTick documents as not pageable; for the rest
+        the first answer to an end time decides (see :class:`~alltick_frames.run.jobs.KlineJob`).
+        """
         return not self.is_stock
 
 
@@ -83,14 +91,31 @@ def classify(code: str) -> CodeInfo:
     )
 
 
+def exchange_code(ticker: str, market: str) -> str | None:
+    """AllTick's code for a bare exchange ticker, or None when none fits.
+
+    ``market`` is ``US``, ``HK``, ``SH`` or ``SZ``: ``("600000", "SH") -> "600000.SH"``,
+    ``("AAPL", "US") -> "AAPL.US"``, ``("BRK.B", "US") -> "BRK.B.US"``. A ticker already
+    ending in the market's suffix is kept as it is. None when the result is not a code of
+    that market as :func:`classify` spells them (``("60000", "SH")``, ``("brk/b", "US")``):
+    the ticker is then not guessed at.
+    """
+    suffix = f".{market}"
+    code = ticker if ticker.endswith(suffix) else ticker + suffix
+    match = _STOCK.match(code)
+    return code if match is not None and match.lastgroup == market else None
+
+
 def validate_codes(codes: str | Iterable[str]) -> list[CodeInfo]:
     """Check a list of codes before any request: none empty, malformed or repeated.
 
-    A single string is taken as one code. The caller's order is kept.
+    A single string is taken as one code; any other iterable of strings (a list, a tuple, a
+    pandas Series or Index, a numpy array) as the codes. The caller's order is kept.
     """
     if isinstance(codes, str):
         codes = [codes]
-    items = list(codes)
+    _check_container(codes)
+    items = [str(c) if isinstance(c, str) else c for c in codes]  # numpy's str_ -> str
     if not items:
         raise ValueError("no codes given: pass at least one code, e.g. ['AAPL.US', 'EURUSD']")
     infos = [classify(c) for c in items]
@@ -98,3 +123,18 @@ def validate_codes(codes: str | Iterable[str]) -> list[CodeInfo]:
     if repeated:
         raise ValueError(f"codes repeated: {repeated}; pass each code once")
     return infos
+
+
+def _check_container(codes: object) -> None:
+    """TypeError, with the fix, for a ``codes`` argument that is not a collection of codes."""
+    example = "e.g. ['AAPL.US', 'EURUSD'] or one code as a string"
+    pandas = sys.modules.get("pandas")  # a DataFrame can only exist once pandas is imported
+    if pandas is not None and isinstance(codes, pandas.DataFrame):
+        raise TypeError(
+            "codes is a DataFrame: iterating one gives its column names, not codes; pass the "
+            "column that holds them, e.g. codes=df['code']"
+        )
+    if isinstance(codes, Mapping):
+        raise TypeError(f"codes is a mapping; pass a list of codes ({example}), e.g. list(d)")
+    if isinstance(codes, bytes | bytearray) or not isinstance(codes, Iterable):
+        raise TypeError(f"codes must be a code or a list of codes ({example}), got {codes!r}")

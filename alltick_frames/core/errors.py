@@ -164,7 +164,7 @@ class RequestError(AllTickError):
 
 
 class PlanLimitError(AllTickError):
-    """603: more codes, groups or bars than the plan allows in one call."""
+    """603: more codes, groups or bars than the plan allows in one call, or data it lacks."""
 
     kind = "plan-limit"
 

@@ -20,6 +20,7 @@ alias   kline_type  also accepted
 
 from __future__ import annotations
 
+import numbers
 from dataclasses import dataclass
 
 
@@ -71,16 +72,20 @@ _ALIASES.update(
 def parse_interval(value: str | int | Interval) -> Interval:
     """Turn ``"1d"``, ``8`` or an :class:`Interval` into an :class:`Interval`.
 
-    Raises ValueError naming the accepted spellings when ``value`` is none of them.
+    ``value`` may be any integer type (numpy's too); bools and floats are refused. Raises
+    ValueError naming the accepted spellings when ``value`` is none of them.
     """
     if isinstance(value, Interval):
         return value
-    if isinstance(value, bool):
-        raise ValueError(f"interval must be a string like '1d' or an int 1..10, not {value!r}")
-    if isinstance(value, int):
-        if value in BY_KLINE_TYPE:
-            return BY_KLINE_TYPE[value]
-    elif isinstance(value, str):
+    if isinstance(value, numbers.Integral) and not isinstance(value, bool):
+        if int(value) in BY_KLINE_TYPE:  # numpy's integers too
+            return BY_KLINE_TYPE[int(value)]
+    elif not isinstance(value, str):
+        raise ValueError(
+            f"interval must be a string like '1d' or AllTick's kline_type as an int 1..10, "
+            f"not {value!r} ({type(value).__name__})"
+        )
+    else:
         key = value.strip()
         # Only word aliases ignore case: "5M" is five months, never five minutes.
         kline_type = _ALIASES.get(key) or _ALIASES.get(key.lower() if key.isalpha() else key)

@@ -42,8 +42,11 @@ class Action(enum.Enum):
     #: 600/604: a code is unknown or not in the plan; drop and report it. In a multi-code call
     #: the culprit is unknown, so bisect the chunk until the bad codes stand alone.
     DROP_CODE = "drop-code"
-    #: 400/401/402/601, the legacy 201/202 and any unknown ret: retrying cannot help.
+    #: 400/401/402/601 and the legacy 201/202: retrying cannot help, nor can any other call.
     FAIL_FAST = "fail-fast"
+    #: A ret this table does not know: asked once more, then reported as ``unknown-ret`` for
+    #: the items of that call alone (the server's oddity is no reason to stop the job).
+    UNKNOWN = "unknown"
 
 
 _ACTIONS: dict[int, Action] = {
@@ -64,13 +67,13 @@ _ACTIONS: dict[int, Action] = {
 
 
 def action_for(ret: int) -> Action:
-    """The runner's move for ``ret``; a ``ret`` this table does not know fails fast.
+    """The runner's move for ``ret``; a ``ret`` this table does not know is ``UNKNOWN``.
 
-    >>> action_for(605), action_for(603), action_for(604), action_for(999)
+    >>> action_for(605), action_for(603), action_for(604), action_for(777)
     (<Action.RETRY: 'retry'>, <Action.SPLIT: 'split'>, <Action.DROP_CODE: 'drop-code'>, \
-<Action.FAIL_FAST: 'fail-fast'>)
+<Action.UNKNOWN: 'unknown'>)
     """
-    return _ACTIONS.get(int(ret), Action.FAIL_FAST)
+    return _ACTIONS.get(int(ret), Action.UNKNOWN)
 
 
 # --------------------------------------------------------------------------- plain words
@@ -103,9 +106,12 @@ _RET_TEXT: dict[int, tuple[str, str]] = {
     ),
     601: ("the POST body was empty", _BUG),
     603: (
-        "the request asked for more codes, groups or bars than the plan allows",
-        "the client splits such requests by itself; if this row remains, the plan given to the "
-        "client is larger than the real one: pass the right plan",
+        "the plan refused the request: more codes, groups or bars than it allows in one call, "
+        "or data it does not include (AllTick's pricing page gives Free last prices and "
+        "end-of-day data only: no intraday bars, no order books)",
+        "the client splits oversized requests by itself, so this row means even one code and "
+        "one bar was refused: on Free ask for 1d, 1w or 1M bars and trades instead; otherwise "
+        "the plan given to the client is larger than the real one: pass the right plan",
     ),
     604: (
         "the token's plan does not include this code",
@@ -128,8 +134,8 @@ _RET_TEXT[201] = _RET_TEXT[202] = (
     _BUG + " with the msg",
 )
 _UNKNOWN_RET = (
-    "AllTick answered with a ret code this client does not know",
-    "retrying is unlikely to help; read the msg and AllTick's error table",
+    "AllTick answered with a ret code this client does not know (it was asked once more)",
+    "read the msg and AllTick's error table; retry the failures later if it sounds passing",
 )
 
 #: Failure kinds that come from a ``ret``, by the ``ret`` that produces them.
@@ -159,13 +165,28 @@ KINDS: dict[str, tuple[str, str]] = {
     "code-unauthorized": _RET_TEXT[604],
     "unknown-ret": _UNKNOWN_RET,
     "transport": (
-        "no usable answer came back: timeouts, dropped connections, HTTP 5xx or malformed "
-        "bodies, after every retry",
+        "no usable answer came back: timeouts, dropped connections, HTTP 5xx, bodies that are "
+        "not JSON, or bodies past their size bound (the msg says which), after every retry",
         "retry the failures later; if it persists, check your network and status.alltick.co",
     ),
+    "unreadable": (
+        "an answer came back but could not be used for this item: a value out of its domain "
+        "(a price or timestamp that is not a number, an unknown kline_type), a shape AllTick "
+        "does not document, or bars labelled with another code or interval (the msg says "
+        "what); none of the item's bars from that answer on were kept",
+        "retry the failures later; if it persists, report the msg to AllTick",
+    ),
+    "bad-bars": (
+        "some bars could not be believed and were dropped (a price missing, not finite or "
+        "not above 0, low/high that do not bound open/close, negative volume, a start off "
+        "the interval's grid or more than a day ahead); or one start came twice with "
+        "different values. The msg counts them by reason; the item's other bars were kept",
+        "retry the failures later; if it persists, report the msg to AllTick",
+    ),
     "not-pageable": (
-        "stocks and indices cannot be paged back: AllTick serves only their latest 500 bars, "
-        "so the older part of the range was not fetched",
+        "AllTick serves only the latest 500 bars of this code: it ignores the end time that "
+        "pages back (stocks, indices, energy and CFD codes; only forex, precious metals and "
+        "crypto take one), so the older part of the range was not fetched",
         "ask for a range inside the latest 500 bars, or use a coarser interval "
         "(e.g. 1d instead of 1h) to reach further back",
     ),
@@ -183,6 +204,12 @@ KINDS: dict[str, tuple[str, str]] = {
     "daily-cap": (
         "the plan's daily request cap was reached, so the job stopped before this item",
         "retry the failures after the daily reset at 00:00 UTC+8 (16:00 UTC), or use a larger plan",
+    ),
+    "delisted": (
+        "the order book is zero on both sides, which is how AllTick marks a delisted stock "
+        "(price-change-trading-status.mdx): there is no quote to return",
+        "drop the code: AllTick removes delisted stocks from its product list, after which "
+        "asking for it is ret 600",
     ),
     "left-out": (
         "the server silently left this code out of its answer, even when asked again",

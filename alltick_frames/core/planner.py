@@ -3,10 +3,12 @@
 Everything here is pure: no clock reads, no I/O. The runner executes what this module plans.
 
 ``/kline`` history is planned per code as a chain of pages of up to ``plan.kline_bars`` bars.
-FX, crypto and metals walk back in time: each next page ends one second before the oldest bar
+Codes of the FX path walk back in time: each next page ends one second before the oldest bar
 already held (the server returns bars whose start is at or before ``kline_timestamp_end``), so
-pages never overlap and ``count`` bars cost exactly ``ceil(count / 500)`` calls. Stocks and
-market indices cannot be paged back: they get one page, and whatever lies beyond it is reported.
+pages never overlap and ``count`` bars cost exactly ``ceil(count / 500)`` calls; a code whose
+answer shows the end ignored (energy, CFD) stops there (the job decides, from the answer).
+Stocks and market indices cannot be paged back: they get one page, and whatever lies beyond it
+is reported.
 
 ``/batch-kline`` groups (code x kline_type) are packed up to ``plan.batch_groups`` per call, one
 base path per call (stock and forex codes never share a call).
@@ -21,18 +23,22 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
-import numpy as np
-import pandas as pd
-
-from alltick_frames.core.calendars import calendar_of, expected_bars
 from alltick_frames.core.codes import CodeInfo, validate_codes
 from alltick_frames.core.intervals import Interval, parse_interval
 from alltick_frames.core.plans import BATCH_KLINE, KLINE, Plan
+from alltick_frames.core.validate import is_whole, whole
 
-TimeLike = str | int | float | date | datetime | pd.Timestamp
+#: A time as users give it (``pd.Timestamp`` is a ``datetime``).
+TimeLike = str | int | float | date | datetime
 
 #: Bars a history request gets when it names neither ``count`` nor ``start``: one page.
 DEFAULT_COUNT = 500
+#: The most bars one request may ask for per code: 1-minute bars over 19 years, more than any
+#: plan's history (5 years on Professional) and 20,000 calls per code.
+MAX_COUNT = 10_000_000
+_MAX_COUNT_FIX = (
+    ": no AllTick history holds that many bars; ask for fewer, or for a time range with start="
+)
 
 
 def to_epoch(value: TimeLike, name: str) -> int:
@@ -45,14 +51,20 @@ def to_epoch(value: TimeLike, name: str) -> int:
     not_a_time = (
         f"{name}={value!r} is not a time; use ISO 8601 like '2024-03-01' or '2024-03-01T12:00Z'"
     )
-    if isinstance(value, bool | np.bool_):
+    if isinstance(value, bool):
         raise ValueError(not_a_time)
-    if isinstance(value, numbers.Real):  # numpy's integers and floats too
+    if isinstance(value, numbers.Real):  # numpy's integers and floats too, not numpy's bools
         if not math.isfinite(value):
             raise ValueError(not_a_time)
         if value > 1e11:
             raise ValueError(f"{name}={value} looks like milliseconds; give epoch seconds")
         return int(value)
+    # Only a time that is not a number needs pandas: the command line checks a request
+    # without importing it (see alltick_frames.cli).
+    import pandas as pd
+
+    if pd.api.types.is_bool(value):
+        raise ValueError(not_a_time)
     if isinstance(value, date) and not isinstance(value, datetime):
         return int(pd.Timestamp(value, tz="UTC").timestamp())
     if isinstance(value, str):
@@ -103,10 +115,7 @@ def kline_request(
     infos = validate_codes(codes)
     ivl = parse_interval(interval)
     if count is not None:
-        whole = isinstance(count, numbers.Integral) and not isinstance(count, bool | np.bool_)
-        if not whole or count < 1:
-            raise ValueError(f"count must be a whole number >= 1, got {count!r}")
-        count = int(count)  # numpy's integers too
+        count = whole("count", count, high=MAX_COUNT, fix=_MAX_COUNT_FIX)
         if start is not None:
             raise ValueError("give either count (the newest N bars) or start, not both")
     start_s = None if start is None else to_epoch(start, "start")
@@ -183,6 +192,9 @@ def hole_pages(
             KlinePage(code, interval, hi, min(bars, plan.kline_bars), floor=lo, want=bars)
             for lo, hi, bars in holes
         ]
+    # The calendars need pandas: the command line checks a request without it.
+    from alltick_frames.core.calendars import calendar_of, expected_bars
+
     lo = min(h[0] for h in holes)
     since = expected_bars(calendar_of(code), interval, lo, int(now), now).size
     return [KlinePage(code, interval, 0, max(1, min(since + 1, plan.kline_bars)))]
@@ -229,7 +241,7 @@ def latest_groups(
         raise ValueError("no intervals given: pass at least one, e.g. intervals=('1m',)")
     if len({i.kline_type for i in ivls}) != len(ivls):
         raise ValueError(f"intervals repeated: {[str(i) for i in ivls]}")
-    if isinstance(count, bool) or count not in (1, 2):
+    if not is_whole(count) or count not in (1, 2):
         raise ValueError(f"count must be 1 or 2 for latest bars (AllTick's cap), got {count!r}")
     bad = [c.code for c in infos if c.is_stock for i in ivls if not i.stock_ok]
     if bad:

@@ -93,8 +93,12 @@ class Plan:
     #: The fixed symbol basket of a plan (``None``: any code in the catalogue).
     symbols: frozenset[str] | None = None
     suspension_rate: Rate = field(default_factory=lambda: Rate(1, 60.0))
+    #: WebSocket connections per base path (the stock and the forex socket count apart).
     ws_connections: int = 1
+    #: Codes per WebSocket subscription (each of trades and order books).
     ws_codes: int = 100
+    #: Least seconds between two WebSocket reconnection attempts (10 on Free, 3 when paid).
+    ws_reconnect: float = 3.0
 
     def rate_for(self, endpoint: str) -> Rate:
         """The per-endpoint rate of ``endpoint`` (suspension endpoints share one rule)."""
@@ -147,6 +151,7 @@ PLANS: dict[str, Plan] = {
         symbols=FREE_SYMBOLS,
         ws_connections=1,
         ws_codes=5,
+        ws_reconnect=10.0,
     ),
     "basic": Plan(
         name="basic",
@@ -196,6 +201,14 @@ for _name, _markets in (("all-hk", {"HK"}), ("all-cn", {"SH", "SZ"}), ("all-us",
 
 #: The strict reading of the Free plan's "one endpoint per 10 s" (alltick-api.md §8 #4).
 STRICT_FREE_ALL_ENDPOINTS = Rate(1, 10.0)
+
+#: WebSocket rules every plan shares (alltick-api.md §6): a heartbeat every 10 s, the socket
+#: closed after 30 s without one, requests on one connection at least 1 s apart and
+#: subscriptions on different connections at least 3 s apart.
+WS_HEARTBEAT = 10.0
+WS_HEARTBEAT_TIMEOUT = 30.0
+WS_REQUEST_SPACING = 1.0
+WS_SUBSCRIBE_SPACING = 3.0
 
 
 def _rate(value: Any) -> Rate:

@@ -23,6 +23,7 @@ walking the parsed ``data``.
 
 from __future__ import annotations
 
+import numbers
 import re
 import uuid
 from collections.abc import Iterable, Sequence
@@ -38,6 +39,7 @@ __all__ = [
     "MAX_TRACE_LEN",
     "Envelope",
     "SuspensionPage",
+    "as_int",
     "batch_kline_data",
     "kline_data",
     "new_trace",
@@ -89,9 +91,9 @@ def _kline_type(kline_type: int | str | Interval) -> int:
 
 
 def _check_int(name: str, value: int, low: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < low:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < low:
         raise ValueError(f"{name} must be an int >= {low}, got {value!r}")
-    return value
+    return int(value)
 
 
 def kline_data(
@@ -101,7 +103,8 @@ def kline_data(
 
     ``kline_type`` is AllTick's integer (8) or any alias :func:`parse_interval` accepts
     ("1d"). ``end_ts`` is Unix *seconds*; 0 means "up to the latest bar". Only FX, crypto and
-    metals honour a non-zero ``end_ts``; stocks always answer their latest bars. ``num`` is
+    precious metals honour a non-zero ``end_ts``; stocks, indices, energy and CFD codes
+    answer their latest bars. ``num`` is
     not capped here (the plan table decides; AllTick cuts above 500). ``adjust_type`` is
     always 0, the only value AllTick supports.
 
@@ -188,7 +191,7 @@ def _load_object(body: bytes, endpoint: str | None) -> dict[str, Any]:
     return obj
 
 
-def _as_int(value: Any) -> int | None:
+def as_int(value: Any) -> int | None:
     """An int from an int, an integral float or a numeric string; None otherwise."""
     if isinstance(value, bool):
         return None
@@ -214,7 +217,7 @@ def parse_envelope(body: bytes, endpoint: str | None = None) -> Envelope:
     Envelope(ret=401, msg='token is required', trace=None, data=None)
     """
     obj = _load_object(body, endpoint)
-    ret = _as_int(obj.get("ret"))
+    ret = as_int(obj.get("ret"))
     if ret is None:
         raise MalformedResponse(
             f"response body has no integer 'ret': {_snippet(body)}", endpoint=endpoint
@@ -234,9 +237,9 @@ class SuspensionPage:
     """A parsed answer of the trading-halt service (``/api/suspension/{exchange}``).
 
     This service has its own envelope (alltick-api.md §3.6): ``success`` instead of ``ret``,
-    the records in ``data`` (a list of dicts, newest ``publishDate`` first), and on failure
-    ``{"success": false, "error": "..."}`` (with HTTP 500). Decode the records with
-    :func:`alltick_frames.frames.decode_suspensions`.
+    the records in ``data`` (a list of dicts, newest ``publishDate`` first; the whole year,
+    never paged), and on failure ``{"success": false, "error": "..."}`` (with HTTP 500).
+    Decode the records with :func:`alltick_frames.frames.decode_suspensions`.
     """
 
     success: bool
@@ -244,9 +247,6 @@ class SuspensionPage:
     #: The service's own clock, as sent (e.g. "2024-01-15T10:30:00").
     timestamp: str | None = None
     total_count: int | None = None
-    total_pages: int | None = None
-    current_page: int | None = None
-    current_size: int | None = None
     #: The error text when ``success`` is false.
     error: str | None = None
 
@@ -261,8 +261,7 @@ def parse_suspension(body: bytes) -> SuspensionPage:
     objects.
 
     >>> parse_suspension(b'{"success":false,"error":"busy"}')
-    SuspensionPage(success=False, data=[], timestamp=None, total_count=None, \
-total_pages=None, current_page=None, current_size=None, error='busy')
+    SuspensionPage(success=False, data=[], timestamp=None, total_count=None, error='busy')
     """
     endpoint = "suspension"
     obj = _load_object(body, endpoint)
@@ -287,8 +286,5 @@ total_pages=None, current_page=None, current_size=None, error='busy')
         success=True,
         data=data,
         timestamp=None if timestamp is None else str(timestamp),
-        total_count=_as_int(obj.get("totalCount")),
-        total_pages=_as_int(obj.get("totalPages")),
-        current_page=_as_int(obj.get("currentPage")),
-        current_size=_as_int(obj.get("currentSize")),
+        total_count=as_int(obj.get("totalCount")),
     )

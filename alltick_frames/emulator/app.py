@@ -70,6 +70,9 @@ def create_app(config: EmulatorConfig | None = None) -> web.Application:
     routes.add_get(f"{STOCK_PATH}/static_info", emulator.quote_handler(STATIC_INFO, STOCK_PATH))
     exchanges = "|".join(suspension.EXCHANGES)
     routes.add_get(f"/api/suspension/{{exchange:{exchanges}}}", emulator.handle_suspension)
+    from alltick_frames.emulator.websocket import add_websocket_routes  # it imports this module
+
+    add_websocket_routes(app, emulator)
     _add_admin_routes(app, emulator)
     return app
 

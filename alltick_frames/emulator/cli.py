@@ -22,12 +22,14 @@ from alltick_frames.emulator.config import DEFAULT_TOKEN, EmulatorConfig
 from alltick_frames.emulator.faults import KINDS, FaultConfig
 
 DESCRIPTION = """\
-Serve a local AllTick: both base paths (/quote-stock-b-api, /quote-b-api), the suspension
-service, each plan's rate and size limits, a deterministic synthetic market of ~650 codes,
-and optional fault injection. Point a client at the printed base URL with one of the tokens.
+Serve a local AllTick: both base paths (/quote-stock-b-api, /quote-b-api) and their
+WebSockets (/quote-stock-b-ws-api, /quote-b-ws-api), the suspension service, each plan's rate
+and size limits, a deterministic synthetic market of ~650 codes, and optional fault
+injection. Point a client at the printed base URL with one of the tokens.
 
 The admin view (not part of AllTick): GET /_emulator/codes, GET /_emulator/stats,
-POST /_emulator/reset, GET|POST /_emulator/clock, GET|POST /_emulator/faults.
+POST /_emulator/reset, GET|POST /_emulator/clock, GET|POST /_emulator/faults,
+GET|POST /_emulator/ws.
 """
 
 EPILOG = """\
@@ -112,7 +114,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     faults = parser.add_argument_group("fault injection (probabilities per request, default 0)")
     faults.add_argument(
         "--faults", type=float, default=0.0, metavar="RATE",
-        help="overall fault rate, split evenly over the five kinds below",
+        help="overall fault rate, split evenly over the five network kinds below",
     )  # fmt: skip
     for flag, kind, what in (
         ("--fault-rate-limit", "rate_limit", "answer ret 429 or 605 without using quota"),
@@ -120,6 +122,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         ("--fault-reset", "reset", "drop the connection without an answer"),
         ("--fault-slow", "slow", "hold the answer back by --latency (+ --jitter) seconds"),
         ("--fault-malformed", "malformed", "HTTP 200 with a truncated or non-JSON body"),
+        (
+            "--fault-bad-bars",
+            "bad_bars",
+            "a /kline or /batch-kline answer with one bar (or its label) out of domain: a NaN "
+            "or negative price, high below low, a start off the grid, ... (not part of --faults)",
+        ),
     ):
         faults.add_argument(flag, dest=f"fault_{kind}", type=float, metavar="RATE", help=what)
     faults.add_argument(
@@ -162,6 +170,33 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         action="store_false",
         help="leave trace out of every error body",
     )
+
+    ws = parser.add_argument_group("WebSocket (/quote-stock-b-ws-api, /quote-b-ws-api)")
+    ws.add_argument(
+        "--ws-cadence", type=float, default=5.0, metavar="SECONDS",
+        help="market seconds between two trades of a code, and between two books (default 5)",
+    )  # fmt: skip
+    ws.add_argument(
+        "--ws-refuse", choices=("429", "606"), default="429",
+        help="a connection over the plan's cap or a reconnect too soon: HTTP 429 at the "
+        "handshake (default), or accepted then ret 606 and closed",
+    )  # fmt: skip
+    ws.add_argument(
+        "--ws-push-ints", action="store_true",
+        help="send seq and tick_time of pushes as JSON integers (default: strings, as the docs)",
+    )  # fmt: skip
+    ws.add_argument(
+        "--ws-heartbeat-spacing", action="store_true",
+        help="heartbeats too need 1 s from other requests on their connection (default: exempt)",
+    )  # fmt: skip
+    for flag, what in (
+        ("drop", "abort the socket instead of sending a push"),
+        ("delay", "hold a push back by --latency seconds"),
+        ("malformed", "send a broken frame instead of a push"),
+    ):
+        ws.add_argument(
+            f"--ws-fault-{flag}", type=float, default=0.0, metavar="RATE", help=what + " (per push)"
+        )
 
 
 def add_emulate_parser(subparsers: Any) -> argparse.ArgumentParser:
@@ -229,6 +264,16 @@ def config_from_args(args: argparse.Namespace) -> EmulatorConfig:
             oversize=args.oversize,
             error_trace=args.error_trace,
             **{name: getattr(args, name) for name in SWITCHES},
+            ws={
+                "cadence": args.ws_cadence,
+                "refuse": args.ws_refuse,
+                "push_ints": args.ws_push_ints,
+                "heartbeat_spacing": args.ws_heartbeat_spacing,
+                "drop": args.ws_fault_drop,
+                "delay": args.ws_fault_delay,
+                "malformed": args.ws_fault_malformed,
+                "latency": args.latency,
+            },
         )
     except (ValueError, OSError) as error:
         raise SystemExit(f"error: {error}") from None

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal
@@ -11,6 +11,7 @@ from typing import Any, Literal
 from alltick_frames.core.plans import Plan, get_plan, load_plan_file, plan_from_dict
 from alltick_frames.emulator.clock import EmulatorClock, parse_moment
 from alltick_frames.emulator.faults import FaultConfig
+from alltick_frames.emulator.ws_rules import WsConfig
 
 OversizeMode = Literal["cut", "603"]
 DEFAULT_TOKEN = "demo"
@@ -56,6 +57,9 @@ class EmulatorConfig:
     ``page`` or ``size`` is sent; ``old_invalid_codes`` answers an invalid envelope with
     ``ret`` 201 and invalid data with 202 instead of 400; ``error_data`` adds ``"data": {}`` to
     error bodies and ``error_trace=False`` leaves ``trace`` out of them.
+
+    ``ws`` sets the WebSocket's choices and faults: a
+    :class:`~alltick_frames.emulator.ws_rules.WsConfig` or a dict of its fields.
     """
 
     tokens: Mapping[str, TokenValue] | None = None
@@ -77,6 +81,7 @@ class EmulatorConfig:
     clock: EmulatorClock | None = None
     frozen_clock: bool = False
     clock_start: str | float | datetime | None = None
+    ws: WsConfig | Mapping[str, Any] | None = None
     _file_plan: Plan | None = field(default=None, init=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -85,6 +90,7 @@ class EmulatorConfig:
         if self.plan_file is not None:
             self._file_plan = load_plan_file(self.plan_file)
         self.faults = FaultConfig.coerce(self.faults)  # validate early
+        self.ws = WsConfig.coerce(self.ws)
         if self.now is not None:
             self.now = parse_moment(self.now)
         if self.clock is None:
@@ -111,6 +117,7 @@ class EmulatorConfig:
             for token, spec in self.resolved_tokens().items()
         }
         out["faults"] = self.fault_config.to_dict()
+        out["ws"] = asdict(WsConfig.coerce(self.ws))
         out["now"] = self.market_now
         clock = self.rate_clock.state()
         out["frozen_clock"] = bool(clock["frozen"])

@@ -13,7 +13,13 @@ Each kind has its own probability per request, all zero by default:
 ``malformed``
     HTTP 200 whose body is the real answer cut short, or not JSON at all;
 ``slow``
-    delay the answer by ``latency`` seconds plus up to ``jitter`` more (combines with the rest).
+    delay the answer by ``latency`` seconds plus up to ``jitter`` more (combines with the rest);
+``bad_bars``
+    a ``/kline`` or ``/batch-kline`` answer with one bar (or its label) out of domain, one of
+    :data:`BAD_BARS` (a NaN, infinite or negative price, no close, high below low, negative
+    volume, a start off the grid, before 1970 or in the future, a start sent twice with
+    different values, a price that is not a number, the answer labelled with another code).
+    Other endpoints, and answers without bars, are left as they are.
 
 ``drop_bars`` is about the data, not the transport: a ``/kline`` answer has a hole, as if
 AllTick's history lacked one bar. The page is built one bar longer and loses one bar strictly
@@ -29,9 +35,11 @@ request on its way in: the rate windows then see the request when it arrives, no
 client sent it, and two requests may arrive in the other order. ``slow`` delays only the
 answer, after the request was counted.
 
-``rate_limit``, ``http_5xx``, ``reset`` and ``malformed`` exclude each other, so their rates
-may add up to at most 1. Every random choice comes from one ``random.Random(seed)``, so a run
-that sends the same requests in the same order sees the same faults. A call hit by
+``rate_limit``, ``http_5xx``, ``reset``, ``malformed`` and ``bad_bars`` exclude each other, so
+their rates may add up to at most 1; :meth:`FaultConfig.overall` spreads a rate over the five
+network kinds only, since bad bars are no network fault. Every random choice comes from one
+``random.Random(seed)``, so a run that sends the same requests in the same order sees the same
+faults. A call hit by
 ``http_5xx``, ``reset`` or ``malformed`` was still processed and counted against the quota, as
 when a proxy fails after the server answered.
 """
@@ -43,9 +51,28 @@ from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
+import orjson
+
 #: The kinds that replace the answer, in the order their rates are stacked.
-EXCLUSIVE_KINDS: tuple[str, ...] = ("rate_limit", "http_5xx", "reset", "malformed")
+EXCLUSIVE_KINDS: tuple[str, ...] = ("rate_limit", "http_5xx", "reset", "malformed", "bad_bars")
 KINDS: tuple[str, ...] = (*EXCLUSIVE_KINDS, "slow")
+#: The kinds a network produces: what :meth:`FaultConfig.overall` spreads its rate over.
+NETWORK_KINDS: tuple[str, ...] = ("rate_limit", "http_5xx", "reset", "malformed", "slow")
+#: The ways ``bad_bars`` spoils one bar of an answer (``Fault.code`` indexes this).
+BAD_BARS: tuple[str, ...] = (
+    "nan-price",
+    "inf-price",
+    "negative-price",
+    "no-close",
+    "high-below-low",
+    "negative-volume",
+    "off-grid",
+    "before-1970",
+    "future",
+    "conflict",
+    "not-a-number",
+    "mislabelled",
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,6 +83,7 @@ class FaultConfig:
     http_5xx: float = 0.0
     reset: float = 0.0
     malformed: float = 0.0
+    bad_bars: float = 0.0
     slow: float = 0.0
     #: Seconds a ``slow`` answer is held back ...
     latency: float = 0.5
@@ -74,17 +102,17 @@ class FaultConfig:
         total = sum(getattr(self, k) for k in EXCLUSIVE_KINDS)
         if total > 1.0 + 1e-9:
             raise ValueError(
-                f"rate_limit + http_5xx + reset + malformed = {total:.3f}; they exclude each "
-                "other, so their sum must be at most 1"
+                f"rate_limit + http_5xx + reset + malformed + bad_bars = {total:.3f}; they "
+                "exclude each other, so their sum must be at most 1"
             )
         if self.latency < 0 or self.jitter < 0 or self.arrival_jitter < 0:
             raise ValueError("latency, jitter and arrival_jitter must be >= 0 seconds")
 
     @classmethod
     def overall(cls, rate: float, **overrides: float) -> FaultConfig:
-        """``rate`` split evenly over the five kinds, then any per-kind ``overrides``."""
-        share = rate / len(KINDS)
-        return cls(**{**dict.fromkeys(KINDS, share), **overrides})
+        """``rate`` split evenly over the five network kinds, then any per-kind ``overrides``."""
+        share = rate / len(NETWORK_KINDS)
+        return cls(**{**dict.fromkeys(NETWORK_KINDS, share), **overrides})
 
     @classmethod
     def coerce(cls, value: FaultConfig | Mapping[str, Any] | None) -> FaultConfig:
@@ -119,11 +147,12 @@ class Fault:
     #: Whether ``slow`` struck, and the delay it chose.
     slow: bool = False
     delay: float = 0.0
-    #: The concrete variant: the ``ret`` for rate_limit, the status for http_5xx, and for
-    #: http_5xx/malformed whether the body is JSON-ish (True) or not.
+    #: The concrete variant: the ``ret`` for rate_limit, the status for http_5xx, the index
+    #: in :data:`BAD_BARS` for bad_bars, and for http_5xx/malformed whether the body is
+    #: JSON-ish (True) or not.
     code: int = 0
     json_body: bool = False
-    #: Where a truncated body is cut, as a fraction of its length.
+    #: Where a truncated body is cut, or which bar is spoiled, as a fraction of its length.
     cut: float = 0.5
 
 
@@ -131,9 +160,10 @@ NO_FAULT = Fault()
 
 
 class FaultInjector:
-    """Draws a :class:`Fault` per request from a seeded RNG and counts what it injected
+    """Draws a :class:`Fault` per request from a seeded RNG and counts what it drew
     (``injected``: ``"rate-limit-429"``, ``"rate-limit-605"``, ``"http-500"``, ``"http-502"``,
-    ``"http-503"``, ``"reset"``, ``"malformed"``, ``"slow"``)."""
+    ``"http-503"``, ``"reset"``, ``"malformed"``, ``"bad-bars"``, ``"slow"``; a ``bad_bars``
+    drawn for an answer without bars changes nothing)."""
 
     def __init__(self, config: FaultConfig, seed: int = 0) -> None:
         self.config = config
@@ -196,6 +226,8 @@ class FaultInjector:
             code = rng.choice((429, 605))
         elif kind == "http_5xx":
             code = rng.choice((500, 502, 503))
+        elif kind == "bad_bars":
+            code = rng.randrange(len(BAD_BARS))
         fault = Fault(kind, slow, delay, code, rng.random() < 0.5, rng.uniform(0.05, 0.95))
         self._count("rate-limit-" + str(code) if kind == "rate_limit" else fault_key(fault))
         return fault
@@ -206,9 +238,58 @@ class FaultInjector:
 
 def fault_key(fault: Fault) -> str:
     """The key a fault is counted under: ``"429"``/``"605"`` for rate_limit, ``"http-502"``,
-    ``"reset"``, ``"malformed"``."""
+    ``"reset"``, ``"malformed"``, ``"bad-bars"``."""
     if fault.kind == "rate_limit":
         return str(fault.code)
     if fault.kind == "http_5xx":
         return f"http-{fault.code}"
-    return str(fault.kind)
+    return str(fault.kind).replace("_", "-")
+
+
+def spoil_bars(body: bytes, fault: Fault) -> bytes | None:
+    """A ``/kline`` or ``/batch-kline`` answer with one bar spoiled as ``fault`` says (see
+    :data:`BAD_BARS`), or None when ``body`` holds no bar to spoil."""
+    doc = orjson.loads(body)
+    data = doc.get("data")
+    if not isinstance(data, dict) or not isinstance(data.get("kline_list"), list):
+        return None
+    if "code" in data:  # /kline
+        group, key = data, "kline_list"
+    else:  # /batch-kline: one of its groups that has bars
+        groups = [g for g in data["kline_list"] if g.get("kline_data")]
+        if not groups:
+            return None
+        group, key = groups[min(len(groups) - 1, int(len(groups) * fault.cut))], "kline_data"
+    bars = group[key]
+    if not bars:
+        return None
+    k = min(len(bars) - 1, int(len(bars) * fault.cut))
+    bar = bars[k]
+    variant = BAD_BARS[fault.code]
+    if variant in _SPOILED_FIELDS:
+        name, value = _SPOILED_FIELDS[variant]
+        bar[name] = value
+    elif variant == "no-close":
+        del bar["close_price"]
+    elif variant == "high-below-low":
+        bar["high_price"] = repr(float(bar["low_price"]) / 2)
+    elif variant == "off-grid":
+        bar["timestamp"] = str(int(bar["timestamp"]) + 7)
+    elif variant == "future":
+        bar["timestamp"] = str(int(bar["timestamp"]) + 3650 * 86_400)
+    elif variant == "conflict":
+        bars.insert(k + 1, {**bar, "volume": repr(float(bar["volume"] or 0) + 1)})
+    elif variant == "mislabelled":
+        group["code"] = "GBPUSD" if group["code"] == "EURUSD" else "EURUSD"
+    return orjson.dumps(doc)
+
+
+#: The variants of :data:`BAD_BARS` that set one field of the bar to a value.
+_SPOILED_FIELDS: dict[str, tuple[str, str]] = {
+    "nan-price": ("close_price", "NaN"),
+    "inf-price": ("high_price", "inf"),
+    "negative-price": ("low_price", "-1.5"),
+    "negative-volume": ("volume", "-100"),
+    "before-1970": ("timestamp", "-86400"),
+    "not-a-number": ("open_price", "n/a"),
+}

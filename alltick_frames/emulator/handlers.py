@@ -92,12 +92,12 @@ def _instruments(call: Call, codes: list[str], *, indices: bool = True) -> list[
     endpoint serves none), then authorise every code (604 for the whole call)."""
     insts = [_instrument(call, code, indices) for code in codes]
     for inst in insts:
-        if not _authorised(call.spec, inst):
+        if not authorised(call.spec, inst):
             raise ApiError(604)
     return insts
 
 
-def _authorised(spec: TokenSpec, inst: Instrument) -> bool:
+def authorised(spec: TokenSpec, inst: Instrument) -> bool:
     plan = spec.plan
     if plan.symbols is not None and inst.code not in plan.symbols:
         return False

@@ -51,7 +51,14 @@ from alltick_frames.emulator.envelope import (
     read_document,
     read_trace,
 )
-from alltick_frames.emulator.faults import Fault, FaultConfig, FaultInjector, fault_key
+from alltick_frames.emulator.faults import (
+    NO_FAULT,
+    Fault,
+    FaultConfig,
+    FaultInjector,
+    fault_key,
+    spoil_bars,
+)
 from alltick_frames.emulator.handlers import HANDLERS, Call
 from alltick_frames.emulator.limits import TokenQuota
 
@@ -146,6 +153,12 @@ class Emulator:
             answer = throttled(fault.code)
         else:
             answer = await produce(request, token)
+        if fault.kind == "bad_bars":
+            spoiled = spoil_bars(answer.body, fault) if answer.key == 200 else None
+            if spoiled is not None:
+                self.count(token, endpoint, fault_key(fault))
+                return web.Response(body=spoiled, content_type=JSON)
+            fault = NO_FAULT  # nothing to spoil: the answer goes as it is
         if fault.kind in (None, "rate_limit"):
             self.count(token, endpoint, str(answer.key))
             return self._response(answer)

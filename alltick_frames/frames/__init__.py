@@ -38,8 +38,8 @@ K-lines (:data:`KLINE_COLUMNS`), one row per (code, interval, bar):
 Decoders return rows in the order of the bodies; :func:`finalize_klines` sorts them by the
 caller's code order, then interval, then time, and drops repeated bars (the later fetch wins).
 Trades, order books, static information and trading halts have their own schemas, described
-on :func:`decode_trade_ticks`, :func:`decode_depth_ticks`, :func:`decode_static_info` and
-:func:`decode_suspensions`.
+on :func:`decode_trade_ticks`, :func:`decode_depth_ticks` (with each book's status from
+:func:`decode_depth_books`), :func:`decode_static_info` and :func:`decode_suspensions`.
 
 One module per endpoint: :mod:`~alltick_frames.frames.klines` (``/kline`` and
 ``/batch-kline``), :mod:`~alltick_frames.frames.ticks` (``/trade-tick``, ``/depth-tick``),
@@ -71,10 +71,12 @@ from alltick_frames.frames.suspensions import (
     empty_suspensions,
 )
 from alltick_frames.frames.ticks import (
+    BOOK_STATUSES,
     DEPTH_COLUMNS,
     DEPTH_DTYPES,
     TRADE_COLUMNS,
     TRADE_DTYPES,
+    decode_depth_books,
     decode_depth_ticks,
     decode_trade_ticks,
     empty_depth,
@@ -83,6 +85,7 @@ from alltick_frames.frames.ticks import (
 from alltick_frames.frames.wide import wide
 
 __all__ = [
+    "BOOK_STATUSES",
     "DEPTH_COLUMNS",
     "DEPTH_DTYPES",
     "EXCHANGE_TZ",
@@ -97,6 +100,7 @@ __all__ = [
     "TRADE_DTYPES",
     "UTC_NS",
     "decode_batch_kline_bodies",
+    "decode_depth_books",
     "decode_depth_ticks",
     "decode_kline_bodies",
     "decode_static_info",

@@ -33,7 +33,7 @@ F64 = np.dtype("float64")
 # Epoch values above this are milliseconds, below it seconds: 1e11 s is the year 5138 and
 # 1e11 ms is 1973, so the two never overlap for market data. AllTick documents seconds for
 # bars and milliseconds for ticks, but one documented depth example has a 10-digit tick_time.
-_MS_THRESHOLD = 100_000_000_000
+MS_THRESHOLD = 100_000_000_000
 
 _ARROW_TO_PANDAS = {pa.string(): STRING, pa.large_string(): STRING}.get
 
@@ -101,7 +101,7 @@ def epoch(arr: pa.Array, name: str, endpoint: str) -> pa.Array:
     if ints.null_count:
         raise malformed(f"a {name!r} is missing or empty", endpoint)
     try:
-        millis = pc.if_else(pc.less(ints, _MS_THRESHOLD), pc.multiply_checked(ints, 1000), ints)
+        millis = pc.if_else(pc.less(ints, MS_THRESHOLD), pc.multiply_checked(ints, 1000), ints)
         return millis.cast(pa.timestamp("ms", "UTC")).cast(pa.timestamp("ns", "UTC"))
     except pa.ArrowInvalid as exc:
         raise malformed(f"a {name!r} is out of range: {exc}", endpoint) from None

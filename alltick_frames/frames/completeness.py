@@ -8,6 +8,8 @@ them with the bars that arrived gives one row per series (:data:`COMPLETENESS_CO
 sorts what is missing into what AllTick cannot serve and what it skipped:
 
 * older than a stock's latest 500 bars: ``not-pageable`` (AllTick cannot page stocks back);
+  so is everything older than the oldest bar that came of a code whose answer showed that
+  AllTick ignored the end time asked for (``unpaged``: it serves only the latest bars);
 * older than the oldest bar that arrived: ``history-limit`` (the plan's history, or the
   market's, ends there);
 * after the oldest bar that arrived: a ``gap``, one failure row per run of missing bars,
@@ -33,6 +35,8 @@ from alltick_frames.frames.common import F64, STRING, empty_frame
 
 #: The failure kinds measuring completeness produces.
 KINDS = frozenset({"gap", "history-limit", "not-pageable"})
+#: What a ``not-pageable`` row adds for a code whose end time AllTick ignored.
+IGNORED_END = "AllTick ignored the end time asked for: it serves the latest bars"
 #: How many missing bar times a completeness row lists.
 FIRST_MISSING = 5
 #: A bar that began trading less than this many seconds before the request is not missed yet:
@@ -203,6 +207,7 @@ def measure(
     reach_interval: Interval | None = None,
     failed: frozenset[str] | set[str] = frozenset(),
     attempts: dict[str, int] | None = None,
+    unpaged: frozenset[str] | set[str] = frozenset(),
 ) -> Measured:
     """Measure ``data`` (one interval, the client's order) against the calendars.
 
@@ -210,6 +215,9 @@ def measure(
     back (its latest 500), counted in ``reach_interval`` bars (the interval fetched, when the
     bars were derived from another). Codes in ``failed`` get a table row but no shortfall
     rows: their failure rows say why already. ``attempts`` are the calls spent per code.
+    ``unpaged`` codes are those whose answer showed the end time ignored
+    (:attr:`~alltick_frames.run.jobs.KlineJob.unpaged`): like a stock's, their older bars
+    could not be asked for.
     """
     interval = expect.interval
     alias = str(interval)
@@ -247,10 +255,17 @@ def measure(
         )
         if missing.size == 0 or code.code in failed:
             continue
-        if calendar not in reach:
-            reach[calendar] = _reach(calendar, reach_interval or interval, expect.now, kline_bars)
-        at = reach[calendar]
-        _classify(out, code, alias, exp, missing, got, expect, at, kline_bars, attempts)
+        if code.code in unpaged:  # nothing older than what came can be asked for
+            at, why = (float(got[0]) if got.size else np.inf), IGNORED_END
+        elif not code.pageable:
+            if calendar not in reach:
+                reach[calendar] = _reach(
+                    calendar, reach_interval or interval, expect.now, kline_bars
+                )
+            at, why = reach[calendar], f"stocks serve only their latest {kline_bars} bars"
+        else:
+            at, why = -np.inf, ""
+        _classify(out, code, alias, exp, missing, got, expect, (at, why), attempts)
     out.table = pd.DataFrame(rows, columns=COMPLETENESS_COLUMNS).astype(COMPLETENESS_DTYPES)
     return out
 
@@ -269,11 +284,11 @@ def _classify(
     missing: np.ndarray,
     got: np.ndarray,
     expect: Expectations,
-    reach: float,
-    kline_bars: int,
+    reach: tuple[float, str],
     attempts: dict[str, int],
 ) -> None:
-    """Failure rows (and holes) for the missing bars of one series."""
+    """Failure rows (and holes) for the missing bars of one series. ``reach``: the oldest
+    bar start that could be asked for, and why no older one could."""
 
     def row(kind: str, msg: str, detail: str | None = None) -> None:
         calls = attempts.get(code.code, 0)
@@ -284,10 +299,8 @@ def _classify(
         out.failures.append(failure)
 
     first_got = int(got[0]) if got.size else None
-    if code.pageable:
-        unreachable, rest = missing[:0], missing
-    else:
-        unreachable, rest = missing[missing < reach], missing[missing >= reach]
+    at, why = reach
+    unreachable, rest = missing[missing < at], missing[missing >= at]
     older = rest if first_got is None else rest[rest < first_got]
     inner = rest[:0] if first_got is None else rest[rest > first_got]
     if unreachable.size or older.size:
@@ -298,7 +311,7 @@ def _classify(
         else:
             msg = f"no bars before {_fmt(first_got)} could be fetched"
         if unreachable.size:
-            row("not-pageable", f"{msg} (stocks serve only their latest {kline_bars} bars)")
+            row("not-pageable", f"{msg} ({why})")
         else:
             row("history-limit", msg)
     if inner.size == 0:

@@ -60,8 +60,10 @@ class Part:
         plan: Plan,
         failed: set[str] | frozenset[str] = frozenset(),
         attempts: dict[str, int] | None = None,
+        unpaged: set[str] | frozenset[str] = frozenset(),
     ) -> completeness.Measured:
-        """This part's bars measured against the calendars at the market moment ``now``."""
+        """This part's bars measured against the calendars at the market moment ``now``
+        (arguments as :func:`~alltick_frames.frames.completeness.measure`'s)."""
         return completeness.measure(
             data,
             list(self.request.codes),
@@ -70,6 +72,7 @@ class Part:
             reach_interval=self.fetch.interval,
             failed=failed,
             attempts=attempts,
+            unpaged=unpaged,
         )
 
 

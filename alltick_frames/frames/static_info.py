@@ -1,4 +1,4 @@
-"""``/static_info`` bodies -> the static-information frame (stocks and indices)."""
+"""``/static_info`` bodies -> the static-information frame (stocks and ETFs)."""
 
 from __future__ import annotations
 

@@ -1,7 +1,8 @@
 """Trading-halt records (``/api/suspension/{exchange}``) -> the suspensions frame.
 
-The service sends exchange-local times as text; they are read in the exchange's time zone
-and converted to UTC.
+The service sends bare tickers (``600000``, ``AAPL``), mapped to AllTick's codes, and
+exchange-local times as text, read in the exchange's time zone and converted to UTC
+(``en/api-reference/stock/suspension.mdx``).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from typing import Any
 
 import pandas as pd
 
+from alltick_frames.core.codes import exchange_code
 from alltick_frames.frames.common import F64, STRING, UTC_NS, empty_frame
 
 #: Time zone of each exchange's local times.
@@ -21,14 +23,21 @@ EXCHANGE_TZ: dict[str, str] = {
     "nasdaq": "America/New_York",
 }
 
+#: The market suffix of each exchange's stocks in AllTick's codes.
+EXCHANGE_MARKET: dict[str, str] = {"sse": "SH", "nyse": "US", "nasdaq": "US"}
+
 #: Trading halts, one row per record of ``/api/suspension/{exchange}``:
 #:
 #: * ``exchange`` (string): ``SSE``, ``NYSE`` or ``NASDAQ``;
-#: * ``code`` (string): the ``symbol`` as the service sends it (SSE sends bare digits);
+#: * ``code`` (string): AllTick's code of the halted stock, the ticker with its market's
+#:   suffix (``600000`` on SSE is ``600000.SH``, ``AAPL`` on NYSE or NASDAQ ``AAPL.US``), so
+#:   it joins the other frames; NA when the ticker does not spell a code of that market
+#:   (see :func:`~alltick_frames.core.codes.exchange_code`);
+#: * ``symbol`` (string): the ticker as the service sends it;
 #: * ``name`` (string): ``symbolName``; ``reason`` (string): ``haltReason``;
-#: * ``period`` (string): ``haltPeriod`` as sent (SSE only);
-#: * ``halted_at`` (datetime64[ns, UTC]): ``haltDateTime`` (NYSE), else ``haltDate`` with
-#:   ``haltTime``;
+#: * ``period`` (string): ``haltPeriod`` as sent (SSE only; NYSE and NASDAQ send none);
+#: * ``halted_at`` (datetime64[ns, UTC]): ``haltDateTime`` (NYSE, NASDAQ), else ``haltDate``
+#:   with ``haltTime`` (``haltDate`` may be the date alone);
 #: * ``resumes_at`` (datetime64[ns, UTC]): ``resumeDateTime``, else ``resumeDate`` with
 #:   ``resumeTime``; NaT while no resumption is announced;
 #: * ``published_at`` (datetime64[ns, UTC]): ``publishDate``, when the notice came out;
@@ -41,6 +50,7 @@ EXCHANGE_TZ: dict[str, str] = {
 SUSPENSION_DTYPES: dict[str, Any] = {
     "exchange": STRING,
     "code": STRING,
+    "symbol": STRING,
     "name": STRING,
     "reason": STRING,
     "period": STRING,
@@ -63,7 +73,10 @@ def empty_suspensions() -> pd.DataFrame:
 def _local_times(values: pd.Series) -> pd.Series:
     """Naive local datetimes from text like ``2024-01-15 09:30:00`` (NaT when unreadable)."""
     text = values.astype("string").str.strip().replace("", pd.NA)
-    return pd.to_datetime(text, format="ISO8601", errors="coerce").astype("datetime64[ns]")
+    parsed = pd.to_datetime(text, format="ISO8601", errors="coerce")
+    # A year like -1 or 9999 parses, but lies outside what nanoseconds can hold: NaT too.
+    inside = parsed.between(pd.Timestamp.min, pd.Timestamp.max)
+    return parsed.where(inside).astype("datetime64[ns]")
 
 
 def _moment(records: pd.DataFrame, datetime_key: str, date_key: str, time_key: str) -> pd.Series:
@@ -112,10 +125,14 @@ def decode_suspensions(records: Sequence[Mapping[str, Any]], exchange: str) -> p
         return local.dt.tz_convert("UTC").astype(UTC_NS)
 
     threshold = text("pauseThresholdPrice")
+    symbol = text("symbol")
+    market = EXCHANGE_MARKET[key]
+    codes = {t: exchange_code(t, market) for t in symbol.dropna().unique()}
     df = pd.DataFrame(
         {
             "exchange": pd.Series(key.upper(), index=raw.index, dtype=STRING),
-            "code": text("symbol"),
+            "code": symbol.map(codes).astype(STRING),
+            "symbol": symbol,
             "name": text("symbolName"),
             "reason": text("haltReason"),
             "period": text("haltPeriod"),

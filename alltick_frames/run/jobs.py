@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Iterable, Sequence
+from collections import Counter
+from collections.abc import Iterable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
+from typing import Any
 
+import numpy as np
 import orjson
 import pandas as pd
 
@@ -17,9 +20,11 @@ from alltick_frames.core.errors import Failure, MalformedResponse
 from alltick_frames.core.intervals import BY_KLINE_TYPE, Interval
 from alltick_frames.core.planner import BatchChunk, KlinePage, KlineRequest
 from alltick_frames.core.plans import BATCH_KLINE, KLINE, Plan
+from alltick_frames.frames import checks
+from alltick_frames.run import answers, bodies
 from alltick_frames.run.runner import Call
 from alltick_frames.store import BarStore
-from alltick_frames.store.series import bar_arrays, read_frame, record_latest_many, record_page
+from alltick_frames.store.series import read_frame, record_latest_many
 
 #: Most bodies decoded together: batching is what makes decoding fast (see alltick_frames.frames).
 DECODE_BATCH = 128
@@ -30,88 +35,49 @@ DECODE_BATCH = 128
 _DECODER = ThreadPoolExecutor(max_workers=1, thread_name_prefix="alltick-decode")
 
 
-def unreadable(code: str, interval: str, endpoint: str, exc: MalformedResponse) -> Failure:
-    """The failure row of a series whose bars came back in a form that cannot be read."""
+def unreadable(code: str, interval: str | None, endpoint: str, exc: MalformedResponse) -> Failure:
+    """The failure row of an item whose answer came back in a form that cannot be used."""
     return Failure(
-        code=code, interval=interval, endpoint=endpoint, kind="transport",
-        msg=f"unreadable bars: {exc.msg}",
+        code=code, interval=interval, endpoint=endpoint, kind="unreadable", msg=exc.msg
     )  # fmt: skip
 
 
-def _assemble(
-    items: Sequence[tuple[str, bytes]], req: KlineRequest, bad: dict[str, MalformedResponse]
-) -> dict[str, pd.DataFrame]:
-    """Decode finished series' ``(code, body)`` items into one clean frame per code.
-
-    A code with an unreadable page would have a hole: it goes to ``bad``, and none of its
-    bars are kept.
-    """
-    decoded, errors = decode_each(items, frames.decode_kline_bodies)
-    bad.update(errors)
-    series = _by_code(trim(frames.finalize_klines([decoded], []), req))
-    return {code: bars for code, bars in series.items() if code not in bad}
+def bad_bars(
+    code: str, interval: str, endpoint: str, counts: Counter[str], note: str = ""
+) -> Failure:
+    """The failure row of an item some of whose bars were not believed (see frames.checks)."""
+    return Failure(
+        code=code, interval=interval, endpoint=endpoint, kind="bad-bars",
+        msg=checks.describe(counts, interval) + note,
+    )  # fmt: skip
 
 
-def _by_code(data: pd.DataFrame) -> dict[str, pd.DataFrame]:
-    # iter(): a GroupBy has a .keys attribute, which dict() would take for a mapping's.
-    return dict(iter(data.groupby("code", sort=False, observed=True)))
-
-
-@dataclass(frozen=True, slots=True)
-class _Arrived:
-    """One ``/kline`` answer waiting to be written to the store."""
-
-    page: KlinePage
-    body: bytes
-    rows: int  # bars in the body
-    got: int  # distinct timestamps among them
-
-
-def _record(
-    store: BarStore,
-    arrived: Sequence[_Arrived],
-    now: float,
-    bad: dict[str, MalformedResponse],
-    ended: KlineRequest,
-) -> dict[str, pd.DataFrame]:
-    """Decode answers together and write each page to the store, in arrival order; then read
-    back the series of ``ended`` (chains whose pages are all written by now), one frame per
-    code.
-
-    A code with an unreadable page goes to ``bad``, and none of its later pages are written.
-    """
-    items = [(str(k), a.body) for k, a in enumerate(arrived) if a.rows]
-    decoded, errors = decode_each(items, frames.decode_kline_bodies)
-    ts, vals = bar_arrays(decoded)
-    offset = 0
-    for k, a in enumerate(arrived):
-        code = a.page.code.code
-        if str(k) in errors:
-            bad.setdefault(code, errors[str(k)])
-            continue
-        page = slice(offset, offset + a.rows)  # the decoder keeps the bodies' order
-        offset += a.rows
-        if code not in bad:
-            record_page(store, a.page, (ts[page], vals[:, page]), now, a.got)
-    return _by_code(read_frame(store, ended)) if ended.codes else {}
-
-
-def decode_each(
-    items: Sequence[tuple[str, bytes]], decode: Callable[[Sequence[bytes]], pd.DataFrame]
-) -> tuple[pd.DataFrame, dict[str, MalformedResponse]]:
-    """Decode ``(key, body)`` items together; if that fails, one by one, so that one bad body
-    costs only its own key. Returns the frame of every good body and the bad keys' errors."""
+def _starts(page: KlinePage, envelope: wire.Envelope) -> np.ndarray:
+    """The bar starts (Unix seconds) of a ``/kline`` answer, once it is known to answer
+    ``page``; MalformedResponse says why not (not the documented shape, labelled with
+    another code or interval, a start that is not a whole number)."""
+    data = envelope.data
+    bars = data.get("kline_list") if isinstance(data, dict) else data
+    if not bars:
+        return np.empty(0, np.int64)
+    if not isinstance(data, dict) or not isinstance(bars, list):
+        raise MalformedResponse("the answer's data holds no kline_list", endpoint=KLINE)
+    # A label left out is the request's (the quick start's documented answer has none).
+    code, kline_type = data.get("code"), wire.as_int(data.get("kline_type"))
+    if code not in (None, page.code.code) or kline_type not in (None, page.interval.kline_type):
+        raise MalformedResponse(
+            f"the answer is labelled {str(code)[:40]!r} kline_type {kline_type}, not the "
+            f"{page.code.code} {page.interval} (kline_type {page.interval.kline_type}) asked "
+            "for; its bars were dropped",
+            endpoint=KLINE,
+        )
     try:
-        return decode([body for _, body in items]), {}
-    except MalformedResponse:
-        pass
-    good, bad = [], {}
-    for key, body in items:
-        try:
-            good.append(decode([body]))
-        except MalformedResponse as exc:
-            bad[key] = exc
-    return pd.concat(good, ignore_index=True) if good else frames.empty_klines(), bad
+        stamps = np.array([int(bar["timestamp"]) for bar in bars], np.int64)
+    except (KeyError, TypeError, ValueError, OverflowError):
+        raise MalformedResponse(
+            "a bar's timestamp is missing or not a whole number", endpoint=KLINE
+        ) from None
+    return checks.epoch_seconds(stamps)
 
 
 def outside_plan(codes: Sequence[CodeInfo], plan: Plan) -> list[CodeInfo]:
@@ -168,27 +134,41 @@ class KlineJob:
     now: float = 0.0
     endpoint: str = KLINE
     series: dict[str, _Series] = field(default_factory=dict)
-    #: Without a store: bodies of chains still running, by code; then of finished ones.
-    _running: dict[str, list[bytes]] = field(default_factory=dict)
-    _finished: list[tuple[str, bytes]] = field(default_factory=list)
+    #: Without a store: answers of chains still running, by code; then of finished ones.
+    _running: dict[str, list[answers.Arrived]] = field(default_factory=dict)
+    _finished: list[answers.Arrived] = field(default_factory=list)
     #: With a store: answers not yet handed over; codes whose chains ended, to read back
     #: after their pages are written; codes with pages written since they were read back.
-    _arrived: list[_Arrived] = field(default_factory=list)
+    _arrived: list[answers.Arrived] = field(default_factory=list)
     _ended: list[CodeInfo] = field(default_factory=list)
     _unread: set[str] = field(default_factory=set)
     #: Work handed to the decode thread and not yet collected; what it gave back.
     _work: list[Future[dict[str, pd.DataFrame]]] = field(default_factory=list)
     _assembled: dict[str, pd.DataFrame] = field(default_factory=dict)
-    #: Codes whose bars could not be read (filled in by the decode thread).
+    #: Codes with an answer that could not be used, and bars not believed by code and reason
+    #: (filled in by the decode thread, and by :meth:`on_ok` for mislabelled answers).
     _bad: dict[str, MalformedResponse] = field(default_factory=dict)
+    _dropped: dict[str, Counter[str]] = field(default_factory=dict)
+    #: Codes whose answer showed that ``kline_timestamp_end`` was ignored: paging stopped.
+    unpaged: set[str] = field(default_factory=set)
 
     @property
-    def unreadable(self) -> list[Failure]:
-        """Failure rows for the codes whose bars could not be read; none of their bars are
-        in :meth:`frame` without a store (a series with a hole), nor written after the bad
-        page with one."""
+    def rejected(self) -> list[Failure]:
+        """Failure rows for what the answers held that could not be believed.
+
+        ``unreadable``: a code with an answer that could not be used; none of its bars are
+        in :meth:`frame` without a store (a series with a hole), nor written from that answer
+        on with one. ``bad-bars``: a code some of whose bars were dropped (or sent twice with
+        different values), counted by reason; its other bars are kept.
+        """
         ivl = str(self.req.interval)
-        return [unreadable(code, ivl, KLINE, exc) for code, exc in self._bad.items()]
+        rows = [unreadable(code, ivl, KLINE, exc) for code, exc in self._bad.items()]
+        rows += [
+            bad_bars(code, ivl, KLINE, counts)
+            for code, counts in self._dropped.items()
+            if code not in self._bad
+        ]
+        return rows
 
     def calls(self, pages: Iterable[KlinePage]) -> list[Call]:
         return [self._call(page) for page in pages]
@@ -203,31 +183,55 @@ class KlineJob:
 
     def on_ok(self, call: Call, envelope: wire.Envelope, body: bytes) -> list[Call]:
         page: KlinePage = call.payload
-        try:
-            bars = (envelope.data or {}).get("kline_list") or []
-            stamps = {int(bar["timestamp"]) for bar in bars}
-        except (AttributeError, KeyError, TypeError, ValueError) as exc:
-            raise MalformedResponse(f"unexpected /kline data: {exc!r}", endpoint=KLINE) from None
         code = page.code.code
         if code in self._bad:
             return []  # an earlier page could not be read: the series stops there
+        try:
+            stamps = _starts(page, envelope)
+        except MalformedResponse as exc:
+            self._bad.setdefault(code, exc)
+            return []
+        if stamps.size:
+            body = with_request(body, envelope, page)
+        # The server's count, believed or not, says if the history ran out. Paging goes by
+        # the *plausible* starts: a negative or misaligned one would page to nowhere, a
+        # far-future one would pass for an ignored end time (its bar is dropped and counted on
+        # the decode thread).
+        got = int(np.unique(stamps).size)
+        step = page.interval.seconds if checks.on_grid(code, str(page.interval)) else 60
+        starts = stamps[checks.plausible_starts(stamps, step, checks.latest_start(self.now))]
+        # Bars newer than the end asked for: AllTick ignored kline_timestamp_end and answered
+        # the newest bars, as for 0 ("only forex, precious metals, and cryptocurrencies
+        # support timestamp input", kline.mdx). Whatever the asset class, the answer decides:
+        # the bars are kept as what they are, and the chain stops (the same end would bring
+        # the same bars back); completeness.measure() reports what is missing.
+        ignored = bool(page.end_ts and starts.size) and int(starts.max()) > page.end_ts
+        if ignored:
+            self.unpaged.add(code)
+            page = replace(page, end_ts=0)
         state = self.series.setdefault(code, _Series())
         state.pages += 1
-        state.got += len(stamps)
+        state.got += got
+        arrived = answers.Arrived(page, body, stamps.size, got)
         if self.store is not None:
-            self._arrived.append(_Arrived(page, body, len(bars), len(stamps)))
+            self._arrived.append(arrived)
             self._unread.add(code)
-        elif stamps:
-            self._running.setdefault(code, []).append(body)
-        following = planner.next_page(page, self.plan, len(stamps), min(stamps)) if stamps else None
+        elif stamps.size:
+            self._running.setdefault(code, []).append(arrived)
+        following = None
+        if starts.size and not ignored:
+            following = planner.next_page(page, self.plan, got, int(starts.min()))
         if following is None:  # the chain has ended: its series can be assembled
             if self.store is not None:
                 self._ended.append(page.code)
                 self._unread.discard(code)
             else:
-                self._finished += [(code, body) for body in self._running.pop(code, [])]
+                self._finished += self._running.pop(code, [])
         self._hand_over()
         return [] if following is None else [self._call(following)]
+
+    def max_body(self, call: Call) -> int:
+        return bodies.bound(call.payload.num, bodies.BAR_BYTES)
 
     def split(self, call: Call) -> list[Call]:
         page: KlinePage = call.payload
@@ -244,13 +248,15 @@ class KlineJob:
         idle = not self._work or self._work[-1].done()
         if not (force or idle or waiting >= DECODE_BATCH):
             return
+        found = self.now, self._bad, self._dropped
         if self.store is not None:
-            # A code with two chains (two gaps in its cache) can end twice in one hand-over.
+            # A code whose two chains (a gap below, a refresh on top) ended meanwhile is read
+            # back once: the store reads each series once, however often it is asked for.
             ended = replace(self.req, codes=tuple(dict.fromkeys(self._ended)))
-            work = _DECODER.submit(_record, self.store, self._arrived, self.now, self._bad, ended)
+            work = _DECODER.submit(answers.record, self.store, self._arrived, *found, ended)
             self._arrived, self._ended = [], []
         else:
-            work = _DECODER.submit(_assemble, self._finished, self.req, self._bad)
+            work = _DECODER.submit(answers.assemble, self._finished, self.req, *found)
             self._finished = []
         self._work.append(work)
 
@@ -259,7 +265,7 @@ class KlineJob:
         nothing fetched is lost)."""
         if self.store is None:  # chains that failed part way keep what they got
             for code in list(self._running):
-                self._finished += [(code, body) for body in self._running.pop(code)]
+                self._finished += self._running.pop(code)
         self._hand_over(force=True)
 
     def _collect(self) -> list[Future[dict[str, pd.DataFrame]]]:
@@ -288,9 +294,15 @@ class KlineJob:
                 return read_frame(self.store, self.req)
             if rest:
                 read = read_frame(self.store, replace(self.req, codes=rest))
-                self._assembled.update(_by_code(read))
+                self._assembled.update(answers.by_code(read))
         parts = [self._assembled[c] for c in self.req.code_order if c in self._assembled]
         return pd.concat(parts, ignore_index=True) if parts else frames.empty_klines()
+
+    def forget(self, codes: Iterable[str]) -> None:
+        """Read these codes from the store again at the next :meth:`frame` (their series were
+        found damaged and fetched again)."""
+        for code in codes:
+            self._assembled.pop(code, None)
 
     @property
     def attempts(self) -> dict[str, int]:
@@ -298,24 +310,41 @@ class KlineJob:
         return {code: state.pages for code, state in self.series.items()}
 
 
+@dataclass
+class Fetched:
+    """What fetching one k-line request brought: its bars, its failure rows, the calls that
+    brought an answer per code, and the codes whose end time AllTick ignored
+    (:attr:`KlineJob.unpaged`), which completeness measures like stocks."""
+
+    data: pd.DataFrame
+    failures: list[Failure]
+    attempts: dict[str, int] = field(default_factory=dict)
+    unpaged: set[str] = field(default_factory=set)
+
+
+def with_request(body: bytes, envelope: wire.Envelope, page: KlinePage) -> bytes:
+    """A ``/kline`` answer's body, its ``code`` and ``kline_type`` taken from the request
+    where the answer lacks them.
+
+    The quick start's documented answer (``en/getting-started/process.mdx``) has bars but no
+    ``code`` or ``kline_type``: the call that asked knows both. A body that carries them
+    (every API reference example, and the emulator's) is returned as it is.
+    """
+    data: dict[str, Any] = envelope.data
+    code, kline_type = data.get("code"), data.get("kline_type")
+    if code and kline_type is not None:
+        return body
+    filled = {
+        **data,
+        "code": code or page.code.code,
+        "kline_type": page.interval.kline_type if kline_type is None else kline_type,
+    }
+    return orjson.dumps({"ret": envelope.ret, "msg": envelope.msg, "data": filled})
+
+
 def _batch_body(item: object) -> bytes:
     """A /batch-kline answer holding one group, to decode that group alone."""
     return orjson.dumps({"ret": 200, "msg": "ok", "data": {"kline_list": [item]}})
-
-
-def trim(data: pd.DataFrame, req: KlineRequest) -> pd.DataFrame:
-    """Keep the bars inside the request: its range, or its newest ``count`` per code."""
-    if data.empty:
-        return data
-    keep = pd.Series(True, index=data.index)
-    if req.start is not None:
-        keep &= data["timestamp"] >= pd.Timestamp(req.start, unit="s", tz="UTC")
-    if req.end is not None:
-        keep &= data["timestamp"] <= pd.Timestamp(req.end, unit="s", tz="UTC")
-    data = data[keep]
-    if req.count is not None:
-        data = data.groupby("code", sort=False, observed=True).tail(req.count)
-    return data.reset_index(drop=True)
 
 
 @dataclass
@@ -327,7 +356,9 @@ class BatchJob:
     now: float = 0.0
     endpoint: str = BATCH_KLINE
     left_out: list[Failure] = field(default_factory=list)
-    unreadable: list[Failure] = field(default_factory=list)
+    #: Groups whose answer could not be used (``unreadable``) or had bars not believed
+    #: (``bad-bars``, and the group is dropped).
+    rejected: list[Failure] = field(default_factory=list)
     _frames: list[pd.DataFrame] = field(default_factory=list)
 
     @staticmethod
@@ -342,21 +373,28 @@ class BatchJob:
 
     def on_ok(self, call: Call, envelope: wire.Envelope, body: bytes) -> list[Call]:
         chunk: BatchChunk = call.payload
-        try:
-            answered = {
-                (item["code"], int(item["kline_type"]))
-                for item in (envelope.data or {}).get("kline_list") or []
-            }
-        except (AttributeError, KeyError, TypeError, ValueError) as exc:
-            raise MalformedResponse(
-                f"unexpected /batch-kline data: {exc!r}", endpoint=BATCH_KLINE
-            ) from None
-        answer = self._decode(envelope, body, chunk)
+        groups = {(c.code, i.kline_type): (c, i) for c, i in chunk.groups}
+        data = envelope.data
+        items = data.get("kline_list") if isinstance(data, dict) else data
+        if items and not isinstance(items, list):
+            what = MalformedResponse("the answer's data holds no kline_list", endpoint=BATCH_KLINE)
+            self.rejected += [
+                unreadable(c.code, str(i), BATCH_KLINE, what) for c, i in groups.values()
+            ]
+            return []
+        # Groups are matched by the code and kline_type they carry; any other group is junk.
+        answered = {
+            key: item
+            for item in items or []
+            if isinstance(item, dict)
+            and (key := (item.get("code"), wire.as_int(item.get("kline_type")))) in groups
+        }
+        answer = self._believe(self._decode(body, answered), groups)
         self._frames.append(answer)
         if self.store is not None:
             wanted = {(c.code, str(i)) for c, i in chunk.groups}
             record_latest_many(self.store, answer, wanted, self.now)
-        missing = tuple(g for g in chunk.groups if (g[0].code, g[1].kline_type) not in answered)
+        missing = tuple(g for key, g in groups.items() if key not in answered)
         if not missing:
             return []
         if call.reasks == 0:  # ask once more for what the server left out
@@ -374,21 +412,42 @@ class BatchJob:
         )
         return []
 
-    def _decode(self, envelope: wire.Envelope, body: bytes, chunk: BatchChunk) -> pd.DataFrame:
-        """This answer's bars; a group whose bars cannot be read gets a failure row alone."""
+    def _decode(self, body: bytes, answered: dict[tuple[str, int], Any]) -> pd.DataFrame:
+        """The bars of the groups asked for; a group whose bars cannot be read gets a failure
+        row alone."""
         try:
-            decoded = frames.decode_batch_kline_bodies([body])
+            return frames.decode_batch_kline_bodies([body])
         except MalformedResponse:
-            groups = [
-                (f"{item.get('code')}\x00{item.get('kline_type')}", _batch_body(item))
-                for item in envelope.data["kline_list"]
-            ]
-            decoded, bad = decode_each(groups, frames.decode_batch_kline_bodies)
-            for key, exc in bad.items():
-                code, kline_type = key.split("\x00")
-                alias = str(BY_KLINE_TYPE.get(int(kline_type), kline_type))
-                self.unreadable.append(unreadable(code, alias, BATCH_KLINE, exc))
-        return frames.finalize_klines([decoded], chunk.codes)
+            pass
+        items = [(key, _batch_body(item)) for key, item in answered.items()]
+        decoded, bad = answers.decode_each(items, frames.decode_batch_kline_bodies)
+        for (code, kline_type), exc in bad.items():
+            self.rejected.append(unreadable(code, str(BY_KLINE_TYPE[kline_type]), BATCH_KLINE, exc))
+        return decoded
+
+    def _believe(
+        self, decoded: pd.DataFrame, groups: dict[tuple[str, int], tuple[CodeInfo, Interval]]
+    ) -> pd.DataFrame:
+        """The asked groups' bars, sorted; a group with a bar not believed is dropped whole
+        (its newest bar forms and the one before closed: one without the other would lie)."""
+        wanted = {(c.code, str(i)) for c, i in groups.values()}
+        pairs = pd.MultiIndex.from_frame(decoded[["code", "interval"]])
+        decoded = decoded[pairs.isin(wanted)].reset_index(drop=True)
+        checked = checks.check_bars(decoded, checks.latest_start(self.now))
+        doubted = set()
+        for (code, alias), counts in checked.problems.items():
+            note = "" if set(counts) == {"conflict"} else "; the group's other bars too"
+            self.rejected.append(bad_bars(code, alias, BATCH_KLINE, counts, note))
+            doubted.add((code, alias))
+        if doubted:
+            pairs = pd.MultiIndex.from_frame(decoded[["code", "interval"]])
+            checked.keep[pairs.isin(doubted)] = False
+        order = list(dict.fromkeys(c.code for c, _ in groups.values()))
+        return frames.finalize_klines([decoded[checked.keep]], order)
+
+    def max_body(self, call: Call) -> int:
+        chunk: BatchChunk = call.payload
+        return bodies.bound(len(chunk.groups), bodies.GROUP_BYTES + chunk.num * bodies.BAR_BYTES)
 
     def split(self, call: Call) -> list[Call]:
         """Halve the call by codes, keeping each code's intervals together."""

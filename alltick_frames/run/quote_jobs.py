@@ -10,7 +10,10 @@ are driven, by :class:`SymbolListJob` on the client's :class:`~alltick_frames.ru
   compared with the codes asked, the missing ones are asked again once, and codes still
   missing become ``left-out`` failure rows;
 * a 600/604 for a call of several codes is bisected until the bad code stands alone, so the
-  good codes of the chunk still arrive; a 603 splits the call the same way.
+  good codes of the chunk still arrive; a 603 splits the call the same way;
+* an order book zero on both sides is how AllTick marks a delisted stock
+  (``en/api-reference/stock/price-change-trading-status.mdx``): its code gets a ``delisted``
+  failure row instead of quote rows.
 
 The trading-halt service (``/api/suspension/{sse,nyse,nasdaq}``) has its own envelope and
 errors (alltick-api.md §3.6): :class:`SuspensionJob` reads them itself (see
@@ -20,9 +23,9 @@ other call. It allows one call per minute per exchange, on every plan.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
+from typing import Any
 
 import pandas as pd
 
@@ -32,12 +35,13 @@ from alltick_frames.core.codes import CodeInfo
 from alltick_frames.core.errors import Failure, MalformedResponse, ServiceError
 from alltick_frames.core.planner import chunk_codes
 from alltick_frames.core.plans import DEPTH_TICK, STATIC_INFO, SUSPENSION, TRADE_TICK
+from alltick_frames.run import bodies
+from alltick_frames.run.jobs import unreadable
 from alltick_frames.run.runner import Call, read_answer
 from alltick_frames.run.transport import Response
 
 __all__ = [
     "EXCHANGES",
-    "MAX_SUSPENSION_PAGES",
     "SuspensionJob",
     "SymbolListJob",
     "as_suspension_failure",
@@ -46,10 +50,6 @@ __all__ = [
 
 #: Exchanges the trading-halt service covers, as they appear in its URL.
 EXCHANGES: tuple[str, ...] = ("sse", "nyse", "nasdaq")
-
-#: Pages followed at most for one exchange: each costs a minute of the service's rate, and a
-#: service that keeps announcing more pages must not hold a job for hours.
-MAX_SUSPENSION_PAGES = 50
 
 
 # --------------------------------------------------------------------------- symbol lists
@@ -64,14 +64,26 @@ class _Endpoint:
     code_key: str
     decode: Callable[[Sequence[wire.Envelope]], pd.DataFrame]
     empty: Callable[[], pd.DataFrame]
+    #: The largest plausible record of one code (see :mod:`alltick_frames.run.bodies`).
+    record_bytes: int
 
 
 _ENDPOINTS: dict[str, _Endpoint] = {
     TRADE_TICK: _Endpoint(
-        TRADE_TICK, "tick_list", "code", frames.decode_trade_ticks, frames.empty_trades
+        TRADE_TICK,
+        "tick_list",
+        "code",
+        frames.decode_trade_ticks,
+        frames.empty_trades,
+        bodies.TICK_BYTES,
     ),
     DEPTH_TICK: _Endpoint(
-        DEPTH_TICK, "tick_list", "code", frames.decode_depth_ticks, frames.empty_depth
+        DEPTH_TICK,
+        "tick_list",
+        "code",
+        frames.decode_depth_ticks,
+        frames.empty_depth,
+        bodies.BOOK_BYTES,
     ),
     # Static information is keyed by "symbol", not "code" (alltick-api.md §3.5).
     STATIC_INFO: _Endpoint(
@@ -80,6 +92,7 @@ _ENDPOINTS: dict[str, _Endpoint] = {
         "symbol",
         frames.decode_static_info,
         frames.empty_static_info,
+        bodies.INFO_BYTES,
     ),
 }
 
@@ -90,13 +103,17 @@ class SymbolListJob:
 
     ``chunk`` is the most codes per call (the plan's ``codes_per_call``). Each answer is
     decoded as it arrives; :meth:`frame` puts them together. ``left_out`` collects the codes
-    the server left out of an answer twice.
+    the server left out of an answer twice, ``rejected`` those whose record was unreadable,
+    ``delisted`` the codes whose order book is zero on both sides.
     """
 
     endpoint: str
     chunk: int
     _frames: list[pd.DataFrame] = field(default_factory=list)
     left_out: list[Failure] = field(default_factory=list)
+    #: Codes whose record could not be read (kind ``unreadable``).
+    rejected: list[Failure] = field(default_factory=list)
+    delisted: list[Failure] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         if self.endpoint not in _ENDPOINTS:
@@ -125,11 +142,24 @@ class SymbolListJob:
         data = envelope.data if envelope.data is not None else {}
         records = (data.get(spec.list_key) if isinstance(data, dict) else None) or []
         if not isinstance(data, dict) or not isinstance(records, list):
-            raise MalformedResponse(f"unexpected /{self.endpoint} data", endpoint=self.endpoint)
-        # Decoded now, not at the end, so a body that is not what the docs say (a price that
-        # is not a number, ...) is a fault the runner retries instead of an error after it.
-        self._frames.append(spec.decode([envelope]))
-        answered = {r.get(spec.code_key) for r in records}
+            what = MalformedResponse(f"the answer holds no {spec.list_key}", endpoint=spec.name)
+            self.rejected += [unreadable(c.code, None, spec.name, what) for c in call.payload]
+            return []
+        # Records are matched by the code they carry; a record for no code asked is junk.
+        asked = {c.code for c in call.payload}
+        mine = [r for r in records if isinstance(r, dict) and r.get(spec.code_key) in asked]
+        # Decoded now, not at the end, so that a record that is not what the docs say (a
+        # price that is not a number, ...) fails its own code alone, with a row saying why.
+        try:
+            self._decode(mine, call.attempts)
+        except MalformedResponse:
+            for record in mine:
+                try:
+                    self._decode([record], call.attempts)
+                except MalformedResponse as exc:
+                    code = record[spec.code_key]
+                    self.rejected.append(unreadable(code, None, spec.name, exc))
+        answered = {r[spec.code_key] for r in mine}
         missing = tuple(c for c in call.payload if c.code not in answered)
         if not missing:
             return []
@@ -146,6 +176,35 @@ class SymbolListJob:
             for c in missing
         )
         return []
+
+    def max_body(self, call: Call) -> int:
+        return bodies.bound(len(call.payload), self.spec.record_bytes)
+
+    def _decode(self, records: list[dict[str, Any]], attempts: int) -> None:
+        """Decode ``records`` (raises MalformedResponse); a depth code whose book is zero on
+        both sides gets a ``delisted`` row instead of quote rows."""
+        answer = self._answer(records)
+        if self.endpoint != DEPTH_TICK:
+            self._frames.append(self.spec.decode([answer]))
+            return
+        books, status = frames.decode_depth_books([answer])
+        known = {f.code for f in self.delisted}
+        self.delisted += [
+            Failure(
+                code=code,
+                endpoint=DEPTH_TICK,
+                msg="order book zero on both sides (delisted)",
+                kind="delisted",
+                attempts=attempts,
+            )
+            for code, book in status.items()
+            if book == "delisted" and code not in known
+        ]
+        self._frames.append(books)
+
+    def _answer(self, records: list[dict[str, Any]]) -> wire.Envelope:
+        """A successful envelope holding ``records`` alone, for the decoder."""
+        return wire.Envelope(200, "ok", None, {self.spec.list_key: records})
 
     def split(self, call: Call) -> list[Call]:
         """Halve the call's codes (a 603, or bisecting to find a 600/604 code)."""
@@ -202,59 +261,49 @@ def _exchange(exchange: str) -> str:
 
 @dataclass
 class SuspensionJob:
-    """Trading halts of one exchange, following the service's pages when it sends them.
+    """Trading halts of one exchange: one call, the whole past year.
 
-    ``page_size`` None asks for everything in one answer, which is what the service normally
-    gives (it is documented as unpaginated). If an answer still says there are more pages
-    (``totalPages`` above ``currentPage``, or ``totalCount`` above the records so far), the
-    following pages are fetched, one call per minute, up to :data:`MAX_SUSPENSION_PAGES`.
+    "All interfaces do not support pagination and return the full data for the most recent
+    year" (``en/api-reference/stock/suspension.mdx``), so no ``page`` or ``size`` is sent and
+    no page is followed.
     """
 
     exchange: str
-    page_size: int | None = None
     endpoint: str = ""
     pages: list[wire.SuspensionPage] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self.exchange = _exchange(self.exchange)
         self.endpoint = suspension_endpoint(self.exchange)
-        if self.page_size is not None and (
-            isinstance(self.page_size, bool)
-            or not isinstance(self.page_size, int)
-            or self.page_size < 1
-        ):
-            raise ValueError(f"page_size must be a whole number >= 1, got {self.page_size!r}")
 
     @property
     def path(self) -> str:
         return f"/api/suspension/{self.exchange}"
 
-    def call(self, page: int | None = None, size: int | None = None) -> Call:
-        """A call for page ``page`` of ``size`` records (None: no paging parameters)."""
-        if page is None and self.page_size is not None:
-            page, size = 1, self.page_size
-        return Call(self.path, (page, size), ((self.exchange, None),))
+    def call(self) -> Call:
+        return Call(self.path, None, ((self.exchange, None),))
 
     def request(self, call: Call) -> tuple[dict[str, str], None]:
-        page, size = call.payload
-        if page is None:
-            return {}, None
-        return {"page": str(page), "size": str(size or self.page_size or 10)}, None
+        return {}, None
 
     def read(self, response: Response) -> wire.Envelope:
-        """The halt service's answer in the runner's terms.
+        """The halt service's answer in the runner's terms, from its HTTP status and the
+        shape of its body:
 
-        The service answers ``{"success": true, "data": [...]}``, and its errors come as HTTP
-        500 ``{"success": false, "error": "..."}``:
-
-        * success: ``ret`` 200 with the :class:`~alltick_frames.core.wire.SuspensionPage` as data;
-        * an error saying "too frequent": ``ret`` 429, so the budget holds the exchange back
-          for its window and the runner retries;
-        * an error about the token: ``ret`` 401, so the job stops with AuthError;
-        * any other error: :class:`~alltick_frames.core.errors.ServiceError`, retried with backoff
-          and reported with kind ``service-error`` if it persists;
-        * anything else: as any AllTick answer (a proxy's 502 page is a fault; the token
-          gate's ``{"ret":401}`` passes through).
+        * ``{"success": true, ...}``: ``ret`` 200 with the
+          :class:`~alltick_frames.core.wire.SuspensionPage` as data;
+        * HTTP 429 (too frequent; the service's body is plain text) or HTTP 401 (the host's
+          token gate, ``{"msg":"token is required","trace":"","ret":401}``), whatever the
+          body: that ``ret``, so the budget holds the exchange back for its window and the
+          runner retries, or the job stops with AuthError;
+        * ``{"success": false, "error": "..."}`` with another status (HTTP 500, the page's
+          documented error): the text is all there is to go on, so it is read for AllTick's
+          own words for those two errors (``en/getting-started/error-code-description.mdx``):
+          a text holding "token invalid" is ``ret`` 401, "Too Many Requests" (any case)
+          ``ret`` 429. Any other error
+          is a :class:`~alltick_frames.core.errors.ServiceError`, retried with backoff and
+          reported as ``service-error`` if it persists;
+        * anything else as any AllTick answer (a proxy's 502 page is a fault).
         """
         try:
             page = wire.parse_suspension(response.body)
@@ -263,46 +312,36 @@ class SuspensionJob:
         if page.success:
             return wire.Envelope(200, "ok", None, page)
         error = page.error or "unknown error"
-        if _TOO_FAST.search(error):
-            return wire.Envelope(429, error, None, None)
-        if _BAD_TOKEN.search(error):
-            return wire.Envelope(401, error, None, None)
+        ret = response.status if response.status in (401, 429) else _documented_ret(error)
+        if ret is not None:
+            return wire.Envelope(ret, error, None, None)
         raise ServiceError(error, endpoint=self.endpoint)
 
     def on_ok(self, call: Call, envelope: wire.Envelope, body: bytes) -> list[Call]:
-        page: wire.SuspensionPage = envelope.data
-        self.pages.append(page)
-        following = self._next_page(call, page)
-        return [] if following is None else [following]
-
-    def _next_page(self, call: Call, page: wire.SuspensionPage) -> Call | None:
-        if not page.data or len(self.pages) >= MAX_SUSPENSION_PAGES:
-            return None
-        asked, size = call.payload
-        current = page.current_page or asked or 1
-        size = size or page.current_size or len(page.data)
-        if page.total_pages is not None:
-            more = current < page.total_pages
-        else:
-            got = sum(len(p.data) for p in self.pages)
-            more = page.total_count is not None and got < page.total_count
-        return self.call(current + 1, size) if more else None
+        self.pages.append(envelope.data)
+        return []
 
     def split(self, call: Call) -> list[Call]:
         return []  # one exchange per call: nothing to split
 
+    def max_body(self, call: Call) -> int:
+        return bodies.SUSPENSION_BYTES
+
     def frame(self) -> pd.DataFrame:
         """Every record received, newest notice first, as :data:`frames.SUSPENSION_DTYPES`."""
         records = [r for p in self.pages for r in p.data]
-        data = frames.decode_suspensions(records, self.exchange)
-        # Pages fetched a minute apart may overlap when new notices push records down.
-        return data.drop_duplicates(ignore_index=True)
+        return frames.decode_suspensions(records, self.exchange)
 
 
-#: Service error texts that mean "too fast" and "bad token": handled like AllTick's ret 429
-#: and 401 (the runner backs off, or stops the job with AuthError).
-_TOO_FAST = re.compile(r"too (?:frequent|many)|rate limit|limit exceeded", re.IGNORECASE)
-_BAD_TOKEN = re.compile(r"token", re.IGNORECASE)
+#: AllTick's documented error contents (``en/getting-started/error-code-description.mdx``)
+#: that change what the client does, by the ``ret`` they stand for.
+_DOCUMENTED_ERRORS: dict[str, int] = {"token invalid": 401, "too many requests": 429}
+
+
+def _documented_ret(error: str) -> int | None:
+    """The ``ret`` of a halt-service error whose text holds one of AllTick's documented words."""
+    text = error.lower()
+    return next((ret for words, ret in _DOCUMENTED_ERRORS.items() if words in text), None)
 
 
 def as_suspension_failure(failure: Failure) -> Failure:

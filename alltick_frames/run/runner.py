@@ -6,11 +6,15 @@ call and what its answers mean; the runner drives any job the same way:
 * every call first waits for the :class:`~alltick_frames.budget.Budget`, so the plan's windows
   are never broken by us, and leaves at the slot it was given: a call whose connection was
   ready late (a new connection, a busy loop) takes a new slot (:class:`Departure`);
+* every answer is read within its job's ``max_body`` bound (an endless or compressed-bomb body
+  is a fault, not a memory blow-up);
 * faults (timeouts, resets, HTTP 5xx, malformed bodies) and 429/605 are sent again after a
   capped, jittered exponential backoff, up to ``RetryPolicy.attempts`` tries;
 * 603 (too big) splits the call in two; 600/604 in a call of several codes bisects it until
   the bad codes stand alone, so every good code is still delivered;
-* 400/401/402/601 stop the job with a typed exception;
+* 400/401/402/601 stop the job with a typed exception; a ``ret`` the client does not know is
+  asked once more, then reported as ``unknown-ret`` for that call's items alone;
+* an answer a job cannot read fails only that call's items (``unreadable``), never the job;
 * when the day's cap is reached the job stops, and every item not yet fetched becomes a
   failure row of kind ``daily-cap``.
 """
@@ -48,6 +52,8 @@ Item = tuple[str, str | None]
 MIN_LATENESS = 0.002
 #: New slots a call may take after missing one, before it goes with whatever slot it has.
 MAX_REPACES = 3
+#: Tries of a call answered with a ``ret`` the client does not know: the first and one more.
+UNKNOWN_RET_ATTEMPTS = 2
 
 
 @dataclass(frozen=True, slots=True)
@@ -149,6 +155,11 @@ class Job(Protocol):
         """Smaller calls covering ``call`` (603, or bisection); empty if it cannot shrink."""
         ...
 
+    def max_body(self, call: Call) -> int:
+        """The most bytes ``call``'s answer may take once inflated (see
+        :mod:`alltick_frames.run.bodies`): past it the call fails instead of filling memory."""
+        ...
+
     # A job may also define ``read(response) -> wire.Envelope`` for a service that does not
     # speak AllTick's envelope (the trading-halt service); :func:`read_answer` is the default.
 
@@ -156,13 +167,21 @@ class Job(Protocol):
 def read_answer(response: Response, endpoint: str) -> wire.Envelope:
     """AllTick's envelope of ``response``; HTTP 5xx and unreadable bodies are faults.
 
+    An HTTP 401 or 429 whose body is not an envelope (a plain-text "Too Many Requests") is
+    read as that ``ret``: the status says what the body does not.
+
     Raises :class:`~alltick_frames.core.errors.TransportError` (``http-502: ...``) or
     :class:`~alltick_frames.core.errors.MalformedResponse`, which the runner retries.
     """
-    if response.status >= 500:
-        status = response.status
+    status = response.status
+    if status >= 500:
         raise TransportError(f"http-{status}: HTTP {status}", endpoint=endpoint)
-    return wire.parse_envelope(response.body, endpoint)
+    try:
+        return wire.parse_envelope(response.body, endpoint)
+    except MalformedResponse:
+        if status in (401, 429):
+            return wire.Envelope(status, f"HTTP {status}", None, None)
+        raise
 
 
 @dataclass
@@ -255,11 +274,14 @@ class Runner:
             return
         self._count(call)
         params, body = job.request(call)
+        limit = job.max_body(call)
         try:
             if body is not None:
-                response = await self.transport.post(call.path, body, ready=departure)
+                response = await self.transport.post(call.path, body, ready=departure, limit=limit)
             else:
-                response = await self.transport.get(call.path, params or {}, ready=departure)
+                response = await self.transport.get(
+                    call.path, params or {}, ready=departure, limit=limit
+                )
         except TransportError as exc:
             self._fault(call, exc)
             return
@@ -311,6 +333,10 @@ class Runner:
             except MalformedResponse as exc:
                 self._fault(call, exc)
                 return
+            except Exception as exc:  # a job's reading of one answer must not sink the job
+                log.exception("could not read a %s answer", job.endpoint)
+                self._fail(call, "unreadable", None, f"could not read the answer: {exc!r}")
+                return
             self._submit_more(follow_ups)
             self._done()
         elif action is Action.RETRY:
@@ -330,6 +356,9 @@ class Runner:
                 self.stats.bisections += 1
             self._submit_more(parts)
             self._done()
+        elif action is Action.UNKNOWN:
+            self.stats.faults[f"ret-{ret}"] += 1
+            self._again_or_fail(call, "unknown-ret", ret, envelope.msg, UNKNOWN_RET_ATTEMPTS)
         else:
             raise error_for(ret, envelope.msg, job.endpoint, call.codes)
 
@@ -344,8 +373,10 @@ class Runner:
         self.stats.faults[name] += 1
         self._again_or_fail(call, exc.kind, None, exc.msg)
 
-    def _again_or_fail(self, call: Call, kind: str, ret: int | None, msg: str) -> None:
-        if call.attempts >= self.retry.attempts:
+    def _again_or_fail(
+        self, call: Call, kind: str, ret: int | None, msg: str, attempts: int | None = None
+    ) -> None:
+        if call.attempts >= min(self.retry.attempts, attempts or self.retry.attempts):
             self._fail(call, kind, ret, msg)
             return
         delay = self.retry.delay(call.attempts, self.rng)

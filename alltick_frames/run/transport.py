@@ -9,6 +9,10 @@ A request may carry a ``ready`` hook: the transport awaits it once the request's
 is ready (reused from the pool, or freshly opened) and just before the request is written.
 The runner uses it to make each call leave at its budget slot, however long the connection
 took to open.
+
+A request may also carry a ``limit``: the most bytes its answer may take once inflated.
+Bodies are read and inflated by :func:`~alltick_frames.run.bodies.read_body`, never whole by
+aiohttp, so an endless or compressed-bomb answer fails its call instead of filling memory.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ import aiohttp
 import yarl
 
 from alltick_frames.core.errors import TransportError, redact
+from alltick_frames.run.bodies import ACCEPT_ENCODING, DEFAULT_BYTES, read_body
 
 log = logging.getLogger("alltick_frames")
 
@@ -84,6 +89,8 @@ class Transport:
                 connector=aiohttp.TCPConnector(limit=self._connections),
                 raise_for_status=False,
                 trace_configs=[trace],
+                auto_decompress=False,  # read_body inflates, within the call's bound
+                headers={"Accept-Encoding": ACCEPT_ENCODING},
             )
         return self._session
 
@@ -93,14 +100,21 @@ class Transport:
             self._session = None
 
     async def get(
-        self, path: str, params: dict[str, str], *, ready: Ready | None = None
+        self,
+        path: str,
+        params: dict[str, str],
+        *,
+        ready: Ready | None = None,
+        limit: int = DEFAULT_BYTES,
     ) -> Response:
         """GET ``path`` with ``params`` (URL-encoded once by aiohttp) plus the token."""
-        return await self._send("GET", path, params, None, ready)
+        return await self._send("GET", path, params, None, ready, limit)
 
-    async def post(self, path: str, body: bytes, *, ready: Ready | None = None) -> Response:
+    async def post(
+        self, path: str, body: bytes, *, ready: Ready | None = None, limit: int = DEFAULT_BYTES
+    ) -> Response:
         """POST a JSON ``body`` to ``path``; the token goes in the URL, as AllTick wants."""
-        return await self._send("POST", path, {}, body, ready)
+        return await self._send("POST", path, {}, body, ready, limit)
 
     async def _send(
         self,
@@ -109,6 +123,7 @@ class Transport:
         params: dict[str, str],
         body: bytes | None,
         ready: Ready | None,
+        limit: int,
     ) -> Response:
         url = self.base_url + path
         query = {"token": self._token.reveal(), **params}
@@ -118,7 +133,7 @@ class Transport:
             async with self._open().request(
                 method, url, params=query, data=body, headers=headers, trace_request_ctx=ready
             ) as resp:
-                return Response(resp.status, await resp.read())
+                return Response(resp.status, await read_body(resp, limit, path))
         except (TimeoutError, aiohttp.ClientError, OSError) as exc:
             kind = "timeout" if isinstance(exc, TimeoutError) else type(exc).__name__
             text = scrub(str(exc), self._token.reveal())

@@ -6,10 +6,19 @@ The client asks the store two questions before it calls AllTick: *what do I alre
 with one :meth:`BarStore.write`.
 
 The package, from the pure core out: :mod:`~alltick_frames.store.coverage` (spans, gaps,
-floors: what a series holds), :mod:`~alltick_frames.store.codec` (keys, index records and bar
-bytes), :mod:`~alltick_frames.store.disk` (:class:`BarStore` on diskcache) and
+floors: what a series holds), :mod:`~alltick_frames.store.codec` (keys and checked bar
+bytes), :mod:`~alltick_frames.store.records` (a series' index record: JSON, checksummed,
+checked), :mod:`~alltick_frames.store.location` (where the cache lives, and whether to trust
+it), :mod:`~alltick_frames.store.backend` (SQLite without pickles, or memory),
+:mod:`~alltick_frames.store.health` (opening the database; damaged and unwritable ones),
+:mod:`~alltick_frames.store.disk` (:class:`BarStore`: checked reads, atomic writes),
+:mod:`~alltick_frames.store.manage` (describe, clear, vacuum, salvage) and
 :mod:`~alltick_frames.store.series` (recording fetched pages and reading answers as k-line
 frames). Import the names from this package.
+
+The cache directory is a trust boundary: whoever can write it decides what the store returns,
+so it is created private and a directory other users can write is refused unless sharing it
+is asked for. Nothing in it is ever unpickled or executed.
 """
 
 from alltick_frames.store.codec import (
@@ -22,14 +31,10 @@ from alltick_frames.store.codec import (
     sort_bars,
 )
 from alltick_frames.store.coverage import Coverage, Span, merge_spans
-from alltick_frames.store.disk import (
-    BarStore,
-    ManyBars,
-    Newest,
-    StoreError,
-    VacuumReport,
-    default_cache_dir,
-)
+from alltick_frames.store.disk import BarStore, ManyBars, Newest
+from alltick_frames.store.health import CacheWarning, Note
+from alltick_frames.store.location import StoreError, UnsafeCacheDir, default_cache_dir
+from alltick_frames.store.manage import VacuumReport
 
 __all__ = [
     "CHUNK_BARS",
@@ -37,12 +42,15 @@ __all__ = [
     "FIELDS",
     "Arrays",
     "BarStore",
+    "CacheWarning",
     "Coverage",
     "ManyBars",
     "Newest",
+    "Note",
     "SeriesKey",
     "Span",
     "StoreError",
+    "UnsafeCacheDir",
     "VacuumReport",
     "as_frame",
     "default_cache_dir",

@@ -1,44 +1,46 @@
-"""The store's layout, pure: series ids and keys, index records, bars as arrays and bytes.
+"""The store's layout, pure: series ids and keys, bars as arrays and as checked bytes.
 
 The store is a :class:`diskcache.Cache` in ``<root>/bars`` (its own directory, so its settings
-and management never touch other caches under the same root). Two kinds of keys:
+and management never touch other caches under the same root). Three kinds of keys, all
+strings, and every value is bytes that the store checks before it believes them:
 
 ``idx:["source","code","1d"]``
-    The series index, a small pickled dict of builtins: ``segments``, ``floor``, ``forming``
-    (timestamp, fetched_at and the six values, inline), ``rev`` (a random revision id) and
-    ``chunks``: ``(first_ts, last_ts, n, key)`` in time order, never overlapping.
+    The series index: a small JSON record and its checksum
+    (:mod:`alltick_frames.store.records` says what it holds).
 ``chunk:["source","code","1d"]:<uuid hex>``
     ``n`` sorted, unique bars as raw bytes: ``n`` int64 timestamps, then the six float64
     columns one after another. :func:`numpy.frombuffer` reads them without parsing, which is
     what makes warm loads fast. A chunk holds at most :data:`CHUNK_BARS` bars (0.46 MB), so a
     one-bar refresh rewrites at most one chunk, and a daily series of up to 8,192 bars is a
-    single chunk (one lookup to load).
+    single chunk (one lookup to load). Its index entry holds its length and CRC-32:
+    :func:`read_chunk` checks both, and that the bars are sorted, before a bar is read.
+``meta:format``
+    The layout generation of the whole store (:data:`STORE_FORMAT`).
 
 Chunk keys are never reused: a write stores its bars under fresh keys, swaps the index, and
-deletes the replaced chunks, all inside one ``cache.transact()``. Chunks stay below diskcache's
-file threshold, so all of it lives in SQLite and commits or rolls back as one transaction;
+deletes the replaced chunks, all inside one ``cache.transact()``. Everything lives in SQLite
+(the store never writes side files), so a write commits or rolls back as one transaction;
 SIGKILL at any moment leaves the old state or the new one. Readers take no lock: they read the
 index, then its chunks, and if a chunk has gone (a writer swapped the index in between) they
-read again. :meth:`~alltick_frames.store.BarStore.vacuum` removes chunks no index refers to and
-repairs indexes whose chunks are missing; neither can arise from the store's own writes, but
-the store should heal from anything (an older version, a disk-full error, a hand-deleted key).
+read again. Damage the store cannot cause itself (a flipped page, a full disk mid-way, bytes
+planted by hand) is found by these checks and healed: see :mod:`alltick_frames.store.disk`.
 
-This module builds and reads keys, index records and chunk bytes;
-:mod:`alltick_frames.store.disk` does the I/O.
+This module builds and reads keys and chunk bytes; :mod:`alltick_frames.store.disk` does the
+I/O.
 """
 
 from __future__ import annotations
 
 import functools
 import json
-import uuid
+import zlib
 from typing import Any, Final
 
 import numpy as np
 import pandas as pd
 
 from alltick_frames.core.intervals import Interval, parse_interval
-from alltick_frames.store.coverage import NEG_INF, POS_INF, Coverage, Span, subtract
+from alltick_frames.store.coverage import NEG_INF, POS_INF, Span
 
 #: The six value columns of a bar, in storage order.
 FIELDS: Final[tuple[str, ...]] = ("open", "high", "low", "close", "volume", "turnover")
@@ -50,13 +52,23 @@ CHUNK_BARS: Final = 8192
 #: Value columns per bar, and bytes per stored bar (timestamp + values).
 NF = len(FIELDS)
 BAR_BYTES = 8 * (1 + NF)
-#: Key prefixes of index records and chunks, and the index record format.
+#: Key prefixes of index records and chunks.
 INDEX_PREFIX = "idx:"
 CHUNK_PREFIX = "chunk:"
-FORMAT = 1
+#: The key holding the store's layout generation, and the generation this code writes: a
+#: store without it was written by an older version (whose indexes were pickles).
+FORMAT_KEY = "meta:format"
+STORE_FORMAT = b"2"
 
 #: A series as read_many names it: ``(code, interval)``.
 SeriesKey = tuple[str, str | Interval]
+
+#: A chunk as its index lists it: ``(first_ts, last_ts, n, key, crc32)``.
+ChunkEntry = tuple[int, int, int, str, int]
+
+
+class Damaged(ValueError):
+    """Bytes in the store that fail their checks; the message says what was wrong."""
 
 
 # --------------------------------------------------------------------------------- bars
@@ -119,10 +131,47 @@ def encode(ts: np.ndarray, vals: np.ndarray) -> bytes:
 
 
 def decode(buf: bytes, n: int) -> tuple[np.ndarray, np.ndarray]:
-    """The ``n`` bars of a chunk's bytes (read-only views, no copy)."""
+    """The ``n`` bars of a chunk's bytes (read-only views, no copy), unchecked."""
     ts = np.frombuffer(buf, np.int64, n)
     vals = np.frombuffer(buf, np.float64, NF * n, 8 * n).reshape(NF, n)
     return ts, vals
+
+
+def chunk_entry(ts: np.ndarray, buf: bytes, key: str) -> ChunkEntry:
+    """The index entry of the chunk ``buf`` (the encoded bars ``ts``) stored under ``key``."""
+    return int(ts[0]), int(ts[-1]), int(ts.size), key, zlib.crc32(buf)
+
+
+def read_chunk(buf: object, entry: ChunkEntry) -> Arrays:
+    """The bars of a chunk's bytes once they pass every check its index ``entry`` allows:
+    bytes of the right length, the right CRC-32, strictly increasing timestamps from
+    ``first_ts`` to ``last_ts``. :class:`Damaged` says which failed.
+
+    The CRC catches damage to the bytes; the order check catches bars that were never
+    sorted (a bug, or bytes planted together with a matching checksum).
+    """
+    first, last, n, _, crc = entry
+    if not isinstance(buf, bytes):
+        raise Damaged("a piece of its bars is not raw bytes (not written by this store)")
+    if len(buf) != n * BAR_BYTES:
+        raise Damaged(f"a piece of its bars holds {len(buf)} bytes, not {n * BAR_BYTES}")
+    if zlib.crc32(buf) != crc:
+        raise Damaged("a piece of its bars fails its checksum")
+    ts, vals = decode(buf, n)
+    if not (ts[0] == first and ts[-1] == last and (ts[1:] > ts[:-1]).all()):
+        raise Damaged("a piece of its bars is out of order or outside its stated range")
+    return ts, vals
+
+
+def checked_chunk(buf: object, entry: ChunkEntry) -> Arrays | str:
+    """:func:`read_chunk` of a value that may be missing (None): the bars, or why they cannot
+    be believed."""
+    if buf is None:
+        return "a piece of its bars is missing"
+    try:
+        return read_chunk(buf, entry)
+    except Damaged as exc:
+        return str(exc)
 
 
 def as_frame(ts: Any, vals: np.ndarray, **leading: Any) -> pd.DataFrame:
@@ -170,14 +219,25 @@ def sid_of(source: str, code: str, interval: str | Interval) -> str:
 
 
 def parse_series_id(sid: str) -> tuple[str, str, str]:
-    """``(source, code, interval alias)`` of a series id."""
-    source, code, interval = json.loads(sid)
-    return source, code, interval
+    """``(source, code, interval alias)`` of a series id; :class:`Damaged` for anything that
+    is not one (a key this store did not write)."""
+    try:
+        names = json.loads(sid)
+    except ValueError:
+        names = None
+    if not (isinstance(names, list) and len(names) == 3 and all(isinstance(n, str) for n in names)):
+        raise Damaged(f"{sid!r} is not a series id")
+    return names[0], names[1], names[2]
 
 
 def index_key(sid: str) -> str:
     """The key of a series' index record."""
     return INDEX_PREFIX + sid
+
+
+def chunk_prefix(sid: str) -> str:
+    """What the key of every chunk of a series starts with."""
+    return f"{CHUNK_PREFIX}{sid}:"
 
 
 def alias_of(interval: str | Interval) -> str:
@@ -199,53 +259,6 @@ def matches(
     src, c, a = parse_series_id(sid)
     wanted = zip((source, code, alias), (src, c, a), strict=True)
     return (src, c, a) if all(want is None or want == got for want, got in wanted) else None
-
-
-# --------------------------------------------------------------------------------- index records
-
-
-def empty_index() -> dict[str, Any]:
-    """The index record of a series with nothing stored."""
-    return {"v": FORMAT, "rev": "", "segments": (), "floor": None, "forming": None, "chunks": ()}
-
-
-def index_coverage(index: dict[str, Any]) -> Coverage:
-    """What an index record says the series covers."""
-    form = index["forming"]
-    return Coverage(
-        segments=index["segments"],
-        floor=index["floor"],
-        forming_ts=form[0] if form else None,
-        fetched_at=form[1] if form else None,
-        bars=sum(c[2] for c in index["chunks"]),
-    )
-
-
-def without_chunks(
-    index: dict[str, Any], missing: list[tuple[int, int, int, str]]
-) -> dict[str, Any]:
-    """The index minus chunks whose data is gone: their time range stops counting as covered."""
-    segments: list[Span] = list(index["segments"])
-    for first, last, _, _ in missing:
-        kept: list[Span] = []
-        for a, b in segments:
-            kept.extend(subtract(a, b, [(first, last)]))
-        segments = kept
-    gone = {c[3] for c in missing}
-    return {
-        **index,
-        "rev": uuid.uuid4().hex,
-        "segments": tuple(segments),
-        "chunks": tuple(c for c in index["chunks"] if c[3] not in gone),
-    }
-
-
-def forming_piece(index: dict[str, Any], lo: int, hi: int) -> list[tuple[np.ndarray, np.ndarray]]:
-    """The forming bar of an index record as arrays, when it lies in ``[lo, hi]``."""
-    form = index["forming"]
-    if form is None or not lo <= form[0] <= hi:
-        return []
-    return [(np.array([form[0]], np.int64), np.array(form[2:], np.float64).reshape(NF, 1))]
 
 
 def as_range(lo: int | None, hi: int | None) -> Span:

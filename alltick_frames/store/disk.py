@@ -1,80 +1,70 @@
-"""The bar store on disk (:class:`BarStore`, on diskcache): reads, atomic writes, management.
+"""The bar store on disk (:class:`BarStore`, on diskcache): checked reads, atomic writes.
 
 The client asks the store two questions before it calls AllTick: *what do I already have?*
 (:meth:`BarStore.coverage`, :meth:`BarStore.newest`) and *give me those bars*
 (:meth:`BarStore.read`, :meth:`BarStore.read_many`). After a call it records what it learned
 with one :meth:`BarStore.write`.
 
-What the store knows is described in :mod:`alltick_frames.store.coverage` (the data model) and
-how it lays it out on disk in :mod:`alltick_frames.store.codec` (the storage layout).
+What the store knows is described in :mod:`alltick_frames.store.coverage` (the data model),
+how it lays it out in :mod:`alltick_frames.store.codec` and :mod:`alltick_frames.store.records`
+(the storage layout), and how it copes with a damaged or unusable database in
+:mod:`alltick_frames.store.health`.
+
+Nothing is believed unchecked. An index that fails its checks drops its series; a chunk that
+fails its checks (length, CRC-32, order) or has gone missing drops its time span from the
+index. Either way the dropped part stops counting as covered, so the next fetch asks for it
+again, and a :class:`~alltick_frames.store.health.Note` in :attr:`BarStore.notes` says what
+happened. A read never returns a bar that failed a check.
 """
 
 from __future__ import annotations
 
-import os
-import sqlite3
-import time
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NamedTuple
 
-import diskcache
 import numpy as np
 import pandas as pd
 
 from alltick_frames.core.intervals import Interval
+from alltick_frames.store.backend import Backend
 from alltick_frames.store.codec import (
-    BAR_BYTES,
     CHUNK_BARS,
-    CHUNK_PREFIX,
-    FORMAT,
-    INDEX_PREFIX,
     Arrays,
+    ChunkEntry,
     SeriesKey,
     alias_of,
     as_frame,
     as_int,
     as_range,
+    checked_chunk,
+    chunk_entry,
+    chunk_prefix,
     clip,
     concat,
-    decode,
     empty_arrays,
-    empty_index,
     encode,
-    forming_piece,
-    index_coverage,
     index_key,
-    matches,
     rows,
     sid_of,
     sort_bars,
     to_arrays,
-    without_chunks,
 )
 from alltick_frames.store.coverage import NEG_INF, POS_INF, Coverage, Span, merge_spans
+from alltick_frames.store.health import Index, Keeper, guarded
+from alltick_frames.store.location import StoreError
+from alltick_frames.store.manage import Management
+from alltick_frames.store.records import (
+    empty_index,
+    encode_index,
+    forming_piece,
+    index_coverage,
+    new_revision,
+)
 
 _READ_ATTEMPTS = 100
-#: Keys per bulk SELECT (SQLite builds before 3.32 allow 999 parameters per statement).
-_SQL_BATCH = 900
-#: Chunks must stay in SQLite (below diskcache's file threshold) so a write is one transaction.
-_MIN_FILE_SIZE = 4 * CHUNK_BARS * BAR_BYTES
-
-
-class StoreError(RuntimeError):
-    """The store on disk is damaged in a way a reader cannot work around; see ``vacuum()``."""
-
-
-def default_cache_dir() -> Path:
-    """The cache root: ``$ALLTICK_CACHE_DIR``, else ``$XDG_CACHE_HOME/alltick-frames``, else
-    ``~/.cache/alltick-frames``."""
-    explicit = os.environ.get("ALLTICK_CACHE_DIR")
-    if explicit:
-        return Path(explicit).expanduser()
-    xdg = os.environ.get("XDG_CACHE_HOME")
-    base = Path(xdg).expanduser() if xdg else Path.home() / ".cache"
-    return base / "alltick-frames"
 
 
 class ManyBars(NamedTuple):
@@ -104,15 +94,7 @@ class Newest:
     fetched_at: float | None
 
 
-@dataclass(frozen=True, slots=True)
-class VacuumReport:
-    """What :meth:`BarStore.vacuum` removed or repaired."""
-
-    orphan_chunks: int
-    repaired_series: int
-
-
-class BarStore:
+class BarStore(Management, Keeper):
     """K-line bars on disk, with the time ranges they cover (see the module docstring).
 
     >>> with BarStore("/tmp/demo-cache", source="emulator") as store:  # doctest: +SKIP
@@ -120,42 +102,25 @@ class BarStore:
     ...     store.coverage("AAPL.US", "1d").gaps(t0, t2)    # [(t1 + 1, t2)]
     ...     store.read("AAPL.US", "1d", t0, t1)
 
-    ``directory`` is the cache root (default :func:`default_cache_dir`); bars live in its
-    ``bars`` sub-directory. ``source`` names where the bars come from; reads and writes use it,
-    the management methods (:meth:`describe`, :meth:`clear`, :meth:`vacuum`) see every source.
-    Safe to share between threads and processes; each process should open its own store.
+    ``directory`` is the cache root (default :func:`default_cache_dir`), created private (mode
+    0700); bars live in its ``bars`` sub-directory. A root that other users can write is
+    refused (:class:`~alltick_frames.store.location.UnsafeCacheDir`) unless ``shared=True``:
+    whoever can write it decides what the store returns. ``source`` names where the bars come
+    from; reads and writes use it, the management methods (:meth:`describe`, :meth:`clear`,
+    :meth:`vacuum`) see every source. Safe to share between threads and processes; each
+    process should open its own store. :attr:`notes` lists what the store healed.
     """
 
-    def __init__(self, directory: str | Path | None = None, *, source: str = "default") -> None:
+    def __init__(
+        self, directory: str | Path | None = None, *, source: str = "default", shared: bool = False
+    ) -> None:
         if not isinstance(source, str) or not source:
             raise ValueError(f"source must be a non-empty string, not {source!r}")
-        self.root = Path(directory).expanduser() if directory is not None else default_cache_dir()
-        self.directory = self.root / "bars"
-        self.source = source
-        self._cache = diskcache.Cache(
-            str(self.directory),
-            eviction_policy="none",  # closed bars are kept for good; clear() is explicit
-            size_limit=2**50,
-            disk_min_file_size=_MIN_FILE_SIZE,
-            statistics=False,
-            tag_index=False,
-        )
-
-    def __repr__(self) -> str:
-        return f"BarStore({str(self.root)!r}, source={self.source!r})"
-
-    def close(self) -> None:
-        """Close the database connection (the store reopens it if used again)."""
-        self._cache.close()
-
-    def __enter__(self) -> BarStore:
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.close()
+        self._start(directory, source, shared)
 
     # ----------------------------------------------------------------------------- writing
 
+    @guarded
     def write(
         self,
         code: str,
@@ -185,6 +150,8 @@ class BarStore:
 
         Several processes may write the same series at once: the index is read, merged and
         written inside one SQLite write transaction, so no writer loses another's segments.
+        On a full or read-only disk the write is kept in memory instead (see
+        :mod:`~alltick_frames.store.health`).
         """
         sid = sid_of(self.source, code, interval)
         if (lo is None) != (hi is None):
@@ -208,49 +175,61 @@ class BarStore:
                 raise ValueError("a forming bar needs fetched_at (the caller's clock, seconds)")
             f_ts, f_vals = to_arrays(forming)
             form = (int(f_ts[0]), float(fetched_at), *(float(v) for v in f_vals[:, 0]))
-        with self._cache.transact(retry=True):
-            index = self._write_locked(sid, ts, vals, span, floor, form)
+        kv = self._backend
+        with kv.transact():
+            index = self._write_locked(kv, sid, ts, vals, span, floor, form)
         return index_coverage(index)
 
     def _write_locked(
         self,
+        kv: Backend,
         sid: str,
         ts: np.ndarray,
         vals: np.ndarray,
         span: Span | None,
         floor: int | None,
         form: tuple[Any, ...] | None,
-    ) -> dict[str, Any]:
+    ) -> Index:
         """The read-merge-write of one series; the caller holds the write transaction."""
-        cache = self._cache
-        index = cache.get(index_key(sid)) or empty_index()
+        index = self._parse(kv, sid, kv.get(index_key(sid))) or empty_index()
         chunks = list(index["chunks"])
         replaced: list[str] = []
         if ts.size:
             first, last = int(ts[0]), int(ts[-1])
-            i = next((k for k, c in enumerate(chunks) if c[1] >= first), len(chunks))
-            j = next((k for k in range(i, len(chunks)) if chunks[k][0] > last), len(chunks))
-            total = ts.size + sum(c[2] for c in chunks[i:j])
-            # Fold small neighbours in too, so refreshes one bar at a time keep a series in
-            # few chunks (fast loads) while no rewrite exceeds about CHUNK_BARS bars.
-            while i > 0 and total + chunks[i - 1][2] <= CHUNK_BARS:
-                i -= 1
-                total += chunks[i][2]
-            while j < len(chunks) and total + chunks[j][2] <= CHUNK_BARS:
-                total += chunks[j][2]
-                j += 1
-            group = chunks[i:j]
-            pieces = [self._chunk(sid, c) for c in group]
-            pieces.append((ts, vals))
+            while True:  # until every chunk to merge with passes its checks
+                chunks = list(index["chunks"])
+                i = next((k for k, c in enumerate(chunks) if c[1] >= first), len(chunks))
+                j = next((k for k in range(i, len(chunks)) if chunks[k][0] > last), len(chunks))
+                total = ts.size + sum(c[2] for c in chunks[i:j])
+                # Fold small neighbours in too, so refreshes one bar at a time keep a series in
+                # few chunks (fast loads) while no rewrite exceeds about CHUNK_BARS bars.
+                while i > 0 and total + chunks[i - 1][2] <= CHUNK_BARS:
+                    i -= 1
+                    total += chunks[i][2]
+                while j < len(chunks) and total + chunks[j][2] <= CHUNK_BARS:
+                    total += chunks[j][2]
+                    j += 1
+                group = chunks[i:j]
+                blobs = kv.get_many([c[3] for c in group])
+                got = [checked_chunk(blobs.get(c[3]), c) for c in group]
+                bad = [(c, why) for c, why in zip(group, got, strict=True) if isinstance(why, str)]
+                if not bad:
+                    break
+                # We hold the write lock, so the index cannot have changed under us.
+                healed = self._drop_chunks(kv, sid, index, [c for c, _ in bad], bad[0][1])
+                assert healed is not None
+                index = healed
+            pieces = [*(p for p in got if not isinstance(p, str)), (ts, vals)]
             all_ts, all_vals = sort_bars(*concat(pieces))
             fresh = []
             parts = -(-all_ts.size // CHUNK_BARS)
             for part_ts, part_vals in zip(
                 np.array_split(all_ts, parts), np.array_split(all_vals, parts, axis=1), strict=True
             ):
-                key = f"{CHUNK_PREFIX}{sid}:{uuid.uuid4().hex}"
-                cache.set(key, encode(part_ts, part_vals), retry=True)
-                fresh.append((int(part_ts[0]), int(part_ts[-1]), int(part_ts.size), key))
+                key = f"{chunk_prefix(sid)}{uuid.uuid4().hex}"
+                buf = encode(part_ts, part_vals)
+                kv.set(key, buf)
+                fresh.append(chunk_entry(part_ts, buf, key))
             chunks[i:j] = fresh
             replaced = [c[3] for c in group]
 
@@ -267,115 +246,79 @@ class BarStore:
         if current is not None and any(hi >= current[0] for _, hi in segments):
             current = None
 
-        new = {
-            "v": FORMAT,
-            "rev": uuid.uuid4().hex,
-            "segments": tuple(segments),
-            "floor": index_floor,
-            "forming": current,
-            "chunks": tuple(chunks),
-        }
-        cache.set(index_key(sid), new, retry=True)
+        new = new_revision(
+            index,
+            segments=tuple(segments),
+            floor=index_floor,
+            forming=current,
+            chunks=tuple(chunks),
+        )
+        kv.set(index_key(sid), encode_index(new))
         for key in replaced:
-            cache.delete(key, retry=True)
+            kv.delete(key)
         return new
-
-    def _chunk(self, sid: str, chunk: tuple[int, int, int, str]) -> tuple[np.ndarray, np.ndarray]:
-        """A chunk's bars, for a writer inside the transaction (where it cannot go missing)."""
-        buf = self._cache.get(chunk[3])
-        if buf is None:
-            raise StoreError(f"series {sid} lacks chunk {chunk[3]}; run BarStore.vacuum()")
-        return decode(buf, chunk[2])
 
     # ----------------------------------------------------------------------------- reading
 
-    def _get_many(self, keys: list[str]) -> dict[str, Any]:
-        """Values of many keys in a few SQL statements instead of one ``get`` each.
-
-        One ``get`` costs about 12 us of SQLite round trip, as much as decoding its bars, so
-        bulk loads query diskcache's table directly (``Disk.fetch`` still decodes the values).
-        Should diskcache ever change its private SQL handle or schema, the public ``get`` takes
-        over. Missing keys are simply absent from the result.
-        """
-        cache = self._cache
-        found: dict[str, Any] = {}
-        try:
-            sql, fetch = cache._sql, cache.disk.fetch
-            now = time.time()
-            for start in range(0, len(keys), _SQL_BATCH):
-                part = keys[start : start + _SQL_BATCH]
-                rows = sql(
-                    "SELECT key, mode, filename, value FROM Cache WHERE raw = 1"
-                    f" AND key IN ({','.join('?' * len(part))})"
-                    " AND (expire_time IS NULL OR expire_time > ?)",
-                    (*part, now),
-                ).fetchall()
-                for key, mode, filename, value in rows:
-                    found[key] = fetch(mode, filename, value, False)
-        except (AttributeError, sqlite3.Error):
-            found = {}
-            for key in keys:
-                value = cache.get(key)
-                if value is not None:
-                    found[key] = value
-        return found
-
+    @guarded
     def coverage(self, code: str, interval: str | Interval) -> Coverage:
         """What the store holds for one series of this store's source (empty if nothing)."""
-        index = self._cache.get(index_key(sid_of(self.source, code, interval)))
-        return index_coverage(index or empty_index())
+        kv, sid = self._backend, sid_of(self.source, code, interval)
+        return index_coverage(self._parse(kv, sid, kv.get(index_key(sid))) or empty_index())
 
+    @guarded
     def coverage_many(self, keys: Sequence[SeriesKey]) -> dict[tuple[str, str], Coverage]:
         """:meth:`coverage` of many series in a few SQL statements, for planning big requests.
 
         Keyed by ``(code, interval alias)``, e.g. ``("AAPL.US", "1d")`` even if asked as ``"D"``.
         """
+        kv = self._backend
         series = list(dict.fromkeys((code, alias_of(interval)) for code, interval in keys))
-        index_keys = [index_key(sid_of(self.source, code, alias)) for code, alias in series]
-        indexes = self._get_many(index_keys)
+        sids = [sid_of(self.source, code, alias) for code, alias in series]
+        blobs = kv.get_many([index_key(sid) for sid in sids])
         return {
-            pair: index_coverage(indexes.get(key) or empty_index())
-            for pair, key in zip(series, index_keys, strict=True)
+            pair: index_coverage(self._parse(kv, sid, blobs.get(index_key(sid))) or empty_index())
+            for pair, sid in zip(series, sids, strict=True)
         }
 
     def _load(
-        self, sid: str, lo: int, hi: int, newest: int | None = None
-    ) -> tuple[dict[str, Any] | None, list[tuple[np.ndarray, np.ndarray]]]:
+        self, kv: Backend, sid: str, lo: int, hi: int, newest: int | None = None
+    ) -> tuple[Index | None, list[Arrays]]:
         """A consistent snapshot: the index and the bars of its chunks within ``[lo, hi]``.
 
         Without a lock: a chunk that vanished means a writer swapped the index after we read
-        it, so read again. ``newest`` stops after that many bars, reading from the end.
+        it, so read again; a chunk that is gone or damaged while the index stands is dropped
+        from it (:meth:`_drop_chunks`). ``newest`` stops after that many bars, from the end.
         """
-        cache, key = self._cache, index_key(sid)
+        key = index_key(sid)
         for _ in range(_READ_ATTEMPTS):
-            index = cache.get(key)
+            index = self._parse(kv, sid, kv.get(key))
             if index is None:
                 return None, []
             chunks = [c for c in index["chunks"] if c[1] >= lo and c[0] <= hi]
             if newest is not None:
                 chunks.reverse()
-            pieces: list[tuple[np.ndarray, np.ndarray]] = []
+            pieces: list[Arrays] = []
             found = 0
-            missing = None
+            lost: tuple[ChunkEntry, str] | None = None
             for c in chunks:
                 if newest is not None and found >= newest:
                     break
-                buf = cache.get(c[3])
-                if buf is None:
-                    missing = c[3]
+                got = checked_chunk(kv.get(c[3]), c)
+                if isinstance(got, str):
+                    lost = (c, got)
                     break
-                piece = clip(*decode(buf, c[2]), lo, hi)
+                piece = clip(*got, lo, hi)
                 pieces.append(piece)
                 found += piece[0].size
-            if missing is None:
+            if lost is None:
                 if newest is not None:
                     pieces.reverse()
                 return index, pieces
-            again = cache.get(key)
-            if again is not None and again["rev"] == index["rev"]:
-                raise StoreError(f"series {sid} lacks chunk {missing}; run BarStore.vacuum()")
+            self._drop_chunks(kv, sid, index, [lost[0]], lost[1])
         raise StoreError(f"series {sid} changed {_READ_ATTEMPTS} times while being read")
 
+    @guarded
     def read(
         self,
         code: str,
@@ -392,16 +335,11 @@ class BarStore:
         Whether the range is *complete* is :meth:`coverage`'s question, not this one's.
         """
         sid = sid_of(self.source, code, interval)
-        ts, vals = self._series_arrays(sid, *as_range(lo, hi), forming)
-        return as_frame(ts, vals)
-
-    def _series_arrays(
-        self, sid: str, lo: int, hi: int, forming: bool
-    ) -> tuple[np.ndarray, np.ndarray]:
-        index, pieces = self._load(sid, lo, hi)
+        lo_i, hi_i = as_range(lo, hi)
+        index, pieces = self._load(self._backend, sid, lo_i, hi_i)
         if index is not None and forming:
-            pieces.extend(forming_piece(index, lo, hi))
-        return concat(pieces)
+            pieces.extend(forming_piece(index, lo_i, hi_i))
+        return as_frame(*concat(pieces))
 
     def read_many(
         self,
@@ -432,6 +370,7 @@ class BarStore:
             interval=pd.Categorical.from_codes(np.repeat(alias_of, got.counts), categories=aliases),
         )
 
+    @guarded
     def read_arrays(
         self,
         keys: Sequence[SeriesKey],
@@ -442,34 +381,41 @@ class BarStore:
     ) -> ManyBars:
         """What :meth:`read_many` reads, as plain arrays (for callers that build their own
         frame without copying the bars again): see :class:`ManyBars`."""
+        kv = self._backend
         lo, hi = as_range(lo, hi)
         series = list(dict.fromkeys((code, alias_of(interval)) for code, interval in keys))
         sids = [sid_of(self.source, code, alias) for code, alias in series]
-        indexes = self._get_many([index_key(sid) for sid in sids])
+        blobs = kv.get_many([index_key(sid) for sid in sids])
+        indexes = {sid: self._parse(kv, sid, blobs.get(index_key(sid))) for sid in sids}
         wanted = [
-            c[3] for index in indexes.values() for c in index["chunks"] if c[1] >= lo and c[0] <= hi
+            c[3]
+            for index in indexes.values()
+            if index is not None
+            for c in index["chunks"]
+            if c[1] >= lo and c[0] <= hi
         ]
-        blobs = self._get_many(wanted)
-        pieces: list[tuple[np.ndarray, np.ndarray]] = []
+        chunk_blobs = kv.get_many(wanted)
+        pieces: list[Arrays] = []
         counts = np.zeros(len(series), np.int64)
         for k, sid in enumerate(sids):
-            index = indexes.get(index_key(sid))
+            index = indexes[sid]
             if index is None:
                 continue
             got = []
             for c in index["chunks"]:
                 if c[1] >= lo and c[0] <= hi:
-                    buf = blobs.get(c[3])
-                    if buf is None:  # a writer swapped this series in between: read it alone
-                        index, got = self._load(sid, lo, hi)
+                    bars = checked_chunk(chunk_blobs.get(c[3]), c)
+                    if isinstance(bars, str):  # a writer got in between, or damage: alone
+                        index, got = self._load(kv, sid, lo, hi)
                         break
-                    got.append(clip(*decode(buf, c[2]), lo, hi))
+                    got.append(clip(*bars, lo, hi))
             if index is not None and forming:
                 got.extend(forming_piece(index, lo, hi))
             pieces.extend(got)
             counts[k] = sum(p[0].size for p in got)
         return ManyBars(series, counts, *concat(pieces))
 
+    @guarded
     def newest(
         self,
         code: str,
@@ -492,10 +438,10 @@ class BarStore:
         """
         if n < 1:
             raise ValueError(f"n must be at least 1, got {n}")
-        sid = sid_of(self.source, code, interval)
+        kv, sid = self._backend, sid_of(self.source, code, interval)
         empty = Newest(as_frame(*empty_arrays()), complete=False, run=None, fetched_at=None)
         for _ in range(_READ_ATTEMPTS):
-            index = self._cache.get(index_key(sid))
+            index = self._parse(kv, sid, kv.get(index_key(sid)))
             if index is None:
                 return empty
             cov = index_coverage(index)
@@ -511,9 +457,9 @@ class BarStore:
             run = cov.run(top, forming=use_forming)
             if run is None:
                 return empty
-            loaded, pieces = self._load(sid, run[0], top, newest=n)
+            loaded, pieces = self._load(kv, sid, run[0], top, newest=n)
             if loaded is None or loaded["rev"] != index["rev"]:
-                continue  # a writer got in between; the coverage we planned with is stale
+                continue  # a writer (or a heal) got in between: the coverage we used is stale
             if use_forming:
                 pieces.extend(forming_piece(index, run[0], top))
             ts, vals = concat(pieces)
@@ -526,120 +472,3 @@ class BarStore:
                 fetched_at=cov.fetched_at if with_forming else None,
             )
         raise StoreError(f"series {sid} changed {_READ_ATTEMPTS} times while being read")
-
-    # -------------------------------------------------------------------------- management
-
-    def _series_ids(self) -> Iterator[str]:
-        for key in self._cache.iterkeys():
-            if isinstance(key, str) and key.startswith(INDEX_PREFIX):
-                yield key[len(INDEX_PREFIX) :]
-
-    def describe(
-        self,
-        code: str | None = None,
-        interval: str | Interval | None = None,
-        source: str | None = None,
-    ) -> pd.DataFrame:
-        """One row per stored series (all sources unless filtered), sorted.
-
-        Columns: ``source, code, interval``; ``bars`` (closed bars stored); ``first``/``last``
-        (first and last closed bar, UTC); ``segments`` (covered spans); ``chunks`` (storage
-        pieces: one lookup each when loading); ``floor`` (UTC);
-        ``forming`` (the forming bar's start, UTC) and ``fetched_at`` (UTC, caller's clock);
-        ``bytes`` (bar data size).
-        """
-        alias = None if interval is None else alias_of(interval)
-        rows = []
-        for sid in self._series_ids():
-            names = matches(sid, code, alias, source)
-            if names is None:
-                continue
-            src, c, a = names
-            index = self._cache.get(index_key(sid))
-            if index is None:
-                continue
-            chunks, form = index["chunks"], index["forming"]
-            n = sum(ch[2] for ch in chunks)
-            rows.append(
-                {
-                    "source": src,
-                    "code": c,
-                    "interval": a,
-                    "bars": n,
-                    "first": chunks[0][0] if chunks else None,
-                    "last": chunks[-1][1] if chunks else None,
-                    "segments": len(index["segments"]),
-                    "chunks": len(chunks),
-                    "floor": index["floor"],
-                    "forming": form[0] if form else None,
-                    "fetched_at": form[1] if form else None,
-                    "bytes": n * BAR_BYTES,
-                }
-            )
-        columns = [
-            "source", "code", "interval", "bars", "first", "last",
-            "segments", "chunks", "floor", "forming", "fetched_at", "bytes",
-        ]  # fmt: skip
-        out = pd.DataFrame(rows, columns=columns)
-        for name in ("first", "last", "floor", "forming", "fetched_at"):
-            out[name] = pd.to_datetime(out[name].astype("float64"), unit="s", utc=True)
-        out = out.astype({"source": str, "code": str, "interval": str})
-        out = out.astype({k: np.int64 for k in ("bars", "segments", "chunks", "bytes")})
-        return out.sort_values(["source", "code", "interval"], ignore_index=True)
-
-    def size_bytes(self) -> int:
-        """Bytes the bar store's database takes on disk."""
-        return int(self._cache.volume())
-
-    def clear(
-        self,
-        code: str | None = None,
-        interval: str | Interval | None = None,
-        source: str | None = None,
-    ) -> int:
-        """Delete stored series: all of them, or those matching every filter given (None
-        matches anything; ``source`` too, so ``clear()`` empties every source). Returns how
-        many series were deleted. Atomic: a concurrent writer's series is either deleted whole
-        or written after the clear."""
-        alias = None if interval is None else alias_of(interval)
-        removed = 0
-        with self._cache.transact(retry=True):
-            for key in list(self._cache.iterkeys()):
-                if not isinstance(key, str):
-                    continue
-                if key.startswith(INDEX_PREFIX):
-                    sid, is_index = key[len(INDEX_PREFIX) :], True
-                elif key.startswith(CHUNK_PREFIX):
-                    sid, is_index = key[len(CHUNK_PREFIX) :].rsplit(":", 1)[0], False
-                else:
-                    continue
-                if matches(sid, code, alias, source) is None:
-                    continue
-                self._cache.delete(key, retry=True)
-                removed += is_index
-        return removed
-
-    def vacuum(self) -> VacuumReport:
-        """Remove chunks no index refers to, and repair indexes that refer to missing chunks
-        (their span leaves coverage, so it will be fetched again). Holds the write lock while
-        it scans every key, so run it from maintenance code, not per request."""
-        orphans = repaired = 0
-        with self._cache.transact(retry=True):
-            keys = [k for k in self._cache.iterkeys() if isinstance(k, str)]
-            chunk_keys = {k for k in keys if k.startswith(CHUNK_PREFIX)}
-            referenced: set[str] = set()
-            for key in keys:
-                if not key.startswith(INDEX_PREFIX):
-                    continue
-                index = self._cache.get(key)
-                if index is None:
-                    continue
-                missing = [c for c in index["chunks"] if c[3] not in chunk_keys]
-                referenced.update(c[3] for c in index["chunks"])
-                if missing:
-                    self._cache.set(key, without_chunks(index, missing), retry=True)
-                    repaired += 1
-            for key in chunk_keys - referenced:
-                self._cache.delete(key, retry=True)
-                orphans += 1
-        return VacuumReport(orphan_chunks=orphans, repaired_series=repaired)

@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator, Callable
 import aiohttp
 import pytest
 from emu_helpers import Api
+from ws_helpers import Sockets
 
 from alltick_frames.emulator import EmulatorServer
 
@@ -25,3 +26,17 @@ def api(http: aiohttp.ClientSession) -> Callable[..., Api]:
         return Api(http, emu, token)
 
     return make
+
+
+@pytest.fixture
+async def sockets(http: aiohttp.ClientSession) -> AsyncIterator[Callable[..., Sockets]]:
+    """``sockets(emu)``: opens raw WebSockets on ``emu``; all are closed at teardown."""
+    made: list[Sockets] = []
+
+    def make(emu: EmulatorServer) -> Sockets:
+        made.append(Sockets(http, emu))
+        return made[-1]
+
+    yield make
+    for group in made:
+        await group.close()

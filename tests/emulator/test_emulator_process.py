@@ -23,10 +23,11 @@ def test_config_round_trips_through_json_with_custom_plans_and_baskets():
         mirror_status=True,
         frozen_clock=True,
         clock_start=1_700_000_000,
+        ws={"cadence": 0.5},
     )
     back = EmulatorConfig.from_dict(config.to_dict())
     assert back.resolved_tokens() == config.resolved_tokens()
-    assert back.fault_config == config.fault_config
+    assert back.fault_config == config.fault_config and back.ws == config.ws
     assert (back.market_now, back.seed, back.mirror_status) == (config.market_now, 9, True)
     assert back.rate_clock.state() == {"now": 1_700_000_000.0, "frozen": True}
 

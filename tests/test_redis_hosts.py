@@ -1,0 +1,163 @@
+"""One token, several hosts, one budget in Redis, over real HTTP against the emulator.
+
+Four processes stand in for four hosts: each has its own cache directory (no common disk) and
+a clock skewed by up to ±300 ms. Through Redis they draw no 429/605; on their own ledgers the
+same four draw rejections. Then Redis dies mid-job: the job completes, paced, and says so.
+What is asserted is what the emulator counted, never the wall time (it is printed: run with
+``-s`` to see it beside the plan's minimum).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import multiprocessing
+import time
+from pathlib import Path
+from typing import Any
+
+from test_client_support import (
+    FAST_RETRY,
+    NOW,
+    TOKEN,
+    SkewedClock,
+    codes_by_class,
+    fast_plan,
+    rejections,
+    served,
+    tokens,
+)
+
+from alltick_frames import AllTick
+from alltick_frames.budget import Budget, theoretical_minimum
+from alltick_frames.budget.shared import budget_from_url
+
+#: 50 calls a second on /kline and in all, in windows of one second.
+PLAN = fast_plan(50)
+#: The budget's guard: wide, so that what is tested is the sharing, not how late a loaded
+#: machine delivers a request (the guard's own tests and issue 9 look after that).
+GUARD = 0.1
+SKEWS = (-0.3, -0.1, +0.1, +0.3)
+COUNT = 30
+#: One /kline call a code: 1.2 s at least at 50 calls/s, and more than a window's worth, so
+#: hosts that pace alone must overrun it.
+CALLS = 61
+
+
+def _client(emu_url: str, budget: Budget, cache: Path | bool) -> AllTick:
+    return AllTick(
+        TOKEN,
+        PLAN,
+        emu_url,
+        cache=cache,
+        budget=budget,
+        retry=FAST_RETRY,
+        progress=False,
+        clock=NOW.timestamp,
+    )
+
+
+def _host(
+    emu_url: str,
+    redis_url: str,
+    cache_dir: str,
+    skew: float,
+    codes: list[str],
+    phases: Any,
+    queue: Any,
+) -> None:
+    """One host: the job through Redis, then (fresh caches) the job on its own ledger."""
+    clock = SkewedClock(skew)
+
+    async def job(budget: Budget, cache: Path) -> tuple[float, float, bool]:
+        async with _client(emu_url, budget, cache) as client:
+            phases.wait(timeout=60)
+            started = time.time()
+            result = await client.klines(codes, "1d", count=COUNT)
+            whole = result.ok and len(result.data) == len(codes) * COUNT
+            return started, time.time(), whole
+
+    shared = budget_from_url(redis_url, PLAN, TOKEN, local_clock=clock, guard=GUARD)
+    queue.put(("redis", asyncio.run(job(shared, Path(cache_dir) / "a")), shared.clock.offset))
+    alone = Budget.for_token(PLAN, TOKEN, Path(cache_dir) / "b", clock=clock, guard=GUARD)
+    queue.put(("alone", asyncio.run(job(alone, Path(cache_dir) / "b")), 0.0))
+
+
+def test_four_skewed_hosts_share_one_token_through_redis(
+    alltick_emulator, redis_server, tmp_path
+) -> None:
+    emu = alltick_emulator(tokens=tokens(PLAN), process=True)
+    by_class = codes_by_class(emu)
+    universe = by_class["US"] + by_class["HK"] + by_class["fx"] + by_class["crypto"]
+    codes = universe[:CALLS]
+    shards = [codes[i::4] for i in range(4)]
+    ctx = multiprocessing.get_context("spawn")
+    phases = ctx.Barrier(5)  # the four hosts and this test, at the start of each phase
+    queue = ctx.Queue()
+    hosts = [
+        ctx.Process(
+            target=_host,
+            args=(
+                emu.url,
+                redis_server.url,
+                str(tmp_path / f"host{i}"),
+                skew,
+                shard,
+                phases,
+                queue,
+            ),
+        )
+        for i, (skew, shard) in enumerate(zip(SKEWS, shards, strict=True))
+    ]
+    for host in hosts:
+        host.start()
+    try:
+        phases.wait(timeout=120)
+        shared = [queue.get(timeout=120) for _ in hosts]
+        answers_shared = served(emu)
+        phases.wait(timeout=60)
+        alone = [queue.get(timeout=120) for _ in hosts]
+    finally:
+        for host in hosts:
+            host.join(timeout=30)
+            if host.is_alive():
+                host.kill()
+    assert all(host.exitcode == 0 for host in hosts)
+
+    # Through Redis: every code answered once, nothing refused, each host's clock corrected.
+    assert answers_shared == {"kline": {"200": CALLS}}
+    assert all(mode == "redis" and whole for mode, (_, _, whole), _ in shared)
+    assert sorted(round(-offset, 1) for _, _, offset in shared) == sorted(SKEWS)
+    wall = max(r[1][1] for r in shared) - min(r[1][0] for r in shared)
+    minimum = theoretical_minimum(PLAN, {"kline": CALLS})
+    print(f"\n4 hosts through Redis: {wall:.2f} s for {CALLS} calls, the plan's minimum "
+          f"{minimum:.2f} s: {wall / minimum:.3f}x")  # fmt: skip
+
+    # On their own ledgers the same four hosts overrun the token's windows.
+    refused = rejections(emu)
+    assert refused > 0
+    assert all(mode == "alone" and whole for mode, (_, _, whole), _ in alone)
+    print(f"the same 4 hosts on their own ledgers: {refused} answers of 429/605")
+
+
+async def test_redis_killed_mid_job_the_job_completes_paced(alltick_emulator, redis_server) -> None:
+    emu = alltick_emulator(tokens=tokens(PLAN), process=True)
+    codes = codes_by_class(emu)["US"][:CALLS]
+    budget = budget_from_url(redis_server.url, PLAN, TOKEN, guard=GUARD)
+    killed_after: list[int] = []
+
+    async def kill_once_ten_calls_are_served() -> None:
+        while (done := sum(served(emu).get("kline", {}).values())) < 10:
+            await asyncio.sleep(0.05)
+        killed_after.append(done)
+        redis_server.kill()
+
+    async with _client(emu.url, budget, False) as client:
+        killer = asyncio.create_task(kill_once_ten_calls_are_served())
+        result = await client.klines(codes, "1d", count=COUNT)
+        await killer
+    assert result.ok and len(result.data) == CALLS * COUNT
+    assert killed_after[0] < CALLS  # Redis died mid-job
+    assert served(emu) == {"kline": {"200": CALLS}}  # and the rest stayed paced: no 429/605
+    assert "unusable since" in result.stats.failover
+    assert "the whole plan (1 client(s) shared the token)" in result.stats.failover
+    assert "budget failed over" in str(result.stats)
