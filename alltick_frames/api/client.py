@@ -5,7 +5,6 @@ from __future__ import annotations
 import math
 import os
 import time
-from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import replace
 from pathlib import Path
@@ -15,12 +14,12 @@ from urllib.parse import urlsplit
 import pandas as pd
 
 from alltick_frames import frames
-from alltick_frames.api.estimate import CallPlan, Estimate
+from alltick_frames.api.estimate import EstimateMixin
 from alltick_frames.api.progress import Progress
 from alltick_frames.api.quotes import QuotesMixin
 from alltick_frames.api.result import FetchResult, FetchStats
 from alltick_frames.api.retry import RetryMixin
-from alltick_frames.budget import Budget, estimate_schedule
+from alltick_frames.budget import Budget
 from alltick_frames.core import cache_planner, errors, planner, validate
 from alltick_frames.core.codes import DEFAULT_BASE_URL, CodeInfo
 from alltick_frames.core.errors import Failure
@@ -44,7 +43,7 @@ PLANNING_ROUNDS = 3
 HEAL_ROUNDS = 2
 
 
-class AllTick(QuotesMixin, RetryMixin):
+class AllTick(QuotesMixin, RetryMixin, EstimateMixin):
     """An async AllTick client that stays inside its plan.
 
     >>> async with AllTick(plan="basic") as client:          # doctest: +SKIP
@@ -423,93 +422,6 @@ class AllTick(QuotesMixin, RetryMixin):
         }
         failures += job.left_out + job.rejected
         return self._result(data, failures, stats, started, request)
-
-    # ------------------------------------------------------------------------ estimate, retry
-
-    def estimate(self, method: str, *args: Any, **kwargs: Any) -> Estimate:
-        """What ``method(*args, **kwargs)`` would cost, without making any call.
-
-        Counts what the cache already holds, then gives the calls per endpoint, how long the
-        plan's windows make them take at the least, and what share of today's cap they use.
-        ``method`` is ``"klines"``, ``"latest"``, ``"trades"``, ``"depth"``,
-        ``"static_info"`` or ``"suspensions"``. Paging calls for a time range are an upper
-        bound: markets that close at night and at weekends have fewer bars than the span.
-        """
-        planner_of = getattr(self, f"_calls_for_{method}", None)
-        if planner_of is None:
-            raise ValueError(f"cannot estimate {method!r}: use klines, latest, trades, ...")
-        planned = planner_of(*args, **kwargs)
-        if not isinstance(planned, CallPlan):
-            planned = CallPlan(planned)
-        calls = planned.calls
-        usage = self.budget.usage()
-        total = sum(calls.values())
-        seconds = estimate_schedule(self.plan, calls, used_today=usage["calls_today"])
-        notes = []
-        if total > usage["remaining_today"]:
-            notes.append(
-                f"needs {total} calls but only {usage['remaining_today']} remain today: "
-                "the job will stop at the cap and list the rest as failures"
-            )
-        return Estimate(
-            calls=dict(calls),
-            seconds=seconds,
-            share_of_day=total / self.plan.per_day,
-            remaining_today=usage["remaining_today"],
-            cached=planned.cached,
-            route=planned.route or "+".join(sorted(e for e, n in calls.items() if n)),
-            notes=notes,
-        )
-
-    def _calls_for_klines(
-        self,
-        codes: str | Iterable[str],
-        interval: str | int | Interval = "1d",
-        count: int | None = None,
-        start: planner.TimeLike | None = None,
-        end: planner.TimeLike | None = None,
-    ) -> CallPlan:
-        now = self.clock()
-        req = planner.kline_request(codes, interval, count, start, end, now=now)
-        calls: Counter[str] = Counter()
-        cached = 0
-        for part in derive.split(req, now):  # a derived part costs what its 1h bars cost
-            planned = self._calls_for_fetch(part.fetch, now)
-            calls.update(planned.calls)
-            cached += planned.cached
-        if self.store is None:
-            return CallPlan(dict(calls))
-        route = "+".join(sorted(e for e, n in calls.items() if n)) or "cache"
-        return CallPlan(dict(calls), cached, route)
-
-    def _calls_for_fetch(self, req: planner.KlineRequest, now: float) -> CallPlan:
-        todo = [c for c in req.codes if c not in outside_plan(req.codes, self.plan)]
-        if self.store is None:
-            return CallPlan(planner.kline_calls(req, self.plan, now, todo))
-        plans = self._plan_round(req, todo, now, set())
-        needy = [p for p in plans if p.pages]
-        batch, chunks = self._batch_route(needy)
-        calls = {
-            KLINE: sum(
-                planner.chain_calls(page, self.plan, now)
-                for p in needy
-                if p not in batch
-                for page in p.pages
-            ),
-            BATCH_KLINE: len(chunks),
-        }
-        route = "+".join(sorted(e for e, n in calls.items() if n)) or "cache"
-        return CallPlan(calls, len(plans) - len(needy), route)
-
-    def _calls_for_latest(
-        self,
-        codes: str | Iterable[str],
-        intervals: str | int | Interval | Sequence[str | int | Interval] = ("1m",),
-        count: int = 1,
-    ) -> dict[str, int]:
-        groups = planner.latest_groups(codes, intervals, count)
-        blocked = set(outside_plan(list(dict.fromkeys(c for c, _ in groups)), self.plan))
-        return planner.batch_calls([g for g in groups if g[0] not in blocked], self.plan)
 
     def _result(
         self,
