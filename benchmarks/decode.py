@@ -5,9 +5,10 @@ AllTick bodies (every number a JSON string, as AllTick sends them), checks that 
 decoders produce the same bars, then prints bars per second for each and the ratio:
 
 * naive: per body ``json.loads`` -> ``pd.DataFrame(records)`` -> ``astype(float)``, then
-  one ``concat`` (what most client code does);
+  one ``concat`` (what most client code does); it has no ``session`` column;
 * ours: :func:`~alltick_frames.frames.decode_kline_bodies` /
-  :func:`~alltick_frames.frames.decode_batch_kline_bodies` over all bodies in one call;
+  :func:`~alltick_frames.frames.decode_batch_kline_bodies` over all bodies in one call (each
+  bar's trading ``session`` dated too, which the naive decoder does not do);
 * ours with the bar checks every job applies (:mod:`alltick_frames.frames.checks`);
 * ours as the runner uses it: :func:`~alltick_frames.core.wire.parse_envelope` on every body
   (to read ``ret``), then the decoder and the checks over batches of 128 bodies (the most a
@@ -56,6 +57,8 @@ _NUMERIC = {
     "turnover": "turnover",
 }
 RUNNER_BATCH = DECODE_BATCH  # the most bodies a job decodes together
+#: The naive decoder's columns: the k-line frame's but the session, which it cannot date.
+_NAIVE_COLUMNS = [c for c in frames.KLINE_COLUMNS if c != "session"]
 
 
 def _naive_frame(records: list[dict], code: object, kline_type: object) -> pd.DataFrame:
@@ -69,7 +72,7 @@ def _naive_frame(records: list[dict], code: object, kline_type: object) -> pd.Da
         if kline_type is None
         else BY_KLINE_TYPE[kline_type].alias
     )
-    return df[frames.KLINE_COLUMNS]
+    return df[_NAIVE_COLUMNS]
 
 
 def naive_kline(bodies: Sequence[bytes]) -> pd.DataFrame:
