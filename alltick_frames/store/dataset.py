@@ -90,13 +90,15 @@ PART = "part-0.parquet"
 _TMP_PREFIX = ".part-0."
 _TMP_SUFFIX = ".tmp"
 #: How files are encoded: zstd; floats split byte by byte (BYTE_STREAM_SPLIT), which lets
-#: zstd find the bytes that prices share; time as deltas. A 500-bar daily series of random
-#: walks takes 21 KB against 30 KB with Arrow's defaults (benchmarks/dataset_size.py).
+#: zstd find the bytes that prices share; times (bar starts, session dates) as deltas. A
+#: 500-bar daily series of random walks takes 21 KB against 30 KB with Arrow's defaults
+#: (benchmarks/dataset_size.py).
 _PARQUET_OPTIONS = {
     "compression": "zstd",
     "use_dictionary": ["code", "interval"],
     "column_encoding": {
         "timestamp": "DELTA_BINARY_PACKED",
+        "session": "DELTA_BINARY_PACKED",
         **dict.fromkeys(PRICE_FIELDS, "BYTE_STREAM_SPLIT"),
     },
 }
