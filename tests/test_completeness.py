@@ -234,11 +234,15 @@ async def test_stock_4h_bars_are_1h_bars_aggregated_per_session(alltick_emulator
     assert pd.Timestamp("2024-05-15") not in set(hk["session"]), "Buddha's Birthday"
 
 
-async def test_fx_4h_comes_as_served_beside_derived_stock_4h(alltick_emulator) -> None:
+async def test_fx_4h_comes_as_served_beside_derived_stock_4h(alltick_emulator, tmp_path) -> None:
     emu = start(alltick_emulator)
-    async with at(emu, NOW) as c:
+    async with at(emu, NOW, cache=tmp_path) as c:
         result = await c.klines(["700.HK", "EURUSD"], "4h", count=5)
+        again = await c.klines(["700.HK", "EURUSD"], "4h", count=5)
     assert result.ok and dict(result.stats.calls) == {"kline": 2}
+    # Both parts (the native and the derived) count what the cache answered.
+    assert again.stats.total_calls == 0 and again.stats.cached == 2
+    pd.testing.assert_frame_equal(again.data, result.data)
     fx = result.data[result.data["code"] == "EURUSD"].reset_index(drop=True)
     ref = await reference(emu, ["EURUSD"], 7, 5)
     pd.testing.assert_series_equal(fx["close"], ref["close"], check_names=False)

@@ -363,8 +363,8 @@ class AllTick(QuotesMixin, RetryMixin, EstimateMixin):
         for round_no in range(PLANNING_ROUNDS):
             plans = self._plan_round(req, todo, now, paged)
             needy = [p for p in plans if p.pages]
-            if round_no == 0:
-                stats.cached = len(plans) - len(needy)
+            if round_no == 0:  # a request of two parts (2h/4h: stocks derived) adds both
+                stats.cached += len(plans) - len(needy)
             if not needy:
                 break
             batch, chunks = self._batch_route(needy) if round_no == 0 else ([], [])
