@@ -305,7 +305,8 @@ def test_a_code_whose_end_time_was_ignored_is_measured_like_a_stock() -> None:
     asked for anything older than its oldest bar: ``not-pageable``, saying why, where a code
     that pages gets ``history-limit``; a hole inside its bars is still a ``gap``; a code that
     brought nothing is ``not-pageable`` whole."""
-    hours = pd.date_range(FRIDAY - pd.Timedelta(hours=10), periods=10, freq="h", unit="ns")
+    # Seconds, not the client's nanoseconds: a frame built by hand is measured all the same.
+    hours = pd.date_range(FRIDAY - pd.Timedelta(hours=10), periods=10, freq="h", unit="s")
     came = hours[4:].delete(2)  # of 11:00 to 20:00: 15:00 to 20:00 without 17:00
     data = pd.DataFrame(
         {"code": ["EURUSD"] * len(came) + ["USDJPY"] * len(came), "timestamp": came.append(came)}

@@ -92,7 +92,7 @@ def received_stamps(data: pd.DataFrame) -> dict[str, np.ndarray]:
         return {}
     code = data["code"]
     starts = np.flatnonzero(code.ne(code.shift()).to_numpy(bool, na_value=True))
-    stamps = pd.DatetimeIndex(data["timestamp"]).asi8 // 1_000_000_000
+    stamps = pd.DatetimeIndex(data["timestamp"]).as_unit("s").asi8
     ends = np.append(starts[1:], len(data))
     names = code.iloc[starts].tolist()  # one take, not one lookup per code
     return {
