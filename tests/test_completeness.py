@@ -328,3 +328,17 @@ def test_a_code_whose_end_time_was_ignored_is_measured_like_a_stock() -> None:
     ]
     assert [h.code.code for h in measured.holes] == ["EURUSD", "USDJPY"]
     assert measured.table["missing"].tolist() == [5, 10, 5]
+
+
+def test_a_count_that_came_whole_is_short_of_nothing() -> None:
+    """Five FX day bars, one on a Saturday (a slot the 24/5 calendar lacks): the calendar's
+    newest five reach a day further back, but five came; the table says so (one missing, one
+    unexpected), and no row claims that 5 of 5 could not be fetched."""
+    days = pd.date_range("2024-05-10", periods=5, freq="D", tz="UTC", unit="ns")  # Fri to Tue
+    data = pd.DataFrame({"code": ["EURUSD"] * 5, "timestamp": days})
+    now = pd.Timestamp("2024-05-14T12:00Z").timestamp()
+    expect = completeness.Expectations(parse_interval("1d"), now, count=5)
+    measured = completeness.measure(data, [classify("EURUSD")], expect, kline_bars=500)
+    assert measured.failures == [] and measured.holes == []
+    row = measured.table.iloc[0]
+    assert (row["expected"], row["received"], row["missing"], row["unexpected"]) == (5, 5, 1, 1)
