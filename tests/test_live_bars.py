@@ -33,10 +33,11 @@ def starts(bars: pd.DataFrame, code: str) -> list[str]:
 def test_intraday_stock_bars_start_at_each_session_open():
     df = trades(
         [
-            ("700.HK", "2024-05-15T01:30:00Z", 1),  # 09:30 HK
-            ("700.HK", "2024-05-15T03:59:59Z", 2),  # 11:59:59, the 11:30 bar
-            ("700.HK", "2024-05-15T04:30:00Z", 3),  # lunch break: no bar
-            ("700.HK", "2024-05-15T05:00:00Z", 4),  # 13:00, a new session
+            ("700.HK", "2024-05-16T01:30:00Z", 1),  # 09:30 HK
+            ("700.HK", "2024-05-16T03:59:59Z", 2),  # 11:59:59, the 11:30 bar
+            ("700.HK", "2024-05-16T04:30:00Z", 3),  # lunch break: no bar
+            ("700.HK", "2024-05-16T05:00:00Z", 4),  # 13:00, a new session
+            ("700.HK", "2024-05-15T02:00:00Z", 0),  # Buddha's Birthday, an XHKG holiday
             ("AAPL.US", "2024-03-08T14:30:00Z", 5),  # 09:30 New York, winter time
             ("AAPL.US", "2024-03-11T13:30:00Z", 6),  # 09:30 New York, summer time
             ("AAPL.US", "2024-03-11T20:00:00Z", 7),  # 16:00: closed
@@ -45,10 +46,10 @@ def test_intraday_stock_bars_start_at_each_session_open():
         ]
     )
     bars = ticks_to_bars(df, "1h")
-    assert starts(bars, "700.HK") == ["05-15 01:30", "05-15 03:30", "05-15 05:00"]
+    assert starts(bars, "700.HK") == ["05-16 01:30", "05-16 03:30", "05-16 05:00"]
     assert starts(bars, "AAPL.US") == ["03-08 14:30", "03-11 13:30"]
     assert starts(bars, "EURUSD") == ["05-15 13:00"]
-    assert bars.attrs["outside_sessions"] == 3
+    assert bars.attrs["outside_sessions"] == 4
     assert dict(bars.dtypes) == KLINE_DTYPES
     assert list(bars["code"]) == ["700.HK"] * 3 + ["AAPL.US"] * 2 + ["EURUSD"]
 
@@ -56,13 +57,13 @@ def test_intraday_stock_bars_start_at_each_session_open():
 def test_calendar_bars_are_local_for_stocks_and_utc_for_the_rest():
     df = trades(
         [
-            ("700.HK", "2024-05-15T01:30:00Z", 1),  # Wednesday 09:30 HK
+            ("700.HK", "2024-05-16T01:30:00Z", 1),  # Thursday 09:30 HK
             ("EURUSD", "2024-05-12T22:30:00Z", 2),  # Sunday evening: the short Sunday bar
             ("EURUSD", "2024-05-13T00:30:00Z", 3),
             ("BTCUSDT", "2024-05-31T23:59:59Z", 4),
         ]
     )
-    assert starts(ticks_to_bars(df, "1d"), "700.HK") == ["05-14 16:00"]  # 00:00 HK
+    assert starts(ticks_to_bars(df, "1d"), "700.HK") == ["05-15 16:00"]  # 00:00 HK
     assert starts(ticks_to_bars(df, "1d"), "EURUSD") == ["05-12 00:00", "05-13 00:00"]
     assert starts(ticks_to_bars(df, "1w"), "EURUSD") == ["05-06 00:00", "05-13 00:00"]
     assert starts(ticks_to_bars(df, "1w"), "700.HK") == ["05-12 16:00"]  # Monday, HK
@@ -72,7 +73,7 @@ def test_calendar_bars_are_local_for_stocks_and_utc_for_the_rest():
     daily = ticks_to_bars(df, "1d")
     sessions = daily["session"].dt.strftime("%m-%d")
     assert list(zip(daily["code"], sessions, strict=True)) == [
-        ("700.HK", "05-15"), ("EURUSD", "05-12"), ("EURUSD", "05-13"), ("BTCUSDT", "05-31")
+        ("700.HK", "05-16"), ("EURUSD", "05-12"), ("EURUSD", "05-13"), ("BTCUSDT", "05-31")
     ]  # fmt: skip
 
 

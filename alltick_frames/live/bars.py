@@ -11,10 +11,11 @@ Alignment (the README's "Bar alignment", which the emulator follows):
   weeks on Monday, months on the 1st.
 * Stocks and indices: intraday bars start at each session's open and every bar length after
   it (HK 1h bars at 09:30, 10:30, 11:30, 13:00, 14:00, 15:00); days, weeks and months at
-  00:00 exchange-local time. Sessions: US 09:30-16:00 America/New_York; HK 09:30-12:00 and
-  13:00-16:00 Asia/Hong_Kong; A-shares 09:30-11:30 and 13:00-15:00 Asia/Shanghai; Monday to
-  Friday, no holidays. A stock trade outside them (pre- or post-market) belongs to no bar:
-  it is left out and counted in ``bars.attrs["outside_sessions"]``.
+  00:00 exchange-local time. Sessions are the exchange calendars'
+  (:mod:`alltick_frames.core.calendars`: XNYS, XHKG, XSHG, with holidays, half days and lunch
+  breaks). A stock trade outside them
+  (pre- or post-market, a holiday) belongs to no bar: it is left out and counted in
+  ``bars.attrs["outside_sessions"]``.
 
 A bar's open is its first trade and its close its last (by time, then ``seq``), its high and
 low the extremes, its volume and turnover the sums. So the bars of *closed* intervals equal
@@ -24,27 +25,17 @@ do); the newest bar of a stream is still forming and holds the trades so far.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from alltick_frames.core import calendars
 from alltick_frames.core.codes import classify
 from alltick_frames.core.intervals import Interval, parse_interval
 from alltick_frames.frames import KLINE_COLUMNS, KLINE_DTYPES, UTC_NS, empty_klines
 from alltick_frames.frames.sessions import frame_sessions
 
-_H, _M = 3600, 60
-
-#: Trading sessions of each stock market: its time zone and ``(open, close)`` in seconds
-#: after local midnight, Monday to Friday.
-SESSIONS: Mapping[str, tuple[str, tuple[tuple[int, int], ...]]] = {
-    "US": ("America/New_York", ((9 * _H + 30 * _M, 16 * _H),)),
-    "HK": ("Asia/Hong_Kong", ((9 * _H + 30 * _M, 12 * _H), (13 * _H, 16 * _H))),
-    "SH": ("Asia/Shanghai", ((9 * _H + 30 * _M, 11 * _H + 30 * _M), (13 * _H, 15 * _H))),
-    "SZ": ("Asia/Shanghai", ((9 * _H + 30 * _M, 11 * _H + 30 * _M), (13 * _H, 15 * _H))),
-}
 _NEEDED = ("code", "time", "price", "volume", "turnover")
 
 
@@ -66,26 +57,22 @@ def _grid_starts(times: pd.Series, interval: Interval) -> pd.Series:
     return _calendar_start(naive, interval).dt.tz_localize("UTC")
 
 
-def _session_starts(times: pd.Series, market: str, interval: Interval) -> pd.Series:
-    """Bar starts of one stock market's trades; NaT for trades outside its sessions."""
-    tz, sessions = SESSIONS[market]
-    naive = times.dt.tz_convert(tz).dt.tz_localize(None)
-    day = naive.dt.normalize()
-    wall = (naive - day).dt.total_seconds().to_numpy()  # wall-clock seconds, DST-proof
-    weekday = (day.dt.day_of_week < 5).to_numpy()
-    start = np.full(len(times), np.nan)
-    for open_, close in sessions:
-        inside = weekday & (wall >= open_) & (wall < close)
-        if interval.kline_type <= 7:
-            start[inside] = open_ + np.floor((wall[inside] - open_) / interval.seconds) * (
-                interval.seconds
-            )
-        else:
-            start[inside] = 0.0
-    offset = pd.to_timedelta(start, unit="s")
-    base = day if interval.kline_type <= 7 else _calendar_start(naive, interval)
-    local = (base + offset).dt.tz_localize(tz, ambiguous="NaT", nonexistent="NaT")
-    return local.dt.tz_convert("UTC")
+def _session_starts(times: pd.Series, code: str, interval: Interval) -> pd.Series:
+    """Bar starts of one stock's trades, on its exchange calendar (holidays, half days and
+    lunch breaks included); NaT for trades outside its trading segments."""
+    info = classify(code)
+    stamps = times.array.as_unit("s").asi8
+    opens = calendars.segment_opens(calendars.calendar_of(info), stamps)
+    inside = opens >= 0
+    if interval.kline_type <= 7:  # from each segment's open, every bar length
+        starts = opens + (stamps - opens) // interval.seconds * interval.seconds
+        return pd.Series(
+            pd.to_datetime(np.where(inside, starts, np.iinfo(np.int64).min), unit="s", utc=True)
+        )
+    zone = calendars.zone_of(code)
+    naive = times.dt.tz_convert(zone).dt.tz_localize(None)
+    local = _calendar_start(naive, interval).dt.tz_localize(zone).dt.tz_convert("UTC")
+    return local.where(inside)
 
 
 def bar_starts(trades: pd.DataFrame, interval: str | int | Interval) -> pd.Series:
@@ -93,14 +80,12 @@ def bar_starts(trades: pd.DataFrame, interval: str | int | Interval) -> pd.Serie
     interval = parse_interval(interval)
     times = trades["time"].reset_index(drop=True)
     codes = trades["code"].to_numpy(dtype=object)
-    market_of = {c: classify(c).market or "" for c in pd.unique(codes)}
-    markets = np.array([market_of[c] for c in codes], dtype=object)
     nanos = np.full(len(times), np.iinfo(np.int64).min)  # NaT
-    for market in pd.unique(markets):
-        rows = np.flatnonzero(markets == market)
-        part = times.iloc[rows]
-        if market:
-            starts = _session_starts(part, str(market), interval)
+    for code in pd.unique(codes):
+        rows = np.flatnonzero(codes == code)
+        part = times.iloc[rows].reset_index(drop=True)
+        if classify(str(code)).market:
+            starts = _session_starts(part, str(code), interval)
         else:
             starts = _grid_starts(part, interval)
         nanos[rows] = starts.array.as_unit("ns").asi8
