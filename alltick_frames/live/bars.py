@@ -13,9 +13,8 @@ Alignment (the README's "Bar alignment", which the emulator follows):
   it (HK 1h bars at 09:30, 10:30, 11:30, 13:00, 14:00, 15:00); days, weeks and months at
   00:00 exchange-local time. Sessions are the exchange calendars'
   (:mod:`alltick_frames.core.calendars`: XNYS, XHKG, XSHG, with holidays, half days and lunch
-  breaks). A stock trade outside them
-  (pre- or post-market, a holiday) belongs to no bar: it is left out and counted in
-  ``bars.attrs["outside_sessions"]``.
+  breaks). A stock trade outside them (pre- or post-market, a holiday) belongs to no bar: it
+  is left out and counted in ``bars.attrs["outside_sessions"]``.
 
 A bar's open is its first trade and its close its last (by time, then ``seq``), its high and
 low the extremes, its volume and turnover the sums. So the bars of *closed* intervals equal
