@@ -18,12 +18,16 @@ What the targets mean (issue 13, item 6):
 * **The library imports as fast as pandas**: ``<= 1.2x import pandas``. ``import
   alltick_frames`` alone loads its names on first use, so it takes next to nothing and would
   meet any target without proving anything. The honest case is the first line every user
-  writes, ``from alltick_frames import AllTick``: it loads the client and everything a fetch
-  needs at once. Beside it stands the floor no client can go below,
-  ``import pandas, pyarrow.json, aiohttp, orjson, diskcache`` (the libraries a fetch uses);
-  the difference between the two is this package's own cost. aiohttp alone takes about
-  half of ``import pandas``, so the target holds only if the client loads it (and its TLS
-  set-up) at its first call rather than at import: the import time moves, it does not vanish.
+  writes, ``from alltick_frames import AllTick``: it loads the client and the pure core
+  (plans, planning, validation); the transport (aiohttp), the store (diskcache), the budget,
+  the runner and the decoders wait until a client is built and a fetch runs
+  (tests/test_layout.py keeps it so).
+
+The time moves, it does not vanish: ``AllTick(...) built`` (a client without a cache, which
+loads the transport, the budget and the store) and ``dependencies``
+(``import pandas, pyarrow.json, aiohttp, orjson, diskcache``, the libraries a fetch uses)
+show what the first fetch pays on top of the import. aiohttp alone takes about a third of
+``import pandas``.
 
 Figures vary with the machine's load: the load average is printed with them.
 """
@@ -46,6 +50,8 @@ CLI = [str(_SCRIPT)] if _SCRIPT.exists() else [PYTHON, "-m", "alltick_frames.cli
 
 #: The libraries a fetch uses: what `from alltick_frames import AllTick` cannot go below.
 DEPENDENCIES = "import pandas, pyarrow.json, aiohttp, orjson, diskcache"
+#: Building a client, as a job does before its first call (no cache: nothing is written).
+BUILT = "from alltick_frames import AllTick; AllTick(cache=False)"
 #: Targets: seconds for the command line's quick answers, and the import ratio vs pandas.
 CLI_TARGET = 0.25
 IMPORT_TARGET = 1.2
@@ -70,6 +76,7 @@ def cases() -> list[Case]:
         Case("dependencies", [*py, DEPENDENCIES]),
         Case("import alltick_frames", [*py, "import alltick_frames"]),
         Case("from alltick_frames import AllTick", [*py, "from alltick_frames import AllTick"]),
+        Case("AllTick(...) built", [*py, BUILT]),
         Case("alltick-frames --help", [*CLI, "--help"], cli=True),
         Case("fetch klines --help", [*CLI, "fetch", "klines", "--help"], cli=True),
         Case("argparse error (--count x)", [*CLI, "fetch", "klines", "--count", "x"], (2,), True),
@@ -116,7 +123,11 @@ def main(argv: list[str] | None = None) -> int:
 
     print(f"python          {sys.version.split()[0]} ({PYTHON})")
     print(f"command line    {' '.join(CLI)}")
-    print(f"load average    {load[0]:.2f} {load[1]:.2f} {load[2]:.2f} on {os.cpu_count()} cores")
+    end = os.getloadavg()
+    print(
+        f"load average    {load[0]:.2f} {load[1]:.2f} {load[2]:.2f} at the start, "
+        f"{end[0]:.2f} {end[1]:.2f} {end[2]:.2f} at the end, on {os.cpu_count()} cores"
+    )
     print(f"runs            {args.runs} of each case, taking turns")
     print()
     print(f"{'case':<36}{'fastest':>9}{'median':>9}{'fastest / pandas':>18}")
@@ -131,15 +142,16 @@ def main(argv: list[str] | None = None) -> int:
             line += f"   target <= {CLI_TARGET} s: {'met' if met else 'MISSED'}"
         print(line)
     print()
-    client, floor = fastest["from alltick_frames import AllTick"], fastest["dependencies"]
+    client = fastest["from alltick_frames import AllTick"]
     met = client <= IMPORT_TARGET * pandas
     ok &= met
     print(
-        f"from alltick_frames import AllTick / import pandas   {client / pandas:5.2f}x"
+        f"{'from alltick_frames import AllTick / import pandas':<56}{client / pandas:5.2f}x"
         f"   target <= {IMPORT_TARGET}x: {'met' if met else 'MISSED'}"
     )
-    print(f"  the dependencies alone / import pandas             {floor / pandas:5.2f}x")
-    print(f"  this package's own cost (client - dependencies)    {client - floor:+.3f} s")
+    built, floor = fastest["AllTick(...) built"], fastest["dependencies"]
+    print(f"{'  a client built (paid before the first call) / pandas':<56}{built / pandas:5.2f}x")
+    print(f"{'  the libraries a fetch uses, imported / pandas':<56}{floor / pandas:5.2f}x")
     print()
     print("Targets and ratios use each case's fastest run: the machine's load only adds time.")
     return 0 if ok else 1
