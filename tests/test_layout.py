@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ast
 import importlib
+import json
 import os
 import pkgutil
 import subprocess
@@ -102,6 +103,77 @@ def test_argument_errors_import_no_data_or_network_library(argv, status, message
     assert done.returncode == status
     assert ": error: " in done.stderr and message in done.stderr
     assert heavy == []
+
+
+#: What importing the package must leave for first use (building a client, fetching): each
+#: costs import time the user pays whether or not they fetch, aiohttp most (~1/3 of pandas).
+DEFERRED = (
+    "aiohttp",
+    "yarl",
+    "asyncio",
+    "ssl",
+    "diskcache",
+    "sqlite3",
+    "orjson",
+    "tqdm",
+    "tomllib",
+    "redis",
+    "exchange_calendars",
+    "pyarrow.json",
+    "pyarrow.parquet",
+    "alltick_frames.run",
+    "alltick_frames.store",
+    "alltick_frames.budget",
+    "alltick_frames.frames",
+    "alltick_frames.live",
+    "alltick_frames.emulator",
+    "alltick_frames.cli",
+)
+
+
+def _loaded_by(statement: str, after: str = "") -> list[str]:
+    """The modules ``statement`` imports in a fresh interpreter, beyond those it held before
+    (after running ``after``, e.g. ``import pandas``, whose own imports are not ours)."""
+    script = textwrap.dedent(
+        f"""
+        import json, sys
+        {after}
+        before = set(sys.modules)
+        {statement}
+        print(json.dumps(sorted(set(sys.modules) - before)))
+        """
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=True
+    )
+    return json.loads(done.stdout)
+
+
+def _deferred(modules: list[str]) -> list[str]:
+    return [m for m in modules if any(m == d or m.startswith(d + ".") for d in DEFERRED)]
+
+
+def test_importing_the_package_loads_no_library():
+    """``import alltick_frames`` loads only its own ``__init__``: the names come on use."""
+    loaded = _loaded_by("import alltick_frames")
+    assert [m for m in loaded if m.split(".")[0] in HEAVY + DEFERRED] == []
+    assert [m for m in loaded if m.startswith("alltick_frames")] == ["alltick_frames"]
+
+
+@pytest.mark.parametrize(
+    "statement",
+    [
+        "from alltick_frames import AllTick",
+        "import alltick_frames.api.client",
+        "from alltick_frames import AllTick, AllTickError, FetchResult, get_plan, parse_interval",
+    ],
+)
+def test_importing_the_client_leaves_the_fetch_machinery_for_first_use(statement):
+    """Beyond pandas, the client's import loads the pure core only: the transport (aiohttp),
+    the store (diskcache), the budget, the runner and the decoders wait for a client to be
+    built and a fetch to run. This keeps the import within 1.2x ``import pandas``
+    (benchmarks/startup.py); the list catches a top-level import that would undo it."""
+    assert _deferred(_loaded_by(statement, after="import pandas")) == []
 
 
 def _imports(path: Path) -> set[str]:

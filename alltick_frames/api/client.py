@@ -13,28 +13,26 @@ from urllib.parse import urlsplit
 
 import pandas as pd
 
-from alltick_frames import frames
 from alltick_frames.api.estimate import EstimateMixin
 from alltick_frames.api.progress import Progress
 from alltick_frames.api.quotes import QuotesMixin
 from alltick_frames.api.result import FetchResult, FetchStats
 from alltick_frames.api.retry import RetryMixin
-from alltick_frames.budget import Budget
 from alltick_frames.core import cache_planner, errors, planner, validate
 from alltick_frames.core.codes import DEFAULT_BASE_URL, CodeInfo
 from alltick_frames.core.errors import Failure
 from alltick_frames.core.intervals import Interval
 from alltick_frames.core.plans import BATCH_KLINE, KLINE, Plan, get_plan
-from alltick_frames.frames import completeness, derive
-from alltick_frames.run.answers import trim
-from alltick_frames.run.jobs import BatchJob, Fetched, KlineJob, outside_plan, unauthorized
-from alltick_frames.run.runner import Call, Job, RetryPolicy, Runner
-from alltick_frames.run.transport import Secret, Transport
-from alltick_frames.store import BarStore
-from alltick_frames.store.dataset import BarDataset
 
+# The transport, runner, store, budget and decoders are imported where they are first used
+# (building a client, fetching): that keeps `from alltick_frames import AllTick` as light as
+# `import pandas`, aiohttp above all (see tests/test_layout.py).
 if TYPE_CHECKING:
+    from alltick_frames.budget import Budget
     from alltick_frames.live.stream import Stream
+    from alltick_frames.run.jobs import Fetched, KlineJob
+    from alltick_frames.run.runner import Call, Job, RetryPolicy, Runner
+    from alltick_frames.store import BarStore
 
 #: Planning rounds per klines() call: the first fills gaps and refreshes stale tops, the next
 #: ones see what those answers revealed (more bars wanted below, a hole a refresh left).
@@ -96,6 +94,11 @@ class AllTick(QuotesMixin, RetryMixin, EstimateMixin):
         progress: bool | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
+        from alltick_frames.budget import Budget
+        from alltick_frames.run.runner import RetryPolicy
+        from alltick_frames.run.transport import Secret, Transport
+        from alltick_frames.store import BarStore
+
         token = token if token is not None else os.environ.get("ALLTICK_TOKEN")
         if not token:
             raise ValueError("no AllTick token: pass token=... or set ALLTICK_TOKEN")
@@ -177,6 +180,8 @@ class AllTick(QuotesMixin, RetryMixin, EstimateMixin):
 
     def _runner(self, stats: FetchStats, progress: Progress | None = None) -> Runner:
         """A runner on this client's transport, budget and retry policy."""
+        from alltick_frames.run.runner import Runner
+
         return Runner(
             self._transport,
             self.budget,
@@ -239,6 +244,11 @@ class AllTick(QuotesMixin, RetryMixin, EstimateMixin):
         Polars and Spark read (:class:`~alltick_frames.store.dataset.BarDataset`): one file
         per series, merged with what it holds, written even when some items failed.
         """
+        from alltick_frames import frames
+        from alltick_frames.frames import completeness, derive
+        from alltick_frames.run.answers import trim
+        from alltick_frames.store.dataset import BarDataset
+
         started, now = time.monotonic(), self.clock()
         req = planner.kline_request(codes, interval, count, start, end, now=now)
         dataset = None if out is None else BarDataset(out)
@@ -279,6 +289,8 @@ class AllTick(QuotesMixin, RetryMixin, EstimateMixin):
     async def _fetch(self, req: planner.KlineRequest, stats: FetchStats, now: float) -> Fetched:
         """Fetch ``req`` (from the cache where it can): its bars, its failure rows, the calls
         spent per code and the codes found not to page."""
+        from alltick_frames.run.jobs import Fetched, KlineJob, outside_plan, unauthorized
+
         seen = self._notes_mark()  # damage the cache finds from here on is this fetch's
         blocked = outside_plan(req.codes, self.plan)
         failures = unauthorized(blocked, self.plan, KLINE, str(req.interval))
@@ -357,6 +369,8 @@ class AllTick(QuotesMixin, RetryMixin, EstimateMixin):
         now: float,
     ) -> list[Failure]:
         """Fetch what the cache lacks for ``req``, in planning rounds; return failures."""
+        from alltick_frames.run.jobs import BatchJob
+
         assert self.store is not None
         failures: list[Failure] = []
         paged: set[str] = set()
@@ -395,6 +409,8 @@ class AllTick(QuotesMixin, RetryMixin, EstimateMixin):
         Groups (code x interval) are packed up to the plan's cap per call. The newest bar is
         usually still forming: its close is the latest price. Answers also refresh the cache.
         """
+        from alltick_frames.run.jobs import BatchJob, outside_plan, unauthorized
+
         started, now = time.monotonic(), self.clock()
         groups = planner.latest_groups(codes, intervals, count)
         count = int(count)  # 1 or 2, of any integer type
@@ -450,6 +466,7 @@ def _budget(
 ) -> Budget:
     """The budget a client builds: in Redis at ``url`` (or ``$ALLTICK_BUDGET_URL``), else on
     disk beside the cache, else in this process's memory."""
+    from alltick_frames.budget import Budget
     from alltick_frames.budget.shared import budget_from_url, budget_url_from_env
 
     url = url if url is not None else budget_url_from_env()

@@ -8,12 +8,9 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from alltick_frames.budget import estimate_schedule
 from alltick_frames.core import planner
 from alltick_frames.core.intervals import Interval
 from alltick_frames.core.plans import BATCH_KLINE, KLINE
-from alltick_frames.frames import derive
-from alltick_frames.run.jobs import outside_plan
 
 if TYPE_CHECKING:
     from alltick_frames.budget import Budget
@@ -105,6 +102,8 @@ class EstimateMixin:
         ``"static_info"`` or ``"suspensions"``. Paging calls for a time range are an upper
         bound: markets that close at night and at weekends have fewer bars than the span.
         """
+        from alltick_frames.budget import estimate_schedule
+
         planner_of = getattr(self, f"_calls_for_{method}", None)
         if planner_of is None:
             raise ValueError(f"cannot estimate {method!r}: use klines, latest, trades, ...")
@@ -139,6 +138,8 @@ class EstimateMixin:
         start: planner.TimeLike | None = None,
         end: planner.TimeLike | None = None,
     ) -> CallPlan:
+        from alltick_frames.frames import derive
+
         now = self.clock()
         req = planner.kline_request(codes, interval, count, start, end, now=now)
         calls: Counter[str] = Counter()
@@ -153,6 +154,8 @@ class EstimateMixin:
         return CallPlan(dict(calls), cached, route)
 
     def _calls_for_fetch(self, req: planner.KlineRequest, now: float) -> CallPlan:
+        from alltick_frames.run.jobs import outside_plan
+
         todo = [c for c in req.codes if c not in outside_plan(req.codes, self.plan)]
         if self.store is None:
             return CallPlan(planner.kline_calls(req, self.plan, now, todo))
@@ -177,6 +180,8 @@ class EstimateMixin:
         intervals: str | int | Interval | Sequence[str | int | Interval] = ("1m",),
         count: int = 1,
     ) -> dict[str, int]:
+        from alltick_frames.run.jobs import outside_plan
+
         groups = planner.latest_groups(codes, intervals, count)
         blocked = set(outside_plan(list(dict.fromkeys(c for c, _ in groups)), self.plan))
         return planner.batch_calls([g for g in groups if g[0] not in blocked], self.plan)

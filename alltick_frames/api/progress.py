@@ -5,12 +5,6 @@ from __future__ import annotations
 import sys
 from typing import Any
 
-try:  # notebook widgets need ipywidgets; without it tqdm.auto warns, so use text bars
-    import ipywidgets  # noqa: F401
-    from tqdm.auto import tqdm
-except ImportError:
-    from tqdm import tqdm
-
 #: Jobs with fewer calls than this show no bar: it would flash and vanish.
 MIN_CALLS = 20
 
@@ -22,6 +16,16 @@ def _interactive() -> bool:
     return bool(getattr(sys.stderr, "isatty", lambda: False)())
 
 
+def _tqdm() -> Any:
+    """tqdm's bar class, imported when the first bar is shown (not when the package is)."""
+    try:  # notebook widgets need ipywidgets; without it tqdm.auto warns, so use text bars
+        import ipywidgets  # noqa: F401
+        from tqdm.auto import tqdm
+    except ImportError:
+        from tqdm import tqdm
+    return tqdm
+
+
 class Progress:
     """Counts finished calls for one job; a no-op when disabled or when the job is small.
 
@@ -31,7 +35,7 @@ class Progress:
     def __init__(self, total: int, desc: str, enabled: bool | None = None) -> None:
         show = _interactive() if enabled is None else enabled
         self._bar: Any = (
-            tqdm(total=total, desc=desc, unit="call", file=sys.stderr, leave=False)
+            _tqdm()(total=total, desc=desc, unit="call", file=sys.stderr, leave=False)
             if show and total >= MIN_CALLS
             else None
         )

@@ -36,12 +36,9 @@ from alltick_frames.core.codes import CodeInfo, validate_codes
 from alltick_frames.core.errors import Failure
 from alltick_frames.core.planner import chunk_codes
 from alltick_frames.core.plans import DEPTH_TICK, STATIC_INFO, TRADE_TICK, Plan
-from alltick_frames.run.jobs import outside_plan, unauthorized
-from alltick_frames.run.quote_jobs import SuspensionJob, SymbolListJob, as_suspension_failure
-from alltick_frames.run.runner import Call
 
 if TYPE_CHECKING:
-    from alltick_frames.run.runner import Job, Runner
+    from alltick_frames.run.runner import Call, Job, Runner
 
 __all__ = ["QuotesMixin"]
 
@@ -122,6 +119,8 @@ class QuotesMixin:
         self, endpoint: str, codes: str | Iterable[str]
     ) -> tuple[list[CodeInfo], list[CodeInfo], list[Failure]]:
         """(all codes, codes to ask for, failures known before any call)."""
+        from alltick_frames.run.jobs import outside_plan, unauthorized
+
         infos = validate_codes(codes)
         failures: list[Failure] = []
         todo = infos
@@ -151,6 +150,8 @@ class QuotesMixin:
     async def _symbol_list(
         self, endpoint: str, method: str, codes: str | Iterable[str]
     ) -> FetchResult:
+        from alltick_frames.run.quote_jobs import SymbolListJob
+
         started = time.monotonic()
         infos, todo, failures = self._plan_symbol_list(endpoint, codes)
         stats = FetchStats(route=endpoint)
@@ -177,6 +178,8 @@ class QuotesMixin:
         within the minute waits. An error the service keeps answering becomes a
         ``service-error`` failure row whose ``code`` is the exchange.
         """
+        from alltick_frames.run.quote_jobs import SuspensionJob, as_suspension_failure
+
         started = time.monotonic()
         job = SuspensionJob(exchange)
         stats = FetchStats(route=job.endpoint)
@@ -211,4 +214,6 @@ class QuotesMixin:
 
     def _calls_for_suspensions(self, exchange: str) -> dict[str, int]:
         """Calls :meth:`suspensions` would make: one."""
+        from alltick_frames.run.quote_jobs import SuspensionJob
+
         return {SuspensionJob(exchange).endpoint: 1}

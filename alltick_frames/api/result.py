@@ -10,10 +10,17 @@ import pandas as pd
 import pyarrow as pa
 
 from alltick_frames.core.errors import FetchFailed
-from alltick_frames.frames.completeness import empty_completeness
 
 if TYPE_CHECKING:
     import polars as pl
+
+
+def no_completeness() -> pd.DataFrame:
+    """An empty completeness table: the default of results that measure none. The decoders
+    are imported here, on first use, so that importing the client stays light."""
+    from alltick_frames.frames.completeness import empty_completeness
+
+    return empty_completeness()
 
 
 @dataclass
@@ -118,7 +125,7 @@ class FetchResult:
     #: For k-lines: one row per (code, interval), the bars the exchange calendar expects
     #: against the bars that arrived (see :mod:`alltick_frames.frames.completeness`); empty
     #: for the other endpoints.
-    completeness: pd.DataFrame = field(default_factory=empty_completeness, repr=False)
+    completeness: pd.DataFrame = field(default_factory=no_completeness, repr=False)
     #: The market clock (epoch seconds) k-lines were judged complete against.
     asof: float | None = field(default=None, repr=False)
 

@@ -19,18 +19,16 @@ from typing import TYPE_CHECKING
 
 import pandas as pd
 
-from alltick_frames import frames
-from alltick_frames.api.result import FetchResult, FetchStats
+from alltick_frames.api.result import FetchResult, FetchStats, no_completeness
 from alltick_frames.core import errors, planner
 from alltick_frames.core.errors import Failure
 from alltick_frames.core.plans import Plan
-from alltick_frames.frames import completeness, derive
-from alltick_frames.run.answers import trim
-from alltick_frames.run.jobs import Fetched, KlineJob
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
+    from alltick_frames.frames import completeness
+    from alltick_frames.run.jobs import Fetched, KlineJob
     from alltick_frames.store import BarStore
 
 __all__ = ["RETRYABLE_KINDS", "RetryMixin"]
@@ -59,7 +57,7 @@ class Refilled:
 
     data: pd.DataFrame
     failures: list[Failure] = field(default_factory=list)
-    table: pd.DataFrame = field(default_factory=completeness.empty_completeness)
+    table: pd.DataFrame = field(default_factory=no_completeness)
     stats: FetchStats = field(default_factory=FetchStats)
 
 
@@ -82,6 +80,10 @@ class RetryMixin:
         items the server left out, gaps); ``everything=True`` retries every failed code. A
         ``gap`` is asked for exactly: only the missing bars, not the code's whole range.
         """
+        from alltick_frames import frames
+        from alltick_frames.frames import completeness
+        from alltick_frames.run.answers import trim
+
         failures = result.failures
         if not everything:
             failures = failures[failures["kind"].isin(RETRYABLE_KINDS)]
@@ -134,6 +136,10 @@ class RetryMixin:
 
     async def _refill(self, result: FetchResult, codes: list[str]) -> Refilled:
         """Fetch exactly the holes that ``codes`` have in ``result``, and measure again."""
+        from alltick_frames import frames
+        from alltick_frames.frames import completeness, derive
+        from alltick_frames.run.answers import trim
+
         req = self._asked(result, codes)
         asof = result.asof if result.asof is not None else self.clock()
         now = self.clock()
@@ -169,6 +175,9 @@ class RetryMixin:
     ) -> Fetched:
         """Run the pages of ``holes`` (bars of ``req.interval``) in rounds of one chain per
         code (a job assembles one chain per code)."""
+        from alltick_frames import frames
+        from alltick_frames.run.jobs import Fetched, KlineJob
+
         spans: dict[str, list[tuple[int, int, int]]] = {}
         for hole in holes:
             spans.setdefault(hole.code.code, []).append((hole.lo, hole.hi, hole.bars))

@@ -25,7 +25,6 @@ from a JSON or TOML file with the same field names::
 from __future__ import annotations
 
 import json
-import tomllib
 from collections.abc import Mapping
 from dataclasses import MISSING, dataclass, field, fields, replace
 from pathlib import Path
@@ -266,6 +265,8 @@ def plan_from_dict(data: Mapping[str, Any]) -> Plan:
 
 def load_plan_file(path: str | Path) -> Plan:
     """Load a custom plan from a ``.json`` or ``.toml`` file (see the module docstring)."""
+    import tomllib  # here, not at the top: only plan files need it
+
     path = Path(path)
     text = path.read_text(encoding="utf-8")
     data = tomllib.loads(text) if path.suffix.lower() == ".toml" else json.loads(text)

@@ -16,10 +16,12 @@ The bounds are generous on purpose: AllTick's bars take 150-170 bytes as it send
 from __future__ import annotations
 
 import zlib
-
-import aiohttp
+from typing import TYPE_CHECKING
 
 from alltick_frames.core.errors import TransportError
+
+if TYPE_CHECKING:
+    import aiohttp
 
 __all__ = [
     "BAR_BYTES",

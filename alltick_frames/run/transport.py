@@ -21,13 +21,14 @@ import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from types import SimpleNamespace
+from typing import TYPE_CHECKING
 from urllib.parse import quote, quote_plus
-
-import aiohttp
-import yarl
 
 from alltick_frames.core.errors import TransportError, redact
 from alltick_frames.run.bodies import ACCEPT_ENCODING, DEFAULT_BYTES, read_body
+
+if TYPE_CHECKING:
+    import aiohttp
 
 log = logging.getLogger("alltick_frames")
 
@@ -70,6 +71,8 @@ class Transport:
     def __init__(
         self, base_url: str, token: Secret, *, timeout: float = 30.0, connections: int = 32
     ) -> None:
+        import aiohttp  # here, not at import: it takes longer to load than pandas
+
         self.base_url = base_url.rstrip("/")
         self._token = token
         self._timeout = aiohttp.ClientTimeout(total=timeout)
@@ -80,6 +83,8 @@ class Transport:
         return f"Transport({self.base_url!r})"
 
     def _open(self) -> aiohttp.ClientSession:
+        import aiohttp
+
         if self._session is None or self._session.closed:
             trace = aiohttp.TraceConfig()
             trace.on_connection_reuseconn.append(_connection_ready)
@@ -125,6 +130,8 @@ class Transport:
         ready: Ready | None,
         limit: int,
     ) -> Response:
+        import aiohttp
+
         url = self.base_url + path
         query = {"token": self._token.reveal(), **params}
         headers = {"Content-Type": "application/json"} if body is not None else None
@@ -150,6 +157,8 @@ def scrub(text: str, token: str) -> str:
     token holding a character that ends redact's match (``'``, ``(``, a space) would leave its
     tail behind.
     """
+    import yarl
+
     if token:
         query = yarl.URL("/").with_query(token=token).raw_query_string.removeprefix("token=")
         for form in sorted({token, query, quote(token, safe=""), quote_plus(token)}, key=len)[::-1]:
