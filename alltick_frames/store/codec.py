@@ -10,10 +10,13 @@ strings, and every value is bytes that the store checks before it believes them:
 ``chunk:["source","code","1d"]:<uuid hex>``
     ``n`` sorted, unique bars as raw bytes: ``n`` int64 timestamps, then the six float64
     columns one after another. :func:`numpy.frombuffer` reads them without parsing, which is
-    what makes warm loads fast. A chunk holds at most :data:`CHUNK_BARS` bars (0.46 MB), so a
-    one-bar refresh rewrites at most one chunk, and a daily series of up to 8,192 bars is a
-    single chunk (one lookup to load). Its index entry holds its length and CRC-32:
-    :func:`read_chunk` checks both, and that the bars are sorted, before a bar is read.
+    what makes warm loads fast. Each write of bars becomes chunks of its own, of at most
+    :data:`CHUNK_BARS` bars (115 KB), unless it or its neighbour holds fewer than
+    :data:`MIN_CHUNK` bars: then they are folded into one. So a series paged back 500 bars at
+    a time writes each bar once (a chunk per page), a one-bar refresh rewrites at most one
+    chunk, and a daily series refreshed day by day stays one chunk (one lookup to load). Its
+    index entry holds its length and CRC-32: :func:`read_chunk` checks both, and that the bars
+    are sorted, before a bar is read.
 ``meta:format``
     The layout generation of the whole store (:data:`STORE_FORMAT`).
 
@@ -46,8 +49,17 @@ from alltick_frames.store.coverage import NEG_INF, POS_INF, Span
 FIELDS: Final[tuple[str, ...]] = ("open", "high", "low", "close", "volume", "turnover")
 #: Columns of every frame the store returns (``read_many`` adds ``code`` and ``interval``).
 COLUMNS: Final[tuple[str, ...]] = ("timestamp", *FIELDS)
-#: The most bars one chunk holds (a write rewrites at most this many bars per touched chunk).
-CHUNK_BARS: Final = 8192
+#: The most bars a chunk is written with (a write rewrites at most this many bars per
+#: touched chunk). Chosen with ``benchmarks/store_chunks.py``: see :data:`MIN_CHUNK`.
+CHUNK_BARS: Final = 2048
+#: A write becomes chunks of its own unless it, or the chunk next to it, holds fewer bars
+#: than this: then the two are folded together (up to :data:`CHUNK_BARS`). A ``/kline`` page
+#: (500 bars) is thus written once and never again when the series is paged further back,
+#: while one-bar refreshes gather in the newest chunk instead of making a chunk each.
+MIN_CHUNK: Final = 500
+#: The most bars a chunk may hold when it is read: what any version of the store wrote (the
+#: first ones wrote chunks of up to 8,192 bars; they are read as they are).
+LARGEST_CHUNK: Final = 8192
 
 #: Value columns per bar, and bytes per stored bar (timestamp + values).
 NF = len(FIELDS)

@@ -32,6 +32,7 @@ from alltick_frames.core.intervals import Interval
 from alltick_frames.store.backend import Backend
 from alltick_frames.store.codec import (
     CHUNK_BARS,
+    MIN_CHUNK,
     Arrays,
     ChunkEntry,
     SeriesKey,
@@ -65,6 +66,14 @@ from alltick_frames.store.records import (
 )
 
 _READ_ATTEMPTS = 100
+
+
+def _folds(bars: int, neighbour: int) -> bool:
+    """Whether a write of ``bars`` bars is folded together with a neighbouring chunk of
+    ``neighbour`` bars: only when one of them is small, so that paging a series back writes
+    each page once (write amplification near 1), while refreshes one bar at a time gather in
+    one chunk instead of making a chunk each (few lookups per load)."""
+    return min(bars, neighbour) < MIN_CHUNK and bars + neighbour <= CHUNK_BARS
 
 
 class ManyBars(NamedTuple):
@@ -201,12 +210,10 @@ class BarStore(Management, Keeper):
                 i = next((k for k, c in enumerate(chunks) if c[1] >= first), len(chunks))
                 j = next((k for k in range(i, len(chunks)) if chunks[k][0] > last), len(chunks))
                 total = ts.size + sum(c[2] for c in chunks[i:j])
-                # Fold small neighbours in too, so refreshes one bar at a time keep a series in
-                # few chunks (fast loads) while no rewrite exceeds about CHUNK_BARS bars.
-                while i > 0 and total + chunks[i - 1][2] <= CHUNK_BARS:
+                while i > 0 and _folds(total, chunks[i - 1][2]):
                     i -= 1
                     total += chunks[i][2]
-                while j < len(chunks) and total + chunks[j][2] <= CHUNK_BARS:
+                while j < len(chunks) and _folds(total, chunks[j][2]):
                     total += chunks[j][2]
                     j += 1
                 group = chunks[i:j]
