@@ -37,6 +37,7 @@ from __future__ import annotations
 import functools
 import json
 import zlib
+from collections.abc import Sequence
 from typing import Any, Final
 
 import numpy as np
@@ -154,6 +155,24 @@ def chunk_entry(ts: np.ndarray, buf: bytes, key: str) -> ChunkEntry:
     return int(ts[0]), int(ts[-1]), int(ts.size), key, zlib.crc32(buf)
 
 
+def chunk_problem(buf: object, entry: ChunkEntry) -> str | None:
+    """Why a chunk's bytes (None: missing) cannot be believed, by their type, length and
+    CRC-32; None when they pass. The order of their bars is checked on reading
+    (:func:`read_chunk`, :func:`stack_chunks`)."""
+    if buf is None:
+        return "a piece of its bars is missing"
+    if not isinstance(buf, bytes):
+        return "a piece of its bars is not raw bytes (not written by this store)"
+    if len(buf) != entry[2] * BAR_BYTES:
+        return f"a piece of its bars holds {len(buf)} bytes, not {entry[2] * BAR_BYTES}"
+    if zlib.crc32(buf) != entry[4]:
+        return "a piece of its bars fails its checksum"
+    return None
+
+
+DISORDER = "a piece of its bars is out of order or outside its stated range"
+
+
 def read_chunk(buf: object, entry: ChunkEntry) -> Arrays:
     """The bars of a chunk's bytes once they pass every check its index ``entry`` allows:
     bytes of the right length, the right CRC-32, strictly increasing timestamps from
@@ -162,28 +181,69 @@ def read_chunk(buf: object, entry: ChunkEntry) -> Arrays:
     The CRC catches damage to the bytes; the order check catches bars that were never
     sorted (a bug, or bytes planted together with a matching checksum).
     """
-    first, last, n, _, crc = entry
-    if not isinstance(buf, bytes):
-        raise Damaged("a piece of its bars is not raw bytes (not written by this store)")
-    if len(buf) != n * BAR_BYTES:
-        raise Damaged(f"a piece of its bars holds {len(buf)} bytes, not {n * BAR_BYTES}")
-    if zlib.crc32(buf) != crc:
-        raise Damaged("a piece of its bars fails its checksum")
-    ts, vals = decode(buf, n)
-    if not (ts[0] == first and ts[-1] == last and (ts[1:] > ts[:-1]).all()):
-        raise Damaged("a piece of its bars is out of order or outside its stated range")
+    problem = chunk_problem(buf, entry)
+    if problem is not None:
+        raise Damaged(problem)
+    assert isinstance(buf, bytes)
+    ts, vals = decode(buf, entry[2])
+    if not (ts[0] == entry[0] and ts[-1] == entry[1] and (ts[1:] > ts[:-1]).all()):
+        raise Damaged(DISORDER)
     return ts, vals
 
 
 def checked_chunk(buf: object, entry: ChunkEntry) -> Arrays | str:
     """:func:`read_chunk` of a value that may be missing (None): the bars, or why they cannot
     be believed."""
-    if buf is None:
-        return "a piece of its bars is missing"
     try:
         return read_chunk(buf, entry)
     except Damaged as exc:
         return str(exc)
+
+
+#: What :func:`stack_chunks` lays out: a chunk's index entry and its bytes (which passed
+#: :func:`chunk_problem`), or ``None`` and bars that are already arrays (a forming bar).
+Piece = tuple[ChunkEntry, bytes] | tuple[None, Arrays]
+
+
+def stack_chunks(pieces: Sequence[Piece]) -> tuple[Arrays, int | None]:
+    """The bars of ``pieces`` one after another, in fresh arrays of their own; and the
+    position in ``pieces`` of the first chunk whose bars are out of order or outside its
+    stated range (None when every chunk is in order, as :func:`read_chunk` checks it).
+
+    One copy per piece into arrays allocated once, and the order checked for all pieces in
+    one pass: a load of many small chunks costs little more than one of a few large ones.
+    """
+    sizes = np.fromiter(
+        (p[0][2] if p[0] is not None else p[1][0].size for p in pieces), np.int64, len(pieces)
+    )
+    ends = np.cumsum(sizes)
+    total = int(ends[-1]) if len(pieces) else 0
+    ts, vals = np.empty(total, np.int64), np.empty((NF, total), np.float64)
+    at = 0
+    for entry, payload in pieces:
+        if entry is None:
+            n = payload[0].size
+            ts[at : at + n] = payload[0]
+            vals[:, at : at + n] = payload[1]
+        else:
+            n = entry[2]
+            ts[at : at + n] = np.frombuffer(payload, np.int64, n)
+            vals[:, at : at + n] = np.frombuffer(payload, np.float64, NF * n, 8 * n).reshape(NF, n)
+        at += n
+    chunks = np.fromiter((p[0] is not None for p in pieces), bool, len(pieces))
+    if not chunks.any():
+        return (ts, vals), None
+    starts = ends - sizes
+    stated = np.array([p[0][:2] for p in pieces if p[0] is not None], np.int64).reshape(-1, 2)
+    edges_ok = np.ones(len(pieces), bool)
+    edges_ok[chunks] = (ts[starts[chunks]] == stated[:, 0]) & (ts[ends[chunks] - 1] == stated[:, 1])
+    rising = ts[1:] > ts[:-1]
+    rising[ends[:-1] - 1] = True  # from one piece to the next: not checked here
+    if edges_ok.all() and rising.all():
+        return (ts, vals), None
+    owners = np.searchsorted(ends, np.flatnonzero(~rising) + 1, "right")
+    bad = np.union1d(np.flatnonzero(~edges_ok), owners[chunks[owners]])
+    return (ts, vals), int(bad[0])
 
 
 def as_frame(ts: Any, vals: np.ndarray, **leading: Any) -> pd.DataFrame:

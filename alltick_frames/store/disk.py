@@ -32,9 +32,11 @@ from alltick_frames.core.intervals import Interval
 from alltick_frames.store.backend import Backend
 from alltick_frames.store.codec import (
     CHUNK_BARS,
+    DISORDER,
     MIN_CHUNK,
     Arrays,
     ChunkEntry,
+    Piece,
     SeriesKey,
     alias_of,
     as_frame,
@@ -43,6 +45,7 @@ from alltick_frames.store.codec import (
     checked_chunk,
     chunk_entry,
     chunk_prefix,
+    chunk_problem,
     clip,
     concat,
     empty_arrays,
@@ -51,6 +54,7 @@ from alltick_frames.store.codec import (
     rows,
     sid_of,
     sort_bars,
+    stack_chunks,
     to_arrays,
 )
 from alltick_frames.store.coverage import NEG_INF, POS_INF, Coverage, Span, merge_spans
@@ -84,6 +88,46 @@ class ManyBars(NamedTuple):
     counts: np.ndarray  # int64, one per series
     ts: np.ndarray  # int64 epoch seconds, one per row
     vals: np.ndarray  # float64, shape (6, rows): one row per field of FIELDS
+    #: Each series' coverage, read in the same snapshot as its bars.
+    coverage: list[Coverage] | None = None
+
+
+class _Snapshot(NamedTuple):
+    """Series read together (:meth:`BarStore._snapshot`): their indexes (None: nothing
+    stored) and bars, ``counts[k]`` rows of the ``k``-th series, in order."""
+
+    indexes: list[Index | None]
+    counts: np.ndarray
+    ts: np.ndarray
+    vals: np.ndarray
+
+
+def _wanted(index: Index | None, lo: int, hi: int, newest: int | None) -> list[ChunkEntry]:
+    """The chunks of ``index`` to read for ``[lo, hi]``: all that reach into it, or with
+    ``newest`` those from the end that hold at least that many bars of it."""
+    if index is None:
+        return []
+    chosen = [c for c in index["chunks"] if c[1] >= lo and c[0] <= hi]
+    if newest is None:
+        return chosen
+    found, k = 0, len(chosen)
+    while k > 0 and found < newest:
+        k -= 1
+        first, last, n, _, _ = chosen[k]
+        found += n if lo <= first and last <= hi else 0  # a clipped chunk: counted as none
+    return chosen[k:]
+
+
+def _first_bad(
+    chosen: list[ChunkEntry], blobs: dict[str, Any], *, reverse: bool
+) -> tuple[ChunkEntry, str] | None:
+    """The first chunk of ``chosen`` whose bytes fail their checks, in reading order (from
+    the end when ``reverse``), and why; None when all pass."""
+    for c in reversed(chosen) if reverse else chosen:
+        problem = chunk_problem(blobs.get(c[3]), c)
+        if problem is not None:
+            return c, problem
+    return None
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -288,42 +332,66 @@ class BarStore(Management, Keeper):
             for pair, sid in zip(series, sids, strict=True)
         }
 
-    def _load(
-        self, kv: Backend, sid: str, lo: int, hi: int, newest: int | None = None
-    ) -> tuple[Index | None, list[Arrays]]:
-        """A consistent snapshot: the index and the bars of its chunks within ``[lo, hi]``.
+    def _snapshot(
+        self,
+        kv: Backend,
+        sids: Sequence[str],
+        lo: int,
+        hi: int,
+        *,
+        forming: bool,
+        newest: int | None = None,
+    ) -> _Snapshot:
+        """A consistent snapshot of series: their indexes and their bars within ``[lo, hi]``
+        (with the forming bar when ``forming`` and it lies there), in two lookups, however
+        many series and chunks: the indexes, then every chunk they need.
 
         Without a lock: a chunk that vanished means a writer swapped the index after we read
         it, so read again; a chunk that is gone or damaged while the index stands is dropped
-        from it (:meth:`_drop_chunks`). ``newest`` stops after that many bars, from the end.
+        from it (:meth:`_drop_chunks`), the first one in reading order of each series.
+        ``newest`` reads only the chunks that hold that many bars, from the end.
         """
-        key = index_key(sid)
+        keys = [index_key(sid) for sid in sids]
         for _ in range(_READ_ATTEMPTS):
-            index = self._parse(kv, sid, kv.get(key))
-            if index is None:
-                return None, []
-            chunks = [c for c in index["chunks"] if c[1] >= lo and c[0] <= hi]
-            if newest is not None:
-                chunks.reverse()
-            pieces: list[Arrays] = []
-            found = 0
-            lost: tuple[ChunkEntry, str] | None = None
-            for c in chunks:
-                if newest is not None and found >= newest:
-                    break
-                got = checked_chunk(kv.get(c[3]), c)
-                if isinstance(got, str):
-                    lost = (c, got)
-                    break
-                piece = clip(*got, lo, hi)
-                pieces.append(piece)
-                found += piece[0].size
-            if lost is None:
-                if newest is not None:
-                    pieces.reverse()
-                return index, pieces
-            self._drop_chunks(kv, sid, index, [lost[0]], lost[1])
-        raise StoreError(f"series {sid} changed {_READ_ATTEMPTS} times while being read")
+            blobs = kv.get_many(keys)
+            indexes = [self._parse(kv, sid, blobs.get(index_key(sid))) for sid in sids]
+            wanted = [_wanted(index, lo, hi, newest) for index in indexes]
+            chunk_blobs = kv.get_many([c[3] for chosen in wanted for c in chosen])
+            pieces: list[Piece] = []
+            owners: list[int] = []
+            counts = np.zeros(len(sids), np.int64)
+            healed = False
+            for k, (index, chosen) in enumerate(zip(indexes, wanted, strict=True)):
+                if index is None:
+                    continue
+                bad = _first_bad(chosen, chunk_blobs, reverse=newest is not None)
+                if bad is not None:
+                    self._drop_chunks(kv, sids[k], index, [bad[0]], bad[1])
+                    healed = True
+                    continue
+                if healed:
+                    continue
+                pieces.extend((c, chunk_blobs[c[3]]) for c in chosen)
+                extra = [(None, p) for p in forming_piece(index, lo, hi)] if forming else []
+                pieces.extend(extra)
+                owners.extend([k] * (len(chosen) + len(extra)))
+                counts[k] = sum(c[2] for c in chosen) + len(extra)
+            if healed:
+                continue
+            (ts, vals), disorder = stack_chunks(pieces)
+            if disorder is not None:
+                k = owners[disorder]
+                self._drop_chunks(kv, sids[k], indexes[k], [pieces[disorder][0]], DISORDER)
+                continue
+            if any(chosen and (chosen[0][0] < lo or chosen[-1][1] > hi) for chosen in wanted):
+                keep = (ts >= lo) & (ts <= hi)
+                if not keep.all():
+                    which = np.repeat(np.arange(len(sids)), counts)
+                    counts = np.bincount(which[keep], minlength=len(sids)).astype(np.int64)
+                    ts, vals = ts[keep], vals[:, keep]
+            return _Snapshot(indexes, counts, ts, vals)
+        names = ", ".join(sids)
+        raise StoreError(f"series {names} changed {_READ_ATTEMPTS} times while being read")
 
     @guarded
     def read(
@@ -343,10 +411,8 @@ class BarStore(Management, Keeper):
         """
         sid = sid_of(self.source, code, interval)
         lo_i, hi_i = as_range(lo, hi)
-        index, pieces = self._load(self._backend, sid, lo_i, hi_i)
-        if index is not None and forming:
-            pieces.extend(forming_piece(index, lo_i, hi_i))
-        return as_frame(*concat(pieces))
+        snap = self._snapshot(self._backend, [sid], lo_i, hi_i, forming=forming)
+        return as_frame(snap.ts, snap.vals)
 
     def read_many(
         self,
@@ -388,39 +454,12 @@ class BarStore(Management, Keeper):
     ) -> ManyBars:
         """What :meth:`read_many` reads, as plain arrays (for callers that build their own
         frame without copying the bars again): see :class:`ManyBars`."""
-        kv = self._backend
         lo, hi = as_range(lo, hi)
         series = list(dict.fromkeys((code, alias_of(interval)) for code, interval in keys))
         sids = [sid_of(self.source, code, alias) for code, alias in series]
-        blobs = kv.get_many([index_key(sid) for sid in sids])
-        indexes = {sid: self._parse(kv, sid, blobs.get(index_key(sid))) for sid in sids}
-        wanted = [
-            c[3]
-            for index in indexes.values()
-            if index is not None
-            for c in index["chunks"]
-            if c[1] >= lo and c[0] <= hi
-        ]
-        chunk_blobs = kv.get_many(wanted)
-        pieces: list[Arrays] = []
-        counts = np.zeros(len(series), np.int64)
-        for k, sid in enumerate(sids):
-            index = indexes[sid]
-            if index is None:
-                continue
-            got = []
-            for c in index["chunks"]:
-                if c[1] >= lo and c[0] <= hi:
-                    bars = checked_chunk(chunk_blobs.get(c[3]), c)
-                    if isinstance(bars, str):  # a writer got in between, or damage: alone
-                        index, got = self._load(kv, sid, lo, hi)
-                        break
-                    got.append(clip(*bars, lo, hi))
-            if index is not None and forming:
-                got.extend(forming_piece(index, lo, hi))
-            pieces.extend(got)
-            counts[k] = sum(p[0].size for p in got)
-        return ManyBars(series, counts, *concat(pieces))
+        snap = self._snapshot(self._backend, sids, lo, hi, forming=forming)
+        covs = [index_coverage(index or empty_index()) for index in snap.indexes]
+        return ManyBars(series, snap.counts, snap.ts, snap.vals, covs)
 
     @guarded
     def newest(
@@ -464,13 +503,11 @@ class BarStore(Management, Keeper):
             run = cov.run(top, forming=use_forming)
             if run is None:
                 return empty
-            loaded, pieces = self._load(kv, sid, run[0], top, newest=n)
+            snap = self._snapshot(kv, [sid], run[0], top, forming=use_forming, newest=n)
+            loaded = snap.indexes[0]
             if loaded is None or loaded["rev"] != index["rev"]:
                 continue  # a writer (or a heal) got in between: the coverage we used is stale
-            if use_forming:
-                pieces.extend(forming_piece(index, run[0], top))
-            ts, vals = concat(pieces)
-            ts, vals = ts[-n:], vals[:, -n:]
+            ts, vals = snap.ts[-n:], snap.vals[:, -n:]
             with_forming = use_forming and ts.size > 0 and ts[-1] == cov.forming_ts
             return Newest(
                 as_frame(ts, vals),
