@@ -20,6 +20,7 @@ from alltick_frames.store.codec import FIELDS, Arrays, as_frame, sort_bars
 
 if TYPE_CHECKING:
     from alltick_frames.core.planner import KlinePage, KlineRequest
+    from alltick_frames.store.coverage import Coverage
     from alltick_frames.store.disk import BarStore
 
 
@@ -101,31 +102,20 @@ def read_frame(store: BarStore, req: KlineRequest) -> pd.DataFrame:
 
     A count request reads each series only from the covered run that holds its newest bar, so
     older bars behind a hole in coverage are never stitched on (a stock's history from an
-    earlier month, say), and keeps its newest ``count`` bars.
+    earlier month, say), and keeps its newest ``count`` bars. The bars and the coverage come
+    from one snapshot of the store; the trims are done on the arrays, with one copy at most.
     """
     alias = str(req.interval)
     keys = [(c.code, alias) for c in req.codes]
     got = store.read_arrays(keys, req.start, req.end)
     if got.ts.size == 0:
         return frames.empty_klines()
-    stamps, vals = got.ts, got.vals
-    # Rows come grouped by series, in ``keys`` order (one series per code), then by time.
-    which = np.repeat(np.arange(len(keys)), got.counts)
+    stamps, vals, counts = got.ts, got.vals, got.counts
     if req.count is not None:
-        top = req.end if req.end is not None else 2**62
-        covs = store.coverage_many(keys)
-        starts = np.empty(len(keys), np.int64)
-        for k, key in enumerate(keys):
-            run = covs[key].run(top, forming=req.end is None)
-            starts[k] = run[0] if run is not None else 2**62
-        keep = stamps >= starts[which]
-        # ...and of those, the newest ``count`` of each code.
-        kept = which[keep]
-        ends = np.cumsum(np.bincount(kept, minlength=len(keys)))
-        from_end = ends[kept] - 1 - np.arange(kept.size)
-        keep[keep] = from_end < req.count
-        if not keep.all():
-            stamps, vals, which = stamps[keep], vals[:, keep], which[keep]
+        assert got.coverage is not None
+        stamps, vals, counts = _newest_of_runs(got.coverage, req, stamps, vals, counts)
+    # Rows come grouped by series, in ``keys`` order (one series per code), then by time.
+    which = np.repeat(np.arange(len(keys), dtype=np.intp), counts)
     nanos = pd.DatetimeIndex((stamps * 1_000_000_000).view("datetime64[ns]"))
     codes = [code for code, _ in keys]
     frame = as_frame(
@@ -137,3 +127,35 @@ def read_frame(store: BarStore, req: KlineRequest) -> pd.DataFrame:
     # The session is computed from the timestamps, never stored (it follows the calendars).
     frame.insert(3, "session", series_sessions(codes, which, stamps))
     return frame
+
+
+def _newest_of_runs(
+    coverage: list[Coverage],
+    req: KlineRequest,
+    stamps: np.ndarray,
+    vals: np.ndarray,
+    counts: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Of each series' rows (``counts[k]`` of series ``k``, oldest first), those in the
+    covered run that holds its newest bar, and of those the newest ``req.count``."""
+    assert req.count is not None
+    top = req.end if req.end is not None else 2**62
+    ends = np.cumsum(counts)
+    starts = ends - counts
+    first = starts.copy()
+    for k, cov in enumerate(coverage):
+        if counts[k]:
+            run = cov.run(top, forming=req.end is None)
+            at = int(starts[k])
+            if run is None:
+                first[k] = ends[k]
+            elif stamps[at] < run[0]:
+                first[k] = at + int(np.searchsorted(stamps[at : ends[k]], run[0], "left"))
+    first = np.maximum(first, ends - req.count)
+    kept = ends - first
+    if (kept == counts).all():
+        return stamps, vals, counts
+    # Row positions of the kept ranges, one after another, without a loop over series.
+    offsets = np.repeat(first - (np.cumsum(kept) - kept), kept)
+    rows = np.arange(int(kept.sum()), dtype=np.intp) + offsets
+    return stamps[rows], vals.take(rows, axis=1), kept
