@@ -36,7 +36,6 @@ from __future__ import annotations
 
 import functools
 import json
-import zlib
 from collections.abc import Sequence
 from typing import Any, Final
 
@@ -45,6 +44,11 @@ import pandas as pd
 
 from alltick_frames.core.intervals import Interval, parse_interval
 from alltick_frames.store.coverage import NEG_INF, POS_INF, Span
+
+try:  # ISA-L computes zlib's CRC-32 about 8x faster (a warm load checks every byte it reads)
+    from isal.isal_zlib import crc32
+except ImportError:  # a platform without its wheels: the same checksum, from zlib
+    from zlib import crc32
 
 #: The six value columns of a bar, in storage order.
 FIELDS: Final[tuple[str, ...]] = ("open", "high", "low", "close", "volume", "turnover")
@@ -152,7 +156,7 @@ def decode(buf: bytes, n: int) -> tuple[np.ndarray, np.ndarray]:
 
 def chunk_entry(ts: np.ndarray, buf: bytes, key: str) -> ChunkEntry:
     """The index entry of the chunk ``buf`` (the encoded bars ``ts``) stored under ``key``."""
-    return int(ts[0]), int(ts[-1]), int(ts.size), key, zlib.crc32(buf)
+    return int(ts[0]), int(ts[-1]), int(ts.size), key, crc32(buf)
 
 
 def chunk_problem(buf: object, entry: ChunkEntry) -> str | None:
@@ -165,7 +169,7 @@ def chunk_problem(buf: object, entry: ChunkEntry) -> str | None:
         return "a piece of its bars is not raw bytes (not written by this store)"
     if len(buf) != entry[2] * BAR_BYTES:
         return f"a piece of its bars holds {len(buf)} bytes, not {entry[2] * BAR_BYTES}"
-    if zlib.crc32(buf) != entry[4]:
+    if crc32(buf) != entry[4]:
         return "a piece of its bars fails its checksum"
     return None
 
@@ -213,11 +217,10 @@ def stack_chunks(pieces: Sequence[Piece]) -> tuple[Arrays, int | None]:
     One copy per piece into arrays allocated once, and the order checked for all pieces in
     one pass: a load of many small chunks costs little more than one of a few large ones.
     """
-    sizes = np.fromiter(
-        (p[0][2] if p[0] is not None else p[1][0].size for p in pieces), np.int64, len(pieces)
-    )
+    count = len(pieces)
+    sizes = np.fromiter((e[2] if e is not None else b[0].size for e, b in pieces), np.int64, count)
     ends = np.cumsum(sizes)
-    total = int(ends[-1]) if len(pieces) else 0
+    total = int(ends[-1]) if count else 0
     ts, vals = np.empty(total, np.int64), np.empty((NF, total), np.float64)
     at = 0
     for entry, payload in pieces:
@@ -230,13 +233,14 @@ def stack_chunks(pieces: Sequence[Piece]) -> tuple[Arrays, int | None]:
             ts[at : at + n] = np.frombuffer(payload, np.int64, n)
             vals[:, at : at + n] = np.frombuffer(payload, np.float64, NF * n, 8 * n).reshape(NF, n)
         at += n
-    chunks = np.fromiter((p[0] is not None for p in pieces), bool, len(pieces))
+    chunks = np.fromiter((e is not None for e, _ in pieces), bool, count)
     if not chunks.any():
         return (ts, vals), None
-    starts = ends - sizes
-    stated = np.array([p[0][:2] for p in pieces if p[0] is not None], np.int64).reshape(-1, 2)
-    edges_ok = np.ones(len(pieces), bool)
-    edges_ok[chunks] = (ts[starts[chunks]] == stated[:, 0]) & (ts[ends[chunks] - 1] == stated[:, 1])
+    # What the index says of each chunk: its first and last bar (no tuple per chunk made).
+    firsts = np.fromiter((e[0] for e, _ in pieces if e is not None), np.int64)
+    lasts = np.fromiter((e[1] for e, _ in pieces if e is not None), np.int64)
+    edges_ok = np.ones(count, bool)
+    edges_ok[chunks] = (ts[(ends - sizes)[chunks]] == firsts) & (ts[ends[chunks] - 1] == lasts)
     rising = ts[1:] > ts[:-1]
     rising[ends[:-1] - 1] = True  # from one piece to the next: not checked here
     if edges_ok.all() and rising.all():
