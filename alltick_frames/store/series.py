@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 from alltick_frames import frames
 from alltick_frames.frames.sessions import series_sessions
@@ -116,17 +117,31 @@ def read_frame(store: BarStore, req: KlineRequest) -> pd.DataFrame:
         stamps, vals, counts = _newest_of_runs(got.coverage, req, stamps, vals, counts)
     # Rows come grouped by series, in ``keys`` order (one series per code), then by time.
     which = np.repeat(np.arange(len(keys), dtype=np.intp), counts)
-    nanos = pd.DatetimeIndex((stamps * 1_000_000_000).view("datetime64[ns]"))
+    nanos = stamps * 1_000_000_000
     codes = [code for code, _ in keys]
     frame = as_frame(
-        nanos.tz_localize("UTC"),
+        pd.DatetimeIndex(nanos.view("datetime64[ns]"), dtype=frames.UTC_NS),
         vals,
-        code=pd.array(codes, dtype=frames.STRING).take(which),
-        interval=pd.array([alias], dtype=frames.STRING).take(np.zeros(which.size, np.intp)),
+        code=_strings(codes, which),
+        interval=_strings([alias], np.zeros(which.size, np.intp)),
     )
     # The session is computed from the timestamps, never stored (it follows the calendars).
-    frame.insert(3, "session", series_sessions(codes, which, stamps))
+    frame.insert(3, "session", series_sessions(codes, which, stamps, nanos))
     return frame
+
+
+def _strings(names: list[str], which: np.ndarray) -> pd.api.extensions.ExtensionArray:
+    """``names[which]`` as a string column (:data:`frames.STRING`). Names of one length (an
+    interval; a market's codes, mostly) are laid out in Arrow's buffers straight from NumPy,
+    several times faster than Arrow's take, which any other names get."""
+    encoded = [name.encode() for name in names]
+    width = len(encoded[0])
+    if not (width and all(len(e) == width for e in encoded)):
+        return pd.array(names, dtype=frames.STRING).take(which)
+    data = np.array(encoded, dtype=f"S{width}")[which]
+    offsets = np.arange(which.size + 1, dtype=np.int64) * width
+    column = pa.LargeStringArray.from_buffers(which.size, pa.py_buffer(offsets), pa.py_buffer(data))
+    return pd.array(column, dtype=frames.STRING)
 
 
 def _newest_of_runs(
