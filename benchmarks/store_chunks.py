@@ -32,7 +32,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from alltick_frames.store import FIELDS, Arrays, BarStore
-from alltick_frames.store import disk as store_disk
+from alltick_frames.store import writes as store_writes
 from alltick_frames.store.codec import BAR_BYTES
 
 #: (label, MIN_CHUNK, CHUNK_BARS); a MIN_CHUNK above CHUNK_BARS folds every write.
@@ -149,16 +149,16 @@ def main(argv: list[str] | None = None) -> None:
     if args.quick:
         args.codes, args.pages, args.refreshes, args.repeat = 5, 11, 100, 3
 
-    saved = store_disk.MIN_CHUNK, store_disk.CHUNK_BARS
+    saved = store_writes.MIN_CHUNK, store_writes.CHUNK_BARS
     rows, roots = {}, {}
     with tempfile.TemporaryDirectory() as tmp:
         try:
             for k, (label, min_chunk, chunk_bars) in enumerate(RULES):
-                store_disk.MIN_CHUNK, store_disk.CHUNK_BARS = min_chunk, chunk_bars
+                store_writes.MIN_CHUNK, store_writes.CHUNK_BARS = min_chunk, chunk_bars
                 roots[label] = Path(tmp) / str(k)
                 rows[label] = build(roots[label], args)
         finally:
-            store_disk.MIN_CHUNK, store_disk.CHUNK_BARS = saved
+            store_writes.MIN_CHUNK, store_writes.CHUNK_BARS = saved
         for label, seconds in loads(roots, args).items():
             rows[label]["load"] = rows[label]["closed"] / seconds / 1e6
 
