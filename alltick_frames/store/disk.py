@@ -66,7 +66,7 @@ class ManyBars(NamedTuple):
     counts: np.ndarray  # int64, one per series
     ts: np.ndarray  # int64 epoch seconds, one per row
     vals: np.ndarray  # float64, shape (6, rows): one row per field of FIELDS
-    #: Each series' coverage, read in the same snapshot as its bars.
+    #: Each series' coverage, read in the same snapshot as its bars (when asked for).
     coverage: list[Coverage] | None = None
 
 
@@ -291,14 +291,18 @@ class BarStore(Writing, Management, Keeper):
         hi: int | None = None,
         *,
         forming: bool = True,
+        coverage: bool = False,
     ) -> ManyBars:
         """What :meth:`read_many` reads, as plain arrays (for callers that build their own
-        frame without copying the bars again): see :class:`ManyBars`."""
+        frame without copying the bars again): see :class:`ManyBars`. With ``coverage``, each
+        series' coverage too, from the same snapshot as its bars."""
         lo, hi = as_range(lo, hi)
         series = list(dict.fromkeys((code, alias_of(interval)) for code, interval in keys))
         sids = [sid_of(self.source, code, alias) for code, alias in series]
         snap = self._snapshot(self._backend, sids, lo, hi, forming=forming)
-        covs = [index_coverage(index or empty_index()) for index in snap.indexes]
+        covs = None
+        if coverage:
+            covs = [index_coverage(index or empty_index()) for index in snap.indexes]
         return ManyBars(series, snap.counts, snap.ts, snap.vals, covs)
 
     @guarded

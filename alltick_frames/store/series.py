@@ -108,7 +108,7 @@ def read_frame(store: BarStore, req: KlineRequest) -> pd.DataFrame:
     """
     alias = str(req.interval)
     keys = [(c.code, alias) for c in req.codes]
-    got = store.read_arrays(keys, req.start, req.end)
+    got = store.read_arrays(keys, req.start, req.end, coverage=req.count is not None)
     if got.ts.size == 0:
         return frames.empty_klines()
     stamps, vals, counts = got.ts, got.vals, got.counts
