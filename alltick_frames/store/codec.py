@@ -204,50 +204,65 @@ def checked_chunk(buf: object, entry: ChunkEntry) -> Arrays | str:
         return str(exc)
 
 
-#: What :func:`stack_chunks` lays out: a chunk's index entry and its bytes (which passed
-#: :func:`chunk_problem`), or ``None`` and bars that are already arrays (a forming bar).
-Piece = tuple[ChunkEntry, bytes] | tuple[None, Arrays]
+#: What :func:`stack_chunks` lays out, rows ``a`` to ``b`` (exclusive) of each piece: a
+#: chunk's index entry and its bytes (which passed :func:`chunk_problem`), or ``None`` and
+#: bars that are already arrays (a forming bar).
+Piece = tuple[ChunkEntry, bytes, int, int] | tuple[None, Arrays, int, int]
 
 
 def stack_chunks(pieces: Sequence[Piece]) -> tuple[Arrays, int | None]:
-    """The bars of ``pieces`` one after another, in fresh arrays of their own; and the
+    """The rows of ``pieces`` one after another, in fresh arrays of their own; and the
     position in ``pieces`` of the first chunk whose bars are out of order or outside its
     stated range (None when every chunk is in order, as :func:`read_chunk` checks it).
 
-    One copy per piece into arrays allocated once, and the order checked for all pieces in
-    one pass: a load of many small chunks costs little more than one of a few large ones.
+    One copy of each row that is kept, into arrays allocated once, and the order of whole
+    chunks checked in one pass: a load of many small chunks costs little more than one of a
+    few large ones, and a trimmed read copies only what it returns.
     """
     count = len(pieces)
-    sizes = np.fromiter((e[2] if e is not None else b[0].size for e, b in pieces), np.int64, count)
+    sizes = np.fromiter((b - a for _, _, a, b in pieces), np.int64, count)
     ends = np.cumsum(sizes)
     total = int(ends[-1]) if count else 0
     ts, vals = np.empty(total, np.int64), np.empty((NF, total), np.float64)
+    whole = np.zeros(count, bool)
+    firsts: list[int] = []  # what the index says of each whole chunk: its first and last bar
+    lasts: list[int] = []
+    bad: int | None = None
     at = 0
-    for entry, payload in pieces:
+    for k, (entry, payload, a, b) in enumerate(pieces):
+        n = b - a
         if entry is None:
-            n = payload[0].size
-            ts[at : at + n] = payload[0]
-            vals[:, at : at + n] = payload[1]
-        else:
-            n = entry[2]
-            ts[at : at + n] = np.frombuffer(payload, np.int64, n)
-            vals[:, at : at + n] = np.frombuffer(payload, np.float64, NF * n, 8 * n).reshape(NF, n)
+            ts[at : at + n] = payload[0][a:b]
+            vals[:, at : at + n] = payload[1][:, a:b]
+            at += n
+            continue
+        m = entry[2]
+        stamps = np.frombuffer(payload, np.int64, m)
+        if n == m:  # checked below, with every other whole chunk
+            whole[k] = True
+            firsts.append(entry[0])
+            lasts.append(entry[1])
+        elif bad is None and not (
+            stamps[0] == entry[0] and stamps[-1] == entry[1] and (stamps[1:] > stamps[:-1]).all()
+        ):
+            bad = k  # a part of a chunk: the whole chunk is checked here
+        ts[at : at + n] = stamps[a:b]
+        values = np.frombuffer(payload, np.float64, NF * m, 8 * m).reshape(NF, m)
+        vals[:, at : at + n] = values[:, a:b]
         at += n
-    chunks = np.fromiter((e is not None for e, _ in pieces), bool, count)
-    if not chunks.any():
-        return (ts, vals), None
-    # What the index says of each chunk: its first and last bar (no tuple per chunk made).
-    firsts = np.fromiter((e[0] for e, _ in pieces if e is not None), np.int64)
-    lasts = np.fromiter((e[1] for e, _ in pieces if e is not None), np.int64)
     edges_ok = np.ones(count, bool)
-    edges_ok[chunks] = (ts[(ends - sizes)[chunks]] == firsts) & (ts[ends[chunks] - 1] == lasts)
+    edges_ok[whole] = (ts[(ends - sizes)[whole]] == np.array(firsts, np.int64)) & (
+        ts[ends[whole] - 1] == np.array(lasts, np.int64)
+    )
     rising = ts[1:] > ts[:-1]
     rising[ends[:-1] - 1] = True  # from one piece to the next: not checked here
-    if edges_ok.all() and rising.all():
+    if bad is None and edges_ok.all() and rising.all():
         return (ts, vals), None
     owners = np.searchsorted(ends, np.flatnonzero(~rising) + 1, "right")
-    bad = np.union1d(np.flatnonzero(~edges_ok), owners[chunks[owners]])
-    return (ts, vals), int(bad[0])
+    found = np.union1d(np.flatnonzero(~edges_ok), owners[whole[owners]])
+    if bad is not None:
+        found = np.union1d(found, [bad])
+    return (ts, vals), int(found[0])
 
 
 def as_frame(ts: Any, vals: np.ndarray, **leading: Any) -> pd.DataFrame:

@@ -66,8 +66,6 @@ class ManyBars(NamedTuple):
     counts: np.ndarray  # int64, one per series
     ts: np.ndarray  # int64 epoch seconds, one per row
     vals: np.ndarray  # float64, shape (6, rows): one row per field of FIELDS
-    #: Each series' coverage, read in the same snapshot as its bars (when asked for).
-    coverage: list[Coverage] | None = None
 
 
 class _Snapshot(NamedTuple):
@@ -106,6 +104,46 @@ def _first_bad(
         if problem is not None:
             return c, problem
     return None
+
+
+def _run_start(index: Index | None, lo: int, hi: int) -> int:
+    """Where the bars of a count request start: at ``lo``, or later at the start of the
+    covered run that holds ``hi`` (past ``hi`` when no run holds it: no bars)."""
+    if index is None:
+        return lo
+    run = index_coverage(index).run(hi, forming=hi == POS_INF)
+    return POS_INF if run is None else max(lo, run[0])
+
+
+def _windows(chosen: list[ChunkEntry], blobs: dict[str, Any], lo: int, hi: int) -> list[Piece]:
+    """The rows of each chunk (whose bytes passed their checks) within ``[lo, hi]``, found by
+    a binary search in the chunks that reach past either end."""
+    pieces: list[Piece] = []
+    for c in chosen:
+        buf, n = blobs[c[3]], c[2]
+        a, b = 0, n
+        if c[0] < lo or c[1] > hi:
+            stamps = np.frombuffer(buf, np.int64, n)
+            a = int(np.searchsorted(stamps, lo, "left")) if c[0] < lo else 0
+            b = int(np.searchsorted(stamps, hi, "right")) if c[1] > hi else n
+        if a < b:
+            pieces.append((c, buf, a, b))
+    return pieces
+
+
+def _last_rows(pieces: list[Piece], n: int) -> list[Piece]:
+    """The pieces holding the last ``n`` of their rows, the oldest of them cut short."""
+    total = sum(b - a for _, _, a, b in pieces)
+    k = 0
+    while total > n:
+        entry, payload, a, b = pieces[k]
+        if b - a <= total - n:
+            total -= b - a
+            k += 1
+        else:
+            pieces[k] = (entry, payload, a + total - n, b)  # type: ignore[assignment]
+            total = n
+    return pieces[k:]
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -181,21 +219,29 @@ class BarStore(Writing, Management, Keeper):
         *,
         forming: bool,
         newest: int | None = None,
+        runs: bool = False,
     ) -> _Snapshot:
         """A consistent snapshot of series: their indexes and their bars within ``[lo, hi]``
         (with the forming bar when ``forming`` and it lies there), in two lookups, however
         many series and chunks: the indexes, then every chunk they need.
 
+        ``runs`` keeps only the bars of the covered run that holds ``hi`` (from the forming
+        bar onwards when ``hi`` is open), ``newest`` only each series' newest that many bars.
+        Each kept bar is copied once; chunks wholly outside are not read.
+
         Without a lock: a chunk that vanished means a writer swapped the index after we read
         it, so read again; a chunk that is gone or damaged while the index stands is dropped
         from it (:meth:`_drop_chunks`), the first one in reading order of each series.
-        ``newest`` reads only the chunks that hold that many bars, from the end.
         """
         keys = [index_key(sid) for sid in sids]
         for _ in range(_READ_ATTEMPTS):
             blobs = kv.get_many(keys)
             indexes = [self._parse(kv, sid, blobs.get(index_key(sid))) for sid in sids]
-            wanted = [_wanted(index, lo, hi, newest) for index in indexes]
+            bounds = [_run_start(index, lo, hi) if runs else lo for index in indexes]
+            wanted = [
+                _wanted(index, start, hi, newest)
+                for index, start in zip(indexes, bounds, strict=True)
+            ]
             chunk_blobs = kv.get_many([c[3] for chosen in wanted for c in chosen])
             pieces: list[Piece] = []
             owners: list[int] = []
@@ -209,26 +255,25 @@ class BarStore(Writing, Management, Keeper):
                     self._drop_chunks(kv, sids[k], index, [bad[0]], bad[1])
                     healed = True
                     continue
-                if healed:
+                if healed or bounds[k] > hi:
                     continue
-                pieces.extend((c, chunk_blobs[c[3]]) for c in chosen)
-                extra = [(None, p) for p in forming_piece(index, lo, hi)] if forming else []
-                pieces.extend(extra)
-                owners.extend([k] * (len(chosen) + len(extra)))
-                counts[k] = sum(c[2] for c in chosen) + len(extra)
+                mine = _windows(chosen, chunk_blobs, bounds[k], hi)
+                if forming:
+                    mine.extend((None, p, 0, 1) for p in forming_piece(index, bounds[k], hi))
+                if newest is not None:
+                    mine = _last_rows(mine, newest)
+                pieces.extend(mine)
+                owners.extend([k] * len(mine))
+                counts[k] = sum(b - a for _, _, a, b in mine)
             if healed:
                 continue
             (ts, vals), disorder = stack_chunks(pieces)
             if disorder is not None:
                 k = owners[disorder]
-                self._drop_chunks(kv, sids[k], indexes[k], [pieces[disorder][0]], DISORDER)
+                entry = pieces[disorder][0]
+                assert entry is not None
+                self._drop_chunks(kv, sids[k], indexes[k], [entry], DISORDER)
                 continue
-            if any(chosen and (chosen[0][0] < lo or chosen[-1][1] > hi) for chosen in wanted):
-                keep = (ts >= lo) & (ts <= hi)
-                if not keep.all():
-                    which = np.repeat(np.arange(len(sids)), counts)
-                    counts = np.bincount(which[keep], minlength=len(sids)).astype(np.int64)
-                    ts, vals = ts[keep], vals[:, keep]
             return _Snapshot(indexes, counts, ts, vals)
         names = ", ".join(sids)
         raise StoreError(f"series {names} changed {_READ_ATTEMPTS} times while being read")
@@ -291,19 +336,22 @@ class BarStore(Writing, Management, Keeper):
         hi: int | None = None,
         *,
         forming: bool = True,
-        coverage: bool = False,
+        newest: int | None = None,
     ) -> ManyBars:
         """What :meth:`read_many` reads, as plain arrays (for callers that build their own
-        frame without copying the bars again): see :class:`ManyBars`. With ``coverage``, each
-        series' coverage too, from the same snapshot as its bars."""
+        frame without copying the bars again): see :class:`ManyBars`.
+
+        ``newest`` answers a count request: of each series only the covered run that holds
+        ``hi`` (from the forming bar onwards when ``hi`` is None), so that bars behind a hole
+        in coverage are never stitched on, and of that run the newest ``newest`` bars.
+        """
         lo, hi = as_range(lo, hi)
         series = list(dict.fromkeys((code, alias_of(interval)) for code, interval in keys))
         sids = [sid_of(self.source, code, alias) for code, alias in series]
-        snap = self._snapshot(self._backend, sids, lo, hi, forming=forming)
-        covs = None
-        if coverage:
-            covs = [index_coverage(index or empty_index()) for index in snap.indexes]
-        return ManyBars(series, snap.counts, snap.ts, snap.vals, covs)
+        snap = self._snapshot(
+            self._backend, sids, lo, hi, forming=forming, newest=newest, runs=newest is not None
+        )
+        return ManyBars(series, snap.counts, snap.ts, snap.vals)
 
     @guarded
     def newest(

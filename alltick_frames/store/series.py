@@ -21,7 +21,6 @@ from alltick_frames.store.codec import FIELDS, Arrays, as_frame, sort_bars
 
 if TYPE_CHECKING:
     from alltick_frames.core.planner import KlinePage, KlineRequest
-    from alltick_frames.store.coverage import Coverage
     from alltick_frames.store.disk import BarStore
 
 
@@ -103,18 +102,15 @@ def read_frame(store: BarStore, req: KlineRequest) -> pd.DataFrame:
 
     A count request reads each series only from the covered run that holds its newest bar, so
     older bars behind a hole in coverage are never stitched on (a stock's history from an
-    earlier month, say), and keeps its newest ``count`` bars. The bars and the coverage come
-    from one snapshot of the store; the trims are done on the arrays, with one copy at most.
+    earlier month, say), and keeps its newest ``count`` bars: trims the store makes as it
+    copies the bars out, so each bar returned is copied once.
     """
     alias = str(req.interval)
     keys = [(c.code, alias) for c in req.codes]
-    got = store.read_arrays(keys, req.start, req.end, coverage=req.count is not None)
+    got = store.read_arrays(keys, req.start, req.end, newest=req.count)
     if got.ts.size == 0:
         return frames.empty_klines()
     stamps, vals, counts = got.ts, got.vals, got.counts
-    if req.count is not None:
-        assert got.coverage is not None
-        stamps, vals, counts = _newest_of_runs(got.coverage, req, stamps, vals, counts)
     # Rows come grouped by series, in ``keys`` order (one series per code), then by time.
     which = np.repeat(np.arange(len(keys), dtype=np.intp), counts)
     nanos = stamps * 1_000_000_000
@@ -142,35 +138,3 @@ def _strings(names: list[str], which: np.ndarray) -> pd.api.extensions.Extension
     offsets = np.arange(which.size + 1, dtype=np.int64) * width
     column = pa.LargeStringArray.from_buffers(which.size, pa.py_buffer(offsets), pa.py_buffer(data))
     return pd.array(column, dtype=frames.STRING)
-
-
-def _newest_of_runs(
-    coverage: list[Coverage],
-    req: KlineRequest,
-    stamps: np.ndarray,
-    vals: np.ndarray,
-    counts: np.ndarray,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Of each series' rows (``counts[k]`` of series ``k``, oldest first), those in the
-    covered run that holds its newest bar, and of those the newest ``req.count``."""
-    assert req.count is not None
-    top = req.end if req.end is not None else 2**62
-    ends = np.cumsum(counts)
-    starts = ends - counts
-    first = starts.copy()
-    for k, cov in enumerate(coverage):
-        if counts[k]:
-            run = cov.run(top, forming=req.end is None)
-            at = int(starts[k])
-            if run is None:
-                first[k] = ends[k]
-            elif stamps[at] < run[0]:
-                first[k] = at + int(np.searchsorted(stamps[at : ends[k]], run[0], "left"))
-    first = np.maximum(first, ends - req.count)
-    kept = ends - first
-    if (kept == counts).all():
-        return stamps, vals, counts
-    # Row positions of the kept ranges, one after another, without a loop over series.
-    offsets = np.repeat(first - (np.cumsum(kept) - kept), kept)
-    rows = np.arange(int(kept.sum()), dtype=np.intp) + offsets
-    return stamps[rows], vals.take(rows, axis=1), kept
