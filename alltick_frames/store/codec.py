@@ -333,7 +333,14 @@ def chunk_prefix(sid: str) -> str:
 
 def alias_of(interval: str | Interval) -> str:
     """The canonical alias of an interval, e.g. ``"1d"`` for ``"D"``."""
+    if type(interval) is str:
+        return _alias(interval)  # asked for every series of every read: parsed once
     return parse_interval(interval).alias
+
+
+@functools.lru_cache(maxsize=256)
+def _alias(text: str) -> str:
+    return parse_interval(text).alias
 
 
 def as_int(value: Any, name: str) -> int:
