@@ -187,6 +187,35 @@ async def test_a_second_identical_run_makes_no_call(
         assert failure_summary(r2) == failure_summary(r1)
 
 
+# ------------------------------------------------------- paging back writes each bar once
+
+
+async def test_a_history_paged_back_is_written_to_the_cache_about_once(
+    emu: EmulatorServer, market: Market, tmp_path: Path
+) -> None:
+    """21 pages of one chain, newest first: the store writes about the bars' own bytes, not
+    each page folded again into the chunks next to it (that was 7x)."""
+    async with client(emu, market, tmp_path) as c:
+        assert c.store is not None
+        written = 0
+        backend, write = c.store._backend, c.store._backend.set
+
+        def counted(key: str, value: bytes) -> None:
+            nonlocal written
+            written += len(value)
+            write(key, value)
+
+        backend.set = counted  # type: ignore[method-assign]
+        result = await c.klines("EURUSD", "1m", count=21 * FAST.kline_bars)
+        assert ok_calls(emu, "kline") == 21
+        assert len(result.data) == 21 * FAST.kline_bars
+        assert written <= 1.5 * len(result.data) * 8 * (1 + len(FIELDS))
+        emu.reset()
+        again = await c.klines("EURUSD", "1m", count=21 * FAST.kline_bars)
+        assert served(emu) == {}
+        pd.testing.assert_frame_equal(again.data, result.data)
+
+
 # ------------------------------------------------------- an extended request: new pages only
 
 

@@ -61,6 +61,18 @@ def test_session_dates_are_local_dates_as_naive_midnights() -> None:
     assert [str(d)[:10] for d in got] == ["2024-05-15", "2024-05-15", "2024-05-15", "2024-05-12"]
 
 
+@pytest.mark.parametrize("zone", ["Asia/Hong_Kong", "Asia/Shanghai", "America/New_York"])
+@pytest.mark.parametrize("years", [(1975, 1980), (1986, 1992), (2023, 2025)])
+def test_session_dates_match_the_zone_instant_by_instant(zone: str, years: tuple[int, int]) -> None:
+    """Bars every 7 minutes over years with and without daylight saving (Hong Kong kept it
+    until 1979, Shanghai 1986-1991): the session date is the local date of each instant."""
+    lo, hi = (int(pd.Timestamp(f"{y}-01-01", tz="UTC").timestamp()) for y in years)
+    stamps = np.arange(lo, hi, 420, dtype=np.int64) * 1_000_000_000
+    got = calendars.session_dates(stamps, np.zeros(stamps.size, np.int8), (zone,))
+    local = pd.DatetimeIndex(stamps).tz_localize("UTC").tz_convert(zone).tz_localize(None)
+    np.testing.assert_array_equal(got, local.normalize().to_numpy("datetime64[ns]"))
+
+
 def test_lunar_new_year_2024() -> None:
     """Hong Kong closes from the 10th to the 13th after a half day on the 9th; Shanghai from
     the 9th to the 18th."""

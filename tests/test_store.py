@@ -235,6 +235,55 @@ def test_large_series_stays_in_few_bounded_chunks(store: BarStore) -> None:
     assert_bars(store.read("A", "1m", lo, hi), np.arange(CHUNK_BARS - 3, CHUNK_BARS + 4) * step)
 
 
+class WriteMeter:
+    """Counts the bytes a store hands its database (chunks and index records alike)."""
+
+    def __init__(self, store: BarStore) -> None:
+        self.bytes = 0
+        backend, write = store._backend, store._backend.set
+
+        def counted(key: str, value: bytes) -> None:
+            self.bytes += len(value)
+            write(key, value)
+
+        backend.set = counted  # type: ignore[method-assign]
+
+
+def test_paging_a_series_back_writes_each_bar_about_once(store: BarStore) -> None:
+    """A history fetched newest page first, 20 pages further back, as the client records it:
+    each page is written once, not folded again and again into the chunks next to it."""
+    step, page, now = 60, 500, 10_000_000 * 60
+    meter = WriteMeter(store)
+    newest = now - np.arange(page)[::-1] * step  # the first page ends with the forming bar
+    store.write(
+        "A", "1m", bars(newest[:-1]), int(newest[0]), int(newest[-1]) - 1,
+        forming=bars(newest[-1:]), fetched_at=now,
+    )  # fmt: skip
+    oldest = int(newest[0])
+    for _ in range(20):
+        ts = oldest - np.arange(1, page + 1)[::-1] * step
+        store.write("A", "1m", bars(ts), int(ts[0]), oldest - 1)
+        oldest = int(ts[0])
+    closed = np.arange(oldest, now, step)
+    assert closed.size == 21 * page - 1
+    amplification = meter.bytes / (closed.size * 56)
+    assert amplification <= 1.5, f"wrote {amplification:.2f}x the bars' bytes"
+    assert_bars(store.read("A", "1m", forming=False), closed)
+    assert store.coverage("A", "1m").segments == ((oldest, now - 1),)
+    index = index_of(store, "A", "1m")
+    assert all(0 < n <= CHUNK_BARS for _, _, n, _, _ in index["chunks"])
+
+
+def test_one_bar_refreshes_gather_in_one_chunk(store: BarStore) -> None:
+    """A daily series refreshed one bar at a time stays one chunk (one lookup to load)."""
+    day = 86_400
+    store.write("A", "1d", bars(np.arange(499) * day), 0, 499 * day - 1)
+    for k in range(499, 800):
+        store.write("A", "1d", bars([k * day]), k * day, (k + 1) * day - 1)
+    assert store.describe().iloc[0]["chunks"] == 1
+    assert_bars(store.read("A", "1d"), np.arange(800) * day)
+
+
 def test_read_many_keeps_caller_order_with_categorical_codes(store: BarStore) -> None:
     store.write("B", "1d", bars([0, 86_400]), 0, 2 * 86_400 - 1)
     store.write("A", "1d", bars([86_400]), 0, 2 * 86_400 - 1, forming=bars([172_800]),

@@ -307,6 +307,20 @@ def test_a_damaged_chunk_drops_its_span_and_never_returns_a_bar(root: Path, how:
         assert s.vacuum() == VacuumReport()
 
 
+@pytest.mark.parametrize("how", ["unsorted", "flipped bit"])
+def test_a_read_of_part_of_a_damaged_chunk_checks_all_of_it(root: Path, how: str):
+    """A range that cuts into the damaged chunk copies only a part of it: the rest is
+    checked all the same, and none of its bars come back."""
+    first, last, n, _, _ = damage_chunk(root, how)
+    with BarStore(root, source="test") as s:
+        got = s.read("A", "1m", 10 * MINUTE, (n + 5) * MINUTE)
+        assert list(got["timestamp"]) == list(np.arange(n, n + 6) * MINUTE)
+        assert_true_bars(got)
+        [note] = s.notes
+        assert note.text.startswith(CHUNK_DAMAGE[how](n))
+        assert s.coverage("A", "1m").gaps(0, N * MINUTE - 1) == [(first, last)]
+
+
 @pytest.mark.parametrize("how", CHUNK_DAMAGE)
 def test_vacuum_finds_and_repairs_a_damaged_chunk(root: Path, how: str):
     damage_chunk(root, how)

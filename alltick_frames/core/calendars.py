@@ -93,17 +93,47 @@ def session_dates(stamps: np.ndarray, zones: np.ndarray, names: tuple[str, ...])
     ``stamps`` are bar starts (int64 nanoseconds, UTC); ``zones[i]`` indexes the time zone of
     bar ``i`` in ``names``.
     """
+    if len(names) == 1:  # one zone: every row, with no mask and no copy between arrays
+        return _midnights(stamps, names[0]).view("datetime64[ns]")
     out = np.empty(stamps.size, "datetime64[ns]")
     for k, zone in enumerate(names):
         rows = zones == k
-        if not rows.any():
-            continue
-        ns = stamps[rows]
-        if zone != "UTC":
-            utc = pd.DatetimeIndex(ns.view("datetime64[ns]")).tz_localize("UTC")
-            ns = utc.tz_convert(zone).tz_localize(None).asi8
-        out[rows] = (ns - ns % (DAY * _NS)).view("datetime64[ns]")
+        if rows.any():
+            out[rows] = _midnights(stamps[rows], zone).view("datetime64[ns]")
     return out
+
+
+def _midnights(stamps: np.ndarray, zone: str) -> np.ndarray:
+    """The local midnight (naive int64 nanoseconds) starting each bar's day, in a new array
+    computed in place (a floor division, 4x as fast as a remainder)."""
+    day = DAY * _NS
+    local = stamps // day if zone == "UTC" else _local(stamps, zone)
+    if zone != "UTC":
+        np.floor_divide(local, day, out=local)
+    np.multiply(local, day, out=local)
+    return local
+
+
+def _local(ns: np.ndarray, zone: str) -> np.ndarray:
+    """UTC nanoseconds as naive local ones in ``zone``.
+
+    A zone whose offset is the same at every UTC midnight the bars span (Hong Kong and
+    Shanghai since the 1990s) adds that offset; it changes at most once in a day, so it held
+    throughout. Any other is converted instant by instant (about twice as slow).
+    """
+    day = DAY * _NS
+    first, last = int(ns.min()) // day, int(ns.max()) // day
+    if last - first + 2 <= ns.size:
+        midnights = np.arange(first, last + 2, dtype=np.int64) * day
+        offsets = _exact_local(midnights, zone) - midnights
+        if (offsets == offsets[0]).all():
+            return ns + offsets[0]
+    return _exact_local(ns, zone)
+
+
+def _exact_local(ns: np.ndarray, zone: str) -> np.ndarray:
+    utc = pd.DatetimeIndex(ns.view("datetime64[ns]")).tz_localize("UTC")
+    return utc.tz_convert(zone).tz_localize(None).asi8
 
 
 def zone_of(code: str) -> str:

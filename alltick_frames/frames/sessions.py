@@ -39,11 +39,15 @@ def session_column(code: pa.Array, stamps: pa.Array) -> pa.Array:
     return pa.array(session_dates(ns, zones, names), pa.timestamp("ns"))
 
 
-def series_sessions(codes: Sequence[str], which: np.ndarray, stamps: np.ndarray) -> np.ndarray:
+def series_sessions(
+    codes: Sequence[str], which: np.ndarray, stamps: np.ndarray, nanos: np.ndarray | None = None
+) -> np.ndarray:
     """``session`` for bars read series by series: bar ``i`` is of ``codes[which[i]]`` and
-    starts at ``stamps[i]`` (int64 Unix seconds)."""
+    starts at ``stamps[i]`` (int64 Unix seconds); ``nanos``, when given, are the same starts
+    in nanoseconds (not computed again)."""
     per_code, names = _zones(codes)
-    return session_dates(stamps * _NS, per_code[which], names)
+    zones = per_code[which] if len(names) > 1 else per_code[:0]  # one zone: no need
+    return session_dates(stamps * _NS if nanos is None else nanos, zones, names)
 
 
 def frame_sessions(code: pd.Series, timestamp: pd.Series) -> np.ndarray:

@@ -11,7 +11,8 @@ bytes), :mod:`~alltick_frames.store.records` (a series' index record: JSON, chec
 checked), :mod:`~alltick_frames.store.location` (where the cache lives, and whether to trust
 it), :mod:`~alltick_frames.store.backend` (SQLite without pickles, or memory),
 :mod:`~alltick_frames.store.health` (opening the database; damaged and unwritable ones),
-:mod:`~alltick_frames.store.disk` (:class:`BarStore`: checked reads, atomic writes),
+:mod:`~alltick_frames.store.disk` (:class:`BarStore`: checked reads),
+:mod:`~alltick_frames.store.writes` (atomic writes, and how bars are cut into chunks),
 :mod:`~alltick_frames.store.manage` (describe, clear, vacuum, salvage) and
 :mod:`~alltick_frames.store.series` (recording fetched pages and reading answers as k-line
 frames). Import the names from this package.

@@ -10,10 +10,13 @@ strings, and every value is bytes that the store checks before it believes them:
 ``chunk:["source","code","1d"]:<uuid hex>``
     ``n`` sorted, unique bars as raw bytes: ``n`` int64 timestamps, then the six float64
     columns one after another. :func:`numpy.frombuffer` reads them without parsing, which is
-    what makes warm loads fast. A chunk holds at most :data:`CHUNK_BARS` bars (0.46 MB), so a
-    one-bar refresh rewrites at most one chunk, and a daily series of up to 8,192 bars is a
-    single chunk (one lookup to load). Its index entry holds its length and CRC-32:
-    :func:`read_chunk` checks both, and that the bars are sorted, before a bar is read.
+    what makes warm loads fast. Each write of bars becomes chunks of its own, of at most
+    :data:`CHUNK_BARS` bars (115 KB), unless it or its neighbour holds fewer than
+    :data:`MIN_CHUNK` bars: then they are folded into one. So a series paged back 500 bars at
+    a time writes each bar once (a chunk per page), a one-bar refresh rewrites at most one
+    chunk, and a daily series refreshed day by day stays one chunk (one lookup to load). Its
+    index entry holds its length and CRC-32: :func:`read_chunk` checks both, and that the bars
+    are sorted, before a bar is read.
 ``meta:format``
     The layout generation of the whole store (:data:`STORE_FORMAT`).
 
@@ -33,7 +36,7 @@ from __future__ import annotations
 
 import functools
 import json
-import zlib
+from collections.abc import Sequence
 from typing import Any, Final
 
 import numpy as np
@@ -42,12 +45,26 @@ import pandas as pd
 from alltick_frames.core.intervals import Interval, parse_interval
 from alltick_frames.store.coverage import NEG_INF, POS_INF, Span
 
+try:  # ISA-L computes zlib's CRC-32 about 8x faster (a warm load checks every byte it reads)
+    from isal.isal_zlib import crc32
+except ImportError:  # a platform without its wheels: the same checksum, from zlib
+    from zlib import crc32
+
 #: The six value columns of a bar, in storage order.
 FIELDS: Final[tuple[str, ...]] = ("open", "high", "low", "close", "volume", "turnover")
 #: Columns of every frame the store returns (``read_many`` adds ``code`` and ``interval``).
 COLUMNS: Final[tuple[str, ...]] = ("timestamp", *FIELDS)
-#: The most bars one chunk holds (a write rewrites at most this many bars per touched chunk).
-CHUNK_BARS: Final = 8192
+#: The most bars a chunk is written with (a write rewrites at most this many bars per
+#: touched chunk). Chosen with ``benchmarks/store_chunks.py``: see :data:`MIN_CHUNK`.
+CHUNK_BARS: Final = 2048
+#: A write becomes chunks of its own unless it, or the chunk next to it, holds fewer bars
+#: than this: then the two are folded together (up to :data:`CHUNK_BARS`). A ``/kline`` page
+#: (500 bars) is thus written once and never again when the series is paged further back,
+#: while one-bar refreshes gather in the newest chunk instead of making a chunk each.
+MIN_CHUNK: Final = 500
+#: The most bars a chunk may hold when it is read: what any version of the store wrote (the
+#: first ones wrote chunks of up to 8,192 bars; they are read as they are).
+LARGEST_CHUNK: Final = 8192
 
 #: Value columns per bar, and bytes per stored bar (timestamp + values).
 NF = len(FIELDS)
@@ -139,7 +156,25 @@ def decode(buf: bytes, n: int) -> tuple[np.ndarray, np.ndarray]:
 
 def chunk_entry(ts: np.ndarray, buf: bytes, key: str) -> ChunkEntry:
     """The index entry of the chunk ``buf`` (the encoded bars ``ts``) stored under ``key``."""
-    return int(ts[0]), int(ts[-1]), int(ts.size), key, zlib.crc32(buf)
+    return int(ts[0]), int(ts[-1]), int(ts.size), key, crc32(buf)
+
+
+def chunk_problem(buf: object, entry: ChunkEntry) -> str | None:
+    """Why a chunk's bytes (None: missing) cannot be believed, by their type, length and
+    CRC-32; None when they pass. The order of their bars is checked on reading
+    (:func:`read_chunk`, :func:`stack_chunks`)."""
+    if buf is None:
+        return "a piece of its bars is missing"
+    if not isinstance(buf, bytes):
+        return "a piece of its bars is not raw bytes (not written by this store)"
+    if len(buf) != entry[2] * BAR_BYTES:
+        return f"a piece of its bars holds {len(buf)} bytes, not {entry[2] * BAR_BYTES}"
+    if crc32(buf) != entry[4]:
+        return "a piece of its bars fails its checksum"
+    return None
+
+
+DISORDER = "a piece of its bars is out of order or outside its stated range"
 
 
 def read_chunk(buf: object, entry: ChunkEntry) -> Arrays:
@@ -150,28 +185,84 @@ def read_chunk(buf: object, entry: ChunkEntry) -> Arrays:
     The CRC catches damage to the bytes; the order check catches bars that were never
     sorted (a bug, or bytes planted together with a matching checksum).
     """
-    first, last, n, _, crc = entry
-    if not isinstance(buf, bytes):
-        raise Damaged("a piece of its bars is not raw bytes (not written by this store)")
-    if len(buf) != n * BAR_BYTES:
-        raise Damaged(f"a piece of its bars holds {len(buf)} bytes, not {n * BAR_BYTES}")
-    if zlib.crc32(buf) != crc:
-        raise Damaged("a piece of its bars fails its checksum")
-    ts, vals = decode(buf, n)
-    if not (ts[0] == first and ts[-1] == last and (ts[1:] > ts[:-1]).all()):
-        raise Damaged("a piece of its bars is out of order or outside its stated range")
+    problem = chunk_problem(buf, entry)
+    if problem is not None:
+        raise Damaged(problem)
+    assert isinstance(buf, bytes)
+    ts, vals = decode(buf, entry[2])
+    if not (ts[0] == entry[0] and ts[-1] == entry[1] and (ts[1:] > ts[:-1]).all()):
+        raise Damaged(DISORDER)
     return ts, vals
 
 
 def checked_chunk(buf: object, entry: ChunkEntry) -> Arrays | str:
     """:func:`read_chunk` of a value that may be missing (None): the bars, or why they cannot
     be believed."""
-    if buf is None:
-        return "a piece of its bars is missing"
     try:
         return read_chunk(buf, entry)
     except Damaged as exc:
         return str(exc)
+
+
+#: What :func:`stack_chunks` lays out, rows ``a`` to ``b`` (exclusive) of each piece: a
+#: chunk's index entry and its bytes (which passed :func:`chunk_problem`), or ``None`` and
+#: bars that are already arrays (a forming bar).
+Piece = tuple[ChunkEntry, bytes, int, int] | tuple[None, Arrays, int, int]
+
+
+def stack_chunks(pieces: Sequence[Piece]) -> tuple[Arrays, int | None]:
+    """The rows of ``pieces`` one after another, in fresh arrays of their own; and the
+    position in ``pieces`` of the first chunk whose bars are out of order or outside its
+    stated range (None when every chunk is in order, as :func:`read_chunk` checks it).
+
+    One copy of each row that is kept, into arrays allocated once, and the order of whole
+    chunks checked in one pass: a load of many small chunks costs little more than one of a
+    few large ones, and a trimmed read copies only what it returns.
+    """
+    count = len(pieces)
+    sizes = np.fromiter((b - a for _, _, a, b in pieces), np.int64, count)
+    ends = np.cumsum(sizes)
+    total = int(ends[-1]) if count else 0
+    ts, vals = np.empty(total, np.int64), np.empty((NF, total), np.float64)
+    whole = np.zeros(count, bool)
+    firsts: list[int] = []  # what the index says of each whole chunk: its first and last bar
+    lasts: list[int] = []
+    bad: int | None = None
+    at = 0
+    for k, (entry, payload, a, b) in enumerate(pieces):
+        n = b - a
+        if entry is None:
+            ts[at : at + n] = payload[0][a:b]
+            vals[:, at : at + n] = payload[1][:, a:b]
+            at += n
+            continue
+        m = entry[2]
+        stamps = np.frombuffer(payload, np.int64, m)
+        if n == m:  # checked below, with every other whole chunk
+            whole[k] = True
+            firsts.append(entry[0])
+            lasts.append(entry[1])
+        elif bad is None and not (
+            stamps[0] == entry[0] and stamps[-1] == entry[1] and (stamps[1:] > stamps[:-1]).all()
+        ):
+            bad = k  # a part of a chunk: the whole chunk is checked here
+        ts[at : at + n] = stamps[a:b]
+        values = np.frombuffer(payload, np.float64, NF * m, 8 * m).reshape(NF, m)
+        vals[:, at : at + n] = values[:, a:b]
+        at += n
+    edges_ok = np.ones(count, bool)
+    edges_ok[whole] = (ts[(ends - sizes)[whole]] == np.array(firsts, np.int64)) & (
+        ts[ends[whole] - 1] == np.array(lasts, np.int64)
+    )
+    rising = ts[1:] > ts[:-1]
+    rising[ends[:-1] - 1] = True  # from one piece to the next: not checked here
+    if bad is None and edges_ok.all() and rising.all():
+        return (ts, vals), None
+    owners = np.searchsorted(ends, np.flatnonzero(~rising) + 1, "right")
+    found = np.union1d(np.flatnonzero(~edges_ok), owners[whole[owners]])
+    if bad is not None:
+        found = np.union1d(found, [bad])
+    return (ts, vals), int(found[0])
 
 
 def as_frame(ts: Any, vals: np.ndarray, **leading: Any) -> pd.DataFrame:
@@ -242,7 +333,14 @@ def chunk_prefix(sid: str) -> str:
 
 def alias_of(interval: str | Interval) -> str:
     """The canonical alias of an interval, e.g. ``"1d"`` for ``"D"``."""
+    if type(interval) is str:
+        return _alias(interval)  # asked for every series of every read: parsed once
     return parse_interval(interval).alias
+
+
+@functools.lru_cache(maxsize=256)
+def _alias(text: str) -> str:
+    return parse_interval(text).alias
 
 
 def as_int(value: Any, name: str) -> int:

@@ -2,8 +2,8 @@
 
 The client asks the store two questions before it calls AllTick: *what do I already have?*
 (:meth:`BarStore.coverage`, :meth:`BarStore.newest`) and *give me those bars*
-(:meth:`BarStore.read`, :meth:`BarStore.read_many`). After a call it records what it learned
-with one :meth:`BarStore.write`.
+(:meth:`BarStore.read`, :meth:`BarStore.read_many`), both answered here. After a call it
+records what it learned with one :meth:`BarStore.write` (:mod:`alltick_frames.store.writes`).
 
 What the store knows is described in :mod:`alltick_frames.store.coverage` (the data model),
 how it lays it out in :mod:`alltick_frames.store.codec` and :mod:`alltick_frames.store.records`
@@ -19,7 +19,6 @@ happened. A read never returns a bar that failed a check.
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,38 +30,30 @@ import pandas as pd
 from alltick_frames.core.intervals import Interval
 from alltick_frames.store.backend import Backend
 from alltick_frames.store.codec import (
-    CHUNK_BARS,
-    Arrays,
+    DISORDER,
     ChunkEntry,
+    Piece,
     SeriesKey,
     alias_of,
     as_frame,
     as_int,
     as_range,
-    checked_chunk,
-    chunk_entry,
-    chunk_prefix,
-    clip,
-    concat,
+    chunk_problem,
     empty_arrays,
-    encode,
     index_key,
-    rows,
     sid_of,
-    sort_bars,
-    to_arrays,
+    stack_chunks,
 )
-from alltick_frames.store.coverage import NEG_INF, POS_INF, Coverage, Span, merge_spans
+from alltick_frames.store.coverage import NEG_INF, POS_INF, Coverage, Span
 from alltick_frames.store.health import Index, Keeper, guarded
 from alltick_frames.store.location import StoreError
 from alltick_frames.store.manage import Management
 from alltick_frames.store.records import (
     empty_index,
-    encode_index,
     forming_piece,
     index_coverage,
-    new_revision,
 )
+from alltick_frames.store.writes import Writing
 
 _READ_ATTEMPTS = 100
 
@@ -75,6 +66,84 @@ class ManyBars(NamedTuple):
     counts: np.ndarray  # int64, one per series
     ts: np.ndarray  # int64 epoch seconds, one per row
     vals: np.ndarray  # float64, shape (6, rows): one row per field of FIELDS
+
+
+class _Snapshot(NamedTuple):
+    """Series read together (:meth:`BarStore._snapshot`): their indexes (None: nothing
+    stored) and bars, ``counts[k]`` rows of the ``k``-th series, in order."""
+
+    indexes: list[Index | None]
+    counts: np.ndarray
+    ts: np.ndarray
+    vals: np.ndarray
+
+
+def _wanted(index: Index | None, lo: int, hi: int, newest: int | None) -> list[ChunkEntry]:
+    """The chunks of ``index`` to read for ``[lo, hi]``: all that reach into it, or with
+    ``newest`` those from the end that hold at least that many bars of it."""
+    if index is None:
+        return []
+    chosen = [c for c in index["chunks"] if c[1] >= lo and c[0] <= hi]
+    if newest is None:
+        return chosen
+    found, k = 0, len(chosen)
+    while k > 0 and found < newest:
+        k -= 1
+        first, last, n, _, _ = chosen[k]
+        found += n if lo <= first and last <= hi else 0  # a clipped chunk: counted as none
+    return chosen[k:]
+
+
+def _first_bad(
+    chosen: list[ChunkEntry], blobs: dict[str, Any], *, reverse: bool
+) -> tuple[ChunkEntry, str] | None:
+    """The first chunk of ``chosen`` whose bytes fail their checks, in reading order (from
+    the end when ``reverse``), and why; None when all pass."""
+    for c in reversed(chosen) if reverse else chosen:
+        problem = chunk_problem(blobs.get(c[3]), c)
+        if problem is not None:
+            return c, problem
+    return None
+
+
+def _run_start(index: Index | None, lo: int, hi: int) -> int:
+    """Where the bars of a count request start: at ``lo``, or later at the start of the
+    covered run that holds ``hi`` (past ``hi`` when no run holds it: no bars)."""
+    if index is None:
+        return lo
+    run = index_coverage(index).run(hi, forming=hi == POS_INF)
+    return POS_INF if run is None else max(lo, run[0])
+
+
+def _windows(chosen: list[ChunkEntry], blobs: dict[str, Any], lo: int, hi: int) -> list[Piece]:
+    """The rows of each chunk (whose bytes passed their checks) within ``[lo, hi]``, found by
+    a binary search in the chunks that reach past either end."""
+    pieces: list[Piece] = []
+    for c in chosen:
+        buf, n = blobs[c[3]], c[2]
+        a, b = 0, n
+        if c[0] < lo or c[1] > hi:
+            stamps = np.frombuffer(buf, np.int64, n)
+            a = int(np.searchsorted(stamps, lo, "left")) if c[0] < lo else 0
+            b = int(np.searchsorted(stamps, hi, "right")) if c[1] > hi else n
+        if a < b:
+            pieces.append((c, buf, a, b))
+    return pieces
+
+
+def _last_rows(pieces: list[Piece], n: int) -> list[Piece]:
+    """The pieces holding the last ``n`` of their rows, the oldest of them cut short."""
+    total = sum(b - a for _, _, a, b in pieces)
+    k = 0
+    while total > n:
+        entry, payload, a, b = pieces[k]
+        if b - a <= total - n:
+            total -= b - a
+            k += 1
+        else:
+            pieces[k] = (entry, payload, a + total - n, b)  # type: ignore[assignment]
+            total = n
+    return pieces[k:]
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -94,7 +163,7 @@ class Newest:
     fetched_at: float | None
 
 
-class BarStore(Management, Keeper):
+class BarStore(Writing, Management, Keeper):
     """K-line bars on disk, with the time ranges they cover (see the module docstring).
 
     >>> with BarStore("/tmp/demo-cache", source="emulator") as store:  # doctest: +SKIP
@@ -117,146 +186,6 @@ class BarStore(Management, Keeper):
         if not isinstance(source, str) or not source:
             raise ValueError(f"source must be a non-empty string, not {source!r}")
         self._start(directory, source, shared)
-
-    # ----------------------------------------------------------------------------- writing
-
-    @guarded
-    def write(
-        self,
-        code: str,
-        interval: str | Interval,
-        bars: pd.DataFrame | Arrays | None = None,
-        lo: int | None = None,
-        hi: int | None = None,
-        *,
-        floor: int | None = None,
-        forming: pd.DataFrame | Arrays | None = None,
-        fetched_at: float | None = None,
-    ) -> Coverage:
-        """Record what one fetch learned, atomically, and return the series' new coverage.
-
-        ``bars`` are the closed bars the server returned for the closed span ``[lo, hi]``
-        (inclusive bar-start seconds): the claim is that *every* bar in that span is among
-        them. Bars outside the span are ignored; duplicates keep the last row. Stored bars with
-        the same timestamp are overwritten; stored bars the new frame lacks are kept (a closed
-        bar does not vanish because one response left it out). ``bars`` may be empty (a span
-        with no bars) and, with ``lo``/``hi`` left out, None (only a floor or a forming bar to
-        record). Columns: ``timestamp`` (int64 seconds or datetimes) and the six floats; other
-        columns are ignored. Bars may also be given as :data:`Arrays`, which skips pandas.
-
-        ``floor``: no bar exists before it. ``forming``: a one-row frame holding the bar that is
-        still forming, with ``fetched_at`` the caller's clock reading when it was fetched. Write
-        the closed span up to ``forming timestamp - 1`` to say nothing is missing before it.
-
-        Several processes may write the same series at once: the index is read, merged and
-        written inside one SQLite write transaction, so no writer loses another's segments.
-        On a full or read-only disk the write is kept in memory instead (see
-        :mod:`~alltick_frames.store.health`).
-        """
-        sid = sid_of(self.source, code, interval)
-        if (lo is None) != (hi is None):
-            raise ValueError("give both lo and hi (the closed span the bars cover), or neither")
-        span: Span | None = None
-        ts, vals = empty_arrays()
-        if lo is not None and hi is not None:
-            span = (as_int(lo, "lo"), as_int(hi, "hi"))
-            if span[0] > span[1]:
-                raise ValueError(f"lo ({span[0]}) is after hi ({span[1]})")
-            if bars is not None:
-                ts, vals = clip(*to_arrays(bars), *span)
-        elif bars is not None and rows(bars):
-            raise ValueError("bars need the closed span [lo, hi] they cover")
-        floor = None if floor is None else as_int(floor, "floor")
-        form: tuple[Any, ...] | None = None
-        if forming is not None and rows(forming):
-            if rows(forming) != 1:
-                raise ValueError(f"forming must be one bar, got {rows(forming)} rows")
-            if fetched_at is None:
-                raise ValueError("a forming bar needs fetched_at (the caller's clock, seconds)")
-            f_ts, f_vals = to_arrays(forming)
-            form = (int(f_ts[0]), float(fetched_at), *(float(v) for v in f_vals[:, 0]))
-        kv = self._backend
-        with kv.transact():
-            index = self._write_locked(kv, sid, ts, vals, span, floor, form)
-        return index_coverage(index)
-
-    def _write_locked(
-        self,
-        kv: Backend,
-        sid: str,
-        ts: np.ndarray,
-        vals: np.ndarray,
-        span: Span | None,
-        floor: int | None,
-        form: tuple[Any, ...] | None,
-    ) -> Index:
-        """The read-merge-write of one series; the caller holds the write transaction."""
-        index = self._parse(kv, sid, kv.get(index_key(sid))) or empty_index()
-        chunks = list(index["chunks"])
-        replaced: list[str] = []
-        if ts.size:
-            first, last = int(ts[0]), int(ts[-1])
-            while True:  # until every chunk to merge with passes its checks
-                chunks = list(index["chunks"])
-                i = next((k for k, c in enumerate(chunks) if c[1] >= first), len(chunks))
-                j = next((k for k in range(i, len(chunks)) if chunks[k][0] > last), len(chunks))
-                total = ts.size + sum(c[2] for c in chunks[i:j])
-                # Fold small neighbours in too, so refreshes one bar at a time keep a series in
-                # few chunks (fast loads) while no rewrite exceeds about CHUNK_BARS bars.
-                while i > 0 and total + chunks[i - 1][2] <= CHUNK_BARS:
-                    i -= 1
-                    total += chunks[i][2]
-                while j < len(chunks) and total + chunks[j][2] <= CHUNK_BARS:
-                    total += chunks[j][2]
-                    j += 1
-                group = chunks[i:j]
-                blobs = kv.get_many([c[3] for c in group])
-                got = [checked_chunk(blobs.get(c[3]), c) for c in group]
-                bad = [(c, why) for c, why in zip(group, got, strict=True) if isinstance(why, str)]
-                if not bad:
-                    break
-                # We hold the write lock, so the index cannot have changed under us.
-                healed = self._drop_chunks(kv, sid, index, [c for c, _ in bad], bad[0][1])
-                assert healed is not None
-                index = healed
-            pieces = [*(p for p in got if not isinstance(p, str)), (ts, vals)]
-            all_ts, all_vals = sort_bars(*concat(pieces))
-            fresh = []
-            parts = -(-all_ts.size // CHUNK_BARS)
-            for part_ts, part_vals in zip(
-                np.array_split(all_ts, parts), np.array_split(all_vals, parts, axis=1), strict=True
-            ):
-                key = f"{chunk_prefix(sid)}{uuid.uuid4().hex}"
-                buf = encode(part_ts, part_vals)
-                kv.set(key, buf)
-                fresh.append(chunk_entry(part_ts, buf, key))
-            chunks[i:j] = fresh
-            replaced = [c[3] for c in group]
-
-        segments = index["segments"]
-        if span is not None:
-            segments = merge_spans([*segments, span])
-        if floor is not None and (index["floor"] is None or floor > index["floor"]):
-            index_floor = floor
-        else:
-            index_floor = index["floor"]
-        current = index["forming"]
-        if form is not None and (current is None or form[:2] >= current[:2]):
-            current = form
-        if current is not None and any(hi >= current[0] for _, hi in segments):
-            current = None
-
-        new = new_revision(
-            index,
-            segments=tuple(segments),
-            floor=index_floor,
-            forming=current,
-            chunks=tuple(chunks),
-        )
-        kv.set(index_key(sid), encode_index(new))
-        for key in replaced:
-            kv.delete(key)
-        return new
 
     # ----------------------------------------------------------------------------- reading
 
@@ -281,42 +210,73 @@ class BarStore(Management, Keeper):
             for pair, sid in zip(series, sids, strict=True)
         }
 
-    def _load(
-        self, kv: Backend, sid: str, lo: int, hi: int, newest: int | None = None
-    ) -> tuple[Index | None, list[Arrays]]:
-        """A consistent snapshot: the index and the bars of its chunks within ``[lo, hi]``.
+    def _snapshot(
+        self,
+        kv: Backend,
+        sids: Sequence[str],
+        lo: int,
+        hi: int,
+        *,
+        forming: bool,
+        newest: int | None = None,
+        runs: bool = False,
+    ) -> _Snapshot:
+        """A consistent snapshot of series: their indexes and their bars within ``[lo, hi]``
+        (with the forming bar when ``forming`` and it lies there), in two lookups, however
+        many series and chunks: the indexes, then every chunk they need.
+
+        ``runs`` keeps only the bars of the covered run that holds ``hi`` (from the forming
+        bar onwards when ``hi`` is open), ``newest`` only each series' newest that many bars.
+        Each kept bar is copied once; chunks wholly outside are not read.
 
         Without a lock: a chunk that vanished means a writer swapped the index after we read
         it, so read again; a chunk that is gone or damaged while the index stands is dropped
-        from it (:meth:`_drop_chunks`). ``newest`` stops after that many bars, from the end.
+        from it (:meth:`_drop_chunks`), the first one in reading order of each series.
         """
-        key = index_key(sid)
+        keys = [index_key(sid) for sid in sids]
         for _ in range(_READ_ATTEMPTS):
-            index = self._parse(kv, sid, kv.get(key))
-            if index is None:
-                return None, []
-            chunks = [c for c in index["chunks"] if c[1] >= lo and c[0] <= hi]
-            if newest is not None:
-                chunks.reverse()
-            pieces: list[Arrays] = []
-            found = 0
-            lost: tuple[ChunkEntry, str] | None = None
-            for c in chunks:
-                if newest is not None and found >= newest:
-                    break
-                got = checked_chunk(kv.get(c[3]), c)
-                if isinstance(got, str):
-                    lost = (c, got)
-                    break
-                piece = clip(*got, lo, hi)
-                pieces.append(piece)
-                found += piece[0].size
-            if lost is None:
+            blobs = kv.get_many(keys)
+            indexes = [self._parse(kv, sid, blobs.get(index_key(sid))) for sid in sids]
+            bounds = [_run_start(index, lo, hi) if runs else lo for index in indexes]
+            wanted = [
+                _wanted(index, start, hi, newest)
+                for index, start in zip(indexes, bounds, strict=True)
+            ]
+            chunk_blobs = kv.get_many([c[3] for chosen in wanted for c in chosen])
+            pieces: list[Piece] = []
+            owners: list[int] = []
+            counts = np.zeros(len(sids), np.int64)
+            healed = False
+            for k, (index, chosen) in enumerate(zip(indexes, wanted, strict=True)):
+                if index is None:
+                    continue
+                bad = _first_bad(chosen, chunk_blobs, reverse=newest is not None)
+                if bad is not None:
+                    self._drop_chunks(kv, sids[k], index, [bad[0]], bad[1])
+                    healed = True
+                    continue
+                if healed or bounds[k] > hi:
+                    continue
+                mine = _windows(chosen, chunk_blobs, bounds[k], hi)
+                if forming:
+                    mine.extend((None, p, 0, 1) for p in forming_piece(index, bounds[k], hi))
                 if newest is not None:
-                    pieces.reverse()
-                return index, pieces
-            self._drop_chunks(kv, sid, index, [lost[0]], lost[1])
-        raise StoreError(f"series {sid} changed {_READ_ATTEMPTS} times while being read")
+                    mine = _last_rows(mine, newest)
+                pieces.extend(mine)
+                owners.extend([k] * len(mine))
+                counts[k] = sum(b - a for _, _, a, b in mine)
+            if healed:
+                continue
+            (ts, vals), disorder = stack_chunks(pieces)
+            if disorder is not None:
+                k = owners[disorder]
+                entry = pieces[disorder][0]
+                assert entry is not None
+                self._drop_chunks(kv, sids[k], indexes[k], [entry], DISORDER)
+                continue
+            return _Snapshot(indexes, counts, ts, vals)
+        names = ", ".join(sids)
+        raise StoreError(f"series {names} changed {_READ_ATTEMPTS} times while being read")
 
     @guarded
     def read(
@@ -336,10 +296,8 @@ class BarStore(Management, Keeper):
         """
         sid = sid_of(self.source, code, interval)
         lo_i, hi_i = as_range(lo, hi)
-        index, pieces = self._load(self._backend, sid, lo_i, hi_i)
-        if index is not None and forming:
-            pieces.extend(forming_piece(index, lo_i, hi_i))
-        return as_frame(*concat(pieces))
+        snap = self._snapshot(self._backend, [sid], lo_i, hi_i, forming=forming)
+        return as_frame(snap.ts, snap.vals)
 
     def read_many(
         self,
@@ -378,42 +336,22 @@ class BarStore(Management, Keeper):
         hi: int | None = None,
         *,
         forming: bool = True,
+        newest: int | None = None,
     ) -> ManyBars:
         """What :meth:`read_many` reads, as plain arrays (for callers that build their own
-        frame without copying the bars again): see :class:`ManyBars`."""
-        kv = self._backend
+        frame without copying the bars again): see :class:`ManyBars`.
+
+        ``newest`` answers a count request: of each series only the covered run that holds
+        ``hi`` (from the forming bar onwards when ``hi`` is None), so that bars behind a hole
+        in coverage are never stitched on, and of that run the newest ``newest`` bars.
+        """
         lo, hi = as_range(lo, hi)
         series = list(dict.fromkeys((code, alias_of(interval)) for code, interval in keys))
         sids = [sid_of(self.source, code, alias) for code, alias in series]
-        blobs = kv.get_many([index_key(sid) for sid in sids])
-        indexes = {sid: self._parse(kv, sid, blobs.get(index_key(sid))) for sid in sids}
-        wanted = [
-            c[3]
-            for index in indexes.values()
-            if index is not None
-            for c in index["chunks"]
-            if c[1] >= lo and c[0] <= hi
-        ]
-        chunk_blobs = kv.get_many(wanted)
-        pieces: list[Arrays] = []
-        counts = np.zeros(len(series), np.int64)
-        for k, sid in enumerate(sids):
-            index = indexes[sid]
-            if index is None:
-                continue
-            got = []
-            for c in index["chunks"]:
-                if c[1] >= lo and c[0] <= hi:
-                    bars = checked_chunk(chunk_blobs.get(c[3]), c)
-                    if isinstance(bars, str):  # a writer got in between, or damage: alone
-                        index, got = self._load(kv, sid, lo, hi)
-                        break
-                    got.append(clip(*bars, lo, hi))
-            if index is not None and forming:
-                got.extend(forming_piece(index, lo, hi))
-            pieces.extend(got)
-            counts[k] = sum(p[0].size for p in got)
-        return ManyBars(series, counts, *concat(pieces))
+        snap = self._snapshot(
+            self._backend, sids, lo, hi, forming=forming, newest=newest, runs=newest is not None
+        )
+        return ManyBars(series, snap.counts, snap.ts, snap.vals)
 
     @guarded
     def newest(
@@ -457,13 +395,11 @@ class BarStore(Management, Keeper):
             run = cov.run(top, forming=use_forming)
             if run is None:
                 return empty
-            loaded, pieces = self._load(kv, sid, run[0], top, newest=n)
+            snap = self._snapshot(kv, [sid], run[0], top, forming=use_forming, newest=n)
+            loaded = snap.indexes[0]
             if loaded is None or loaded["rev"] != index["rev"]:
                 continue  # a writer (or a heal) got in between: the coverage we used is stale
-            if use_forming:
-                pieces.extend(forming_piece(index, run[0], top))
-            ts, vals = concat(pieces)
-            ts, vals = ts[-n:], vals[:, -n:]
+            ts, vals = snap.ts[-n:], snap.vals[:, -n:]
             with_forming = use_forming and ts.size > 0 and ts[-1] == cov.forming_ts
             return Newest(
                 as_frame(ts, vals),

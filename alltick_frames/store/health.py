@@ -66,6 +66,8 @@ T = TypeVar("T")
 
 #: A series' index record, as :func:`~alltick_frames.store.records.parse_index` returns it.
 Index = dict[str, Any]
+#: Index records a store remembers parsed (:meth:`Keeper._parse`), about 1 KB each.
+_PARSED = 1 << 15
 
 
 class CacheWarning(UserWarning):
@@ -100,6 +102,7 @@ class Keeper:
         #: What the store healed or worked around, oldest first (a job reports its own).
         self.notes: list[Note] = []
         self._lock = threading.Lock()
+        self._parsed: dict[tuple[str, bytes], Index] = {}
         self._backend: Backend = self._open()
 
     @property
@@ -241,14 +244,27 @@ class Keeper:
     # ------------------------------------------------------------------------- series
 
     def _parse(self, kv: Backend, sid: str, blob: object) -> Index | None:
-        """The checked index record in ``blob`` (None if absent); a damaged one is dropped."""
+        """The checked index record in ``blob`` (None if absent); a damaged one is dropped.
+
+        Records already parsed are remembered by their bytes (which hold a fresh revision id
+        and a checksum, so the same bytes are the same record): planning a request and
+        reading its answer parse each series' record once, not three times.
+        """
         if blob is None:
             return None
+        known = (sid, blob) if type(blob) is bytes else None
+        if known is not None and (index := self._parsed.get(known)) is not None:
+            return index
         try:
-            return parse_index(blob, sid)
+            index = parse_index(blob, sid)
         except Damaged as exc:
             self._drop_series(kv, sid, blob, str(exc))
             return None
+        if known is not None:
+            if len(self._parsed) >= _PARSED:
+                self._parsed.pop(next(iter(self._parsed)), None)  # the oldest one
+            self._parsed[known] = index
+        return index
 
     def _drop_series(self, kv: Backend, sid: str, seen: object, why: str) -> None:
         """Delete a series whose index is damaged, with its chunks, unless a writer has

@@ -39,7 +39,7 @@ import numpy as np
 import orjson
 
 from alltick_frames.store.codec import (
-    CHUNK_BARS,
+    LARGEST_CHUNK,
     NF,
     Arrays,
     ChunkEntry,
@@ -155,7 +155,7 @@ def _checked(record: dict[str, Any], sid: str) -> dict[str, Any]:
             and type(n) is int
             and type(crc) is int
             and end < first <= last <= _INT64[1]
-            and 0 < n <= min(CHUNK_BARS, last - first + 1)
+            and 0 < n <= min(LARGEST_CHUNK, last - first + 1)
             and 0 <= crc <= 0xFFFFFFFF
             and type(key) is str
             and key.startswith(prefix)
