@@ -82,7 +82,9 @@ class Departure:
     to open) would leave the ledger believing it went earlier; the call one window behind it
     could then reach the server less than a window after it, and get a 429. The transport
     awaits this object once the connection is ready, just before the request is written; a
-    slot missed by more than half the guard is then given back and a new one taken.
+    slot missed by more than half the guard, or held back since by a block (another call's
+    429 or 605), is then given back and a new one taken. That wait is the budget's, not the
+    network's: the transport does not count it against the request's timeout.
 
     aiohttp sends a GET again by itself when a kept-alive connection drops it (and would
     follow a redirect): the server sees two calls. Such a resend takes a slot of its own and
@@ -96,11 +98,20 @@ class Departure:
     repaced: int = 0
     #: Requests that left on this call's behalf (more than one if aiohttp sent it again).
     sent: int = 0
+    #: When the last of them left (the budget's clock), for its latency.
+    sent_at: float = 0.0
     on_resend: Callable[[], None] | None = None
+    #: The budget's count of rejections when the slot was taken: if it moved, look for blocks.
+    _rejected: int = 0
 
     async def acquire(self) -> None:
         """Wait for a slot (raises :class:`~alltick_frames.core.errors.DailyCapReached`)."""
+        self._rejected = self.budget.rejected
         self.slot = await self.budget.acquire(self.endpoint)
+
+    def _blocked(self) -> bool:
+        budget = self.budget
+        return budget.rejected != self._rejected and budget.blocked(self.endpoint, self.slot)
 
     async def __call__(self) -> None:
         if self.sent:
@@ -111,15 +122,17 @@ class Departure:
                 self.on_resend()
         budget = self.budget
         tolerance = max(budget.guard / 2, MIN_LATENESS)
-        while self.repaced < MAX_REPACES:
+        while True:
             late = budget.clock.now() - self.slot
-            if late <= tolerance:
+            if late > tolerance and self.repaced < MAX_REPACES:
+                log.debug("%s slot missed by %.3fs; taking a new one", self.endpoint, late)
+            elif not self._blocked():
                 break
-            log.debug("%s slot missed by %.3fs; taking a new one", self.endpoint, late)
             budget.release(self.endpoint, self.slot)
             await self.acquire()
             self.repaced += 1
         self.sent += 1
+        self.sent_at = budget.clock.now()
 
 
 @dataclass(eq=False)
@@ -292,7 +305,9 @@ class Runner:
             self._stopped = exc
             self._fail(call, "daily-cap", None, str(exc))
             return
-        self._answer(call, response)
+        if response.latency > 0:
+            self.budget.observe(job.endpoint, response.latency)
+        self._answer(call, response, departure.sent_at)
 
     def _count(self, call: Call) -> None:
         """Count an attempt of ``call`` about to be sent."""
@@ -313,7 +328,7 @@ class Runner:
         call.attempts -= 1
         self.stats.calls[self._job.endpoint] -= 1
 
-    def _answer(self, call: Call, response: Response) -> None:
+    def _answer(self, call: Call, response: Response, sent_at: float) -> None:
         job = self._job
         read = getattr(job, "read", None)
         try:
@@ -341,7 +356,7 @@ class Runner:
             self._done()
         elif action is Action.RETRY:
             self.stats.rejections[ret] += 1
-            self.budget.on_rejected(job.endpoint, ret)
+            self.budget.on_rejected(job.endpoint, ret, sent_at)
             self._again_or_fail(call, "rate-limited", ret, envelope.msg)
         elif action in (Action.SPLIT, Action.DROP_CODE):
             # 603 shrinks any call of several items; a bad code is isolated once it stands alone.
