@@ -140,7 +140,7 @@ class Transport:
         deadline = loop.time() + self.timeout
         sent = loop.time()
         try:
-            async with asyncio.timeout(deadline) as timer:
+            async with asyncio.timeout_at(deadline) as timer:
 
                 async def leave() -> None:
                     nonlocal deadline, sent
