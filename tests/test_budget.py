@@ -591,7 +591,7 @@ def test_estimate_is_within_five_percent_of_the_theoretical_minimum(
 async def test_estimate_orders_calls_to_keep_the_plan_busy() -> None:
     # Basic, 3 kline + 2 batch-kline: batch first (the longer chain), kline in its gaps:
     # batch 0, kline 1.025, kline 2.05, batch 3.075 (3.025 is too close to 2.05), kline 4.1.
-    estimate = estimate_schedule("basic", {"kline": 3, "batch-kline": 2}, start=T0)
+    estimate = estimate_schedule("basic", {"kline": 3, "batch-kline": 2}, guard=G, start=T0)
     assert estimate == pytest.approx(4 * (1 + G))
     # Issuing them in a naive order takes longer; the estimate is what a good order achieves.
     budget = make("basic")
@@ -603,11 +603,11 @@ async def test_estimate_orders_calls_to_keep_the_plan_busy() -> None:
 def test_estimate_waits_for_the_daily_reset_or_reports_infinity() -> None:
     plan = get_plan("basic").with_overrides(per_day=10)
     start = MIDNIGHT - 60
-    assert estimate_schedule(plan, {"kline": 5}, used_today=9, start=start) == pytest.approx(
+    assert estimate_schedule(plan, {"kline": 5}, 9, G, start=start) == pytest.approx(
         60.0  # one call fits today; the other four start at 00:00 UTC+8
         + 3 * (1 + G)
     )
-    assert estimate_schedule(plan, {"kline": 5}, used_today=4, start=start) == pytest.approx(
+    assert estimate_schedule(plan, {"kline": 5}, 4, G, start=start) == pytest.approx(
         4 * (1 + G)  # six left today: all five fit
     )
     late = estimate_schedule(plan, {"kline": 5}, used_today=9, start=start, wait_for_reset=False)
@@ -698,3 +698,13 @@ def test_for_token_in_memory_shares_one_ledger_per_token() -> None:
     assert a.reserve("kline") == T0
     assert b.reserve("kline") == pytest.approx(T0 + 1 + G)
     assert c.reserve("kline") == T0
+
+
+def test_estimate_assumes_a_fresh_learned_guard_on_a_quiet_link() -> None:
+    """By default the estimate runs the learned guard: cold (0.1 s) for its first measured
+    calls, then its 15 ms floor, as on a link whose latencies do not spread."""
+    learned = estimate_schedule("basic", {"kline": 40}, start=T0)
+    cold = estimate_schedule("basic", {"kline": 40}, guard=0.1, start=T0)
+    floor = estimate_schedule("basic", {"kline": 40}, guard=0.015, start=T0)
+    assert floor < learned < cold
+    assert learned == pytest.approx(39 + 15 * 0.1 + 24 * 0.015, abs=0.02)
