@@ -22,7 +22,9 @@ The field, not the lab:
   it admits and counts it (its ``arrival_jitter`` fault), as a network delays requests on
   their way in: its windows see arrivals, not departures, sometimes out of order;
 * ``--busy N`` keeps N CPU-bound processes spinning for the whole run (2 fill a 2-core
-  machine), so both clients and the emulator fight for the cores.
+  machine), so both clients and the emulator fight for the cores;
+* ``--fault-rate-limit P`` answers a share P of the calls 429 or 605 at random, whatever the
+  pace (as another client on the token would): what a rejection costs.
 
 Targets: quiet, our ratio <= 1.04 with 0 rejections; with ``--jitter 50 --busy 2``, <= 1.10
 with rejections <= 0.5 % of calls, and a lower ratio than aiolimiter's.
@@ -210,7 +212,10 @@ def report(ours: list[Run], plain: list[Run], args: argparse.Namespace, codes: i
     print(f"concurrency {concurrency}, ", end="")
     guard = "learned" if args.guard is None else f"fixed {args.guard * 1000:.0f} ms"
     print(f"guard {guard}, {'with a cache' if args.cache else 'no cache'}")
-    print(f"field           arrival jitter 0-{args.jitter:g} ms, {args.busy} busy process(es)")
+    print(
+        f"field           arrival jitter 0-{args.jitter:g} ms, {args.busy} busy process(es)", end=""
+    )
+    print(f", {args.fault_rate_limit:.0%} random 429/605" if args.fault_rate_limit else "")
     print()
     print(f"{'client':<22}{'wall':>10}{'minimum':>11}{'ratio':>8}{'429/605':>17}{'sent':>8}")
     for i, run in enumerate(ours):
@@ -249,6 +254,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--busy", type=int, default=0, metavar="N", help="N CPU-bound processes run meanwhile"
     )
+    parser.add_argument(
+        "--fault-rate-limit", type=float, default=0.0, metavar="P",
+        help="answer a share P of the calls 429 or 605 at random (as another client would)",
+    )  # fmt: skip
     parser.add_argument("--repeat", type=int, default=1, help="runs of each client")
     parser.add_argument("--no-plain", action="store_true", help="skip the aiolimiter client")
     args = parser.parse_args(argv)
@@ -256,9 +265,8 @@ def main(argv: list[str] | None = None) -> int:
     concurrency = args.concurrency or default_concurrency(PLAN)
 
     print(f"load average    {' '.join(f'{x:.2f}' for x in os.getloadavg())} (before the run)")
-    config = EmulatorConfig(
-        tokens={TOKEN: PLAN}, now=MARKET_NOW, faults={"arrival_jitter": args.jitter / 1000}
-    )
+    faults = {"arrival_jitter": args.jitter / 1000, "rate_limit": args.fault_rate_limit}
+    config = EmulatorConfig(tokens={TOKEN: PLAN}, now=MARKET_NOW, faults=faults)
     spinners = busy(args.busy)
     ours: list[Run] = []
     plain: list[Run] = []

@@ -416,8 +416,8 @@ async def test_a_605_our_own_minute_explains_waits_for_its_oldest_call() -> None
     assert not budget.usage()["exhausted"]
 
 
-async def test_an_unexplained_605_waits_a_second_doubling_and_ignores_echoes() -> None:
-    budget = make("premium")
+async def test_an_unexplained_605_waits_a_call_spacing_doubling_and_ignores_echoes() -> None:
+    budget = make("basic")  # 60 calls a minute: one call's spacing is 1 s
     budget.on_rejected("kline", 605, sent=T0)
     assert budget.next_slot("batch-kline") == pytest.approx(T0 + 1, abs=1e-6)
     budget.clock.advance(0.5)

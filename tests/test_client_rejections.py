@@ -57,7 +57,7 @@ async def test_a_spent_day_is_concluded_on_evidence_probed_and_gone_with_the_day
 ) -> None:
     """Another client spent the token's day (100 calls). Our jobs share a cache directory:
 
-    * the first job's calls all get 605, probes 1, 2, 4 ... s apart; only 605s persisting two
+    * the first job's calls all get 605, probes ever further apart; only 605s persisting two
       minutes past the first conclude the day is spent, and its items fail ``daily-cap``;
     * a job started within the minute sends nothing; one started a minute on sends a single
       probe (605: the cap holds);
@@ -75,16 +75,18 @@ async def test_a_spent_day_is_concluded_on_evidence_probed_and_gone_with_the_day
             return await c.klines(codes, "1d", count=10)
 
     first = await job()
-    assert served(emu)["kline"] == {"200": 100, "605": 8}  # at 0 1 3 7 15 31 63 123 s
+    # 605s at 0, 0.01, 0.03 ... 40.95 s (one call's spacing at 6,000 a minute, doubling),
+    # then 101 s (a minute past the first: the second in a row) and 161 s (the third)
+    assert served(emu)["kline"] == {"200": 100, "605": 15}
     assert set(first.failures["kind"]) == {"daily-cap"}
     assert list(first.failures["code"]) == codes
 
     second = await job()
-    assert served(emu)["kline"]["605"] == 8 and set(second.failures["kind"]) == {"daily-cap"}
+    assert served(emu)["kline"]["605"] == 15 and set(second.failures["kind"]) == {"daily-cap"}
     warp.advance(61)
     third = await job()
-    assert served(emu)["kline"]["605"] == 9 and set(third.failures["kind"]) == {"daily-cap"}
+    assert served(emu)["kline"]["605"] == 16 and set(third.failures["kind"]) == {"daily-cap"}
 
     warp.advance(86_400)
     fourth = await job()
-    assert fourth.ok and served(emu)["kline"] == {"200": 104, "605": 9}
+    assert fourth.ok and served(emu)["kline"] == {"200": 104, "605": 16}

@@ -10,31 +10,35 @@ Why a guard at all
     one quiet machine; on a jittery link it draws 429s, on a quiet one it wastes pace.
 
 What the learned guard observes
-    * every answered call's **latency** (from leaving to its answer). The latencies' spread
-      (the 95th minus the 5th percentile of the last :data:`SAMPLES`) bounds the spread of
-      arrival times from above: one leg of a round trip cannot vary more than the whole,
-      except by the busy client's own lateness in reading answers, which only inflates the
-      bound. So the guard is never kept above ``widen x`` that spread;
-    * every **429/605** (:meth:`LearnedGuard.on_rejected`): proof that the server saw two of
-      our calls closer than the guard kept them, i.e. that the spread exceeds the guard in
-      force. The guard is widened at once, x1.5;
+    * every answered call's **latency** (from the request leaving to its headers arriving).
+      Their spread (the 95th minus the 5th percentile of the last :data:`SAMPLES`) bounds the
+      spread of arrival times from above: one leg of a round trip cannot vary more than the
+      whole, except that a busy client reads answers late, which only inflates the bound. So
+      the guard is kept within :data:`WIDEN` x that spread (its *measured* bound), and a
+      cold guard drops to it as soon as :data:`MIN_SAMPLES` latencies are in;
+    * every **429/605 our own pace explains** (the ledger holds a full window of our calls:
+      see :meth:`~alltick_frames.budget.pacing.Budget.on_rejected`): proof that the server saw
+      two of our calls closer than the guard kept them. The guard widens at once, x1.5, up to
+      one step past the measured bound (the server saw a spread the latencies did not show;
+      a rejection that keeps coming at that width is not the spread's doing, and the
+      budget's blocks answer it). A rejection the ledger cannot explain (another client on
+      the token, a random refusal) widens nothing: a wider guard would not have avoided it;
     * every **accepted** call: weak evidence that the guard is enough. The guard narrows by
-      a small fraction of its excess over the floor.
+      :data:`NARROW` of its excess over the floor.
 
 Why multiplicative increase, slow multiplicative decrease (AIMD's shape, on a margin)
     The server's answer is the only exact measure of the spread it sees, and it only ever
-    says "too narrow". A guard narrowed by ``r`` per accepted call and widened by x1.5 per
-    rejection settles where rejections come about once per ``ln 1.5 / r`` calls (the two
-    moves cancel): with :data:`NARROW` = 1/1000 per call that is about 1 rejection per 400
-    calls at worst, below the 0.5 % a rejection-tolerant job can absorb (a rejection now
-    costs one call sent again and a block as short as the ledger allows, see
-    :meth:`~alltick_frames.budget.pacing.Budget.on_rejected`). Where the link is steady the
-    rejections stop before that, since the guard only narrows to the spread the latencies
-    bound, and a quiet link's guard sits on the floor with none at all.
-    Measured-only guards (a quantile of the latencies) were tried and set it too wide when the
-    client's own event loop is busy: the client reads answers late, the latencies' spread
-    grows, but the server's arrival times do not. The latencies bound the guard; the server's
-    rejections set it.
+    says "too narrow". A guard widened x1.5 per rejection and narrowed by ``r`` per accepted
+    call settles where the two cancel, about one rejection per ``ln 1.5 / r`` calls: with
+    ``r`` = 1/1000, at most about one per 400 calls (0.25 %), and fewer where the spread is
+    steady, since the guard never narrows below the floor and a quiet link's measured bound
+    is the floor. A rejection now costs one call sent again and a block as short as the
+    ledger allows, so that rate costs less than a wider guard would: 10 ms more guard costs
+    1 % of a 1-second window's pace on every call. Faster narrowing would cost more
+    rejections; slower, a guard left wide after a passing burst.
+    Why not a guard measured from latencies alone: on a busy client they spread wider than
+    the server's arrival times (the client reads its answers late), and such a guard was
+    measured too wide by half. The latencies bound the guard; the server's rejections set it.
 
 Bounds: :data:`FLOOR` 15 ms (below that, the OS's own timer and scheduling slack on a
 loaded machine), :data:`CEILING` 0.5 s (half a 1-second window: beyond that a rejection is
@@ -133,40 +137,39 @@ class LearnedGuard(FixedGuard):
             raise ValueError("a learned guard needs widen > 1 and 0 <= narrow < 1")
         super().__init__(cold)
         self.floor, self.ceiling, self.widen, self.narrow = floor, ceiling, widen, narrow
-        # A rejection taken while at the latencies' bound lifts the bound (decaying as the
-        # guard narrows): the server saw a spread the latencies did not show.
+        # What the last rejection widened to: the latencies' bound does not undo it, and it
+        # narrows as the guard does.
         self._lift = 0.0
 
     @property
     def widest(self) -> float:
         return self.ceiling
 
-    def bound(self) -> float:
-        """The widest guard the latencies justify (the ceiling until enough are measured)."""
+    def measured(self) -> float:
+        """The widest guard the latencies justify: ``widen x`` their spread, within the bounds
+        (the ceiling until :data:`MIN_SAMPLES` are measured)."""
         spread = self.spread() if len(self._latencies) >= MIN_SAMPLES else None
         if spread is None:
             return self.ceiling
-        return min(self.ceiling, max(self.floor, self.widen * spread, self._lift))
+        return min(self.ceiling, max(self.floor, self.widen * spread))
 
     def observe(self, latency: float) -> None:
         super().observe(latency)
         if len(self._latencies) >= MIN_SAMPLES:
-            self.value = min(self.value, self.bound())
+            self.value = min(self.value, max(self.measured(), self._lift))
 
     def on_rejected(self) -> None:
-        """Widen at once: x1.5, within the latencies' bound; at the bound, past it (the spread
-        the server sees is then not the network's: the ceiling still holds)."""
+        """Widen at once, x1.5, up to one step past what the latencies justify: the server
+        saw a spread they did not show, but no more than once over (a rejection that keeps
+        coming at that width is not the spread's doing, and blocks answer it)."""
         self.rejections += 1
         wider = min(self.ceiling, max(self.floor, self.value * self.widen))
-        bound = self.bound()
-        if self.value >= bound:
-            self._lift = wider
-        self.value = min(wider, self.bound())
+        self.value = self._lift = min(wider, self.widen * self.measured(), self.ceiling)
 
     def on_accepted(self) -> None:
         """Narrow a little: drop :data:`NARROW` of the excess over the floor."""
         self.value -= (self.value - self.floor) * self.narrow
-        self._lift -= self._lift * self.narrow
+        self._lift -= (self._lift - self.floor) * self.narrow if self._lift > self.floor else 0
 
 
 def _spread(latencies: deque[float]) -> float | None:

@@ -268,7 +268,8 @@ class Budget:
           blocked for one call's spacing, doubling on each such rejection in a row, up to
           the whole window.
         * 605 comes from the per-minute or the daily cap. The per-minute window is blocked
-          the same way (an unexplained one for 1 s, doubling up to a minute). A 605 to a call
+          the same way (an unexplained one for one call's spacing, 60 s / the cap, doubling
+          up to a minute). A 605 to a call
           sent before the last one arrived is its echo and changes nothing. The day is
           concluded spent only on evidence: the ledger's own count reaching the plan's cap,
           or ``daily_cap_after_605s`` 605s, each a full minute after the one before with no
@@ -285,14 +286,31 @@ class Budget:
         if ret == 605 and sent_at < self._last_605:
             return  # the echo of a call already in flight when the first 605 came
         self.rejected += 1
-        if sent_at > self._widened_at:  # a call sent on the old guard widens nothing more
+        minute = ret == 605
+        windows = [w for w in self.windows(endpoint) if (w.key == PER_MINUTE_KEY) == minute]
+        explained, capped = self.ledger.read(partial(self._explain, windows, now))
+        if capped:
+            return  # a daily-cap probe refused: the conclusion holds (see _reserve_in)
+        # Only a rejection our own pace explains says the guard was too narrow, and a call
+        # sent before the last widening was spaced by the old guard: it widens nothing more.
+        if any(explained) and sent_at > self._widened_at:
             self._widened_at = now
             self.margin.on_rejected()
-        if ret == 429:
-            self.ledger.update(partial(self._block_429, endpoint, now))
-        else:
+        waits: dict[str, int] = {}
+        for window, ours in zip(windows, explained, strict=True):
+            if not ours:  # someone else fills it: one call's spacing, doubling, up to it all
+                first = to_ticks(window.per / window.calls)
+                longest = to_ticks(window.per + self.guard)
+                wait = min(longest, 2 * self._backoff.get(window.key, first // 2))
+                waits[window.key] = self._backoff[window.key] = wait
+        spent = False
+        if minute:
             self._last_605 = now
-            self.ledger.update(partial(self._on_605, now))
+            if not self._strikes or now >= self._strike_at + to_ticks(MINUTE + self.guard):
+                self._strikes, self._strike_at = self._strikes + 1, now
+                if self._strikes >= self.daily_cap_after_605s:
+                    self._strikes, spent = 0, True
+        self.ledger.update(partial(self._hold, windows, waits, now, spent))
 
     def on_accepted(self, endpoint: str) -> None:
         """Tell the budget a call succeeded: the guard narrows a little, a run of 605s and the
@@ -305,31 +323,38 @@ class Budget:
             self._probing = False
             self.ledger.update(_lift_daily_cap)
 
-    def _hold(self, state: LedgerState, key: str, calls: int, per: float, now: int) -> None:
-        """Block window ``key`` (``calls`` per ``per`` s) after a rejection (see on_rejected)."""
-        span = to_ticks(per + self.guard)
-        left = [t for t in state.calls.get(key, ()) if t <= now]
-        if len(left) - bisect_right(left, now - span) >= calls:
-            block(state, key, earliest_in_window(left, calls, span, now))
-            return
-        first = to_ticks(per / calls if key != PER_MINUTE_KEY else 1.0)
-        wait = self._backoff[key] = min(span, 2 * self._backoff.get(key, first // 2))
-        block(state, key, now + wait)
+    def _explain(
+        self, windows: list[Window], now: int, state: LedgerState
+    ) -> tuple[list[bool], bool]:
+        """Which of ``windows`` our own calls fill (a full window's calls left within its span
+        before ``now``), and whether a daily-cap block stands."""
+        explained = []
+        for window in windows:
+            span = to_ticks(window.per + self.guard)
+            left = state.calls.get(window.key, [])
+            inside = bisect_right(left, now) - bisect_right(left, now - span)
+            explained.append(inside >= window.calls)
+        return explained, state.blocked.get(DAILY_CAP_KEY, now) > now
 
-    def _block_429(self, endpoint: str, now: int, state: LedgerState) -> None:
-        for window in self.windows(endpoint):
-            if window.key != PER_MINUTE_KEY:
-                self._hold(state, window.key, window.calls, window.per, now)
-
-    def _on_605(self, now: int, state: LedgerState) -> None:
-        if state.blocked.get(DAILY_CAP_KEY, now) > now:  # a probe refused: the cap holds
-            return
-        self._hold(state, PER_MINUTE_KEY, self.plan.per_minute, MINUTE, now)
-        if self._strikes and now < self._strike_at + to_ticks(MINUTE + self.guard):
-            return  # within the minute of the last: the minute window may explain it
-        self._strikes, self._strike_at = self._strikes + 1, now
-        if self._strikes >= self.daily_cap_after_605s:
-            self._strikes = 0
+    def _hold(
+        self,
+        windows: list[Window],
+        waits: dict[str, int],
+        now: int,
+        spent: bool,
+        state: LedgerState,
+    ) -> None:
+        """Block ``windows`` after a rejection: those in ``waits`` for that long, the others
+        until the ledger's own safe slot with the guard now in force (see on_rejected)."""
+        for window in windows:
+            if window.key in waits:
+                block(state, window.key, now + waits[window.key])
+                continue
+            span = to_ticks(window.per + self.guard)
+            left = state.calls.get(window.key, [])
+            left = left[: bisect_right(left, now)]
+            block(state, window.key, earliest_in_window(left, window.calls, span, now))
+        if spent:
             block(state, DAILY_CAP_KEY, day_start_ticks((now + OFFSET_TICKS) // DAY_TICKS + 1))
             state.blocked[DAILY_PROBE_KEY] = now + to_ticks(MINUTE + self.guard)
 
