@@ -8,8 +8,9 @@ call and what its answers mean; the runner drives any job the same way:
   ready late (a new connection, a busy loop) takes a new slot (:class:`Departure`);
 * every answer is read within its job's ``max_body`` bound (an endless or compressed-bomb body
   is a fault, not a memory blow-up);
-* faults (timeouts, resets, HTTP 5xx, malformed bodies) and 429/605 are sent again after a
-  capped, jittered exponential backoff, up to ``RetryPolicy.attempts`` tries;
+* faults (timeouts, resets, HTTP 5xx, malformed bodies) are sent again after a capped,
+  jittered exponential backoff, up to ``RetryPolicy.attempts`` tries; a 429/605 is sent again
+  at once, when the budget (which it taught) allows, up to ``RetryPolicy.rejections`` times;
 * 603 (too big) splits the call in two; 600/604 in a call of several codes bisects it until
   the bad codes stand alone, so every good code is still delivered;
 * 400/401/402/601 stop the job with a typed exception; a ``ret`` the client does not know is
@@ -61,12 +62,19 @@ class RetryPolicy:
     """How often and how patiently transient faults are retried.
 
     Try ``n`` waits about ``base * 2**(n-1)`` seconds (at most ``cap``), jittered down by up
-    to half so that parallel retries spread out.
+    to half so that parallel retries spread out; ``attempts`` tries in all.
+
+    A call answered 429/605 is not a fault: it is sent again at once, and the budget (which
+    the rejection taught, see :meth:`~alltick_frames.budget.Budget.on_rejected`) decides
+    when it leaves, so a backoff on top would only slow the job. It may be refused
+    ``rejections`` times before it fails ``rate-limited``; those tries do not count against
+    ``attempts``.
     """
 
     attempts: int = 6
     base: float = 0.5
     cap: float = 30.0
+    rejections: int = 20
 
     def delay(self, attempt: int, rng: random.Random) -> float:
         return min(self.cap, self.base * 2 ** (attempt - 1)) * rng.uniform(0.5, 1.0)
@@ -145,6 +153,8 @@ class Call:
     attempts: int = 0
     #: How many times this call re-asks for items the server left out of an earlier answer.
     reasks: int = 0
+    #: How many of its attempts were answered 429/605.
+    rejected: int = 0
 
     @property
     def codes(self) -> tuple[str, ...]:
@@ -357,7 +367,11 @@ class Runner:
         elif action is Action.RETRY:
             self.stats.rejections[ret] += 1
             self.budget.on_rejected(job.endpoint, ret, sent_at)
-            self._again_or_fail(call, "rate-limited", ret, envelope.msg)
+            call.rejected += 1
+            if call.rejected > self.retry.rejections:
+                self._fail(call, "rate-limited", ret, envelope.msg)
+            else:
+                self._queue.put_nowait(call)  # the budget says when it may leave
         elif action in (Action.SPLIT, Action.DROP_CODE):
             # 603 shrinks any call of several items; a bad code is isolated once it stands alone.
             divisible = len(call.items) if action is Action.SPLIT else len(call.codes)
@@ -391,10 +405,11 @@ class Runner:
     def _again_or_fail(
         self, call: Call, kind: str, ret: int | None, msg: str, attempts: int | None = None
     ) -> None:
-        if call.attempts >= min(self.retry.attempts, attempts or self.retry.attempts):
+        tries = call.attempts - call.rejected
+        if tries >= min(self.retry.attempts, attempts or self.retry.attempts):
             self._fail(call, kind, ret, msg)
             return
-        delay = self.retry.delay(call.attempts, self.rng)
+        delay = self.retry.delay(tries, self.rng)
         loop = asyncio.get_running_loop()
         timer: asyncio.TimerHandle | None = None
 
