@@ -257,20 +257,21 @@ class Budget:
 
     def on_rejected(self, endpoint: str, ret: int, sent: float | None = None) -> None:
         """Tell the budget that a call to ``endpoint`` (sent at ``sent``, if known) got ``ret``
-        429 or 605 despite pacing. A learned guard widens at once; then only the windows the
-        answer can come from are held back, and only as long as they must be:
+        429 or 605 despite pacing. Only the windows the answer can come from are held back,
+        and only as long as they must be:
 
         * 429 comes from a rate window (``endpoint``'s own, and all endpoints' unless it is a
           suspension call). If the ledger holds a full window of our own calls, our pace
-          explains it: the window is blocked until the slot the ledger, with the wider
-          guard, says is safe (usually a few milliseconds on). If it does not, calls the
-          ledger never saw (another client on the token) fill the server's window: it is
-          blocked for one call's spacing, doubling on each such rejection in a row, up to
-          the whole window.
-        * 605 comes from the per-minute or the daily cap. The per-minute window is blocked
-          the same way (an unexplained one for one call's spacing, 60 s / the cap, doubling
-          up to a minute). A 605 to a call
-          sent before the last one arrived is its echo and changes nothing. The day is
+          explains it: a learned guard widens (once for the calls sent before the widening),
+          and the window is blocked until the slot the ledger, with the wider guard, says
+          is safe (usually a few milliseconds on). If it does not, calls the ledger never
+          saw (another client on the token) fill the server's window, which no guard would
+          have avoided: it is blocked for one call's spacing, doubling on each such
+          rejection until a call is answered, up to the whole window.
+        * 605 comes from the per-minute or the daily cap. The per-minute window is held the
+          same way (unexplained: one call's spacing, 60 s / the cap, doubling up to a
+          minute). A 605 to a call sent before the last one arrived is its echo and changes
+          nothing. The day is
           concluded spent only on evidence: the ledger's own count reaching the plan's cap,
           or ``daily_cap_after_605s`` 605s, each a full minute after the one before with no
           call answered between them. Even then it is not sticky: the block ends at 00:00
