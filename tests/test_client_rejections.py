@@ -44,7 +44,8 @@ async def test_a_605_once_costs_one_call_sent_again_and_nothing_else(alltick_emu
 
     budget = OnceBudget(PLAN, guard=GUARD)
     codes = codes_by_class(emu)["US"][:6]
-    async with client(emu, PLAN, budget=budget, concurrency=2, timeout=0.5) as c:
+    # One call in flight: none can reach the server between the 605 and the faults' end.
+    async with client(emu, PLAN, budget=budget, concurrency=1, timeout=0.5) as c:
         result = await c.klines(codes, "1d", count=10)
     assert served(emu) == {"kline": {"605": 1, "200": 6}}
     assert result.ok and result.stats.calls == {"kline": 7} and result.stats.retries == 1
@@ -71,7 +72,9 @@ async def test_a_spent_day_is_concluded_on_evidence_probed_and_gone_with_the_day
 
     async def job() -> object:
         budget = Budget.for_token(PLAN, TOKEN, tmp_path, clock=warp, guard=GUARD)
-        async with client(emu, PLAN, budget=budget, cache=tmp_path) as c:
+        # One call in flight, so that no call is on its way when a 605 comes back: the count
+        # of 605s is then the budget's probes alone, however loaded the machine.
+        async with client(emu, PLAN, budget=budget, cache=tmp_path, concurrency=1) as c:
             return await c.klines(codes, "1d", count=10)
 
     first = await job()
