@@ -1,58 +1,69 @@
-"""Throughput: our wall time beside the plan's theoretical minimum, against the emulator.
+"""Throughput: our wall time beside the plan's minimum, and beside aiohttp + aiolimiter.
 
-Starts the emulator in this process (:class:`~alltick_frames.emulator.EmulatorServer`) on a
-fast custom plan (every endpoint 100 calls/s, 100/s in all, 6,000 a minute), runs one job
-through :class:`~alltick_frames.AllTick` (no cache; ``--cache`` for a fresh one, which the
-budget's ledger shares, as with a client's defaults) and prints, side by side:
+Starts the emulator in a process of its own (:class:`~alltick_frames.emulator.EmulatorProcess`:
+it dates each request when it really arrives, as AllTick does) on a fast custom plan (every
+endpoint 100 calls/s, 100/s in all, 6,000 a minute), runs one job through
+:class:`~alltick_frames.AllTick` (no cache; ``--cache`` for a fresh one, which the budget's
+ledger shares, as with a client's defaults), then the same job through a plain aiohttp +
+aiolimiter client (``_plain_client.py``), and prints, side by side:
 
-* our wall time, from calling ``klines()`` to holding the DataFrame;
-* the plan's theoretical minimum for the calls actually made
-  (:func:`alltick_frames.budget.theoretical_minimum`: from the first call's start to the
-  last's, if every window were used to the full and a call took no time);
-* their ratio (target <= 1.05);
-* the 429/605 answers the emulator gave (target 0);
+* each client's wall time, from the call to holding the bars;
+* the plan's theoretical minimum for the job's calls (the calls answered, so a retried call
+  costs its client time without raising the bar: ``theoretical_minimum``, first call's start
+  to the last's, every window used to the full, a call taking no time);
+* each wall/minimum ratio and each client's 429/605 answers (counted by the emulator);
 
-and where the time went: the pacing span (first to last call leaving, as the budget
-granted them), the budget's guard (the margin it keeps per full window), and the tail after
-the last call (the last answers, decoding, building the frame).
+and where our time went: the pacing span (first to last call leaving), the guard the budget
+learned (its final value and the latency spread it measured) and the tail after the last call.
+
+The field, not the lab:
+
+* ``--jitter MS`` makes the emulator hold every request a uniform 0 to MS milliseconds before
+  it admits and counts it (its ``arrival_jitter`` fault), as a network delays requests on
+  their way in: its windows see arrivals, not departures, sometimes out of order;
+* ``--busy N`` keeps N CPU-bound processes spinning for the whole run (2 fill a 2-core
+  machine), so both clients and the emulator fight for the cores;
+* ``--fault-rate-limit P`` answers a share P of the calls 429 or 605 at random, whatever the
+  pace (as another client on the token would): what a rejection costs.
+
+Targets: quiet, our ratio <= 1.04 with 0 rejections; with ``--jitter 50 --busy 2``, <= 1.10
+with rejections <= 0.5 % of calls, and a lower ratio than aiolimiter's.
 
 The job: every code of the emulator's catalogue that pages back in time (82: FX, crypto and
-metals; energy and CFD codes ignore ``kline_timestamp_end``, as AllTick's kline page says), with
-``count`` hourly bars each (5,500), paged back 500 bars a call: 11 pages a code, 902 calls,
-whose theoretical minimum is 9.0 s. ``--quick`` asks for 1,200 bars (3 pages, 246 calls, 2 s).
+metals), ``count`` hourly bars each (5,500), paged back 500 bars a call: 11 pages a code, 902
+calls, whose theoretical minimum is 9.0 s. ``--quick`` asks for 1,200 bars (3 pages, 246
+calls, 2 s).
 
-    python benchmarks/throughput.py              # ~10 s
-    python benchmarks/throughput.py --quick      # ~3 s
-    python benchmarks/throughput.py --cache      # ~10 s, every page stored and read back
-    python benchmarks/throughput.py --concurrency 4 --guard 0.05
+    python benchmarks/throughput.py                        # ~25 s
+    python benchmarks/throughput.py --jitter 50 --busy 2   # ~30 s
+    python benchmarks/throughput.py --repeat 3 --no-plain  # ours only, three times
+    python benchmarks/throughput.py --guard 0.05           # a fixed guard instead of learned
 
-``--concurrency`` defaults to the client's own choice for the plan (32 here), ``--guard`` to
-the budget's (25 ms). The ratio pays the guard (25 ms per full 1 s window: 2.5%) and the tail
-after the last answer (the last series decoded, then ~550,000 bars put in the caller's order;
-the other series were decoded and sorted as their chains ended, while calls were paced). The
-budget spaces a window's calls evenly rather than sending them in one burst (which the
-emulator, one thread sharing this process's GIL, would count up to ~100 ms late, and refuse
-the next window's calls); against the bursty minimum that costs up to one window per job,
-which ``--quick`` (2 s of calls) shows and the full job (11 s) mostly hides.
+``--concurrency`` defaults to the client's own choice for the plan (32 here; aiolimiter's
+client gets the same). The load average is printed first: record it beside the figures.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import multiprocessing
+import os
 import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from a checkout
 
 from alltick_frames import AllTick
 from alltick_frames.api.client import default_concurrency
-from alltick_frames.budget import DEFAULT_GUARD, Budget, theoretical_minimum
+from alltick_frames.budget import Budget, theoretical_minimum
 from alltick_frames.core.plans import ENDPOINTS, KLINE, Plan, get_plan
-from alltick_frames.emulator import EmulatorConfig, EmulatorServer
+from alltick_frames.emulator import EmulatorConfig
+from alltick_frames.emulator.process import EmulatorProcess
 
 TOKEN = "bench"
 PLAN: Plan = get_plan("professional").with_overrides(
@@ -64,6 +75,7 @@ PLAN: Plan = get_plan("professional").with_overrides(
 )
 #: The emulator's market clock: a Wednesday afternoon (UTC), every market's history in reach.
 MARKET_NOW = "2024-05-15T14:00:00Z"
+MARKET_EPOCH = datetime.fromisoformat(MARKET_NOW).timestamp()
 
 
 class RecordingBudget(Budget):
@@ -91,6 +103,8 @@ class Run:
     tail: float
     calls: dict[str, int]
     rows: int
+    guard: float
+    spread: float | None
     rejections: dict[str, int] = field(default_factory=dict)
 
     @property
@@ -98,12 +112,23 @@ class Run:
         return self.wall / self.minimum if self.minimum else float("nan")
 
 
+def rejected(emu: EmulatorProcess) -> dict[str, int]:
+    """The 429/605 answers the emulator gave, by ret."""
+    answers = emu.stats().get(TOKEN, {})
+    return {ret: n for ep in answers.values() for ret, n in ep.items() if ret in ("429", "605")}
+
+
+def answered(emu: EmulatorProcess) -> int:
+    """The calls the emulator answered ``ret`` 200."""
+    return sum(ep.get("200", 0) for ep in emu.stats().get(TOKEN, {}).values())
+
+
 async def run_job(
-    emu: EmulatorServer,
+    emu: EmulatorProcess,
     codes: list[str],
     count: int,
     concurrency: int | None,
-    guard: float,
+    guard: float | None,
     cache: Path | None,
 ) -> Run:
     # With a cache, the budget keeps its ledger there too, as a client's own budget would.
@@ -116,47 +141,93 @@ async def run_job(
         budget=budget,
         concurrency=concurrency,
         progress=False,
+        clock=lambda: MARKET_EPOCH,  # the emulator's market clock, so nothing looks stale
     ) as client:
         started = time.time()
         result = await client.klines(codes, "1h", count=count)
         ended = time.time()
     assert result.ok, result.failures
     assert len(result.data) == count * len(codes)
-    calls = dict(result.stats.calls)
-    answers = emu.stats().get(TOKEN, {})
-    rejections = {
-        ret: n for ep in answers.values() for ret, n in ep.items() if ret in ("429", "605")
-    }
     return Run(
         wall=ended - started,
-        minimum=theoretical_minimum(PLAN, calls),
+        minimum=theoretical_minimum(PLAN, {KLINE: answered(emu)}),
         span=max(budget.slots) - min(budget.slots),
         tail=ended - max(budget.slots),
-        calls=calls,
+        calls=dict(result.stats.calls),
         rows=len(result.data),
-        rejections=rejections,
+        guard=result.stats.guard,
+        spread=result.stats.latency_spread,
+        rejections=rejected(emu),
     )
 
 
-def report(run: Run, codes: int, count: int, concurrency: int, guard: float, cache: bool) -> None:
-    pages = run.calls.get(KLINE, 0)
+def run_plain(emu: EmulatorProcess, codes: list[str], count: int, concurrency: int) -> Run:
+    from _plain_client import fetch
+
     rate = PLAN.rate_for(KLINE)
-    windows = (pages - 1) // rate.calls  # full windows between the first call and the last
+    plain = asyncio.run(fetch(emu.url, TOKEN, codes, count, rate.calls, rate.per, concurrency))
+    assert plain.bars == count * len(codes), plain.bars
+    return Run(
+        wall=plain.wall,
+        minimum=theoretical_minimum(PLAN, {KLINE: answered(emu)}),
+        span=0.0,
+        tail=0.0,
+        calls={KLINE: plain.answered + sum(plain.rejections.values())},
+        rows=plain.bars,
+        guard=0.0,
+        spread=None,
+        rejections=rejected(emu),
+    )
+
+
+def _spin() -> None:
+    while True:
+        pass
+
+
+def busy(n: int) -> list[multiprocessing.Process]:
+    """``n`` processes that keep a core busy each until terminated."""
+    workers = [multiprocessing.Process(target=_spin, daemon=True) for _ in range(n)]
+    for w in workers:
+        w.start()
+    return workers
+
+
+def report_line(name: str, run: Run) -> None:
+    n = sum(run.rejections.values())
+    sent = sum(run.calls.values())
+    share = 100 * n / sent if sent else 0.0
+    print(
+        f"{name:<22}{run.wall:>8.3f} s{run.minimum:>9.3f} s{run.ratio:>8.3f}"
+        f"{n:>8d} ({share:.2f}%){sent:>8d}"
+    )
+
+
+def report(ours: list[Run], plain: list[Run], args: argparse.Namespace, codes: int) -> None:
+    count = args.count or (1_200 if args.quick else 5_500)
+    pages = ours[0].calls.get(KLINE, 0)
+    concurrency = args.concurrency or default_concurrency(PLAN)
     print(f"plan            {PLAN.name}: 100 calls/s per endpoint and in all, 6,000/min")
-    print(f"job             {codes} codes x {count} hourly bars = {pages} /kline calls, ", end="")
-    print(f"{run.rows:,} bars; concurrency {concurrency}, guard {guard * 1000:.0f} ms, ", end="")
-    print("with a cache" if cache else "no cache")
+    print(f"job             {codes} codes x {count} hourly bars = {pages} /kline calls; ", end="")
+    print(f"concurrency {concurrency}, ", end="")
+    guard = "learned" if args.guard is None else f"fixed {args.guard * 1000:.0f} ms"
+    print(f"guard {guard}, {'with a cache' if args.cache else 'no cache'}")
+    print(
+        f"field           arrival jitter 0-{args.jitter:g} ms, {args.busy} busy process(es)", end=""
+    )
+    print(f", {args.fault_rate_limit:.0%} random 429/605" if args.fault_rate_limit else "")
     print()
-    print(f"{'our wall time':<24}{run.wall:>9.3f} s")
-    print(f"{'theoretical minimum':<24}{run.minimum:>9.3f} s")
-    print(f"{'ratio':<24}{run.ratio:>9.3f}   (target <= 1.05)")
-    n_rejected = sum(run.rejections.values())
-    print(f"{'429/605 from the server':<24}{n_rejected:>9d}   (target 0) {run.rejections or ''}")
+    print(f"{'client':<22}{'wall':>10}{'minimum':>11}{'ratio':>8}{'429/605':>17}{'sent':>8}")
+    for i, run in enumerate(ours):
+        report_line(f"alltick-frames #{i + 1}", run)
+    for i, run in enumerate(plain):
+        report_line(f"aiohttp+aiolimiter #{i + 1}", run)
     print()
-    print("where the time went")
+    print("where our time went (last run)")
+    run = ours[-1]
+    spread = "n/a" if run.spread is None else f"{run.spread * 1000:.1f} ms"
     print(f"  {'pacing span':<22}{run.span:>9.3f} s   first to last call leaving")
-    guarded = f"{windows} full windows x {guard * 1000:.0f} ms"
-    print(f"  {'  of which guard':<22}{windows * guard * rate.per:>9.3f} s   {guarded}")
+    print(f"  {'guard at the end':<22}{run.guard * 1000:>9.1f} ms  latency spread seen {spread}")
     print(f"  {'tail':<22}{run.tail:>9.3f} s   last answers, decoding, the frame")
     print(f"  {'bars per second':<22}{run.rows / run.wall:>9,.0f}")
 
@@ -169,24 +240,54 @@ def main(argv: list[str] | None = None) -> int:
         "--concurrency", type=int, help="calls in flight (default: the client's for the plan)"
     )
     parser.add_argument(
-        "--guard", type=float, default=DEFAULT_GUARD, help="the budget's guard, seconds"
+        "--guard", type=float, help="fix the budget's guard, seconds (default: learned)"
     )
     parser.add_argument(
         "--cache",
         action="store_true",
         help="with an (empty) cache: every page is stored as it arrives and read back",
     )
+    parser.add_argument(
+        "--jitter", type=float, default=0.0, metavar="MS",
+        help="delay each request 0 to MS ms before the emulator admits and counts it",
+    )  # fmt: skip
+    parser.add_argument(
+        "--busy", type=int, default=0, metavar="N", help="N CPU-bound processes run meanwhile"
+    )
+    parser.add_argument(
+        "--fault-rate-limit", type=float, default=0.0, metavar="P",
+        help="answer a share P of the calls 429 or 605 at random (as another client would)",
+    )  # fmt: skip
+    parser.add_argument("--repeat", type=int, default=1, help="runs of each client")
+    parser.add_argument("--no-plain", action="store_true", help="skip the aiolimiter client")
     args = parser.parse_args(argv)
     count = args.count or (1_200 if args.quick else 5_500)
-
-    config = EmulatorConfig(tokens={TOKEN: PLAN}, now=MARKET_NOW)
-    with EmulatorServer(config) as emu, tempfile.TemporaryDirectory() as tmp:
-        codes = [str(row["code"]) for row in emu.codes() if row["pageable"]]
-        cache = Path(tmp) if args.cache else None
-        run = asyncio.run(run_job(emu, codes, count, args.concurrency, args.guard, cache))
     concurrency = args.concurrency or default_concurrency(PLAN)
-    report(run, len(codes), count, concurrency, args.guard, args.cache)
-    return 0 if run.ratio <= 1.05 and not run.rejections else 1
+
+    print(f"load average    {' '.join(f'{x:.2f}' for x in os.getloadavg())} (before the run)")
+    faults = {"arrival_jitter": args.jitter / 1000, "rate_limit": args.fault_rate_limit}
+    config = EmulatorConfig(tokens={TOKEN: PLAN}, now=MARKET_NOW, faults=faults)
+    spinners = busy(args.busy)
+    ours: list[Run] = []
+    plain: list[Run] = []
+    try:
+        with EmulatorProcess(config) as emu, tempfile.TemporaryDirectory() as tmp:
+            codes = [str(row["code"]) for row in emu.codes() if row["pageable"]]
+            for i in range(args.repeat):
+                emu.reset()
+                cache = Path(tmp) / f"cache{i}" if args.cache else None
+                ours.append(
+                    asyncio.run(run_job(emu, codes, count, args.concurrency, args.guard, cache))
+                )
+                if not args.no_plain:
+                    emu.reset()
+                    plain.append(run_plain(emu, codes, count, concurrency))
+    finally:
+        for w in spinners:
+            w.terminate()
+    report(ours, plain, args, len(codes))
+    print(f"load average    {' '.join(f'{x:.2f}' for x in os.getloadavg())} (after)")
+    return 0
 
 
 if __name__ == "__main__":

@@ -18,6 +18,7 @@ from alltick_frames.budget import (
     MemoryLedger,
     day_key,
     estimate_schedule,
+    from_ticks,
     theoretical_minimum,
     token_fingerprint,
     windows_for,
@@ -37,6 +38,8 @@ def approx(values: list[float]) -> object:
 
 
 def make(plan: str | object = "basic", start: float = T0, **options: object) -> Budget:
+    """A budget on a FakeClock; its guard fixed at G unless told (exact schedules need it)."""
+    options.setdefault("guard", G)
     return Budget(plan, clock=FakeClock(start), **options)  # type: ignore[arg-type]
 
 
@@ -305,23 +308,86 @@ async def test_a_slot_pushed_past_midnight_counts_on_the_new_day() -> None:
 # --------------------------------------------------------------------------- server feedback
 
 
-async def test_429_blocks_the_endpoint_and_every_endpoint_for_a_full_window() -> None:
-    budget = make("basic")
-    budget.reserve("batch-kline")
-    budget.clock.advance(0.4)
-    budget.on_rejected("batch-kline", 429)
-    assert budget.next_slot("kline") == pytest.approx(T0 + 0.4 + 1 + G)  # all-endpoints
-    assert budget.next_slot("batch-kline") == pytest.approx(T0 + 0.4 + 3 + G)  # its own
-    assert budget.next_slot("suspension/sse") == T0 + 0.4  # another service
+def paced_run(budget: Budget, endpoint: str, n: int, latency: float = 0.005) -> list[float]:
+    """``n`` calls to ``endpoint``, each sent at its slot and answered ``latency`` later."""
+    clock = budget.clock
+    assert isinstance(clock, FakeClock)
+    slots = []
+    for i in range(n):
+        slot = budget.reserve(endpoint)
+        clock.set(max(slot, clock.now()))
+        budget.observe(endpoint, latency + 0.001 * (i % 10))  # a spread of 9 ms
+        budget.on_accepted(endpoint)
+        slots.append(slot)
+    return slots
 
 
-async def test_429_on_free_blocks_all_endpoints_for_the_endpoint_window() -> None:
-    budget = make("free")
+async def test_one_429_in_hundreds_widens_the_guard_and_blocks_only_its_own_windows() -> None:
+    """Premium: 10 kline calls/s. The 429 of call 300 is explained by our own pace (the ledger
+    holds a full window): the guard widens x1.5 at once, kline's and all endpoints' windows
+    wait only until the ledger's next safe slot (not a full window), the per-minute cap and
+    the suspension service are not touched, and the pace goes on with the wider guard."""
+    budget = make("premium", guard=None)
+    before = paced_run(budget, "kline", 300)
+    learned = budget.guard
+    assert 0.015 <= learned < 0.1  # narrowed from its cold 0.1 s to the measured spread
+    now = budget.clock.now()
+    budget.on_rejected("kline", 429, sent=before[-1])
+    assert budget.guard == pytest.approx(learned * 1.5)
+    state = budget.ledger.state  # type: ignore[attr-defined]
+    assert set(state.blocked) <= {"endpoint:kline", "all-endpoints"}
+    # held until the next call's own spacing (0.1 s) plus the wider guard, not 1 s + guard
+    assert from_ticks(max(state.blocked.values())) - now < 0.1 + budget.guard + 1e-3
+    assert budget.next_slot("suspension/sse") == now
+    after = paced_run(budget, "kline", 30)
+    check_schedule("premium", [("kline", t) for t in after], budget.guard - 1e-3)
+    check_schedule("premium", [("kline", t) for t in before + after], learned - 1e-3)
+    assert budget.margin.info()["rejections"] == 1
+
+
+async def test_a_rejection_only_its_call_saw_widens_once() -> None:
+    """Calls already in flight when a 429 came were sent on the old guard: their 429s block,
+    but do not widen the guard again."""
+    budget = make("premium", guard=None)
+    slots = paced_run(budget, "kline", 40)
+    g = budget.guard
+    for slot in slots[-3:]:
+        budget.on_rejected("kline", 429, sent=slot)
+    assert budget.guard == pytest.approx(g * 1.5)
+
+
+async def test_a_429_the_ledger_cannot_explain_blocks_briefly_then_longer() -> None:
+    """No call of ours fills the window, so someone else does: kline waits one call's spacing
+    (0.1 s on Premium), twice that on the next such 429, up to a full window; an answered
+    call ends the escalation."""
+    budget = make("premium")
+    waits = []
+    for _ in range(6):
+        now = budget.clock.now()
+        budget.on_rejected("kline", 429)
+        waits.append(budget.next_slot("kline") - now)
+        budget.clock.advance(0.001)
+    assert waits == approx([0.1, 0.2, 0.4, 0.8, 1 + G, 1 + G])
+    budget.on_accepted("kline")
+    now = budget.clock.now()
+    budget.clock.set(budget.next_slot("kline"))
     budget.on_rejected("kline", 429)
-    assert budget.next_slot("trade-tick") == pytest.approx(T0 + 10 + G)
+    assert budget.next_slot("kline") - budget.clock.now() == pytest.approx(0.1, abs=1e-6)
+    assert now < budget.clock.now()
+
+
+async def test_429_blocks_exactly_the_windows_the_endpoint_counts_against() -> None:
+    budget = make("basic")
+    budget.on_rejected("batch-kline", 429)  # unexplained: one spacing of each window
+    assert budget.next_slot("batch-kline") == pytest.approx(T0 + 3, abs=1e-6)  # its own
+    assert budget.next_slot("kline") == pytest.approx(T0 + 1, abs=1e-6)  # all endpoints
+    assert budget.next_slot("suspension/sse") == T0  # another service
+    state = budget.ledger.state  # type: ignore[attr-defined]
+    assert "per-minute" not in state.blocked
 
 
 async def test_429_sends_sleeping_reservations_behind_the_block() -> None:
+    """A block set while reservations sleep moves those inside it behind it."""
     budget = make("basic")
     clock = budget.clock
     got: dict[str, float] = {}
@@ -331,53 +397,72 @@ async def test_429_sends_sleeping_reservations_behind_the_block() -> None:
 
     async def reject_at(t: float) -> None:
         await clock.sleep_until(t)
-        budget.on_rejected("kline", 429)
+        budget.on_rejected("kline", 605)
 
+    # a's 605 is unexplained (one call of ours in the minute, not 60): every call waits 1 s,
+    # until 1.5, so b (1.025) moves after c (2.05).
     await clock.run(call("a"), call("b"), call("c"), reject_at(T0 + 0.5))
-    # b (1.025) fell inside the block (until 1.525) and re-queued after c (2.05).
     assert offsets([got["a"], got["c"], got["b"]]) == approx([0.0, 2 + 2 * G, 3 + 3 * G])
     check_schedule("basic", [("kline", t) for t in got.values()], G)
 
 
-async def test_605_waits_a_minute_and_ignores_echoes_of_calls_in_flight() -> None:
-    budget = make("premium")
+async def test_a_605_our_own_minute_explains_waits_for_its_oldest_call() -> None:
+    plan = get_plan("premium").with_overrides(per_minute=5)
+    budget = make(plan)
+    slots = paced_run(budget, "kline", 5)
+    budget.clock.advance(1.0)
     budget.on_rejected("kline", 605)
-    assert budget.next_slot("batch-kline") == pytest.approx(T0 + 60 + G)
-    budget.clock.advance(2.0)
-    budget.on_rejected("kline", 605)  # a call sent before the block: same episode
-    assert budget.next_slot("kline") == pytest.approx(T0 + 60 + G)
+    assert budget.next_slot("kline") == pytest.approx(slots[0] + 60 + G, abs=1e-6)
     assert not budget.usage()["exhausted"]
 
 
-async def test_repeated_605s_after_quiet_minutes_mean_the_day_is_spent() -> None:
+async def test_an_unexplained_605_waits_a_call_spacing_doubling_and_ignores_echoes() -> None:
+    budget = make("basic")  # 60 calls a minute: one call's spacing is 1 s
+    budget.on_rejected("kline", 605, sent=T0)
+    assert budget.next_slot("batch-kline") == pytest.approx(T0 + 1, abs=1e-6)
+    budget.clock.advance(0.5)
+    budget.on_rejected("kline", 605, sent=T0 - 0.01)  # sent before the first 605 came
+    assert budget.next_slot("kline") == pytest.approx(T0 + 1, abs=1e-6)
+    budget.clock.set(T0 + 1)
+    budget.on_rejected("kline", 605, sent=T0 + 1)  # a probe after the block: refused again
+    assert budget.next_slot("kline") == pytest.approx(T0 + 3, abs=1e-6)
+    assert not budget.usage()["exhausted"]
+
+
+def refuse_until(budget: Budget, end: float) -> int:
+    """Every call refused with 605 until ``end`` (as when the day's cap is spent elsewhere);
+    returns how many calls were sent."""
+    clock = budget.clock
+    assert isinstance(clock, FakeClock)
+    sent = 0
+    while True:
+        try:
+            slot = budget.reserve("kline")
+        except DailyCapReached:
+            break
+        if slot >= end:
+            budget.release("kline", slot)
+            break
+        clock.set(max(slot, clock.now()))
+        sent += 1
+        budget.on_rejected("kline", 605, sent=slot)
+    return sent
+
+
+async def test_605s_conclude_the_day_only_after_persisting_past_the_minute() -> None:
+    """605s within one minute are not evidence of the day (the minute window explains them):
+    probes go 1, 2, 4 ... s apart. Only 605s a full minute apart, three in a row with no call
+    answered between, conclude the day is spent."""
     budget = make("basic")
-    for _ in range(2):
-        budget.on_rejected("kline", 605)
-        budget.clock.set(budget.next_slot("kline"))
-        budget.reserve("kline")
-        budget.clock.advance(0.2)
+    assert refuse_until(budget, T0 + 62) == 6  # at 0, 1, 3, 7, 15, 31 s
     assert not budget.usage()["exhausted"]
-    budget.on_rejected("kline", 605)  # third in a row
-    usage = budget.usage()
-    assert usage["exhausted"] and usage["remaining_today"] == 0
+    assert refuse_until(budget, T0 + 120) == 1  # at 63 s: the second a minute on
+    assert not budget.usage()["exhausted"]
+    assert refuse_until(budget, T0 + 200) == 1  # at 123 s: the third
+    assert budget.usage()["exhausted"] and budget.usage()["remaining_today"] == 0
     with pytest.raises(DailyCapReached) as caught:
-        await budget.acquire("kline")
+        budget.reserve("kline")
     assert caught.value.resets_at == MIDNIGHT
-
-
-async def test_daily_cap_after_605s_is_configurable_and_wait_for_reset_waits() -> None:
-    budget = make("basic", daily_cap_after_605s=1, wait_for_reset=True)
-    budget.on_rejected("trade-tick", 605)
-    assert budget.next_slot("kline") == MIDNIGHT
-
-
-async def test_605s_far_apart_start_a_new_run() -> None:
-    budget = make("basic", daily_cap_after_605s=2)
-    budget.on_rejected("kline", 605)
-    budget.clock.advance(600.0)  # ten good minutes later
-    budget.on_rejected("kline", 605)
-    assert not budget.usage()["exhausted"]
-    assert budget.next_slot("kline") == pytest.approx(T0 + 660 + G)
 
 
 async def test_on_accepted_breaks_a_run_of_605s() -> None:
@@ -389,11 +474,49 @@ async def test_on_accepted_breaks_a_run_of_605s() -> None:
     assert not budget.usage()["exhausted"]
 
 
-async def test_a_605_blocked_acquire_sleeps_through_the_block() -> None:
-    budget = make("basic")
-    budget.on_rejected("kline", 605)
-    slots = await run_sequence(budget, ["kline", "kline"])
-    assert offsets(slots) == approx([60 + G, 61 + 2 * G])
+async def test_daily_cap_after_605s_is_configurable_and_wait_for_reset_waits() -> None:
+    budget = make("basic", daily_cap_after_605s=1, wait_for_reset=True)
+    budget.on_rejected("trade-tick", 605)
+    assert budget.next_slot("kline") == MIDNIGHT
+
+
+async def test_a_daily_cap_from_605s_is_probed_by_later_jobs_and_never_outlives_the_day(
+    tmp_path,
+) -> None:
+    """The issue's case: three 605s marked the day spent in a cache directory, and every later
+    job failed at once without a request. Now a later job (another budget on the same disk
+    ledger) sends one call a minute on; an answer lifts the cap, a 605 keeps it; and it ends
+    at 00:00 UTC+8 whatever happens."""
+    clock = FakeClock(T0)
+    first = Budget("basic", clock=clock, ledger=DiskLedger(tmp_path, "fp"), guard=G)
+    first.daily_cap_after_605s = 1
+    first.on_rejected("kline", 605)
+    assert first.usage()["exhausted"]
+
+    later = Budget("basic", clock=clock, ledger=DiskLedger(tmp_path, "fp"), guard=G)
+    with pytest.raises(DailyCapReached):  # within the minute: no probe yet
+        later.reserve("kline")
+    clock.advance(60 + G)
+    probe = later.reserve("kline")  # one call tests the cap ...
+    with pytest.raises(DailyCapReached):  # ... and only one
+        later.reserve("kline")
+    clock.set(max(probe, clock.now()))
+    later.on_rejected("kline", 605, sent=probe)  # refused: the cap holds, a minute more
+    with pytest.raises(DailyCapReached):
+        later.reserve("kline")
+    clock.advance(60 + G)
+    probe = later.reserve("kline")
+    clock.set(max(probe, clock.now()))
+    later.on_accepted("kline")  # answered: the day was not spent
+    assert not later.usage()["exhausted"]
+    assert later.reserve("kline") == pytest.approx(probe + 1 + G, abs=1e-6)
+
+    spent = Budget("basic", clock=FakeClock(MIDNIGHT - 5), ledger=DiskLedger(tmp_path, "x"))
+    spent.daily_cap_after_605s = 1
+    spent.on_rejected("kline", 605)
+    spent.clock.set(MIDNIGHT)  # type: ignore[attr-defined]
+    assert not spent.usage()["exhausted"]
+    assert spent.reserve("kline") == MIDNIGHT
 
 
 def test_other_rets_are_ignored() -> None:
@@ -468,7 +591,7 @@ def test_estimate_is_within_five_percent_of_the_theoretical_minimum(
 async def test_estimate_orders_calls_to_keep_the_plan_busy() -> None:
     # Basic, 3 kline + 2 batch-kline: batch first (the longer chain), kline in its gaps:
     # batch 0, kline 1.025, kline 2.05, batch 3.075 (3.025 is too close to 2.05), kline 4.1.
-    estimate = estimate_schedule("basic", {"kline": 3, "batch-kline": 2}, start=T0)
+    estimate = estimate_schedule("basic", {"kline": 3, "batch-kline": 2}, guard=G, start=T0)
     assert estimate == pytest.approx(4 * (1 + G))
     # Issuing them in a naive order takes longer; the estimate is what a good order achieves.
     budget = make("basic")
@@ -480,11 +603,11 @@ async def test_estimate_orders_calls_to_keep_the_plan_busy() -> None:
 def test_estimate_waits_for_the_daily_reset_or_reports_infinity() -> None:
     plan = get_plan("basic").with_overrides(per_day=10)
     start = MIDNIGHT - 60
-    assert estimate_schedule(plan, {"kline": 5}, used_today=9, start=start) == pytest.approx(
+    assert estimate_schedule(plan, {"kline": 5}, 9, G, start=start) == pytest.approx(
         60.0  # one call fits today; the other four start at 00:00 UTC+8
         + 3 * (1 + G)
     )
-    assert estimate_schedule(plan, {"kline": 5}, used_today=4, start=start) == pytest.approx(
+    assert estimate_schedule(plan, {"kline": 5}, 4, G, start=start) == pytest.approx(
         4 * (1 + G)  # six left today: all five fit
     )
     late = estimate_schedule(plan, {"kline": 5}, used_today=9, start=start, wait_for_reset=False)
@@ -515,9 +638,9 @@ def test_ledger_state_round_trips_through_its_record() -> None:
 
 def test_two_budgets_on_one_disk_ledger_share_the_windows(tmp_path) -> None:
     clock = FakeClock(T0)
-    a = Budget("basic", clock=clock, ledger=DiskLedger(tmp_path, "fp"))
-    b = Budget("basic", clock=clock, ledger=DiskLedger(tmp_path, "fp"))
-    other = Budget("basic", clock=clock, ledger=DiskLedger(tmp_path, "other"))
+    a = Budget("basic", clock=clock, ledger=DiskLedger(tmp_path, "fp"), guard=G)
+    b = Budget("basic", clock=clock, ledger=DiskLedger(tmp_path, "fp"), guard=G)
+    other = Budget("basic", clock=clock, ledger=DiskLedger(tmp_path, "other"), guard=G)
     slots = [a.reserve("kline"), b.reserve("trade-tick"), a.reserve("kline"), b.reserve("kline")]
     assert offsets(slots) == approx([i * (1 + G) for i in range(4)])
     assert other.reserve("kline") == T0  # another token has its own budget
@@ -575,3 +698,13 @@ def test_for_token_in_memory_shares_one_ledger_per_token() -> None:
     assert a.reserve("kline") == T0
     assert b.reserve("kline") == pytest.approx(T0 + 1 + G)
     assert c.reserve("kline") == T0
+
+
+def test_estimate_assumes_a_fresh_learned_guard_on_a_quiet_link() -> None:
+    """By default the estimate runs the learned guard: cold (0.1 s) for its first measured
+    calls, then its 15 ms floor, as on a link whose latencies do not spread."""
+    learned = estimate_schedule("basic", {"kline": 40}, start=T0)
+    cold = estimate_schedule("basic", {"kline": 40}, guard=0.1, start=T0)
+    floor = estimate_schedule("basic", {"kline": 40}, guard=0.015, start=T0)
+    assert floor < learned < cold
+    assert learned == pytest.approx(39 + 15 * 0.1 + 24 * 0.015, abs=0.02)

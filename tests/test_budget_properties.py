@@ -93,9 +93,11 @@ def test_any_sequence_of_requests_keeps_every_window(
         ledger = DiskLedger(tmp, "fp") if on_disk else MemoryLedger()
         budget = Budget(plan, clock=clock, ledger=ledger, wait_for_reset=True)
         made: list[tuple[str, float]] = []
+        narrowest = budget.guard  # a learned guard widens on rejections; each slot keeps its own
         for op in ops:
             if op[0] == "reserve":
                 endpoint = op[1]
+                narrowest = min(narrowest, budget.guard)
                 slot = budget.reserve(endpoint)
                 assert slot >= clock.now()
                 made.append((endpoint, slot))
@@ -106,4 +108,4 @@ def test_any_sequence_of_requests_keeps_every_window(
             elif made and made[-1][1] > clock.now():
                 budget.release(*made.pop())
         budget.close()
-    check_schedule(plan, made, budget.guard)
+    check_schedule(plan, made, narrowest)

@@ -368,8 +368,10 @@ async def test_estimate_predicts_the_calls_and_counts_the_cache(
         assert bigger.calls["kline"] == len(PAGEABLE)
         assert bigger.cached == len(MIXED) - len(PAGEABLE)
         used = c.budget.usage()["calls_today"]
+        # A budget that has measured its calls estimates with the guard it learned.
+        assert c.budget.margin.spread() is not None
         assert bigger.seconds == pytest.approx(
-            estimate_schedule(FAST, bigger.calls, used_today=used), abs=1e-6
+            estimate_schedule(FAST, bigger.calls, used, c.budget.guard), abs=1e-6
         )
         emu.reset()
         await c.klines(MIXED, "1h", count=1700)
@@ -380,7 +382,7 @@ async def test_estimate_predicts_the_calls_and_counts_the_cache(
         assert huge.calls["kline"] == len(PAGEABLE) * 200
         used = c.budget.usage()["calls_today"]
         assert huge.seconds == pytest.approx(
-            estimate_schedule(FAST, huge.calls, used_today=used), abs=1e-6
+            estimate_schedule(FAST, huge.calls, used, c.budget.guard), abs=1e-6
         )
         assert huge.seconds >= (huge.total_calls - FAST.endpoint_rates["kline"].calls) / 50
         assert huge.share_of_day == huge.total_calls / FAST.per_day

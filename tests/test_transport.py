@@ -184,3 +184,26 @@ async def test_an_error_raised_by_ready_stops_the_request(serve) -> None:
     finally:
         await transport.close()
     assert hits == ["/quote-b-api/kline"]
+
+
+async def test_waiting_in_ready_is_not_network_time(serve) -> None:
+    """The budget's wait for a slot (in ``ready``) is not counted against the request's
+    timeout; the server's slowness is, and the answer's latency counts from the request
+    leaving (after ``ready``) to its headers."""
+
+    async def handler(request: web.Request) -> web.StreamResponse:
+        await asyncio.sleep(float(request.query.get("hold", "0")))
+        return web.Response(text="{}")
+
+    async def slot() -> None:
+        await asyncio.sleep(0.6)
+
+    transport = Transport(await serve(handler), Secret(TOKEN), timeout=0.3)
+    try:
+        waited = await transport.get("/quote-b-api/kline", {"hold": "0.1"}, ready=slot)
+        with pytest.raises(TransportError) as info:
+            await transport.get("/quote-b-api/kline", {"hold": "1.0"})
+    finally:
+        await transport.close()
+    assert waited.status == 200 and waited.latency >= 0.1
+    assert info.value.msg.startswith("timeout")

@@ -70,7 +70,8 @@ class AllTick(QuotesMixin, RetryMixin, EstimateMixin):
     :class:`~alltick_frames.run.runner.RetryPolicy`; ``concurrency`` the most calls in flight
     (default: enough to use the plan's rate); ``raise_on_failure`` to raise
     :class:`~alltick_frames.core.errors.FetchFailed` instead of returning failure rows; ``guard``
-    the budget's safety margin in seconds; ``progress`` True/False to force a progress bar on
+    fixes the budget's safety margin in seconds (by default it is learned, see
+    :mod:`~alltick_frames.budget.guard`); ``progress`` True/False to force a progress bar on
     or off (default: on in terminals and notebooks, for long jobs); ``clock`` the market
     clock (epoch seconds) used to judge what is forming and what is stale.
     """
@@ -452,6 +453,8 @@ class AllTick(QuotesMixin, RetryMixin, EstimateMixin):
         stats.rows = len(data)
         stats.wall_time = time.monotonic() - started
         stats.failover = self.budget.ledger.failover or ""
+        stats.guard = self.budget.guard
+        stats.latency_spread = self.budget.margin.spread()
         code_order = request.get("codes")
         result = FetchResult(data, errors.failures_frame(failures, code_order), stats, request)
         if measured is not None:

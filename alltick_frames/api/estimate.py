@@ -93,6 +93,15 @@ class EstimateMixin:
             self, plans: Sequence[cache_planner.SeriesPlan]
         ) -> tuple[list[cache_planner.SeriesPlan], list[planner.BatchChunk]]: ...
 
+    def _estimate_guard(self) -> float | None:
+        """The guard an estimate assumes: the budget's, if fixed or already learned from
+        measured calls; else None, a fresh learned guard on a quiet link (see
+        :func:`~alltick_frames.budget.estimate_schedule`)."""
+        margin = self.budget.margin
+        if not margin.learned or margin.spread() is not None:
+            return margin.value
+        return None
+
     def estimate(self, method: str, *args: Any, **kwargs: Any) -> Estimate:
         """What ``method(*args, **kwargs)`` would cost, without making any call.
 
@@ -113,7 +122,9 @@ class EstimateMixin:
         calls = planned.calls
         usage = self.budget.usage()
         total = sum(calls.values())
-        seconds = estimate_schedule(self.plan, calls, used_today=usage["calls_today"])
+        seconds = estimate_schedule(
+            self.plan, calls, used_today=usage["calls_today"], guard=self._estimate_guard()
+        )
         notes = []
         if total > usage["remaining_today"]:
             notes.append(

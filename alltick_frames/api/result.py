@@ -52,6 +52,12 @@ class FetchStats:
     #: Empty while the budget's shared ledger held; else what happened (Redis unreachable
     #: since when, and the share of the plan the job was paced at from then on).
     failover: str = ""
+    #: The budget's guard in force when the job ended (seconds added to every sliding
+    #: window; learned unless fixed, see :mod:`alltick_frames.budget.guard`) ...
+    guard: float = 0.0
+    #: ... and the spread of the calls' latencies it measured (95th minus 5th percentile of
+    #: the most recent, seconds; None before two calls were answered).
+    latency_spread: float | None = None
 
     def absorb(self, other: FetchStats) -> None:
         """Add the counts of ``other`` (a second job of the same request) to these."""
@@ -66,6 +72,9 @@ class FetchStats:
         self.derived_from = self.derived_from or other.derived_from
         self.notes += other.notes
         self.failover = self.failover or other.failover
+        self.guard = other.guard or self.guard
+        if other.latency_spread is not None:
+            self.latency_spread = other.latency_spread
 
     @property
     def total_calls(self) -> int:
@@ -87,6 +96,10 @@ class FetchStats:
             "rows": self.rows,
             "wall_time": round(self.wall_time, 3),
             "failover": self.failover,
+            "guard": round(self.guard, 4),
+            "latency_spread": None
+            if self.latency_spread is None
+            else round(self.latency_spread, 4),
         }
 
     def __str__(self) -> str:
@@ -98,6 +111,10 @@ class FetchStats:
             text += f"; {self.retries} retries"
         if self.rejections:
             text += f"; rejections {dict(self.rejections)}"
+        if self.guard:
+            text += f"; guard {self.guard * 1000:.0f} ms"
+            if self.latency_spread is not None:
+                text += f" (latency spread {self.latency_spread * 1000:.0f} ms)"
         if self.derived_from:
             text += f"; stock bars built from {self.derived_from} bars"
         if self.notes:

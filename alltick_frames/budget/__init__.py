@@ -15,10 +15,12 @@ window key         limit                             which calls count
 
 The first three are *sliding*: the server counts a call against a window of ``S`` seconds
 while it lies in ``(now - S, now]``. So with a limit of ``L`` per ``S``, the ``(k+L)``-th call
-may start ``S`` seconds after the ``k``-th. The budget adds a small **guard** (default 25 ms)
-so that network jitter cannot make two of our calls look closer to the server than they
-were: the ``(k+L)``-th call starts at least ``S + guard`` after the ``k``-th. A call that
-starts less than ``guard`` before midnight UTC+8 counts against both days, for the same reason.
+may start ``S`` seconds after the ``k``-th. The budget adds a **guard** so that network
+jitter cannot make two of our calls look closer to the server than they were: the
+``(k+L)``-th call starts at least ``S + guard`` after the ``k``-th. The guard is learned from
+the calls' latencies and the server's rejections, within 15 ms and 0.5 s
+(:mod:`~alltick_frames.budget.guard`), unless ``guard=`` fixes it. A call that starts less
+than the widest guard before midnight UTC+8 counts against both days, for the same reason.
 Counting the suspension service in the per-minute and per-day caps is the conservative reading
 (it is a separate service and may not count at all); it costs at most one call a minute.
 
@@ -45,15 +47,19 @@ How it works: a **ledger** of reservations
     :func:`token_fingerprint`, a salted hash, never by the token.
 
 Feedback from the server: :meth:`Budget.on_rejected` (a 429 or 605 came back despite pacing:
-another client on the token, clock skew) blocks the affected windows for a full window and,
-after repeated 605s, concludes the daily cap is spent. When the day's cap is used up,
+arrivals spread wider than the guard, another client on the token, clock skew) widens a
+learned guard when our own pace explains it, blocks only the windows the answer can come
+from and only as long as the ledger (or, for calls it never saw, a doubling wait) says,
+and concludes the daily cap is spent only from the ledger's count or from 605s persisting
+minute after minute; that conclusion ends with the UTC+8 day and is probed by one call a
+minute. When the day's cap is used up,
 ``acquire`` raises :class:`~alltick_frames.core.errors.DailyCapReached` (with ``resets_at``, the
 epoch of the next 00:00 UTC+8) unless the budget was built with ``wait_for_reset=True``.
 
 For dry runs: :func:`theoretical_minimum` (an analytic lower bound) and
 :func:`estimate_schedule` (the real algorithm on a :class:`~alltick_frames.core.clock.FakeClock`).
 
->>> budget = Budget("basic", clock=FakeClock(start=0.0))
+>>> budget = Budget("basic", clock=FakeClock(start=0.0), guard=0.025)
 >>> [budget.reserve("kline") for _ in range(3)]    # reserve() = acquire() without the sleep
 [0.0, 1.025, 2.05]
 """

@@ -11,9 +11,10 @@ import math
 import time
 from collections.abc import Mapping
 
+from alltick_frames.budget.guard import LearnedGuard
 from alltick_frames.budget.ledger_memory import MemoryLedger
 from alltick_frames.budget.pacing import Budget
-from alltick_frames.budget.slots import DEFAULT_GUARD, MINUTE, day_index, day_key
+from alltick_frames.budget.slots import MINUTE, day_index, day_key
 from alltick_frames.core.clock import FakeClock
 from alltick_frames.core.errors import DailyCapReached
 from alltick_frames.core.plans import SUSPENSION, Plan, get_plan
@@ -52,7 +53,7 @@ def estimate_schedule(
     plan: Plan | str,
     calls: Mapping[str, int],
     used_today: int = 0,
-    guard: float = DEFAULT_GUARD,
+    guard: float | None = None,
     *,
     start: float | None = None,
     wait_for_reset: bool = True,
@@ -69,6 +70,12 @@ def estimate_schedule(
     ``used_today`` calls already spent today count against the daily cap; ``start`` is the
     epoch the run would begin (default now), which decides when the day resets. Past the cap
     the estimate waits for the reset (``wait_for_reset``) or is ``math.inf``.
+
+    ``guard`` fixes the budget's guard (seconds). By default the estimate runs the learned
+    guard a fresh budget starts with, on a **quiet link**: every call answered, with latencies
+    that do not spread, so the guard is its cold 0.1 s until it has measured its first calls,
+    then its floor (15 ms). A jittery link keeps it wider (up to 0.5 s) and a rejection widens
+    it: pass the guard a job reported (``FetchStats.guard``) to estimate on that link.
     """
     plan = get_plan(plan)
     todo = {e: n for e, n in calls.items() if n > 0}
@@ -78,7 +85,8 @@ def estimate_schedule(
     ledger = MemoryLedger()
     if used_today:
         ledger.state.days[day_key(day_index(clock.now()))] = used_today
-    budget = Budget(plan, clock=clock, ledger=ledger, guard=guard, wait_for_reset=wait_for_reset)
+    margin = LearnedGuard() if guard is None else guard
+    budget = Budget(plan, clock=clock, ledger=ledger, guard=margin, wait_for_reset=wait_for_reset)
     weight = {e: plan.rate_for(e).interval for e in todo}
     first: float | None = None
     last = clock.now()
@@ -86,6 +94,8 @@ def estimate_schedule(
         while todo:
             endpoint = min(todo, key=lambda e: (budget.next_slot(e), -todo[e] * weight[e], e))
             last = budget.reserve(endpoint)
+            budget.observe(endpoint, 0.0)  # a quiet link (see above)
+            budget.on_accepted(endpoint)
             first = last if first is None else first
             clock.set(max(last, clock.now()))  # a slot at "now" may round a hair below it
             todo[endpoint] -= 1

@@ -8,18 +8,19 @@ Each reservation is one atomic ledger update: prune what has expired, find the e
 from __future__ import annotations
 
 import hashlib
+from bisect import bisect_right
 from functools import partial
 from pathlib import Path
 from typing import Any
 
+from alltick_frames.budget.guard import FixedGuard, LearnedGuard
 from alltick_frames.budget.ledger import Ledger
 from alltick_frames.budget.ledger_disk import DiskLedger
 from alltick_frames.budget.ledger_memory import MemoryLedger
 from alltick_frames.budget.slots import (
-    ALL_ENDPOINTS_KEY,
     DAILY_CAP_KEY,
+    DAILY_PROBE_KEY,
     DAY_TICKS,
-    DEFAULT_GUARD,
     MINUTE,
     OFFSET_TICKS,
     PER_MINUTE_KEY,
@@ -32,10 +33,9 @@ from alltick_frames.budget.slots import (
     day_key,
     day_start,
     day_start_ticks,
-    endpoint_key,
+    earliest_in_window,
     find_slot,
     from_ticks,
-    is_suspension,
     prune,
     record,
     rules_for,
@@ -47,6 +47,11 @@ from alltick_frames.core.clock import Clock, SystemClock
 from alltick_frames.core.plans import Plan, get_plan
 
 _FINGERPRINT_SALT = b"alltick-frames/budget/v1\x00"
+
+
+def _lift_daily_cap(state: LedgerState) -> None:
+    state.blocked.pop(DAILY_CAP_KEY, None)
+    state.blocked.pop(DAILY_PROBE_KEY, None)
 
 
 def token_fingerprint(token: str) -> str:
@@ -67,14 +72,17 @@ class Budget:
 
     ``clock`` defaults to :class:`~alltick_frames.core.clock.SystemClock`; ``ledger`` to a fresh
     :class:`MemoryLedger` (use :meth:`for_token` to share one per token, or a
-    :class:`DiskLedger` across processes). ``guard`` (seconds, default 0.025) widens every
-    sliding window. ``smooth`` (default) spaces a rate window's calls evenly rather than
-    letting them leave in one burst (see :func:`rules_for`). With ``wait_for_reset`` a full
-    day makes :meth:`acquire` wait for the reset instead of raising.
-    ``daily_cap_after_605s`` is how many 605s in a row, each after a full quiet minute, it
-    takes to conclude that the daily cap is spent.
+    :class:`DiskLedger` across processes). ``guard`` widens every sliding window: by default
+    it is learned from the calls' latencies and the server's rejections
+    (:class:`~alltick_frames.budget.guard.LearnedGuard`: 15 ms to 0.5 s, 0.1 s until measured);
+    a number of seconds fixes it. ``smooth`` (default) spaces a rate window's calls evenly
+    rather than letting them leave in one burst (see :func:`rules_for`). With
+    ``wait_for_reset`` a full day makes :meth:`acquire` wait for the reset instead of raising.
+    ``daily_cap_after_605s`` is how many 605s, each a full minute after the one before with
+    no call answered between them, it takes to conclude that the daily cap is spent.
 
-    Every process sharing a ledger should use the same plan, guard and smoothing.
+    Every process sharing a ledger should use the same plan and smoothing; each learns its
+    own guard.
     """
 
     def __init__(
@@ -83,27 +91,40 @@ class Budget:
         *,
         clock: Clock | None = None,
         ledger: Ledger | None = None,
-        guard: float = DEFAULT_GUARD,
+        guard: float | FixedGuard | None = None,
         smooth: bool = True,
         wait_for_reset: bool = False,
         daily_cap_after_605s: int = 3,
     ) -> None:
-        if guard < 0:
-            raise ValueError(f"guard must be >= 0 seconds, got {guard}")
         if daily_cap_after_605s < 1:
             raise ValueError("daily_cap_after_605s must be >= 1")
         self.plan = get_plan(plan)
         self.clock: Clock = clock if clock is not None else SystemClock()
         self.ledger: Ledger = ledger if ledger is not None else MemoryLedger()
-        self.guard = float(guard)
+        if guard is None:
+            guard = LearnedGuard()
+        elif not isinstance(guard, FixedGuard):
+            guard = FixedGuard(guard)
+        #: The guard in force (:class:`~alltick_frames.budget.guard.FixedGuard` or learned).
+        self.margin: FixedGuard = guard
         self.smooth = smooth
         self.wait_for_reset = wait_for_reset
         self.daily_cap_after_605s = daily_cap_after_605s
-        self._guard = to_ticks(guard)
-        self._rules: dict[str, tuple[Rule, ...]] = {}
-        # The 605 streak is this process's own observation; its effects (blocks) are shared.
+        # Calls within this of 00:00 UTC+8 count on both days: the widest the guard can be,
+        # so that a reservation and its release always agree on the days.
+        self._day_guard = to_ticks(guard.widest)
+        self._rules: dict[str, tuple[int, tuple[Rule, ...]]] = {}
+        # What this process saw of rejections (their effects, blocks, live in the ledger):
+        # the 605 streak, the escalating blocks of rejections the ledger cannot explain, and
+        # whether this process holds the probe of a daily cap concluded from 605s.
         self._strikes = 0
-        self._strike_until = 0
+        self._strike_at = 0
+        self._last_605 = 0
+        self._widened_at = 0
+        self._backoff: dict[str, int] = {}
+        self._probing = False
+        #: Rejections this process has handled (a call's departure checks for new blocks).
+        self.rejected = 0
 
     @classmethod
     def for_token(
@@ -125,40 +146,54 @@ class Budget:
             ledger = MemoryLedger.shared(fingerprint)
         return cls(plan, ledger=ledger, **options)
 
+    @property
+    def guard(self) -> float:
+        """The guard in force now, seconds."""
+        return self.margin.value
+
     def windows(self, endpoint: str) -> tuple[Window, ...]:
         """The sliding windows a call to ``endpoint`` counts against (see :func:`windows_for`)."""
         return windows_for(self.plan, endpoint)
 
     def _rules_of(self, endpoint: str) -> tuple[Rule, ...]:
-        rules = self._rules.get(endpoint)
-        if rules is None:
-            rules = self._rules[endpoint] = rules_for(
-                self.plan, endpoint, self.guard, smooth=self.smooth
-            )
-        return rules
+        guard = to_ticks(self.margin.value)
+        cached = self._rules.get(endpoint)
+        if cached is None or cached[0] != guard:
+            rules = rules_for(self.plan, endpoint, from_ticks(guard), smooth=self.smooth)
+            cached = self._rules[endpoint] = (guard, rules)
+        return cached[1]
 
     def _now(self) -> int:
         return to_ticks(self.clock.now())
 
     # -- reserving ---------------------------------------------------------------------------
 
-    def _find(self, endpoint: str, state: LedgerState, now: int) -> int:
+    def _find(self, endpoint: str, state: LedgerState, now: int, probe: bool = False) -> int:
         return find_slot(
             state,
             endpoint,
             self._rules_of(endpoint),
             now,
             per_day=self.plan.per_day,
-            guard=self._guard,
+            guard=self._day_guard,
             wait_for_reset=self.wait_for_reset,
+            probe=probe,
         )
 
     def _reserve_in(self, endpoint: str, state: LedgerState) -> tuple[int, int]:
         rules = self._rules_of(endpoint)
         now = self._now()  # read inside the transaction, so ledger time only moves on
         prune(state, rules, now)
-        t = self._find(endpoint, state, now)
-        record(state, rules, t, self._guard)
+        probe = (
+            state.blocked.get(DAILY_CAP_KEY, now)
+            > now
+            >= state.blocked.get(DAILY_PROBE_KEY, now + 1)
+        )
+        t = self._find(endpoint, state, now, probe)
+        if probe:  # one call tests the daily cap concluded from 605s; the next, a minute on
+            state.blocked[DAILY_PROBE_KEY] = t + to_ticks(MINUTE + self.guard)
+            self._probing = True
+        record(state, rules, t, self._day_guard)
         return t, now
 
     def reserve(self, endpoint: str) -> float:
@@ -182,7 +217,13 @@ class Budget:
 
     def _release(self, endpoint: str, slot: int) -> None:
         rules = self._rules_of(endpoint)
-        self.ledger.update(lambda state: unrecord(state, rules, slot, self._guard))
+        self.ledger.update(lambda state: unrecord(state, rules, slot, self._day_guard))
+
+    def blocked(self, endpoint: str, slot: float) -> bool:
+        """Whether a block set since ``slot`` was reserved now stands past it."""
+        keys = (*block_keys(endpoint), DAILY_CAP_KEY)
+        t = to_ticks(slot)
+        return self.ledger.read(lambda state: any(state.blocked.get(k, t) > t for k in keys))
 
     async def acquire(self, endpoint: str) -> float:
         """Wait until a call to ``endpoint`` may start, and return its slot (epoch seconds).
@@ -194,7 +235,6 @@ class Budget:
         :class:`~alltick_frames.core.errors.DailyCapReached` (``resets_at`` = next 00:00 UTC+8)
         when the day's cap is used up, unless the budget waits for the reset.
         """
-        keys = (*block_keys(endpoint), DAILY_CAP_KEY)
         while True:
             slot, reserved_at = self.ledger.update(partial(self._reserve_in, endpoint))
             if slot <= reserved_at:
@@ -204,65 +244,120 @@ class Budget:
             except BaseException:
                 self._release(endpoint, slot)
                 raise
-
-            def blocked_past(state: LedgerState, slot: int = slot) -> bool:
-                return any(state.blocked.get(k, slot) > slot for k in keys)
-
-            if not self.ledger.read(blocked_past):
+            if not self.blocked(endpoint, from_ticks(slot)):
                 return from_ticks(slot)
             self._release(endpoint, slot)
 
     # -- server feedback ---------------------------------------------------------------------
 
-    def on_rejected(self, endpoint: str, ret: int) -> None:
-        """Tell the budget that a call to ``endpoint`` got ``ret`` 429 or 605 despite pacing.
+    def observe(self, endpoint: str, latency: float) -> None:
+        """Tell the budget how long a call to ``endpoint`` took, from leaving to its answer
+        (seconds); a learned guard measures their spread."""
+        self.margin.observe(latency)
 
-        * 429 (a per-second or per-endpoint window): nothing more is sent on ``endpoint``
-          for its full window (+ guard), and nothing on any endpoint for the all-endpoints
-          window (the endpoint's own window on plans without one; suspension calls only
-          block themselves).
-        * 605 (per-minute or daily): nothing is sent for 60 s + guard. A 605 that arrives while
-          that block stands is the echo of a call already in flight and changes nothing. A
-          605 that arrives within a minute after a block ended, i.e. on one of the first
-          calls after a full quiet minute, is the next in a row; the
-          ``daily_cap_after_605s``-th in a row marks the day as spent, so :meth:`acquire`
-          raises DailyCapReached (or waits for 00:00 UTC+8).
+    def on_rejected(self, endpoint: str, ret: int, sent: float | None = None) -> None:
+        """Tell the budget that a call to ``endpoint`` (sent at ``sent``, if known) got ``ret``
+        429 or 605 despite pacing. Only the windows the answer can come from are held back,
+        and only as long as they must be:
+
+        * 429 comes from a rate window (``endpoint``'s own, and all endpoints' unless it is a
+          suspension call). If the ledger holds a full window of our own calls, our pace
+          explains it: a learned guard widens (once for the calls sent before the widening),
+          and the window is blocked until the slot the ledger, with the wider guard, says
+          is safe (usually a few milliseconds on). If it does not, calls the ledger never
+          saw (another client on the token) fill the server's window, which no guard would
+          have avoided: it is blocked for one call's spacing, doubling on each such
+          rejection until a call is answered, up to the whole window.
+        * 605 comes from the per-minute or the daily cap. The per-minute window is held the
+          same way (unexplained: one call's spacing, 60 s / the cap, doubling up to a
+          minute). A 605 to a call sent before the last one arrived is its echo and changes
+          nothing. The day is
+          concluded spent only on evidence: the ledger's own count reaching the plan's cap,
+          or ``daily_cap_after_605s`` 605s, each a full minute after the one before with no
+          call answered between them. Even then it is not sticky: the block ends at 00:00
+          UTC+8, and one call a minute may test it (a probe); a probe answered lifts it.
 
         Other ``ret`` values are ignored. Blocks live in the ledger, so every task and
         process sharing it honours them.
         """
-        if ret == 429:
-            self.ledger.update(partial(self._block_429, endpoint))
-        elif ret == 605:
-            self.ledger.update(self._on_605)
+        if ret not in (429, 605):
+            return
+        now = self._now()
+        sent_at = now if sent is None else to_ticks(sent)
+        if ret == 605 and sent_at < self._last_605:
+            return  # the echo of a call already in flight when the first 605 came
+        self.rejected += 1
+        minute = ret == 605
+        windows = [w for w in self.windows(endpoint) if (w.key == PER_MINUTE_KEY) == minute]
+        explained, capped = self.ledger.read(partial(self._explain, windows, now))
+        if capped:
+            return  # a daily-cap probe refused: the conclusion holds (see _reserve_in)
+        # Only a rejection our own pace explains says the guard was too narrow, and a call
+        # sent before the last widening was spaced by the old guard: it widens nothing more.
+        if any(explained) and sent_at > self._widened_at:
+            self._widened_at = now
+            self.margin.on_rejected()
+        waits: dict[str, int] = {}
+        for window, ours in zip(windows, explained, strict=True):
+            if not ours:  # someone else fills it: one call's spacing, doubling, up to it all
+                first = to_ticks(window.per / window.calls)
+                longest = to_ticks(window.per + self.guard)
+                wait = min(longest, 2 * self._backoff.get(window.key, first // 2))
+                waits[window.key] = self._backoff[window.key] = wait
+        spent = False
+        if minute:
+            self._last_605 = now
+            if not self._strikes or now >= self._strike_at + to_ticks(MINUTE + self.guard):
+                self._strikes, self._strike_at = self._strikes + 1, now
+                if self._strikes >= self.daily_cap_after_605s:
+                    self._strikes, spent = 0, True
+        self.ledger.update(partial(self._hold, windows, waits, now, spent))
 
     def on_accepted(self, endpoint: str) -> None:
-        """Tell the budget a call succeeded; it breaks a run of 605s (optional, in memory)."""
-        if self._strikes and self._now() >= self._strike_until:
-            self._strikes = 0
+        """Tell the budget a call succeeded: the guard narrows a little, a run of 605s and the
+        escalation of unexplained rejections end, and a daily-cap probe lifts the cap."""
+        self.margin.on_accepted()
+        self._strikes = 0
+        if self._backoff:
+            self._backoff.clear()
+        if self._probing:
+            self._probing = False
+            self.ledger.update(_lift_daily_cap)
 
-    def _block_429(self, endpoint: str, state: LedgerState) -> None:
-        now = self._now()
-        own = self.plan.rate_for(endpoint)
-        block(state, endpoint_key(endpoint), now + to_ticks(own.per + self.guard))
-        if not is_suspension(endpoint):
-            every = self.plan.all_endpoints.per if self.plan.all_endpoints else own.per
-            block(state, ALL_ENDPOINTS_KEY, now + to_ticks(every + self.guard))
+    def _explain(
+        self, windows: list[Window], now: int, state: LedgerState
+    ) -> tuple[list[bool], bool]:
+        """Which of ``windows`` our own calls fill (a full window's calls left within its span
+        before ``now``), and whether a daily-cap block stands."""
+        explained = []
+        for window in windows:
+            span = to_ticks(window.per + self.guard)
+            left = state.calls.get(window.key, [])
+            inside = bisect_right(left, now) - bisect_right(left, now - span)
+            explained.append(inside >= window.calls)
+        return explained, state.blocked.get(DAILY_CAP_KEY, now) > now
 
-    def _on_605(self, state: LedgerState) -> None:
-        now = self._now()
-        minute = to_ticks(MINUTE + self.guard)
-        until = state.blocked.get(PER_MINUTE_KEY)
-        if until is not None and now < until:
-            return
-        in_a_row = self._strikes > 0 and until is not None and now <= until + minute
-        self._strikes = self._strikes + 1 if in_a_row else 1
-        if self._strikes >= self.daily_cap_after_605s:
-            self._strikes = 0
+    def _hold(
+        self,
+        windows: list[Window],
+        waits: dict[str, int],
+        now: int,
+        spent: bool,
+        state: LedgerState,
+    ) -> None:
+        """Block ``windows`` after a rejection: those in ``waits`` for that long, the others
+        until the ledger's own safe slot with the guard now in force (see on_rejected)."""
+        for window in windows:
+            if window.key in waits:
+                block(state, window.key, now + waits[window.key])
+                continue
+            span = to_ticks(window.per + self.guard)
+            left = state.calls.get(window.key, [])
+            left = left[: bisect_right(left, now)]
+            block(state, window.key, earliest_in_window(left, window.calls, span, now))
+        if spent:
             block(state, DAILY_CAP_KEY, day_start_ticks((now + OFFSET_TICKS) // DAY_TICKS + 1))
-        else:
-            self._strike_until = now + minute
-            block(state, PER_MINUTE_KEY, self._strike_until)
+            state.blocked[DAILY_PROBE_KEY] = now + to_ticks(MINUTE + self.guard)
 
     # -- reporting ---------------------------------------------------------------------------
 
@@ -297,4 +392,4 @@ class Budget:
         self.ledger.close()
 
     def __repr__(self) -> str:
-        return f"Budget(plan={self.plan.name!r}, guard={self.guard}, ledger={self.ledger!r})"
+        return f"Budget(plan={self.plan.name!r}, guard={self.margin!r}, ledger={self.ledger!r})"

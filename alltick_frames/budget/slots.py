@@ -21,7 +21,9 @@ from typing import Any
 from alltick_frames.core.errors import DailyCapReached
 from alltick_frames.core.plans import DAY_RESET_UTC_OFFSET, SUSPENSION, Plan
 
-#: Seconds added to every sliding window so jitter cannot squeeze two calls together.
+#: Seconds added to every sliding window by a fixed guard when none is given to the pure
+#: functions here. A :class:`~alltick_frames.budget.Budget` learns its own unless told
+#: (see :mod:`~alltick_frames.budget.guard`).
 DEFAULT_GUARD = 0.025
 #: Window key of the all-endpoints rate (and of the block a 429 puts on every endpoint).
 ALL_ENDPOINTS_KEY = "all-endpoints"
@@ -29,6 +31,9 @@ ALL_ENDPOINTS_KEY = "all-endpoints"
 PER_MINUTE_KEY = "per-minute"
 #: Block key set when repeated 605s say the day's cap is spent; its value is the reset time.
 DAILY_CAP_KEY = "daily-cap"
+#: When a ``daily-cap`` block concluded from 605s may be tested by one call (a probe): the
+#: conclusion holds for the UTC+8 day at most, and a probe answered lifts it.
+DAILY_PROBE_KEY = "daily-cap-probe"
 MINUTE = 60.0
 DAY = 86_400.0
 #: Ledger times are integer ticks of one microsecond.
@@ -156,7 +161,7 @@ def block_keys(endpoint: str) -> tuple[str, ...]:
 # --------------------------------------------------------------------------- the pure core
 
 
-def _earliest_in_window(times: Sequence[int], calls: int, span: int, t: int) -> int:
+def earliest_in_window(times: Sequence[int], calls: int, span: int, t: int) -> int:
     """Earliest ``t' >= t`` that one more call can take without breaking one window.
 
     ``times`` is sorted. Every run of ``calls`` consecutive recorded calls ``lo..hi`` that
@@ -201,7 +206,7 @@ def earliest_slot(now: int, windows: Iterable[tuple[Sequence[int], int, int]]) -
         moved = False
         for times, calls, span in spans:
             if len(times) >= calls:
-                later = _earliest_in_window(times, calls, span, t)
+                later = earliest_in_window(times, calls, span, t)
                 if later > t:
                     t, moved = later, True
     return t
@@ -266,6 +271,7 @@ def find_slot(
     per_day: int,
     guard: int,
     wait_for_reset: bool = False,
+    probe: bool = False,
 ) -> int:
     """The earliest tick ``t >= now`` for a call to ``endpoint``, or raise DailyCapReached.
 
@@ -275,11 +281,12 @@ def find_slot(
     ticks of 00:00) with fewer than ``per_day`` calls recorded. If the day is full, or a
     ``daily-cap`` block says so, it raises :class:`~alltick_frames.core.errors.DailyCapReached`
     with ``resets_at`` set to the next 00:00 UTC+8 (epoch seconds), or, with
-    ``wait_for_reset``, looks for a slot from that moment on.
+    ``wait_for_reset``, looks for a slot from that moment on. With ``probe``, a ``daily-cap``
+    block (a conclusion drawn from 605s, not from the day's count) is passed over.
     """
     blocked = state.blocked
     start = max([now, *(blocked.get(k, now) for k in block_keys(endpoint))])
-    spent_until = blocked.get(DAILY_CAP_KEY, now)
+    spent_until = now if probe else blocked.get(DAILY_CAP_KEY, now)
     empty: list[int] = []
     sliding = [(state.calls.get(key, empty), calls, span) for key, calls, span in rules]
     while True:

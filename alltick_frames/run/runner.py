@@ -8,8 +8,9 @@ call and what its answers mean; the runner drives any job the same way:
   ready late (a new connection, a busy loop) takes a new slot (:class:`Departure`);
 * every answer is read within its job's ``max_body`` bound (an endless or compressed-bomb body
   is a fault, not a memory blow-up);
-* faults (timeouts, resets, HTTP 5xx, malformed bodies) and 429/605 are sent again after a
-  capped, jittered exponential backoff, up to ``RetryPolicy.attempts`` tries;
+* faults (timeouts, resets, HTTP 5xx, malformed bodies) are sent again after a capped,
+  jittered exponential backoff, up to ``RetryPolicy.attempts`` tries; a 429/605 is sent again
+  at once, when the budget (which it taught) allows, up to ``RetryPolicy.rejections`` times;
 * 603 (too big) splits the call in two; 600/604 in a call of several codes bisects it until
   the bad codes stand alone, so every good code is still delivered;
 * 400/401/402/601 stop the job with a typed exception; a ``ret`` the client does not know is
@@ -61,12 +62,19 @@ class RetryPolicy:
     """How often and how patiently transient faults are retried.
 
     Try ``n`` waits about ``base * 2**(n-1)`` seconds (at most ``cap``), jittered down by up
-    to half so that parallel retries spread out.
+    to half so that parallel retries spread out; ``attempts`` tries in all.
+
+    A call answered 429/605 is not a fault: it is sent again at once, and the budget (which
+    the rejection taught, see :meth:`~alltick_frames.budget.Budget.on_rejected`) decides
+    when it leaves, so a backoff on top would only slow the job. It may be refused
+    ``rejections`` times before it fails ``rate-limited``; those tries do not count against
+    ``attempts``.
     """
 
     attempts: int = 6
     base: float = 0.5
     cap: float = 30.0
+    rejections: int = 20
 
     def delay(self, attempt: int, rng: random.Random) -> float:
         return min(self.cap, self.base * 2 ** (attempt - 1)) * rng.uniform(0.5, 1.0)
@@ -82,7 +90,9 @@ class Departure:
     to open) would leave the ledger believing it went earlier; the call one window behind it
     could then reach the server less than a window after it, and get a 429. The transport
     awaits this object once the connection is ready, just before the request is written; a
-    slot missed by more than half the guard is then given back and a new one taken.
+    slot missed by more than half the guard, or held back since by a block (another call's
+    429 or 605), is then given back and a new one taken. That wait is the budget's, not the
+    network's: the transport does not count it against the request's timeout.
 
     aiohttp sends a GET again by itself when a kept-alive connection drops it (and would
     follow a redirect): the server sees two calls. Such a resend takes a slot of its own and
@@ -96,11 +106,20 @@ class Departure:
     repaced: int = 0
     #: Requests that left on this call's behalf (more than one if aiohttp sent it again).
     sent: int = 0
+    #: When the last of them left (the budget's clock), for its latency.
+    sent_at: float = 0.0
     on_resend: Callable[[], None] | None = None
+    #: The budget's count of rejections when the slot was taken: if it moved, look for blocks.
+    _rejected: int = 0
 
     async def acquire(self) -> None:
         """Wait for a slot (raises :class:`~alltick_frames.core.errors.DailyCapReached`)."""
+        self._rejected = self.budget.rejected
         self.slot = await self.budget.acquire(self.endpoint)
+
+    def _blocked(self) -> bool:
+        budget = self.budget
+        return budget.rejected != self._rejected and budget.blocked(self.endpoint, self.slot)
 
     async def __call__(self) -> None:
         if self.sent:
@@ -111,15 +130,17 @@ class Departure:
                 self.on_resend()
         budget = self.budget
         tolerance = max(budget.guard / 2, MIN_LATENESS)
-        while self.repaced < MAX_REPACES:
+        while True:
             late = budget.clock.now() - self.slot
-            if late <= tolerance:
+            if late > tolerance and self.repaced < MAX_REPACES:
+                log.debug("%s slot missed by %.3fs; taking a new one", self.endpoint, late)
+            elif not self._blocked():
                 break
-            log.debug("%s slot missed by %.3fs; taking a new one", self.endpoint, late)
             budget.release(self.endpoint, self.slot)
             await self.acquire()
             self.repaced += 1
         self.sent += 1
+        self.sent_at = budget.clock.now()
 
 
 @dataclass(eq=False)
@@ -132,6 +153,8 @@ class Call:
     attempts: int = 0
     #: How many times this call re-asks for items the server left out of an earlier answer.
     reasks: int = 0
+    #: How many of its attempts were answered 429/605.
+    rejected: int = 0
 
     @property
     def codes(self) -> tuple[str, ...]:
@@ -292,7 +315,9 @@ class Runner:
             self._stopped = exc
             self._fail(call, "daily-cap", None, str(exc))
             return
-        self._answer(call, response)
+        if response.latency > 0:
+            self.budget.observe(job.endpoint, response.latency)
+        self._answer(call, response, departure.sent_at)
 
     def _count(self, call: Call) -> None:
         """Count an attempt of ``call`` about to be sent."""
@@ -313,7 +338,7 @@ class Runner:
         call.attempts -= 1
         self.stats.calls[self._job.endpoint] -= 1
 
-    def _answer(self, call: Call, response: Response) -> None:
+    def _answer(self, call: Call, response: Response, sent_at: float) -> None:
         job = self._job
         read = getattr(job, "read", None)
         try:
@@ -341,8 +366,12 @@ class Runner:
             self._done()
         elif action is Action.RETRY:
             self.stats.rejections[ret] += 1
-            self.budget.on_rejected(job.endpoint, ret)
-            self._again_or_fail(call, "rate-limited", ret, envelope.msg)
+            self.budget.on_rejected(job.endpoint, ret, sent_at)
+            call.rejected += 1
+            if call.rejected > self.retry.rejections:
+                self._fail(call, "rate-limited", ret, envelope.msg)
+            else:
+                self._queue.put_nowait(call)  # the budget says when it may leave
         elif action in (Action.SPLIT, Action.DROP_CODE):
             # 603 shrinks any call of several items; a bad code is isolated once it stands alone.
             divisible = len(call.items) if action is Action.SPLIT else len(call.codes)
@@ -376,10 +405,11 @@ class Runner:
     def _again_or_fail(
         self, call: Call, kind: str, ret: int | None, msg: str, attempts: int | None = None
     ) -> None:
-        if call.attempts >= min(self.retry.attempts, attempts or self.retry.attempts):
+        tries = call.attempts - call.rejected
+        if tries >= min(self.retry.attempts, attempts or self.retry.attempts):
             self._fail(call, kind, ret, msg)
             return
-        delay = self.retry.delay(call.attempts, self.rng)
+        delay = self.retry.delay(tries, self.rng)
         loop = asyncio.get_running_loop()
         timer: asyncio.TimerHandle | None = None
 

@@ -8,7 +8,10 @@ a log record or a failure row can never carry the token.
 A request may carry a ``ready`` hook: the transport awaits it once the request's connection
 is ready (reused from the pool, or freshly opened) and just before the request is written.
 The runner uses it to make each call leave at its budget slot, however long the connection
-took to open.
+took to open. Time spent in the hook is the budget's, not the network's: the request's
+``timeout`` is paused while it runs, so a call waiting for a slot behind a 605's block never
+times out without having been sent. The answer's ``latency`` is measured from the hook's
+end (the request leaving) to its status line and headers arriving.
 
 A request may also carry a ``limit``: the most bytes its answer may take once inflated.
 Bodies are read and inflated by :func:`~alltick_frames.run.bodies.read_body`, never whole by
@@ -17,6 +20,7 @@ aiohttp, so an endless or compressed-bomb answer fails its call instead of filli
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -60,6 +64,8 @@ class Secret:
 class Response:
     status: int
     body: bytes
+    #: Seconds from the request leaving to its headers arriving (0 when not measured).
+    latency: float = 0.0
 
 
 class Transport:
@@ -75,7 +81,7 @@ class Transport:
 
         self.base_url = base_url.rstrip("/")
         self._token = token
-        self._timeout = aiohttp.ClientTimeout(total=timeout)
+        self.timeout = timeout
         self._connections = connections
         self._session: aiohttp.ClientSession | None = None
 
@@ -90,7 +96,8 @@ class Transport:
             trace.on_connection_reuseconn.append(_connection_ready)
             trace.on_connection_create_end.append(_connection_ready)
             self._session = aiohttp.ClientSession(
-                timeout=self._timeout,
+                # The total is kept by _send, which pauses it while the call waits for its slot.
+                timeout=aiohttp.ClientTimeout(total=None, sock_connect=self.timeout),
                 connector=aiohttp.TCPConnector(limit=self._connections),
                 raise_for_status=False,
                 trace_configs=[trace],
@@ -136,11 +143,29 @@ class Transport:
         query = {"token": self._token.reveal(), **params}
         headers = {"Content-Type": "application/json"} if body is not None else None
         error: TransportError | None = None
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.timeout
+        sent = loop.time()
         try:
-            async with self._open().request(
-                method, url, params=query, data=body, headers=headers, trace_request_ctx=ready
-            ) as resp:
-                return Response(resp.status, await read_body(resp, limit, path))
+            async with asyncio.timeout_at(deadline) as timer:
+
+                async def leave() -> None:
+                    nonlocal deadline, sent
+                    paused = loop.time()
+                    timer.reschedule(None)
+                    try:
+                        if ready is not None:
+                            await ready()
+                    finally:
+                        sent = loop.time()
+                        deadline += sent - paused
+                        timer.reschedule(deadline)
+
+                async with self._open().request(
+                    method, url, params=query, data=body, headers=headers, trace_request_ctx=leave
+                ) as resp:
+                    latency = loop.time() - sent
+                    return Response(resp.status, await read_body(resp, limit, path), latency)
         except (TimeoutError, aiohttp.ClientError, OSError) as exc:
             kind = "timeout" if isinstance(exc, TimeoutError) else type(exc).__name__
             text = scrub(str(exc), self._token.reveal())
@@ -169,6 +194,6 @@ def scrub(text: str, token: str) -> str:
 async def _connection_ready(
     _session: aiohttp.ClientSession, context: SimpleNamespace, _params: object
 ) -> None:
-    ready: Ready | None = context.trace_request_ctx
-    if ready is not None:
-        await ready()
+    leave: Ready | None = context.trace_request_ctx
+    if leave is not None:
+        await leave()
