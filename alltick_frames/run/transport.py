@@ -77,7 +77,6 @@ class Transport:
     def __init__(
         self, base_url: str, token: Secret, *, timeout: float = 30.0, connections: int = 32
     ) -> None:
-        import aiohttp  # here, not at import: it takes longer to load than pandas
 
         self.base_url = base_url.rstrip("/")
         self._token = token
