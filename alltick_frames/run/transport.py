@@ -77,7 +77,6 @@ class Transport:
     def __init__(
         self, base_url: str, token: Secret, *, timeout: float = 30.0, connections: int = 32
     ) -> None:
-
         self.base_url = base_url.rstrip("/")
         self._token = token
         self.timeout = timeout
