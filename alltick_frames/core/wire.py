@@ -45,6 +45,7 @@ __all__ = [
     "new_trace",
     "parse_envelope",
     "parse_suspension",
+    "peek_ok",
     "post_body",
     "query_param",
     "symbol_list_data",
@@ -229,6 +230,48 @@ def parse_envelope(body: bytes, endpoint: str | None = None) -> Envelope:
         msg="" if msg is None else str(msg),
         trace=None if trace is None else str(trace),
         data=obj.get("data"),
+    )
+
+
+#: How far into a body :func:`peek_ok` looks for the ``"data"`` key: AllTick's envelope head
+#: (``ret``, ``msg``, a 35-character ``trace``) takes under 100 bytes.
+PEEK_BYTES = 512
+_DATA_KEY = b',"data":'
+
+
+def peek_ok(body: bytes) -> Envelope | None:
+    """The envelope of a successful body read from its head alone, or None: then read it
+    whole with :func:`parse_envelope`.
+
+    A ``/kline`` answer is ~80 KB of bars behind a head of ~80 bytes. This reads ``ret``,
+    ``msg`` and ``trace`` from the head (everything before a top-level ``"data"`` key within
+    :data:`PEEK_BYTES`) and answers only when that is a ``ret`` of 200 that a full parse would
+    read the same way: the head parses as a JSON object by itself (so ``"data"`` is a
+    top-level key), and the rest of the body can neither repeat ``"ret"`` (the last of
+    duplicate keys wins) nor spell it with ``\\u`` escapes. The returned envelope's ``data``
+    is None: the rest of the body is *not* read, nor known to be valid JSON; whoever reads
+    ``data`` must parse it and treat a body that does not parse as malformed, as
+    :func:`parse_envelope` would have.
+
+    >>> peek_ok(b'{"ret":200,"msg":"ok","trace":"t","data":{"kline_list":[]}}')
+    Envelope(ret=200, msg='ok', trace='t', data=None)
+    >>> peek_ok(b'{"ret":429,"msg":"slow down","data":null}') is None
+    True
+    """
+    cut = body.find(_DATA_KEY, 0, PEEK_BYTES)
+    if cut <= 0 or body[:1] != b"{":
+        return None
+    try:
+        head = orjson.loads(body[:cut] + b"}")
+    except orjson.JSONDecodeError:
+        return None
+    if not isinstance(head, dict) or as_int(head.get("ret")) != 200:
+        return None
+    if body.count(b'"ret"') != 1 or body.find(b"\\u", cut) >= 0:
+        return None
+    msg, trace = head.get("msg"), head.get("trace")
+    return Envelope(
+        200, "" if msg is None else str(msg), None if trace is None else str(trace), None
     )
 
 

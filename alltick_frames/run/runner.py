@@ -25,7 +25,7 @@ import asyncio
 import logging
 import random
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
 from alltick_frames.api.result import FetchStats
@@ -162,13 +162,23 @@ class Job(Protocol):
 
     # A job may also define ``read(response) -> wire.Envelope`` for a service that does not
     # speak AllTick's envelope (the trading-halt service); :func:`read_answer` is the default.
+    #
+    # And ``async digest(call, body) -> Any``, to read a successful answer's ``data`` itself,
+    # off the event loop: the runner then reads only the envelope's head on the loop
+    # (:func:`~alltick_frames.core.wire.peek_ok`), awaits the digest, and hands it to
+    # ``on_ok`` as ``envelope.data``. A digest raises MalformedResponse for a body that is not
+    # an envelope at all, which the runner treats as it treats any malformed body.
 
 
-def read_answer(response: Response, endpoint: str) -> wire.Envelope:
+def read_answer(response: Response, endpoint: str, *, peek: bool = False) -> wire.Envelope:
     """AllTick's envelope of ``response``; HTTP 5xx and unreadable bodies are faults.
 
     An HTTP 401 or 429 whose body is not an envelope (a plain-text "Too Many Requests") is
     read as that ``ret``: the status says what the body does not.
+
+    With ``peek``, an HTTP 200 whose head says ``ret`` 200 is read from its head alone
+    (:func:`~alltick_frames.core.wire.peek_ok`): its ``data`` is left unread, for the job's
+    ``digest``. Any other answer is read whole, as without it.
 
     Raises :class:`~alltick_frames.core.errors.TransportError` (``http-502: ...``) or
     :class:`~alltick_frames.core.errors.MalformedResponse`, which the runner retries.
@@ -176,6 +186,10 @@ def read_answer(response: Response, endpoint: str) -> wire.Envelope:
     status = response.status
     if status >= 500:
         raise TransportError(f"http-{status}: HTTP {status}", endpoint=endpoint)
+    if peek and status == 200:
+        head = wire.peek_ok(response.body)
+        if head is not None:
+            return head
     try:
         return wire.parse_envelope(response.body, endpoint)
     except MalformedResponse:
@@ -292,7 +306,7 @@ class Runner:
             self._stopped = exc
             self._fail(call, "daily-cap", None, str(exc))
             return
-        self._answer(call, response)
+        await self._answer(call, response)
 
     def _count(self, call: Call) -> None:
         """Count an attempt of ``call`` about to be sent."""
@@ -313,11 +327,15 @@ class Runner:
         call.attempts -= 1
         self.stats.calls[self._job.endpoint] -= 1
 
-    def _answer(self, call: Call, response: Response) -> None:
+    async def _answer(self, call: Call, response: Response) -> None:
         job = self._job
         read = getattr(job, "read", None)
+        digest = getattr(job, "digest", None)
         try:
-            envelope = read(response) if read else read_answer(response, job.endpoint)
+            if read is not None:
+                envelope = read(response)
+            else:
+                envelope = read_answer(response, job.endpoint, peek=digest is not None)
         except TransportError as exc:
             self._fault(call, exc)
             return
@@ -327,6 +345,12 @@ class Runner:
             job.endpoint, call.path, len(call.codes), call.attempts, ret,
         )  # fmt: skip
         if action is Action.OK:
+            if digest is not None:
+                try:  # off the loop; a body that is no envelope is malformed, as ever
+                    envelope = replace(envelope, data=await digest(call, response.body))
+                except MalformedResponse as exc:
+                    self._fault(call, exc)
+                    return
             self.budget.on_accepted(job.endpoint)
             try:
                 follow_ups = job.on_ok(call, envelope, response.body)
