@@ -28,7 +28,6 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
 from alltick_frames.core import planner, wire
@@ -230,7 +229,7 @@ class KlineJob:
         except BaseException:
             self._release(reserved)
             raise
-        if isinstance(read, MalformedResponse):
+        if isinstance(read, (MalformedResponse, wire.Misread)):
             self._release(reserved)
             raise read
         read.reserved = reserved
@@ -258,8 +257,7 @@ class KlineJob:
         read = envelope.data
         if not isinstance(read, PageRead):
             (read,) = pages.read_pages([(page, body, envelope)], self.now)
-            if isinstance(read, MalformedResponse):
-                raise read
+            assert isinstance(read, PageRead)  # the envelope was read whole
         if code in self._bad or read.error is not None:
             # An answer that cannot be used: the series stops there (and at any later page).
             if read.error is not None:
@@ -268,20 +266,13 @@ class KlineJob:
             return []
         for name, counts in read.dropped.items():
             self._dropped.setdefault(name, Counter()).update(counts)
-        stamps = read.stamps
-        # The server's count, believed or not, says if the history ran out. Paging goes by
-        # the *plausible* starts: a negative or misaligned one would page to nowhere, a
-        # far-future one would pass for an ignored end time (its bar is dropped and counted
-        # among the bars not believed).
-        got = int(np.unique(stamps).size)
-        step = page.interval.seconds if checks.on_grid(code, str(page.interval)) else 60
-        starts = stamps[checks.plausible_starts(stamps, step, checks.latest_start(self.now))]
+        stamps, got = read.stamps, read.got
         # Bars newer than the end asked for: AllTick ignored kline_timestamp_end and answered
         # the newest bars, as for 0 ("only forex, precious metals, and cryptocurrencies
         # support timestamp input", kline.mdx). Whatever the asset class, the answer decides:
         # the bars are kept as what they are, and the chain stops (the same end would bring
         # the same bars back); completeness.measure() reports what is missing.
-        ignored = bool(page.end_ts and starts.size) and int(starts.max()) > page.end_ts
+        ignored = bool(page.end_ts and read.newest is not None) and read.newest > page.end_ts
         if ignored:
             self.unpaged.add(code)
             page = replace(page, end_ts=0)
@@ -295,8 +286,8 @@ class KlineJob:
         elif stamps.size:
             self._running.setdefault(code, []).append(arrived)
         following = None
-        if starts.size and not ignored:
-            following = planner.next_page(page, self.plan, got, int(starts.min()))
+        if read.oldest is not None and not ignored:
+            following = planner.next_page(page, self.plan, got, read.oldest)
         if following is None:  # the chain has ended: its series can be assembled
             if self.store is not None:
                 self._ended.append(page.code)

@@ -67,6 +67,11 @@ class PageRead:
 
     stamps: np.ndarray
     bars: Arrays = NO_BARS
+    #: Distinct starts among ``stamps``, and the oldest and newest plausible start (on the
+    #: interval's grid, not in the future; None if none is): what the chain pages by.
+    got: int = 0
+    oldest: int | None = None
+    newest: int | None = None
     dropped: dict[str, Counter[str]] = field(default_factory=dict)
     error: MalformedResponse | None = None
     #: Whether the answer holds a place in its job's write backlog (see KlineJob).
@@ -124,22 +129,46 @@ def with_request(body: bytes, envelope: wire.Envelope, page: KlinePage) -> bytes
 Item = tuple[KlinePage, bytes, "wire.Envelope | None"]
 
 
-def read_pages(items: Sequence[Item], now: float) -> list[PageRead | MalformedResponse]:
+Outcome = PageRead | MalformedResponse | wire.Misread
+
+
+def read_pages(items: Sequence[Item], now: float) -> list[Outcome]:
     """Read ``(page, body, envelope or None)`` answers of ``ret`` 200, together where they
-    allow it: one :class:`PageRead` each, or the MalformedResponse of a body that is no
-    envelope at all (not JSON, say: the runner retries it, as it retries any malformed body).
+    allow it: one :class:`PageRead` each; or the MalformedResponse of a body that is no
+    envelope at all (not JSON, say: the runner retries it, as it retries any malformed body);
+    or, for a body whose head alone was read, :class:`~alltick_frames.core.wire.Misread` if
+    the whole body says another ``ret``.
 
     ``envelope`` is the body already parsed whole, if it was; None when only its head was
     read. ``now`` is the job's market clock, which decides what start is too late.
     """
-    out: list[PageRead | MalformedResponse | None] = [None] * len(items)
+    out: list[Outcome | None] = [None] * len(items)
     clean = [k for k, (_, body, _) in enumerate(items) if _clean(body)]
     for k, read in _fast(items, clean, now).items():
         out[k] = read
     for k, item in enumerate(items):
         if out[k] is None:
             out[k] = _careful(*item, now)
+    for (page, _, _), read in zip(items, out, strict=True):
+        if isinstance(read, PageRead):
+            _paging(page, read, now)
     return out  # type: ignore[return-value]
+
+
+def _paging(page: KlinePage, read: PageRead, now: float) -> None:
+    """Fill in what the chain pages by. The server's count, believed or not, says if the
+    history ran out; paging goes by the *plausible* starts: a negative or misaligned one would
+    page to nowhere, a far-future one would pass for an ignored end time (its bar is dropped
+    and counted among the bars not believed)."""
+    stamps = read.stamps
+    if not stamps.size:
+        return
+    code, alias = page.code.code, str(page.interval)
+    read.got = int(np.unique(stamps).size)
+    step = page.interval.seconds if checks.on_grid(code, alias) else 60
+    plausible = stamps[checks.plausible_starts(stamps, step, checks.latest_start(now))]
+    if plausible.size:
+        read.oldest, read.newest = int(plausible.min()), int(plausible.max())
 
 
 def _clean(body: bytes) -> bool:
@@ -234,15 +263,15 @@ def _codes(decoded: Any, counts: np.ndarray) -> list[str]:
     return [str(column.iat[s]) if n else "" for s, n in zip(starts_at, counts, strict=True)]
 
 
-def _careful(
-    page: KlinePage, body: bytes, envelope: wire.Envelope | None, now: float
-) -> PageRead | MalformedResponse:
+def _careful(page: KlinePage, body: bytes, envelope: wire.Envelope | None, now: float) -> Outcome:
     """One answer read the careful way: parsed whole, its starts read in Python."""
     if envelope is None:
         try:
             envelope = wire.parse_envelope(body, KLINE)
         except MalformedResponse as exc:
             return exc
+        if not envelope.ok:  # its head said 200; a later "ret" says otherwise
+            return wire.Misread(envelope)
     try:
         stamps = starts(page, envelope)
     except MalformedResponse as exc:

@@ -24,7 +24,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
@@ -339,6 +339,17 @@ class Runner:
         except TransportError as exc:
             self._fault(call, exc)
             return
+        await self._act(call, envelope, response, digest)
+
+    async def _act(
+        self,
+        call: Call,
+        envelope: wire.Envelope,
+        response: Response,
+        digest: Callable[[Call, bytes], Awaitable[Any]] | None,
+    ) -> None:
+        """Do what ``envelope``'s ``ret`` asks for ``call``."""
+        job = self._job
         ret, action = envelope.ret, action_for(envelope.ret)
         log.debug(
             "%s %s codes=%d attempt=%d -> ret %s",
@@ -350,6 +361,9 @@ class Runner:
                     envelope = replace(envelope, data=await digest(call, response.body))
                 except MalformedResponse as exc:
                     self._fault(call, exc)
+                    return
+                except wire.Misread as misread:  # the head said 200, the whole body did not
+                    await self._act(call, misread.envelope, response, None)
                     return
             self.budget.on_accepted(job.endpoint)
             try:
