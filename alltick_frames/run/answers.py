@@ -11,16 +11,18 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Callable, Hashable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TypeVar
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 from alltick_frames import frames
 from alltick_frames.core.errors import MalformedResponse
 from alltick_frames.core.planner import KlinePage, KlineRequest
 from alltick_frames.frames.sessions import series_sessions
+from alltick_frames.run import memory
 from alltick_frames.store import BarStore
 from alltick_frames.store.codec import NF, Arrays, as_frame, sort_bars
 from alltick_frames.store.series import bar_arrays, read_frame, record_page
@@ -78,7 +80,7 @@ def decode_each(
 
 
 def assemble(
-    arrived: Sequence[Arrived],
+    arrived: list[Arrived],
     req: KlineRequest,
     now: float,
     bad: dict[str, MalformedResponse],
@@ -87,36 +89,78 @@ def assemble(
     """Put finished series' answers together: one series per code, sorted, each bar once
     (the copy that arrived last), trimmed to the request.
 
-    A code with an unreadable answer would have a hole: none of its bars are kept.
+    ``arrived`` is emptied, and each code's pages are let go as soon as its series is built,
+    so that pages and series are not held whole at once. A code with an unreadable answer
+    would have a hole: none of its bars are kept.
     """
     pages: dict[str, list[Arrays]] = {}
     for a in arrived:
         pages.setdefault(a.page.code.code, []).append(a.bars)
+    arrived.clear()
     series = {}
-    for code, parts in pages.items():
-        if code in bad:
-            continue
-        ts = np.concatenate([p[0] for p in parts])
-        vals = np.concatenate([p[1] for p in parts], axis=1)
-        series[code] = trim_arrays(*sort_bars(ts, vals), req)
+    for code in list(pages):
+        parts = pages.pop(code)
+        if code not in bad:
+            series[code] = trim_arrays(*join_pages(parts), req)
+        del parts
+    memory.give_back()  # the pages' memory, before the next series takes more
     return series
 
 
-def record(
-    store: BarStore, arrived: Sequence[Arrived], now: float, ended: KlineRequest
-) -> dict[str, Arrays]:
-    """Write each answer's believed bars to the store, in arrival order; then read back the
-    series of ``ended`` (chains whose pages are all written by now), one per code.
+def join_pages(parts: list[Arrays]) -> Arrays:
+    """One series from a chain's pages (newest first, as a chain pages back): sorted, each
+    bar once, the copy that arrived last winning. Pages that do not overlap are joined in
+    one copy, oldest first."""
+    ts = np.concatenate([p[0] for p in reversed(parts)])
+    if ts.size < 2 or bool(np.all(ts[1:] > ts[:-1])):
+        vals = np.concatenate([p[1] for p in reversed(parts)], axis=1)
+        parts.clear()
+        return ts, vals
+    del ts
+    ts = np.concatenate([p[0] for p in parts])
+    vals = np.concatenate([p[1] for p in parts], axis=1)
+    parts.clear()
+    return sort_bars(ts, vals)
+
+
+def record(store: BarStore, arrived: Sequence[Arrived], now: float) -> dict[str, Arrays]:
+    """Write each answer's believed bars to the store, in arrival order (nothing is read back:
+    the job reads its request from the store at the end, in one read).
 
     A page all of whose bars were dropped proves nothing, so it is not written.
     """
+    written = 0
     for a in arrived:
         if a.rows and not a.bars[0].size:
             continue
         record_page(store, a.page, a.bars, now, a.got)
-    if not ended.codes:
-        return {}
-    return {code: bar_arrays(bars) for code, bars in by_code(read_frame(store, ended)).items()}
+        written += a.bars[0].nbytes + a.bars[1].nbytes
+    memory.written(written)
+    return {}
+
+
+#: Series read from the store at a time (see :func:`read_series`).
+READ_BATCH = 16
+
+
+def read_series(store: BarStore, req: KlineRequest) -> dict[str, Arrays]:
+    """The stored series that answer ``req`` (see
+    :func:`~alltick_frames.store.series.read_frame`), as arrays by code: read
+    :data:`READ_BATCH` series at a time, so that a read's passing copies stay small beside
+    what is kept."""
+    series: dict[str, Arrays] = {}
+    for k in range(0, len(req.codes), READ_BATCH):
+        read = read_frame(store, replace(req, codes=req.codes[k : k + READ_BATCH]))
+        if read.empty:
+            continue
+        ts, vals = bar_arrays(read)
+        codes = read["code"].to_numpy(object)
+        del read
+        cuts = np.flatnonzero(codes[1:] != codes[:-1]) + 1
+        for a, b in zip(np.r_[0, cuts].tolist(), np.r_[cuts, codes.size].tolist(), strict=True):
+            series[codes[a]] = ts[a:b], vals[:, a:b]
+        memory.give_back()
+    return series
 
 
 def trim_arrays(ts: np.ndarray, vals: np.ndarray, req: KlineRequest) -> Arrays:
@@ -133,6 +177,11 @@ def trim_arrays(ts: np.ndarray, vals: np.ndarray, req: KlineRequest) -> Arrays:
     return ts, vals
 
 
+#: Bytes of series let go between two returns of free memory to the system (see
+#: :mod:`alltick_frames.run.memory`) while the frame is built.
+GIVE_BACK_BYTES = 64 << 20
+
+
 def build_frame(series: dict[str, Arrays], order: Sequence[str], interval: str) -> pd.DataFrame:
     """The k-line frame of ``series`` (one interval's, by code) in ``order``.
 
@@ -144,28 +193,47 @@ def build_frame(series: dict[str, Arrays], order: Sequence[str], interval: str) 
     n = int(sizes.sum())
     ts_all = np.empty(n, np.int64)
     vals_all = np.empty((NF, n), np.float64)
-    offset = 0
+    offset = freed = 0
     for code in codes:
         ts, vals = series.pop(code)
         ts_all[offset : offset + ts.size] = ts
         vals_all[:, offset : offset + ts.size] = vals
         offset += ts.size
+        freed += ts.nbytes + vals.nbytes
         del ts, vals
+        if freed > GIVE_BACK_BYTES:  # series the C library would keep, not the system
+            memory.give_back()
+            freed = 0
+    memory.give_back()
     if n == 0:
         return frames.empty_klines()
-    which = np.repeat(np.arange(len(codes)), sizes)
-    sessions = series_sessions(codes, which, ts_all)
+    sessions = series_sessions(codes, np.repeat(np.arange(len(codes)), sizes), ts_all)
     ts_all *= 1_000_000_000
     stamps = pd.DatetimeIndex(ts_all.view("datetime64[ns]")).tz_localize("UTC")
     del ts_all
     frame = as_frame(
         stamps,
         vals_all,
-        code=pd.array(codes, dtype=frames.STRING).take(which),
-        interval=pd.array([interval], dtype=frames.STRING).take(np.zeros(n, np.intp)),
+        code=repeated(codes, sizes),
+        interval=repeated([interval], np.array([n])),
     )
     frame.insert(3, "session", sessions)
     return frame
+
+
+def repeated(values: Sequence[str], counts: np.ndarray) -> pd.api.extensions.ExtensionArray:
+    """A string column (:data:`~alltick_frames.frames.STRING`) of each value repeated its
+    count of times, built from its bytes at once (an Arrow ``take`` per row costs 20 times
+    more)."""
+    encoded = [v.encode() for v in values]
+    lengths = np.repeat(np.array([len(e) for e in encoded], np.int64), counts)
+    offsets = np.zeros(lengths.size + 1, np.int64)
+    np.cumsum(lengths, out=offsets[1:])
+    data = b"".join(e * int(c) for e, c in zip(encoded, counts, strict=True))
+    array = pa.LargeStringArray.from_buffers(
+        lengths.size, pa.py_buffer(offsets), pa.py_buffer(data)
+    )
+    return pd.array(array, dtype=frames.STRING)
 
 
 def trim(data: pd.DataFrame, req: KlineRequest) -> pd.DataFrame:

@@ -8,9 +8,9 @@ Where the work happens, and what it holds:
   dropped there, and only its believed bars are kept, as arrays (56 bytes a bar);
 * without a store, a code's pages wait as arrays until its chain ends, then become one
   sorted series (:func:`~alltick_frames.run.answers.assemble`); with one, each page is written
-  there within moments of arriving (:func:`~alltick_frames.run.answers.record`), and a series
-  is read back once its chain has ended;
-* :meth:`KlineJob.frame` builds the frame once, series by series, freeing each as it goes.
+  there within moments of arriving (:func:`~alltick_frames.run.answers.record`);
+* :meth:`KlineJob.frame` builds the frame once, series by series, freeing each as it goes
+  (with a store, it reads the request from the store, in one read).
 
 With a store, answers read and not yet written (the *backlog*) never exceed
 :data:`MAX_BACKLOG`: past it the job makes the runner wait before it takes another answer, so
@@ -31,17 +31,15 @@ from typing import Any
 import pandas as pd
 
 from alltick_frames.core import planner, wire
-from alltick_frames.core.codes import CodeInfo
 from alltick_frames.core.errors import Failure, MalformedResponse
 from alltick_frames.core.planner import KlinePage, KlineRequest
 from alltick_frames.core.plans import KLINE, Plan
 from alltick_frames.frames import checks
-from alltick_frames.run import answers, bodies, pages
+from alltick_frames.run import answers, bodies, memory, pages
 from alltick_frames.run.pages import PageRead
 from alltick_frames.run.runner import Call
 from alltick_frames.store import BarStore
 from alltick_frames.store.codec import Arrays
-from alltick_frames.store.series import bar_arrays, read_frame
 
 __all__ = [
     "DECODE_BATCH",
@@ -145,10 +143,10 @@ class KlineJob:
     Each answer is read once, on the decode thread (:meth:`digest`), into arrays; the event
     loop only reads ``ret`` and paces calls. With a ``store``, each page is written to it
     within moments of arriving (so a killed job resumes from there), at most
-    :data:`MAX_BACKLOG` answers behind, and a code's series is read back once its chain has
-    ended. Without one, a code's pages are kept as arrays until its chain ends, then sorted
-    and trimmed together. Either way :meth:`frame` builds the frame once, in the caller's
-    order. Call :meth:`settle` after each run, before planning from the store.
+    :data:`MAX_BACKLOG` answers behind. Without one, a code's pages are kept as arrays until
+    its chain ends, then sorted and trimmed together. Either way :meth:`frame` builds the
+    frame once, in the caller's order. Call :meth:`settle` after each run, before planning
+    from the store.
     """
 
     req: KlineRequest
@@ -164,11 +162,8 @@ class KlineJob:
     #: Without a store: answers of chains still running, by code; then of finished ones.
     _running: dict[str, list[answers.Arrived]] = field(default_factory=dict)
     _finished: list[answers.Arrived] = field(default_factory=list)
-    #: With a store: answers not yet handed over; codes whose chains ended, to read back
-    #: after their pages are written; codes with pages written since they were read back.
+    #: With a store: answers not yet handed over to be written.
     _arrived: list[answers.Arrived] = field(default_factory=list)
-    _ended: list[CodeInfo] = field(default_factory=list)
-    _unread: set[str] = field(default_factory=set)
     #: Work handed to the decode thread and not yet collected; the series it gave back.
     _work: list[Future[dict[str, Arrays]]] = field(default_factory=list)
     _assembled: dict[str, Arrays] = field(default_factory=dict)
@@ -282,18 +277,13 @@ class KlineJob:
         arrived = answers.Arrived(page, read.bars, stamps.size, got, read.reserved)
         if self.store is not None:
             self._arrived.append(arrived)
-            self._unread.add(code)
         elif stamps.size:
             self._running.setdefault(code, []).append(arrived)
         following = None
         if read.oldest is not None and not ignored:
             following = planner.next_page(page, self.plan, got, read.oldest)
-        if following is None:  # the chain has ended: its series can be assembled
-            if self.store is not None:
-                self._ended.append(page.code)
-                self._unread.discard(code)
-            else:
-                self._finished += self._running.pop(code, [])
+        if following is None and self.store is None:  # the series can be assembled
+            self._finished += self._running.pop(code, [])
         self._hand_over()
         return [] if following is None else [self._call(following)]
 
@@ -312,18 +302,15 @@ class KlineJob:
     def _hand_over(self, force: bool = False) -> None:
         """Give the waiting work to the decode thread if it is idle, or enough answers wait."""
         waiting = len(self._arrived) + len(self._finished)
-        if not (waiting or self._ended):
+        if not waiting:
             return
         idle = not self._work or self._work[-1].done()
         if not (force or idle or waiting >= DECODE_BATCH):
             return
         if self.store is not None:
-            # A code whose two chains (a gap below, a refresh on top) ended meanwhile is read
-            # back once: the store reads each series once, however often it is asked for.
-            ended = replace(self.req, codes=tuple(dict.fromkeys(self._ended)))
             written = sum(a.reserved for a in self._arrived)
-            work = _DECODER.submit(answers.record, self.store, self._arrived, self.now, ended)
-            self._arrived, self._ended = [], []
+            work = _DECODER.submit(answers.record, self.store, self._arrived, self.now)
+            self._arrived = []
             self._on_written(work, written)
         else:
             found = self.now, self._bad, self._dropped
@@ -344,7 +331,7 @@ class KlineJob:
 
     def _written(self, n: int) -> None:
         self._release(n)
-        if self._arrived or self._ended:  # what came while the thread was busy
+        if self._arrived:  # what came while the thread was busy
             self._hand_over()
 
     def flush(self) -> None:
@@ -369,38 +356,26 @@ class KlineJob:
     def frame(self) -> pd.DataFrame:
         """Every bar received (or stored), trimmed to the request, in the caller's order.
 
-        The series are moved into the frame as it is built (so it costs its own size once):
-        without a store, later calls return the same frame; with one, they read the store.
+        Without a store, the series are moved into the frame as it is built (so that it
+        costs its own size once, not twice), and later calls return the same frame. With one,
+        every series of the request is read from the store.
         """
         for work in self._collect():
             self._assembled.update(work.result())
-        if self.store is None and self._built is not None and not self._assembled:
-            return self._built
         if self.store is not None:
-            # Series no chain ended for (cached, refreshed, failed part way) are read now.
-            rest = tuple(
-                c for c in self.req.codes if c.code in self._unread or c.code not in self._assembled
+            memory.give_back()
+            self._assembled = answers.read_series(self.store, self.req)
+        elif self._built is not None and not self._assembled:
+            return self._built
+        if self._built is None or self._assembled:
+            self._built = answers.build_frame(
+                self._assembled, self.req.code_order, str(self.req.interval)
             )
-            for c in rest:
-                self._assembled.pop(c.code, None)
-            if rest and not self._assembled:  # all of them: already in the caller's order
-                return read_frame(self.store, self.req)
-            if rest:
-                read = read_frame(self.store, replace(self.req, codes=rest))
-                for code, bars in answers.by_code(read).items():
-                    self._assembled[code] = bar_arrays(bars)
-                del read
-        built = answers.build_frame(self._assembled, self.req.code_order, str(self.req.interval))
-        self._assembled.clear()
-        if self.store is None:
-            self._built = built
-        return built
+        return self._built
 
     def forget(self, codes: Iterable[str]) -> None:
         """Read these codes from the store again at the next :meth:`frame` (their series were
-        found damaged and fetched again)."""
-        for code in codes:
-            self._assembled.pop(code, None)
+        found damaged and fetched again): with a store, :meth:`frame` reads every series."""
 
     @property
     def attempts(self) -> dict[str, int]:
