@@ -24,18 +24,19 @@ from test_client_support import fast_plan, tokens
 from alltick_frames.store.dataset import BarDataset
 
 PLAN = fast_plan(1000)
-#: 40 codes of daily bars: three batches of 16 codes, one page each.
+#: 24 codes of daily bars: two batches of 12 codes (ITER_BATCH), one page each.
 CODES = [
     *("EURUSD", "GBPUSD", "USDJPY", "AUDUSD", "USDCAD", "USDCHF", "NZDUSD", "EURJPY"),
     *("BTCUSDT", "ETHUSDT", "GOLD", "Silver", "AAPL.US", "TSLA.US", "MSFT.US", "700.HK"),
-] * 2 + ["EURGBP", "EURCHF", "GBPJPY", "AUDJPY", "XRPUSDT", "SOLUSDT", "NVDA.US", "AMZN.US"]
+    *("EURGBP", "EURCHF", "GBPJPY", "AUDJPY", "XRPUSDT", "SOLUSDT", "NVDA.US", "AMZN.US"),
+]
 KILLS = 10
 
 
 def command(emu, plan_file: Path, out: Path) -> list[str]:
     return [
         sys.executable, "-m", "alltick_frames.cli", "fetch", "klines",
-        "--codes", ",".join(dict.fromkeys(CODES)), "--interval", "1d", "--count", "30",
+        "--codes", ",".join(CODES), "--interval", "1d", "--count", "30",
         "--out", str(out), "--no-cache", "--quiet",
         "--base-url", emu.url, "--plan-file", str(plan_file),
     ]  # fmt: skip
@@ -81,8 +82,8 @@ def test_a_killed_dataset_job_and_a_rerun_leave_what_a_clean_run_does(
 
     # Some kill came after a batch was written and before the job ended: its series were
     # there, whole, and the rest not yet.
-    assert any(0 < n < len(dict.fromkeys(CODES)) for n in left), left
+    assert any(0 < n < len(CODES) for n in left), left
     assert whole_files(killed) == [killed / f.relative_to(clean) for f in whole_files(clean)]
     assert not [p for p in killed.rglob("*") if p.is_file() and p.suffix != ".parquet"]
     pd.testing.assert_frame_equal(BarDataset(killed).read(), BarDataset(clean).read())
-    assert len(BarDataset(clean).series()) == len(dict.fromkeys(CODES))
+    assert len(BarDataset(clean).series()) == len(CODES)

@@ -12,6 +12,7 @@ flight, not by the job::
         async for part in parts:
             part.data.to_parquet(f"bars-{part.request['codes'][0]}.parquet")
             print(part.failures)            # this batch's failures
+            del part                        # (or the next batch is fetched beside it)
         print(parts.summary.failures)       # every failure, every stat, no bars
 
 Every batch is fetched at the same market moment (the clock read when ``iter_klines`` was
@@ -45,8 +46,8 @@ if TYPE_CHECKING:
 __all__ = ["ITER_BATCH", "KlineParts", "StreamMixin", "kline_request_dict", "route"]
 
 #: Codes fetched together by :meth:`StreamMixin.iter_klines` unless told otherwise: a chain
-#: of pages asks one page at a time, so 16 codes keep 16 calls in flight.
-ITER_BATCH = 16
+#: of pages asks one page at a time, so 12 codes keep 12 calls in flight.
+ITER_BATCH = 12
 
 
 def kline_request_dict(
@@ -128,6 +129,7 @@ class KlineParts:
             self._rows += len(data)
             del data
             yield part
+            del part  # the next batch is fetched without this one (the caller may drop it)
         if client.raise_on_failure and self._raises:
             self.summary.raise_for_failures()
 
