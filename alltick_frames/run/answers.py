@@ -154,11 +154,11 @@ def read_series(store: BarStore, req: KlineRequest) -> dict[str, Arrays]:
         if read.empty:
             continue
         ts, vals = bar_arrays(read)
-        codes = read["code"].to_numpy(object)
+        which, names = pd.factorize(read["code"])  # (no Python string per row)
         del read
-        cuts = np.flatnonzero(codes[1:] != codes[:-1]) + 1
-        for a, b in zip(np.r_[0, cuts].tolist(), np.r_[cuts, codes.size].tolist(), strict=True):
-            series[codes[a]] = ts[a:b], vals[:, a:b]
+        cuts = np.flatnonzero(which[1:] != which[:-1]) + 1
+        for a, b in zip(np.r_[0, cuts].tolist(), np.r_[cuts, which.size].tolist(), strict=True):
+            series[str(names[which[a]])] = ts[a:b], vals[:, a:b]
         memory.give_back()
     return series
 
