@@ -193,11 +193,15 @@ def build_frame(series: dict[str, Arrays], order: Sequence[str], interval: str) 
     n = int(sizes.sum())
     ts_all = np.empty(n, np.int64)
     vals_all = np.empty((NF, n), np.float64)
+    sessions = np.empty(n, "datetime64[ns]")
     offset = freed = 0
     for code in codes:
         ts, vals = series.pop(code)
-        ts_all[offset : offset + ts.size] = ts
-        vals_all[:, offset : offset + ts.size] = vals
+        rows = slice(offset, offset + ts.size)
+        ts_all[rows] = ts
+        vals_all[:, rows] = vals
+        # Series by series: a whole frame's passing arrays would cost more than the column.
+        sessions[rows] = series_sessions([code], np.zeros(ts.size, np.intp), ts)
         offset += ts.size
         freed += ts.nbytes + vals.nbytes
         del ts, vals
@@ -207,7 +211,6 @@ def build_frame(series: dict[str, Arrays], order: Sequence[str], interval: str) 
     memory.give_back()
     if n == 0:
         return frames.empty_klines()
-    sessions = series_sessions(codes, np.repeat(np.arange(len(codes)), sizes), ts_all)
     ts_all *= 1_000_000_000
     stamps = pd.DatetimeIndex(ts_all.view("datetime64[ns]")).tz_localize("UTC")
     del ts_all
@@ -224,15 +227,16 @@ def build_frame(series: dict[str, Arrays], order: Sequence[str], interval: str) 
 def repeated(values: Sequence[str], counts: np.ndarray) -> pd.api.extensions.ExtensionArray:
     """A string column (:data:`~alltick_frames.frames.STRING`) of each value repeated its
     count of times, built from its bytes at once (an Arrow ``take`` per row costs 20 times
-    more)."""
+    more), value by value (no passing array the column's length)."""
     encoded = [v.encode() for v in values]
-    lengths = np.repeat(np.array([len(e) for e in encoded], np.int64), counts)
-    offsets = np.zeros(lengths.size + 1, np.int64)
-    np.cumsum(lengths, out=offsets[1:])
+    offsets = np.empty(int(np.sum(counts)) + 1, np.int64)
+    offsets[0] = start = row = 0
+    for e, c in zip(encoded, counts.tolist(), strict=True):
+        offsets[row + 1 : row + c + 1] = np.arange(1, c + 1, dtype=np.int64) * len(e) + start
+        start += len(e) * c
+        row += c
     data = b"".join(e * int(c) for e, c in zip(encoded, counts, strict=True))
-    array = pa.LargeStringArray.from_buffers(
-        lengths.size, pa.py_buffer(offsets), pa.py_buffer(data)
-    )
+    array = pa.LargeStringArray.from_buffers(row, pa.py_buffer(offsets), pa.py_buffer(data))
     return pd.array(array, dtype=frames.STRING)
 
 

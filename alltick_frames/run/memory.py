@@ -4,7 +4,9 @@ A job's pages are many small arrays, freed once their chain's series is built. g
 freed small blocks in its heaps for reuse, and the large blocks that follow (the series,
 the frame) are mapped anew, so without help the process holds the pages' memory until it
 exits: the peak would be pages, series and frame together. :func:`give_back` asks glibc to
-return what is free (``malloc_trim``, as dask's workers do); elsewhere it does nothing.
+return what is free (``malloc_trim``, as dask's workers do; elsewhere there is nothing to
+ask), and Arrow's own allocator (mimalloc or jemalloc, which keep freed pages for a while)
+likewise.
 """
 
 from __future__ import annotations
@@ -33,7 +35,11 @@ _TRIM = _trim()
 
 
 def give_back() -> None:
-    """Return the memory the C library holds free to the system (glibc only)."""
+    """Return the memory the C library (glibc only) and Arrow's allocator hold free to the
+    system."""
+    import pyarrow as pa  # loaded already by whoever frees arrays
+
+    pa.default_memory_pool().release_unused()
     if _TRIM is not None:
         _TRIM(0)
 
