@@ -18,6 +18,7 @@ from alltick_frames.api.progress import Progress
 from alltick_frames.api.quotes import QuotesMixin
 from alltick_frames.api.result import FetchResult, FetchStats
 from alltick_frames.api.retry import RetryMixin
+from alltick_frames.api.streaming import KlineParts, StreamMixin, kline_request_dict, route
 from alltick_frames.core import cache_planner, errors, planner, validate
 from alltick_frames.core.codes import DEFAULT_BASE_URL, CodeInfo
 from alltick_frames.core.errors import Failure
@@ -41,7 +42,7 @@ PLANNING_ROUNDS = 3
 HEAL_ROUNDS = 2
 
 
-class AllTick(QuotesMixin, RetryMixin, EstimateMixin):
+class AllTick(QuotesMixin, RetryMixin, EstimateMixin, StreamMixin):
     """An async AllTick client that stays inside its plan.
 
     >>> async with AllTick(plan="basic") as client:          # doctest: +SKIP
@@ -243,28 +244,37 @@ class AllTick(QuotesMixin, RetryMixin, EstimateMixin):
 
         ``out`` names a directory to write the bars to as well, a Parquet dataset that DuckDB,
         Polars and Spark read (:class:`~alltick_frames.store.dataset.BarDataset`): one file
-        per series, merged with what it holds, written even when some items failed.
+        per series, merged with what it holds, written even when some items failed, and
+        written as the job goes, a batch of series at a time (see :meth:`iter_klines`), so
+        that a job stopped half way keeps what it completed.
         """
-        from alltick_frames import frames
-        from alltick_frames.frames import completeness, derive
-        from alltick_frames.run.answers import trim
         from alltick_frames.store.dataset import BarDataset
 
         started, now = time.monotonic(), self.clock()
         req = planner.kline_request(codes, interval, count, start, end, now=now)
-        dataset = None if out is None else BarDataset(out)
-        if dataset is not None:
-            dataset.sweep()  # what a killed job left there
+        request = kline_request_dict(req, count, start, end)
+        if out is not None:  # written series by series as they complete (see iter_klines)
+            parts = KlineParts(self, req, now, request, BarDataset(out), raises=False)
+            merged = await parts.gather()
+            summary = parts.summary
+            return self._result(
+                merged, [], summary.stats, started, request, summary.completeness, now,
+                failure_rows=summary.failures,
+            )  # fmt: skip
+        merged, failures, stats, table = await self._gather(req, now)
+        return self._result(merged, failures, stats, started, request, table, now)
+
+    async def _gather(
+        self, req: planner.KlineRequest, now: float
+    ) -> tuple[pd.DataFrame, list[Failure], FetchStats, pd.DataFrame]:
+        """Fetch ``req`` at the market moment ``now``: its bars, failure rows, stats and
+        completeness table (what :meth:`klines` returns, before it is made a result)."""
+        from alltick_frames import frames
+        from alltick_frames.frames import completeness, derive
+        from alltick_frames.run.answers import trim
+
         stats = FetchStats()
         mark = self._notes_mark()
-        request = {
-            "method": "klines",
-            "codes": req.code_order,
-            "interval": str(req.interval),
-            "count": count,
-            "start": start,
-            "end": end,
-        }
         data, failures, table = [], [], []
         for part in derive.split(req, now):
             fetched = await self._fetch(part.fetch, stats, now)
@@ -279,13 +289,10 @@ class AllTick(QuotesMixin, RetryMixin, EstimateMixin):
             data.append(got)
             failures += failed + measured.failures
             table.append(measured.table)
-        stats.route = "+".join(sorted(e for e, n in stats.calls.items() if n)) or "cache"
+        stats.route = route(stats)
         stats.notes = self._notes_since(mark)
         merged = data[0] if len(data) == 1 else frames.finalize_klines(data, req.code_order)
-        table = completeness.combine(table, req.code_order)
-        if dataset is not None:
-            dataset.write(merged)
-        return self._result(merged, failures, stats, started, request, table, now)
+        return merged, failures, stats, completeness.combine(table, req.code_order)
 
     async def _fetch(self, req: planner.KlineRequest, stats: FetchStats, now: float) -> Fetched:
         """Fetch ``req`` (from the cache where it can): its bars, its failure rows, the calls
@@ -449,17 +456,23 @@ class AllTick(QuotesMixin, RetryMixin, EstimateMixin):
         request: dict[str, Any],
         measured: pd.DataFrame | None = None,
         asof: float | None = None,
+        *,
+        raises: bool = True,
+        failure_rows: pd.DataFrame | None = None,
     ) -> FetchResult:
+        """The result of a job (raising if the client is to raise on failures and
+        ``raises``); ``failure_rows`` are failure rows already made a frame."""
         stats.rows = len(data)
         stats.wall_time = time.monotonic() - started
         stats.failover = self.budget.ledger.failover or ""
         stats.guard = self.budget.guard
         stats.latency_spread = self.budget.margin.spread()
         code_order = request.get("codes")
-        result = FetchResult(data, errors.failures_frame(failures, code_order), stats, request)
+        rows = errors.failures_frame(failures, code_order) if failure_rows is None else failure_rows
+        result = FetchResult(data, rows, stats, request)
         if measured is not None:
             result.completeness, result.asof = measured, asof
-        if self.raise_on_failure:
+        if self.raise_on_failure and raises:
             result.raise_for_failures()
         return result
 

@@ -24,8 +24,8 @@ walking the parsed ``data``.
 from __future__ import annotations
 
 import numbers
+import random
 import re
-import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -38,6 +38,7 @@ from alltick_frames.core.intervals import Interval, parse_interval
 __all__ = [
     "MAX_TRACE_LEN",
     "Envelope",
+    "Misread",
     "SuspensionPage",
     "as_int",
     "batch_kline_data",
@@ -45,6 +46,7 @@ __all__ = [
     "new_trace",
     "parse_envelope",
     "parse_suspension",
+    "peek_ok",
     "post_body",
     "query_param",
     "symbol_list_data",
@@ -61,7 +63,9 @@ def new_trace() -> str:
 
     AllTick echoes it in the response, so a body can be matched to its request in logs.
     """
-    return "af-" + uuid.uuid4().hex
+    # Not uuid4: os.urandom costs a system call per request, and a trace needs no secrecy
+    # (the random module's generator is seeded anew in a forked child).
+    return f"af-{random.getrandbits(128):032x}"
 
 
 def _request(data: dict[str, Any], trace: str) -> bytes:
@@ -230,6 +234,53 @@ def parse_envelope(body: bytes, endpoint: str | None = None) -> Envelope:
         trace=None if trace is None else str(trace),
         data=obj.get("data"),
     )
+
+
+#: How far into a body :func:`peek_ok` looks for the ``"data"`` key: AllTick's envelope head
+#: (``ret``, ``msg``, a 35-character ``trace``) takes under 100 bytes.
+PEEK_BYTES = 512
+_DATA_KEY = b',"data":'
+
+
+def peek_ok(body: bytes) -> Envelope | None:
+    """The envelope of a successful body read from its head alone, or None: then read it
+    whole with :func:`parse_envelope`.
+
+    A ``/kline`` answer is ~80 KB of bars behind a head of ~80 bytes. This reads ``ret``,
+    ``msg`` and ``trace`` from the head (everything before a top-level ``"data"`` key within
+    :data:`PEEK_BYTES`, which must parse as a JSON object by itself, so that ``"data"`` is
+    known to be a top-level key) and answers only when ``ret`` is 200. The rest of the body
+    is *not* read: whoever reads ``data`` must parse it, treat a body that does not parse as
+    malformed, and raise :class:`Misread` if the whole body says another ``ret`` (JSON lets a
+    key come twice; the last one counts).
+
+    >>> peek_ok(b'{"ret":200,"msg":"ok","trace":"t","data":{"kline_list":[]}}')
+    Envelope(ret=200, msg='ok', trace='t', data=None)
+    >>> peek_ok(b'{"ret":429,"msg":"slow down","data":null}') is None
+    True
+    """
+    cut = body.find(_DATA_KEY, 0, PEEK_BYTES)
+    if cut <= 0 or body[:1] != b"{":
+        return None
+    try:
+        head = orjson.loads(body[:cut] + b"}")
+    except orjson.JSONDecodeError:
+        return None
+    if not isinstance(head, dict) or as_int(head.get("ret")) != 200:
+        return None
+    msg, trace = head.get("msg"), head.get("trace")
+    return Envelope(
+        200, "" if msg is None else str(msg), None if trace is None else str(trace), None
+    )
+
+
+class Misread(Exception):
+    """A body whose head said ``ret`` 200 (:func:`peek_ok`) and whose whole said otherwise:
+    ``envelope`` is the body read whole, to act on instead."""
+
+    def __init__(self, envelope: Envelope) -> None:
+        super().__init__(f"the whole body says ret {envelope.ret}")
+        self.envelope = envelope
 
 
 @dataclass(frozen=True, slots=True)

@@ -25,8 +25,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
 from alltick_frames.api.result import FetchStats
@@ -185,13 +185,23 @@ class Job(Protocol):
 
     # A job may also define ``read(response) -> wire.Envelope`` for a service that does not
     # speak AllTick's envelope (the trading-halt service); :func:`read_answer` is the default.
+    #
+    # And ``async digest(call, body) -> Any``, to read a successful answer's ``data`` itself,
+    # off the event loop: the runner then reads only the envelope's head on the loop
+    # (:func:`~alltick_frames.core.wire.peek_ok`), awaits the digest, and hands it to
+    # ``on_ok`` as ``envelope.data``. A digest raises MalformedResponse for a body that is not
+    # an envelope at all, which the runner treats as it treats any malformed body.
 
 
-def read_answer(response: Response, endpoint: str) -> wire.Envelope:
+def read_answer(response: Response, endpoint: str, *, peek: bool = False) -> wire.Envelope:
     """AllTick's envelope of ``response``; HTTP 5xx and unreadable bodies are faults.
 
     An HTTP 401 or 429 whose body is not an envelope (a plain-text "Too Many Requests") is
     read as that ``ret``: the status says what the body does not.
+
+    With ``peek``, an HTTP 200 whose head says ``ret`` 200 is read from its head alone
+    (:func:`~alltick_frames.core.wire.peek_ok`): its ``data`` is left unread, for the job's
+    ``digest``. Any other answer is read whole, as without it.
 
     Raises :class:`~alltick_frames.core.errors.TransportError` (``http-502: ...``) or
     :class:`~alltick_frames.core.errors.MalformedResponse`, which the runner retries.
@@ -199,6 +209,10 @@ def read_answer(response: Response, endpoint: str) -> wire.Envelope:
     status = response.status
     if status >= 500:
         raise TransportError(f"http-{status}: HTTP {status}", endpoint=endpoint)
+    if peek and status == 200:
+        head = wire.peek_ok(response.body)
+        if head is not None:
+            return head
     try:
         return wire.parse_envelope(response.body, endpoint)
     except MalformedResponse:
@@ -317,7 +331,7 @@ class Runner:
             return
         if response.latency > 0:
             self.budget.observe(job.endpoint, response.latency)
-        self._answer(call, response, departure.sent_at)
+        await self._answer(call, response, departure.sent_at)
 
     def _count(self, call: Call) -> None:
         """Count an attempt of ``call`` about to be sent."""
@@ -338,20 +352,45 @@ class Runner:
         call.attempts -= 1
         self.stats.calls[self._job.endpoint] -= 1
 
-    def _answer(self, call: Call, response: Response, sent_at: float) -> None:
+    async def _answer(self, call: Call, response: Response, sent_at: float) -> None:
         job = self._job
         read = getattr(job, "read", None)
+        digest = getattr(job, "digest", None)
         try:
-            envelope = read(response) if read else read_answer(response, job.endpoint)
+            if read is not None:
+                envelope = read(response)
+            else:
+                envelope = read_answer(response, job.endpoint, peek=digest is not None)
         except TransportError as exc:
             self._fault(call, exc)
             return
+        await self._act(call, envelope, response, digest, sent_at)
+
+    async def _act(
+        self,
+        call: Call,
+        envelope: wire.Envelope,
+        response: Response,
+        digest: Callable[[Call, bytes], Awaitable[Any]] | None,
+        sent_at: float,
+    ) -> None:
+        """Do what ``envelope``'s ``ret`` asks for ``call`` (sent at ``sent_at``)."""
+        job = self._job
         ret, action = envelope.ret, action_for(envelope.ret)
         log.debug(
             "%s %s codes=%d attempt=%d -> ret %s",
             job.endpoint, call.path, len(call.codes), call.attempts, ret,
         )  # fmt: skip
         if action is Action.OK:
+            if digest is not None:
+                try:  # off the loop; a body that is no envelope is malformed, as ever
+                    envelope = replace(envelope, data=await digest(call, response.body))
+                except MalformedResponse as exc:
+                    self._fault(call, exc)
+                    return
+                except wire.Misread as misread:  # the head said 200, the whole body did not
+                    await self._act(call, misread.envelope, response, None, sent_at)
+                    return
             self.budget.on_accepted(job.endpoint)
             try:
                 follow_ups = job.on_ok(call, envelope, response.body)
