@@ -310,7 +310,14 @@ class RedisLedger(Ledger):
     def _write(self, pipe: Any, state: LedgerState, days: dict[str, int], now: int) -> None:
         """Queue the new state, the changed day counts and this client's heartbeat."""
         keep = to_ticks(self.keep)
-        latest = max([now, *(t[-1] for t in state.calls.values() if t), *state.blocked.values()])
+        latest = max(
+            [
+                now,
+                *(t[-1] for t in state.calls.values() if t),
+                *((keys[-1] + 1) * width for width, keys, _ in state.counts.values() if keys),
+                *state.blocked.values(),
+            ]
+        )
         pipe.set(self._state_key, encode(state), pxat=(latest + keep) // _MS)
         today = (now + OFFSET_TICKS) // DAY_TICKS
         for index, name in enumerate(_days_around(now)):

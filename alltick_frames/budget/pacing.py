@@ -8,7 +8,6 @@ Each reservation is one atomic ledger update: prune what has expired, find the e
 from __future__ import annotations
 
 import hashlib
-from bisect import bisect_right
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -33,7 +32,6 @@ from alltick_frames.budget.slots import (
     day_key,
     day_start,
     day_start_ticks,
-    earliest_in_window,
     find_slot,
     from_ticks,
     prune,
@@ -332,8 +330,7 @@ class Budget:
         explained = []
         for window in windows:
             span = to_ticks(window.per + self.guard)
-            left = state.calls.get(window.key, [])
-            inside = bisect_right(left, now) - bisect_right(left, now - span)
+            inside = state.calls_between(window.key, now - span, now)
             explained.append(inside >= window.calls)
         return explained, state.blocked.get(DAILY_CAP_KEY, now) > now
 
@@ -352,9 +349,7 @@ class Budget:
                 block(state, window.key, now + waits[window.key])
                 continue
             span = to_ticks(window.per + self.guard)
-            left = state.calls.get(window.key, [])
-            left = left[: bisect_right(left, now)]
-            block(state, window.key, earliest_in_window(left, window.calls, span, now))
+            block(state, window.key, state.earliest_after_past(window.key, window.calls, span, now))
         if spent:
             block(state, DAILY_CAP_KEY, day_start_ticks((now + OFFSET_TICKS) // DAY_TICKS + 1))
             state.blocked[DAILY_PROBE_KEY] = now + to_ticks(MINUTE + self.guard)

@@ -18,6 +18,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
+from alltick_frames.budget import counts as _counts
+from alltick_frames.budget.counts import COUNT_ABOVE, Counted, Counts
 from alltick_frames.core.errors import DailyCapReached
 from alltick_frames.core.plans import DAY_RESET_UTC_OFFSET, SUSPENSION, Plan
 
@@ -185,14 +187,16 @@ def earliest_in_window(times: Sequence[int], calls: int, span: int, t: int) -> i
     return t
 
 
-def earliest_slot(now: int, windows: Iterable[tuple[Sequence[int], int, int]]) -> int:
+def earliest_slot(now: int, windows: Iterable[tuple[Sequence[int] | Counted, int, int]]) -> int:
     """The earliest tick ``t >= now`` at which one more call fits every sliding window.
 
     ``windows`` holds one ``(times, calls, span)`` per window: the sorted ticks of the calls
     already recorded in it (future reservations included), and its limit: ``calls`` calls in
     any ``span`` ticks (the window plus the guard). The answer keeps every ``calls + 1``
     consecutive times at least ``span`` apart in every window, and nothing earlier does.
-    Integers keep it exact; any unit works.
+    Integers keep it exact; any unit works. A window given as
+    :class:`~alltick_frames.budget.counts.Counted` (counts per bucket) is read conservatively:
+    the slot is never earlier than its exact times would allow.
 
     >>> earliest_slot(100, [([95], 1, 10)])              # 1 per 10 ticks, last call at 95
     105
@@ -206,13 +210,16 @@ def earliest_slot(now: int, windows: Iterable[tuple[Sequence[int], int, int]]) -
         moved = False
         for times, calls, span in spans:
             if len(times) >= calls:
-                later = earliest_in_window(times, calls, span, t)
+                if isinstance(times, Counted):
+                    later = times.earliest(calls, span, t)
+                else:
+                    later = earliest_in_window(times, calls, span, t)
                 if later > t:
                     t, moved = later, True
     return t
 
 
-_RECORD_VERSION = 2
+_RECORD_VERSION = 3
 
 
 @dataclass(slots=True)
@@ -221,6 +228,11 @@ class LedgerState:
 
     * ``calls``: window key -> sorted start ticks of recorded calls (past and reserved),
       pruned once older than the window plus guard;
+    * ``counts``: window key -> the same calls as counts per bucket, ``[width, keys, counts]``
+      (see :mod:`~alltick_frames.budget.counts`), for a window allowing more than
+      :data:`~alltick_frames.budget.counts.COUNT_ABOVE` calls, so that a reservation costs
+      the same however many calls the window holds; a key is in ``calls`` or ``counts``,
+      never both;
     * ``blocked``: block key -> tick before which nothing counted by that key may start
       (set by :meth:`Budget.on_rejected`; ``daily-cap`` holds the reset time);
     * ``days``: ``day:YYYY-MM-DD`` (UTC+8) -> number of calls recorded on that day.
@@ -229,6 +241,30 @@ class LedgerState:
     calls: dict[str, list[int]] = field(default_factory=dict)
     blocked: dict[str, int] = field(default_factory=dict)
     days: dict[str, int] = field(default_factory=dict)
+    counts: dict[str, Counts] = field(default_factory=dict)
+
+    def window(self, key: str) -> list[int] | Counted:
+        """What :func:`earliest_slot` reads for window ``key``: its ticks, or its counts."""
+        counted = self.counts.get(key)
+        return Counted(counted) if counted is not None else self.calls.get(key, [])
+
+    def calls_between(self, key: str, lo: int, hi: int) -> int:
+        """Calls of window ``key`` in ``(lo, hi]`` (with counts, every bucket touching it)."""
+        counted = self.counts.get(key)
+        if counted is not None:
+            return _counts.count_between(counted, lo, hi)
+        times = self.calls.get(key, [])
+        return bisect_right(times, hi) - bisect_right(times, lo)
+
+    def earliest_after_past(self, key: str, calls: int, span: int, now: int) -> int:
+        """Earliest ``t >= now`` that window ``key``'s calls up to ``now`` leave free
+        (reservations after ``now`` ignored; with counts, ``now``'s whole bucket is kept)."""
+        counted = self.counts.get(key)
+        if counted is not None:
+            past = Counted(_counts.up_to(counted, now))
+            return past.earliest(calls, span, now) if len(past) >= calls else now
+        times = self.calls.get(key, [])
+        return earliest_in_window(times[: bisect_right(times, now)], calls, span, now)
 
     def to_record(self) -> dict[str, Any]:
         """A plain-data form for storage (ticks as packed int64 bytes)."""
@@ -237,6 +273,7 @@ class LedgerState:
             "calls": {k: array.array("q", v).tobytes() for k, v in self.calls.items()},
             "blocked": dict(self.blocked),
             "days": dict(self.days),
+            "counts": {k: [w, list(ks), list(ns)] for k, (w, ks, ns) in self.counts.items()},
         }
 
     @classmethod
@@ -249,7 +286,8 @@ class LedgerState:
             times = array.array("q")
             times.frombytes(raw)
             calls[key] = times.tolist()
-        return cls(calls, dict(record["blocked"]), dict(record["days"]))
+        counted = {k: [w, list(ks), list(ns)] for k, (w, ks, ns) in record["counts"].items()}
+        return cls(calls, dict(record["blocked"]), dict(record["days"]), counted)
 
 
 def _daily_cap_error(endpoint: str, resets_at: float) -> DailyCapReached:
@@ -287,8 +325,7 @@ def find_slot(
     blocked = state.blocked
     start = max([now, *(blocked.get(k, now) for k in block_keys(endpoint))])
     spent_until = now if probe else blocked.get(DAILY_CAP_KEY, now)
-    empty: list[int] = []
-    sliding = [(state.calls.get(key, empty), calls, span) for key, calls, span in rules]
+    sliding = [(state.window(key), calls, span) for key, calls, span in rules]
     while True:
         if start < spent_until:
             if not wait_for_reset:
@@ -305,9 +342,22 @@ def find_slot(
 
 
 def record(state: LedgerState, rules: Sequence[Rule], t: int, guard: int) -> None:
-    """Record a call at tick ``t`` in every window of ``rules`` and on its day(s)."""
-    for key, _, _ in rules:
-        insort(state.calls.setdefault(key, []), t)
+    """Record a call at tick ``t`` in every window of ``rules`` and on its day(s).
+
+    A window allowing more than :data:`~alltick_frames.budget.counts.COUNT_ABOVE` calls is
+    kept as counts per bucket (its ticks, if any, are counted first); a window already kept
+    as counts stays so until it empties.
+    """
+    for key, calls, span in rules:
+        counted = state.counts.get(key)
+        if counted is None and calls > COUNT_ABOVE:
+            counted = state.counts[key] = _counts.new_counts(span)
+            for old in state.calls.pop(key, ()):
+                _counts.add(counted, old)
+        if counted is not None:
+            _counts.add(counted, t)
+        else:
+            insort(state.calls.setdefault(key, []), t)
     for d in _days_of(t, guard):
         key = day_key(d)
         state.days[key] = state.days.get(key, 0) + 1
@@ -316,6 +366,10 @@ def record(state: LedgerState, rules: Sequence[Rule], t: int, guard: int) -> Non
 def unrecord(state: LedgerState, rules: Sequence[Rule], t: int, guard: int) -> None:
     """Undo :func:`record` (a reserved slot given back)."""
     for key, _, _ in rules:
+        counted = state.counts.get(key)
+        if counted is not None:
+            _counts.remove(counted, t)
+            continue
         times = state.calls.get(key, [])
         i = bisect_left(times, t)
         if i < len(times) and times[i] == t:
@@ -330,6 +384,12 @@ def prune(state: LedgerState, rules: Sequence[Rule], now: int) -> None:
     """Drop what can no longer constrain a call at or after ``now``: old calls, old days."""
     # A call at or before now - span can no longer forbid any t >= now.
     for key, _, span in rules:
+        counted = state.counts.get(key)
+        if counted is not None:
+            _counts.drop_until(counted, now - span)
+            if not counted[1]:
+                del state.counts[key]
+            continue
         times = state.calls.get(key)
         if times:
             cut = bisect_right(times, now - span)
