@@ -145,3 +145,15 @@ def test_every_ledger_keeps_counts_and_paces_on_them_alike(
         ticks = [to_ticks(m) for m in made]
         exact = max(ticks[n - 10] + MINUTE_SPAN, ticks[n - 1] + to_ticks(1 + GUARD))
         assert exact <= ticks[n] <= exact + to_ticks(BUCKET)
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [[0, [1], [1]], [5, [1, 2], [1]], [5, ["1"], [1]], [5, [1], [0]], {"width": 5}, [5, [1]]],
+)
+def test_damaged_counts_are_refused_when_the_state_is_built(bad: object) -> None:
+    """A record read back from JSON (disk, Redis) with damaged counts is refused as a whole
+    (TypeError, as an unknown field is), never left to fail a reservation."""
+    with pytest.raises(TypeError, match="counts must be"):
+        slots.LedgerState(counts={PER_MINUTE_KEY: bad})
+    assert slots.LedgerState(counts={PER_MINUTE_KEY: [5, [1, 3], [2, 1]]}).counts

@@ -243,6 +243,24 @@ class LedgerState:
     days: dict[str, int] = field(default_factory=dict)
     counts: dict[str, Counts] = field(default_factory=dict)
 
+    def __post_init__(self) -> None:
+        # A record read back from JSON is checked here, so a damaged one is refused
+        # (TypeError, as for an unknown field) instead of failing a reservation later.
+        for counted in self.counts.values():
+            if not (isinstance(counted, list) and len(counted) == 3):
+                raise TypeError(f"counts must be [width, keys, counts], got {counted!r:.60}")
+            width, keys, ns = counted
+            if not (
+                type(width) is int
+                and width > 0
+                and isinstance(keys, list)
+                and isinstance(ns, list)
+                and len(keys) == len(ns)
+                and all(type(k) is int for k in keys)
+                and all(type(n) is int and n > 0 for n in ns)
+            ):
+                raise TypeError(f"counts must be [width, keys, counts], got {counted!r:.60}")
+
     def window(self, key: str) -> list[int] | Counted:
         """What :func:`earliest_slot` reads for window ``key``: its ticks, or its counts."""
         counted = self.counts.get(key)
