@@ -189,3 +189,11 @@ def test_segment_opens() -> None:
     got = calendars.segment_opens("XHKG", stamps)
     assert local(got[:2], "Asia/Hong_Kong") == ["02-08 09:30", "02-08 13:00"]
     assert got[2:].tolist() == [-1, -1], "the lunch break, and a holiday"
+
+
+def test_session_dates_of_no_bars_are_empty():
+    """A series whose every bar the checks dropped still gets its (empty) session column."""
+    for zone in ("America/New_York", "Asia/Hong_Kong", "UTC"):
+        none = np.array([], dtype=np.int64)
+        got = calendars.session_dates(none, np.zeros(0, np.intp), (zone,))
+        assert got.dtype == np.dtype("datetime64[ns]") and got.size == 0

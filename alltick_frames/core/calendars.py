@@ -122,6 +122,8 @@ def _local(ns: np.ndarray, zone: str) -> np.ndarray:
     throughout. Any other is converted instant by instant (about twice as slow).
     """
     day = DAY * _NS
+    if not ns.size:
+        return ns.copy()
     first, last = int(ns.min()) // day, int(ns.max()) // day
     if last - first + 2 <= ns.size:
         midnights = np.arange(first, last + 2, dtype=np.int64) * day
