@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 from test_client_support import (
     FAST_RETRY,
+    GUARD,
     NOW,
     TOKEN,
     client,
@@ -129,3 +130,44 @@ async def test_sequential_jobs_on_one_client_share_its_budget(alltick_emulator, 
             result = await c.klines(codes, interval, count=5)
             assert result.ok
     assert served(emu) == {"kline": {"200": 30}} and rejections(emu) == 0
+
+
+class LockstepClock:
+    """The budget's clock in step with an emulator's frozen rate clock: a wait moves both to
+    the slot at once, so the emulator dates each call exactly at the slot the budget chose,
+    however busy the machine is (and the test never sleeps out Free's 10 s windows)."""
+
+    def __init__(self, emulator: Any, start: float) -> None:
+        self.emulator = emulator
+        self.t = start
+
+    def now(self) -> float:
+        return self.t
+
+    async def sleep_until(self, t: float) -> None:
+        if t > self.t:
+            self.t = t
+            self.emulator.clock.set(t)
+        await asyncio.sleep(0)
+
+
+async def test_a_free_job_over_three_endpoints_draws_no_rejection(alltick_emulator) -> None:
+    """Free read strictly (issue 9 item 3): one call per 10 s across all endpoints, which the
+    emulator enforces by default (``lenient_free`` off). Trades, order books and k-lines, twice
+    over, leave 10 s (plus the guard) apart and are all answered; paced per endpoint, the
+    second and third of each round were refused with 429."""
+    start = time.time()
+    emu = alltick_emulator(plan="free", frozen_clock=True, clock_start=start, process=True)
+    plan = get_plan("free")
+    clock = LockstepClock(emu, start)
+    async with client(emu, plan, token=emu.token, budget=Budget(plan, clock=clock)) as c:
+        for _ in range(2):
+            trades = await c.trades(["BTCUSDT", "USDJPY"])
+            books = await c.depth(["BTCUSDT", "GOLD"])
+            bars = await c.klines(["BTCUSDT"], "1d", count=10)
+            assert trades.ok and books.ok and bars.ok
+            assert len(trades.data) == 2 and set(books.data["code"]) == {"BTCUSDT", "GOLD"}
+            assert len(bars.data) == 10
+    every = {"200": 2}
+    assert served(emu, emu.token) == {"trade-tick": every, "depth-tick": every, "kline": every}
+    assert clock.now() - start == pytest.approx(5 * (10 + GUARD), abs=1e-6)
