@@ -39,7 +39,7 @@ async def test_a_fast_plan_mixing_kline_and_batch_kline_sees_no_rejection(alltic
     """``klines`` and ``latest`` at once on one client: both endpoints' windows and the shared
     all-endpoints window hold, on a 20 calls/s plan."""
     plan = fast_plan(20, batch_groups=40)
-    emu = alltick_emulator(tokens=tokens(plan))
+    emu = alltick_emulator(tokens=tokens(plan), process=True)
     by_class = codes_by_class(emu)
     codes = by_class["US"][:16] + by_class["HK"][:8] + by_class["fx"][:8] + by_class["crypto"][:8]
     async with client(emu, plan) as c:
@@ -55,7 +55,7 @@ async def test_a_fast_plan_mixing_kline_and_batch_kline_sees_no_rejection(alltic
 async def test_the_basic_plan_sees_no_rejection(alltick_emulator) -> None:
     """Basic allows one call a second in all, and one /batch-kline every three seconds."""
     plan = get_plan("basic")
-    emu = alltick_emulator(tokens=tokens(plan))
+    emu = alltick_emulator(tokens=tokens(plan), process=True)
     async with client(emu, plan) as c:
         history, latest = await asyncio.gather(
             c.klines(["AAPL.US", "EURUSD"], "1d", count=10), c.latest(["700.HK"], "1d")
@@ -98,8 +98,11 @@ async def test_calls_whose_task_woke_late_take_a_new_slot(alltick_emulator, capl
     answer blocks the loop for 0.7 s, so they leave at 0.7 s. Had the ledger kept them at
     0.525 s, the next two would go at 1.05 s, less than a window after the late ones reached
     the server, and be refused."""
-    plan = fast_plan(2).with_overrides(endpoint_rates={"kline": (2, 0.5)}, all_endpoints=None)
-    emu = alltick_emulator(tokens=tokens(plan))
+    plan = fast_plan(2)
+    plan = plan.with_overrides(
+        endpoint_rates={**plan.endpoint_rates, "kline": (2, 0.5)}, all_endpoints=None
+    )
+    emu = alltick_emulator(tokens=tokens(plan), process=True)
     codes = codes_by_class(emu)["US"][:8]
     req = planner.kline_request(codes, "1d", count=3, now=NOW.timestamp())
     job = FreezeOnce(KlineJob(req, plan, now=NOW.timestamp()), freeze=0.7)
@@ -123,7 +126,7 @@ async def test_calls_whose_task_woke_late_take_a_new_slot(alltick_emulator, capl
 async def test_sequential_jobs_on_one_client_share_its_budget(alltick_emulator, interval) -> None:
     """A second job right after the first one waits for the windows the first one filled."""
     plan = fast_plan(10)
-    emu = alltick_emulator(tokens=tokens(plan))
+    emu = alltick_emulator(tokens=tokens(plan), process=True)
     codes = codes_by_class(emu)["fx"][:10]
     async with client(emu, plan) as c:
         for _ in range(3):
