@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import multiprocessing
 import time
+from bisect import bisect_left
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +29,14 @@ from test_client_support import (
 )
 
 from alltick_frames import AllTick
-from alltick_frames.budget import Budget, theoretical_minimum
+from alltick_frames.budget import (
+    PER_MINUTE_KEY,
+    Budget,
+    DiskLedger,
+    from_ticks,
+    theoretical_minimum,
+    token_fingerprint,
+)
 from alltick_frames.budget.shared import budget_from_url
 
 #: 50 calls a second on /kline and in all, in windows of one second.
@@ -132,11 +140,33 @@ def test_four_skewed_hosts_share_one_token_through_redis(
     print(f"\n4 hosts through Redis: {wall:.2f} s for {CALLS} calls, the plan's minimum "
           f"{minimum:.2f} s: {wall / minimum:.3f}x")  # fmt: skip
 
-    # On their own ledgers the same four hosts overrun the token's windows.
+    # On their own ledgers the same four hosts overrun the token's windows: the calls their
+    # four ledgers granted, on one time line (each host's skew taken out), put more than the
+    # plan allows into one window. Whether the emulator then refuses some depends on how
+    # busy the machine is (a starved host sends its calls late and spread out), so its 429s
+    # are printed, not asserted.
+    granted = sorted(t for i, skew in enumerate(SKEWS) for t in _granted(tmp_path, i, skew))
+    assert len(granted) >= CALLS  # and a slot for each retry of a 429
+    limit = PLAN.all_endpoints
+    assert limit is not None and _most_in_a_window(granted, limit.per) > limit.calls
     refused = rejections(emu)
-    assert refused > 0
     assert all(mode == "alone" and whole for mode, (_, _, whole), _ in alone)
     print(f"the same 4 hosts on their own ledgers: {refused} answers of 429/605")
+
+
+def _granted(root: Path, host: int, skew: float) -> list[float]:
+    """The start times the ``host``-th host's own ledger granted its calls, in true time."""
+    ledger = DiskLedger(root / f"host{host}" / "b" / "budget", token_fingerprint(TOKEN))
+    try:
+        ticks = ledger.read(lambda state: list(state.calls.get(PER_MINUTE_KEY, [])))
+    finally:
+        ledger.close()
+    return [from_ticks(t) - skew for t in ticks]
+
+
+def _most_in_a_window(times: list[float], per: float) -> int:
+    """The most of the sorted ``times`` that lie within ``per`` seconds of each other."""
+    return max(bisect_left(times, t + per) - k for k, t in enumerate(times))
 
 
 async def test_redis_killed_mid_job_the_job_completes_paced(alltick_emulator, redis_server) -> None:
