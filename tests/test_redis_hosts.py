@@ -1,8 +1,9 @@
 """One token, several hosts, one budget in Redis, over real HTTP against the emulator.
 
 Four processes stand in for four hosts: each has its own cache directory (no common disk) and
-a clock skewed by up to ±300 ms. Through Redis they draw no 429/605; on their own ledgers the
-same four draw rejections. Then Redis dies mid-job: the job completes, paced, and says so.
+a clock skewed by up to ±300 ms. Through Redis they draw no 429/605; on their own ledgers each
+sees only its own calls (and, on a machine that lets them run at once, they draw rejections).
+Then Redis dies mid-job: the job completes, paced, and says so.
 What is asserted is what the emulator counted, never the wall time (it is printed: run with
 ``-s`` to see it beside the plan's minimum).
 """
@@ -140,18 +141,23 @@ def test_four_skewed_hosts_share_one_token_through_redis(
     print(f"\n4 hosts through Redis: {wall:.2f} s for {CALLS} calls, the plan's minimum "
           f"{minimum:.2f} s: {wall / minimum:.3f}x")  # fmt: skip
 
-    # On their own ledgers the same four hosts overrun the token's windows: the calls their
-    # four ledgers granted, on one time line (each host's skew taken out), put more than the
-    # plan allows into one window. Whether the emulator then refuses some depends on how
-    # busy the machine is (a starved host sends its calls late and spread out), so its 429s
-    # are printed, not asserted.
-    granted = sorted(t for i, skew in enumerate(SKEWS) for t in _granted(tmp_path, i, skew))
-    assert len(granted) >= CALLS  # and a slot for each retry of a 429
+    # On their own ledgers none of the four sees the others: each ledger holds its own host's
+    # calls only (and a slot for each retry), so each lets its host use the whole plan. How
+    # far they then overrun the token's windows, and how many 429s the server answers,
+    # depends on how busy the machine lets them run at once (starved hosts send late and
+    # spread out), so both are printed, not asserted.
+    granted = []
+    for i, skew in enumerate(SKEWS):
+        own = _granted(tmp_path, i, skew)
+        assert len(shards[i]) <= len(own) < CALLS
+        granted += own
     limit = PLAN.all_endpoints
-    assert limit is not None and _most_in_a_window(granted, limit.per) > limit.calls
+    assert limit is not None
     refused = rejections(emu)
     assert all(mode == "alone" and whole for mode, (_, _, whole), _ in alone)
-    print(f"the same 4 hosts on their own ledgers: {refused} answers of 429/605")
+    print(f"the same 4 hosts on their own ledgers: {refused} answers of 429/605; at most "
+          f"{_most_in_a_window(sorted(granted), limit.per)} calls granted in one window of "
+          f"{limit.per:g} s, where the plan allows {limit.calls}")  # fmt: skip
 
 
 def _granted(root: Path, host: int, skew: float) -> list[float]:
