@@ -101,22 +101,33 @@ async def test_free_is_one_call_per_ten_seconds_per_endpoint() -> None:
     assert offsets(slots) == approx([0.0, 10 + G, 2 * (10 + G)])
 
 
-async def test_free_two_endpoints_meet_the_ten_per_minute_cap() -> None:
-    # Two endpoints at 1 per 10 s each would make 12 a minute; the cap lets 10 through.
+async def test_free_paces_one_call_per_ten_seconds_across_every_endpoint() -> None:
+    """The strictest reading of "one interface request every 10 seconds" (issue 9 item 3):
+    trades, then depth, then klines, then batch klines leave 10 s apart, never together."""
     budget = make("free")
+    endpoints = ["trade-tick", "depth-tick", "kline", "batch-kline", "static_info"]
+    slots = await run_sequence(budget, endpoints)
+    assert offsets(slots) == approx([k * (10 + G) for k in range(5)])
+    assert get_plan("free").all_endpoints == STRICT_FREE_ALL_ENDPOINTS
+
+
+async def test_free_two_endpoints_stay_ten_seconds_apart_and_under_ten_a_minute() -> None:
+    # Two endpoints at 1 per 10 s each would make 12 a minute; across endpoints it is 6.
+    budget = make("free")
+    endpoints = ["kline", "trade-tick"] * 6
+    slots = await run_sequence(budget, endpoints)
+    assert offsets(slots) == approx([k * (10 + G) for k in range(12)])
+    check_schedule("free", zip(endpoints, slots, strict=True), G)
+
+
+async def test_free_read_leniently_meets_the_ten_per_minute_cap() -> None:
+    # A plan that drops the all-endpoints rule: each endpoint 1 per 10 s, 10 calls a minute.
+    budget = make(get_plan("free").with_overrides(all_endpoints=None))
     endpoints = ["kline", "trade-tick"] * 6
     slots = await run_sequence(budget, endpoints)
     step = 10 + G
     pairs = [k * step for k in range(5) for _ in range(2)]
     assert offsets(slots) == approx([*pairs, 60 + G, 60 + G])
-    check_schedule("free", zip(endpoints, slots, strict=True), G)
-
-
-async def test_free_strict_reading_spaces_every_call_ten_seconds() -> None:
-    plan = get_plan("free").with_overrides(all_endpoints=STRICT_FREE_ALL_ENDPOINTS)
-    budget = make(plan)
-    slots = await run_sequence(budget, ["kline", "trade-tick", "depth-tick"])
-    assert offsets(slots) == approx([0.0, 10 + G, 2 * (10 + G)])
 
 
 async def test_per_minute_cap_forces_a_wait() -> None:
@@ -158,6 +169,7 @@ def test_windows_for_reads_the_plan_table() -> None:
     ]
     assert [w.key for w in windows_for(get_plan("free"), "kline")] == [
         "endpoint:kline",
+        "all-endpoints",
         "per-minute",
     ]
 
@@ -559,7 +571,7 @@ def test_day_keys_are_utc8_dates() -> None:
         ("premium", {"kline": 25}, 2.0),
         ("premium", {"kline": 601}, 60.0),
         ("free", {"kline": 3}, 20.0),
-        ("free", {"kline": 6, "trade-tick": 6}, 60.0),
+        ("free", {"kline": 6, "trade-tick": 6}, 110.0),
         ("basic", {"suspension/sse": 3, "suspension/nyse": 3}, 120.0),
         ("basic", {"kline": 1}, 0.0),
         ("basic", {}, 0.0),

@@ -158,7 +158,9 @@ def test_bad_urls_fail_before_any_call_and_never_show_a_password(redis_server) -
     assert "hunter2" not in str(caught.value) and "--budget" in str(caught.value)
 
 
-def test_a_url_or_the_environment_chooses_the_redis_budget(redis_server, monkeypatch) -> None:
+def test_a_url_or_the_environment_chooses_the_redis_budget(
+    redis_server, monkeypatch, tmp_path
+) -> None:
     client = AllTick(TOKEN, "basic", "http://127.0.0.1:9", cache=False, budget=redis_server.url)
     assert isinstance(client.budget, SharedBudget)
     assert "hunter2" not in repr(client.budget)
@@ -169,8 +171,9 @@ def test_a_url_or_the_environment_chooses_the_redis_budget(redis_server, monkeyp
     asyncio.run(client.close())
     monkeypatch.delenv("ALLTICK_BUDGET_URL")
     args = build_parser().parse_args(
-        ["fetch", "klines", "--codes", "EURUSD", "--token", TOKEN, "--budget", redis_server.url]
-    )
+        ["fetch", "klines", "--codes", "EURUSD", "--token", TOKEN, "--budget", redis_server.url,
+         "--cache-dir", str(tmp_path / "cache")]
+    )  # fmt: skip
     client = make_client(args)
     assert isinstance(client.budget, SharedBudget)
     assert client.budget.ledger.where == f"127.0.0.1:{redis_server.port}/0"

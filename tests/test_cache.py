@@ -87,8 +87,12 @@ class Market:
         self.set(self.now + seconds)
 
 
-def start_emulator(factory: Callable[..., EmulatorServer], plan: Plan = FAST) -> EmulatorServer:
-    return factory(plan=plan, tokens={TOKEN: plan}, now=NOW)
+def start_emulator(
+    factory: Callable[..., EmulatorServer], plan: Plan = FAST, *, process: bool = False
+) -> EmulatorServer:
+    """An emulator serving :data:`TOKEN` on ``plan``; in its own process with ``process`` (for
+    tests that assert zero rejections or a pace)."""
+    return factory(plan=plan, tokens={TOKEN: plan}, now=NOW, process=process)
 
 
 def client(

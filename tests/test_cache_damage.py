@@ -140,8 +140,8 @@ def setup(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Setup]:
 # ---------------------------------------------------------------------------- the damage
 
 
-def _db(cache: Path) -> sqlite3.Connection:
-    return sqlite3.connect(cache / "bars" / "cache.db", isolation_level=None)
+def _db(cache: Path, part: str = "bars") -> sqlite3.Connection:
+    return sqlite3.connect(cache / part / "cache.db", isolation_level=None)
 
 
 def source_of(emu: EmulatorServer) -> str:
@@ -351,22 +351,16 @@ needs_namespaces = pytest.mark.skipif(
 def _in_small_fs(
     cache: Path, root: Path, argv: list[str], *, read_only: bool
 ) -> tuple[int, str, str]:
-    """Run the command line on a copy of ``cache`` at ``root`` whose bar store (``bars``) is
-    a private tmpfs just big enough to hold it (256 KiB to spare), remounted read-only if
-    asked, in a mount namespace of its own.
-
-    Only the bar store: the budget ledger beside it (``budget``, another module's) stays on
-    the ordinary disk.
-    """
+    """Run the command line on a copy of ``cache`` at ``root``, the whole cache directory (the
+    bar store and the budget ledger beside it) on a private tmpfs just big enough to hold it
+    (``SPARE_KIB`` to spare), remounted read-only if asked, in a mount namespace of its own."""
     shutil.rmtree(root, ignore_errors=True)
-    shutil.copytree(cache, root, ignore=lambda d, names: ["bars"] if Path(d) == cache else [])
-    bars = root / "bars"
-    bars.mkdir(mode=0o700)
-    size = sum(p.stat().st_size for p in (cache / "bars").iterdir()) // 1024 + 256
+    root.mkdir(mode=0o700)
+    size = sum(p.stat().st_size for p in cache.rglob("*") if p.is_file()) // 1024 + SPARE_KIB
     script = (
-        f'mount -t tmpfs -o size={size}k,mode=0700 tmpfs "{bars}" && '
-        f'cp -a "{cache}/bars/." "{bars}/" && '
-        + (f'mount -o remount,ro "{bars}" && ' if read_only else "")
+        f'mount -t tmpfs -o size={size}k,mode=0700 tmpfs "{root}" && '
+        f'cp -a "{cache}/." "{root}/" && '
+        + (f'mount -o remount,ro "{root}" && ' if read_only else "")
         + f'exec "{sys.executable}" -m alltick_frames.cli "$@"'
     )
     done = subprocess.run(
@@ -378,11 +372,18 @@ def _in_small_fs(
     return done.returncode, done.stdout, done.stderr
 
 
+#: Room left on the small file system: less than the two series still to be written need,
+#: and less than the ledger's write-ahead log grows to in the job.
+SPARE_KIB = 64
+
+
 @needs_namespaces
 @pytest.mark.parametrize("read_only", [False, True], ids=["full disk", "read-only"])
 def test_a_full_or_read_only_disk_runs_without_the_cache(
     setup: Setup, tmp_path: Path, read_only: bool
 ) -> None:
+    """The bar store and the budget ledger both carry on in memory, each with one warning,
+    and the job's answer is the clean one."""
     cache = setup.copy(tmp_path / "cache")
     with BarStore(cache, source=source_of(setup.emu)) as store:  # two series left to write
         assert store.clear("BTCUSDT") + store.clear("GOLD") == 2
@@ -390,8 +391,10 @@ def test_a_full_or_read_only_disk_runs_without_the_cache(
     fetch = ["fetch", "klines", *REQUEST, "--cache-dir", str(root), "--out", str(out)]
     status, stdout, err = _in_small_fs(cache, root, fetch + setup.connection(), read_only=read_only)
     _clean(status, stdout, err)
-    assert f"warning: cannot write the cache at {root / 'bars'} (" in err
+    assert err.count(f"warning: cannot write the cache at {root / 'bars'} (") == 1
     assert "carrying on without writing to it" in err
+    assert err.count(f"warning: cannot use the budget ledger at {root / 'budget'} (") == 1
+    assert "pacing this process on a ledger in memory" in err
     setup.assert_reference(out)
 
     for action in ("info", "clear", "vacuum"):
@@ -463,3 +466,23 @@ async def test_a_job_on_a_full_database_returns_everything_it_fetched(
     clean = await cold(emu, market, CODES, "1m", **RANGE)
     pd.testing.assert_frame_equal(full.data, clean.data)
     assert full.ok and full.stats.notes == []
+
+
+async def test_a_job_on_a_read_only_budget_ledger_completes_on_a_ledger_in_memory(
+    emu: EmulatorServer, market: Market, tmp_path: Path
+) -> None:
+    """(A full disk under the ledger: tests/test_budget_ledger_disk.py, and the tmpfs test
+    above for the whole cache directory.)"""
+    cache = tmp_path / "cache"
+    async with client(emu, market, cache) as c:
+        await c.klines(["EURUSD"], "1m", **RANGE)
+    with _db(cache, "budget") as con:  # SQLite refuses every write to the ledger from here on
+        con.execute("INSERT INTO Settings VALUES ('sqlite_query_only', 1)")
+    emu.reset()
+    with pytest.warns(CacheWarning, match="cannot use the budget ledger at .*budget"):
+        async with client(emu, market, cache) as c:
+            full = await c.klines(CODES, "1m", **RANGE)
+    clean = await cold(emu, market, CODES, "1m", **RANGE)
+    pd.testing.assert_frame_equal(full.data, clean.data)
+    assert full.ok and "budget ledger" in full.stats.failover
+    assert "paced on a ledger in this process's memory" in full.stats.failover

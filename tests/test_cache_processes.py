@@ -111,15 +111,11 @@ def specs(
 
 #: 16 calls/s for the token: four processes pacing alone would send up to 64/s.
 SHARED = fast_plan(16)
-#: The budget grants a full window's calls at one instant; the emulator, one thread shared with
-#: this test, admits such a burst of 16 over ~100 ms, so the default 25 ms guard lets the window
-#: two seconds on see 17 and answer 429. A guard that covers the burst keeps the pace exact.
-SHARED_GUARD = 0.2
 
 
 @pytest.fixture
 def shared_emu(alltick_emulator: Callable[..., EmulatorServer]) -> EmulatorServer:
-    return start_emulator(alltick_emulator, SHARED)
+    return start_emulator(alltick_emulator, SHARED, process=True)
 
 
 def test_four_processes_on_one_token_stay_inside_the_plan(
@@ -129,7 +125,7 @@ def test_four_processes_on_one_token_stay_inside_the_plan(
     codes = forex_codes(emu, 24)
     jobs = [codes[k::4] for k in range(4)]  # different codes per process
     count, pages = 1000, 2  # two /kline pages per code
-    options = {"interval": "1h", "request": {"count": count}, "guard": SHARED_GUARD}
+    options = {"interval": "1h", "request": {"count": count}}
     procs = [spawn(s) for s in specs(emu, SHARED, tmp_path, jobs, **options)]
     try:
         wait_for(lambda: all((tmp_path / f"ready-{k}").exists() for k in range(4)), 30, "workers")
@@ -171,7 +167,7 @@ async def _fetch(
     jobs: list[list[str]],
     count: int,
 ) -> pd.DataFrame:
-    async with make_client(emu, market, cache, plan, guard=SHARED_GUARD) as c:
+    async with make_client(emu, market, cache, plan) as c:
         result = await c.klines([code for job in jobs for code in job], "1h", count=count)
     return result.data
 
@@ -210,7 +206,7 @@ def _missing_pages(store: BarStore, code: str, request: dict[str, Any]) -> int:
 async def test_a_job_killed_mid_way_resumes_with_only_the_missing_pages(
     alltick_emulator: Callable[..., EmulatorServer], tmp_path: Path, request_: dict[str, Any]
 ) -> None:
-    emu = start_emulator(alltick_emulator, SLOW)
+    emu = start_emulator(alltick_emulator, SLOW, process=True)
     cache = tmp_path / "cache"
     total_pages = len(KILL_CODES) * math.ceil(KILL_BARS / SLOW.kline_bars)
     (spec,) = specs(emu, SLOW, tmp_path, [KILL_CODES], interval="1m", request=request_)

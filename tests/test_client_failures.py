@@ -78,7 +78,7 @@ async def test_the_daily_cap_stops_the_job_and_retry_resumes_after_the_reset(
     seven as ``daily-cap``; after each reset, ``retry`` asks for those only. At four calls a
     second, the fifth call waits for its slot while the sixth meets the cap: it still goes."""
     plan = fast_plan(4, per_day=5)
-    emu = alltick_emulator(tokens=tokens(plan))
+    emu = alltick_emulator(tokens=tokens(plan), process=True)
     codes = codes_by_class(emu)["US"][:12]
     warp = WarpClock(emu.clock)
     async with client(emu, plan, budget=Budget(plan, clock=warp, guard=GUARD)) as c:
@@ -109,7 +109,7 @@ async def test_a_chain_stopped_part_way_keeps_the_pages_it_got(alltick_emulator)
     pages fetched are in ``.data`` (the newest 2,000 bars, exactly as served, nothing lost),
     and the code is listed as ``daily-cap``."""
     plan = fast_plan(4, per_day=4)
-    emu = alltick_emulator(tokens=tokens(plan))
+    emu = alltick_emulator(tokens=tokens(plan), process=True)
     warp = WarpClock(emu.clock)
     async with client(emu, plan, budget=Budget(plan, clock=warp, guard=GUARD)) as c:
         result = await c.klines(["EURUSD"], "1h", count=3000)

@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 from test_client_support import (
     FAST_RETRY,
+    GUARD,
     NOW,
     TOKEN,
     client,
@@ -38,7 +39,7 @@ async def test_a_fast_plan_mixing_kline_and_batch_kline_sees_no_rejection(alltic
     """``klines`` and ``latest`` at once on one client: both endpoints' windows and the shared
     all-endpoints window hold, on a 20 calls/s plan."""
     plan = fast_plan(20, batch_groups=40)
-    emu = alltick_emulator(tokens=tokens(plan))
+    emu = alltick_emulator(tokens=tokens(plan), process=True)
     by_class = codes_by_class(emu)
     codes = by_class["US"][:16] + by_class["HK"][:8] + by_class["fx"][:8] + by_class["crypto"][:8]
     async with client(emu, plan) as c:
@@ -54,7 +55,7 @@ async def test_a_fast_plan_mixing_kline_and_batch_kline_sees_no_rejection(alltic
 async def test_the_basic_plan_sees_no_rejection(alltick_emulator) -> None:
     """Basic allows one call a second in all, and one /batch-kline every three seconds."""
     plan = get_plan("basic")
-    emu = alltick_emulator(tokens=tokens(plan))
+    emu = alltick_emulator(tokens=tokens(plan), process=True)
     async with client(emu, plan) as c:
         history, latest = await asyncio.gather(
             c.klines(["AAPL.US", "EURUSD"], "1d", count=10), c.latest(["700.HK"], "1d")
@@ -97,8 +98,11 @@ async def test_calls_whose_task_woke_late_take_a_new_slot(alltick_emulator, capl
     answer blocks the loop for 0.7 s, so they leave at 0.7 s. Had the ledger kept them at
     0.525 s, the next two would go at 1.05 s, less than a window after the late ones reached
     the server, and be refused."""
-    plan = fast_plan(2).with_overrides(endpoint_rates={"kline": (2, 0.5)}, all_endpoints=None)
-    emu = alltick_emulator(tokens=tokens(plan))
+    plan = fast_plan(2)
+    plan = plan.with_overrides(
+        endpoint_rates={**plan.endpoint_rates, "kline": (2, 0.5)}, all_endpoints=None
+    )
+    emu = alltick_emulator(tokens=tokens(plan), process=True)
     codes = codes_by_class(emu)["US"][:8]
     req = planner.kline_request(codes, "1d", count=3, now=NOW.timestamp())
     job = FreezeOnce(KlineJob(req, plan, now=NOW.timestamp()), freeze=0.7)
@@ -122,10 +126,51 @@ async def test_calls_whose_task_woke_late_take_a_new_slot(alltick_emulator, capl
 async def test_sequential_jobs_on_one_client_share_its_budget(alltick_emulator, interval) -> None:
     """A second job right after the first one waits for the windows the first one filled."""
     plan = fast_plan(10)
-    emu = alltick_emulator(tokens=tokens(plan))
+    emu = alltick_emulator(tokens=tokens(plan), process=True)
     codes = codes_by_class(emu)["fx"][:10]
     async with client(emu, plan) as c:
         for _ in range(3):
             result = await c.klines(codes, interval, count=5)
             assert result.ok
     assert served(emu) == {"kline": {"200": 30}} and rejections(emu) == 0
+
+
+class LockstepClock:
+    """The budget's clock in step with an emulator's frozen rate clock: a wait moves both to
+    the slot at once, so the emulator dates each call exactly at the slot the budget chose,
+    however busy the machine is (and the test never sleeps out Free's 10 s windows)."""
+
+    def __init__(self, emulator: Any, start: float) -> None:
+        self.emulator = emulator
+        self.t = start
+
+    def now(self) -> float:
+        return self.t
+
+    async def sleep_until(self, t: float) -> None:
+        if t > self.t:
+            self.t = t
+            self.emulator.clock.set(t)
+        await asyncio.sleep(0)
+
+
+async def test_a_free_job_over_three_endpoints_draws_no_rejection(alltick_emulator) -> None:
+    """Free read strictly (issue 9 item 3): one call per 10 s across all endpoints, which the
+    emulator enforces by default (``lenient_free`` off). Trades, order books and k-lines, twice
+    over, leave 10 s (plus the guard) apart and are all answered; paced per endpoint, the
+    second and third of each round were refused with 429."""
+    start = time.time()
+    emu = alltick_emulator(plan="free", frozen_clock=True, clock_start=start, process=True)
+    plan = get_plan("free")
+    clock = LockstepClock(emu, start)
+    async with client(emu, plan, token=emu.token, budget=Budget(plan, clock=clock)) as c:
+        for _ in range(2):
+            trades = await c.trades(["BTCUSDT", "USDJPY"])
+            books = await c.depth(["BTCUSDT", "GOLD"])
+            bars = await c.klines(["BTCUSDT"], "1d", count=10)
+            assert trades.ok and books.ok and bars.ok
+            assert len(trades.data) == 2 and set(books.data["code"]) == {"BTCUSDT", "GOLD"}
+            assert len(bars.data) == 10
+    every = {"200": 2}
+    assert served(emu, emu.token) == {"trade-tick": every, "depth-tick": every, "kline": every}
+    assert clock.now() - start == pytest.approx(5 * (10 + GUARD), abs=1e-6)

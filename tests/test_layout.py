@@ -71,7 +71,13 @@ def _cli_imports(argv: list[str]) -> tuple[subprocess.CompletedProcess[str], lis
 
 @pytest.mark.parametrize(
     "argv",
-    [["--help"], ["fetch", "klines", "--help"], ["cache", "info", "--help"], ["demo", "--help"]],
+    [
+        ["--help"],
+        ["fetch", "klines", "--help"],
+        ["cache", "info", "--help"],
+        ["budget", "show", "--help"],
+        ["demo", "--help"],
+    ],
     ids=" ".join,
 )
 def test_help_imports_no_data_or_network_library(argv):

@@ -18,6 +18,7 @@ from alltick_frames.core.plans import ENDPOINTS, Rate, get_plan
 #: pace that keeps the test fast (``lenient_free`` drops the emulator's 1-per-10-s rule).
 FREE = get_plan("free").with_overrides(
     endpoint_rates={name: Rate(1_000, 1.0) for name in ENDPOINTS},
+    all_endpoints=None,
     per_minute=10**6,
     per_day=10**7,
 )

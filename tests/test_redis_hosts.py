@@ -1,8 +1,9 @@
 """One token, several hosts, one budget in Redis, over real HTTP against the emulator.
 
 Four processes stand in for four hosts: each has its own cache directory (no common disk) and
-a clock skewed by up to ±300 ms. Through Redis they draw no 429/605; on their own ledgers the
-same four draw rejections. Then Redis dies mid-job: the job completes, paced, and says so.
+a clock skewed by up to ±300 ms. Through Redis they draw no 429/605; on their own ledgers each
+sees only its own calls, and together they draw rejections.
+Then Redis dies mid-job: the job completes, paced, and says so.
 What is asserted is what the emulator counted, never the wall time (it is printed: run with
 ``-s`` to see it beside the plan's minimum).
 """
@@ -10,8 +11,11 @@ What is asserted is what the emulator counted, never the wall time (it is printe
 from __future__ import annotations
 
 import asyncio
+import json
 import multiprocessing
 import time
+import urllib.request
+from bisect import bisect_left
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +32,14 @@ from test_client_support import (
 )
 
 from alltick_frames import AllTick
-from alltick_frames.budget import Budget, theoretical_minimum
+from alltick_frames.budget import (
+    PER_MINUTE_KEY,
+    Budget,
+    DiskLedger,
+    from_ticks,
+    theoretical_minimum,
+    token_fingerprint,
+)
 from alltick_frames.budget.shared import budget_from_url
 
 #: 50 calls a second on /kline and in all, in windows of one second.
@@ -114,7 +125,13 @@ def test_four_skewed_hosts_share_one_token_through_redis(
         phases.wait(timeout=120)
         shared = [queue.get(timeout=120) for _ in hosts]
         answers_shared = served(emu)
+        # The control: the emulator's rate clock stands still while the hosts send their
+        # first tries, so however a busy machine spreads the four out, the server dates them
+        # all in one window; it runs again once each was answered, so the retries pass.
+        _emulator_clock(emu, frozen=True)
         phases.wait(timeout=60)
+        _wait_for(lambda: _tries(emu) - CALLS >= CALLS, timeout=120)
+        _emulator_clock(emu, frozen=False)
         alone = [queue.get(timeout=120) for _ in hosts]
     finally:
         for host in hosts:
@@ -132,11 +149,57 @@ def test_four_skewed_hosts_share_one_token_through_redis(
     print(f"\n4 hosts through Redis: {wall:.2f} s for {CALLS} calls, the plan's minimum "
           f"{minimum:.2f} s: {wall / minimum:.3f}x")  # fmt: skip
 
-    # On their own ledgers the same four hosts overrun the token's windows.
+    # On their own ledgers none of the four sees the others: each ledger holds its own host's
+    # calls only (and a slot for each retry), so each lets its host use the whole plan, and
+    # the token's window, which holds 50, is offered 61 at once: at least 11 are refused.
+    granted = []
+    for i, skew in enumerate(SKEWS):
+        own = _granted(tmp_path, i, skew)
+        assert len(shards[i]) <= len(own) < CALLS
+        granted += own
+    limit = PLAN.all_endpoints
+    assert limit is not None
     refused = rejections(emu)
-    assert refused > 0
+    assert refused >= CALLS - limit.calls
     assert all(mode == "alone" and whole for mode, (_, _, whole), _ in alone)
-    print(f"the same 4 hosts on their own ledgers: {refused} answers of 429/605")
+    print(f"the same 4 hosts on their own ledgers: {refused} answers of 429/605; at most "
+          f"{_most_in_a_window(sorted(granted), limit.per)} calls granted in one window of "
+          f"{limit.per:g} s, where the plan allows {limit.calls}")  # fmt: skip
+
+
+def _emulator_clock(emu: Any, *, frozen: bool) -> None:
+    body = json.dumps({"frozen": frozen}).encode()
+    request = urllib.request.Request(f"{emu.url}/_emulator/clock", body, method="POST")
+    request.add_header("Content-Type", "application/json")
+    with urllib.request.urlopen(request, timeout=10) as answer:
+        assert answer.status == 200
+
+
+def _tries(emu: Any) -> int:
+    """Every /kline call the emulator answered, refused or not."""
+    return sum(served(emu).get("kline", {}).values())
+
+
+def _wait_for(condition: Any, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "the hosts did not send their first tries"
+        time.sleep(0.05)
+
+
+def _granted(root: Path, host: int, skew: float) -> list[float]:
+    """The start times the ``host``-th host's own ledger granted its calls, in true time."""
+    ledger = DiskLedger(root / f"host{host}" / "b" / "budget", token_fingerprint(TOKEN))
+    try:
+        ticks = ledger.read(lambda state: list(state.calls.get(PER_MINUTE_KEY, [])))
+    finally:
+        ledger.close()
+    return [from_ticks(t) - skew for t in ticks]
+
+
+def _most_in_a_window(times: list[float], per: float) -> int:
+    """The most of the sorted ``times`` that lie within ``per`` seconds of each other."""
+    return max(bisect_left(times, t + per) - k for k, t in enumerate(times))
 
 
 async def test_redis_killed_mid_job_the_job_completes_paced(alltick_emulator, redis_server) -> None:

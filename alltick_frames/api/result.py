@@ -50,7 +50,8 @@ class FetchStats:
     rows: int = 0
     wall_time: float = 0.0
     #: Empty while the budget's shared ledger held; else what happened (Redis unreachable
-    #: since when, and the share of the plan the job was paced at from then on).
+    #: since when, and the share of the plan the job was paced at from then on; or the disk
+    #: ledger unwritable since when, and the job paced on a ledger in memory).
     failover: str = ""
     #: The budget's guard in force when the job ended (seconds added to every sliding
     #: window; learned unless fixed, see :mod:`alltick_frames.budget.guard`) ...

@@ -6,7 +6,8 @@ that did arrive is still written, and ``--failures`` says what is missing), 2 fo
 in the command, 4 when the token is missing or refused, 1 for anything else.
 
 One module per command (:mod:`~alltick_frames.cli.fetch`, :mod:`~alltick_frames.cli.cache`,
-:mod:`~alltick_frames.cli.demo`, :mod:`~alltick_frames.cli.stream`; ``emulate`` comes from
+:mod:`~alltick_frames.cli.budget`, :mod:`~alltick_frames.cli.demo`,
+:mod:`~alltick_frames.cli.stream`; ``emulate`` comes from
 :mod:`alltick_frames.emulator.cli`) and :mod:`~alltick_frames.cli.common` for what they
 share. Building the parser imports neither pandas nor aiohttp: each command imports what it
 needs when it runs.
@@ -20,6 +21,7 @@ import warnings
 from collections.abc import Sequence
 from typing import Any
 
+from alltick_frames.cli.budget import add_budget_parser
 from alltick_frames.cli.cache import add_cache_parser
 from alltick_frames.cli.common import (
     EXIT_AUTH,
@@ -51,6 +53,7 @@ examples:
   alltick-frames fetch klines --codes-file data/us.csv --start 2024-01-01 --dry-run
   alltick-frames fetch suspensions --exchange nasdaq --out halts.csv
   alltick-frames cache info
+  alltick-frames budget show
   alltick-frames emulate --plan basic
 
 {EXIT_HELP}
@@ -79,6 +82,7 @@ def build_parser(*, emulate: bool = False) -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     add_fetch_parser(sub)
     add_cache_parser(sub)
+    add_budget_parser(sub)
     add_demo_parser(sub)
     add_stream_parser(sub)
     if emulate:

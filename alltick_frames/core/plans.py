@@ -20,6 +20,25 @@ from a JSON or TOML file with the same field names::
      "per_minute": 12000}
 
 ``base`` (optional) names a built-in plan whose values fill every field the file leaves out.
+
+Where AllTick's pages allow two readings, the table takes the **strictest documented one**, so
+a client that paces by it is refused by neither (the README's "What the client assumes" lists
+the same choices, with the pages they rest on):
+
+* **Free, all endpoints together: 1 call per 10 s** (``STRICT_FREE_ALL_ENDPOINTS``). Every
+  endpoint page says "only one interface request every 10 seconds" (e.g.
+  ``en/api-reference/stock/depth-tick.mdx``), and the restriction table also says "10 per
+  minute". The first binds across endpoints, so Free is paced at one call per 10 s in all,
+  whatever a server allows: ``trades()`` then ``depth()`` then ``klines()`` go 10 s apart.
+  The per-endpoint 1 per 10 s and the 10 a minute stay in the table and change nothing more.
+* **Free, batch groups: 5**, not the 10 one endpoint page gives (every restriction page says 5).
+* **Free, daily cap: 1,000**, the 2026 figure, not the 14,400 older pages show.
+* **Codes per call: 50** on paid plans, a "recommendation" that the table keeps as a cap.
+* **Windows are sliding**, not fixed: a window of S seconds counts every call in the last S
+  seconds, so no two windows' worth of calls can meet at a boundary (the budget applies it).
+* **The stock and forex base paths share** each endpoint's window (limits are per token and
+  per endpoint name), and the suspension service counts against the per-minute and per-day
+  caps although it is a service of its own.
 """
 
 from __future__ import annotations
@@ -136,12 +155,19 @@ def _rates(kline: Rate, batch: Rate) -> dict[str, Rate]:
 
 _PRO_RATES = _rates(Rate(20, 1.0), Rate(1, 1.0))
 
+#: Free's all-endpoints rate by the strictest reading of "only one interface request every 10
+#: seconds" (alltick-api.md §8 #4): one call per 10 s across every endpoint. The Free plan
+#: paces by it; the emulator enforces it unless ``lenient_free``.
+STRICT_FREE_ALL_ENDPOINTS = Rate(1, 10.0)
+
 #: The built-in plans, by the names used everywhere a plan is named.
 PLANS: dict[str, Plan] = {
     "free": Plan(
         name="free",
         endpoint_rates=_rates(Rate(1, 10.0), Rate(1, 10.0)),
-        all_endpoints=None,  # "10 per minute" covers it; see STRICT_FREE_ALL_ENDPOINTS
+        # The strictest reading of "one interface request every 10 seconds": across all
+        # endpoints (see the module docstring), not the looser "10 per minute".
+        all_endpoints=STRICT_FREE_ALL_ENDPOINTS,
         per_minute=10,
         per_day=1_000,
         batch_groups=5,
@@ -197,9 +223,6 @@ for _name, _markets in (("all-hk", {"HK"}), ("all-cn", {"SH", "SZ"}), ("all-us",
         history_bars=500,
         markets=frozenset(_markets),
     )
-
-#: The strict reading of the Free plan's "one endpoint per 10 s" (alltick-api.md §8 #4).
-STRICT_FREE_ALL_ENDPOINTS = Rate(1, 10.0)
 
 #: WebSocket rules every plan shares (alltick-api.md §6): a heartbeat every 10 s, the socket
 #: closed after 30 s without one, requests on one connection at least 1 s apart and

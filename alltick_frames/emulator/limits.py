@@ -66,9 +66,11 @@ class TokenQuota:
         self.plan = plan
         self._endpoints: dict[str, Window] = {}
         self._shared: list[Window] = []
-        if plan.all_endpoints is not None:
+        free = plan.name == "free"
+        # The Free plan's own all-endpoints rate is the strict reading; lenient drops it.
+        if plan.all_endpoints is not None and not (free and lenient_free):
             self._shared.append(Window(plan.all_endpoints))
-        if plan.name == "free" and not lenient_free:
+        if free and not lenient_free and plan.all_endpoints != STRICT_FREE_ALL_ENDPOINTS:
             self._shared.append(Window(STRICT_FREE_ALL_ENDPOINTS))
         self._minute = Window(Rate(plan.per_minute, 60.0))
         self._day = -1

@@ -25,8 +25,10 @@ that drives the rate clock drives the pushes too. HTTP answers stay at the fixed
 it (``set_market_now``) to read the bars of the minutes a stream has covered.
 
 **Admin** (not AllTick's): ``GET /_emulator/ws`` shows the settings, the live connections and
-their subscriptions; ``POST /_emulator/ws`` takes ``{"disconnect": true}`` (or a token) to abort
-sockets now, ``{"reset": true}`` to forget closes and request times, and any
+their subscriptions, and ``subscribed``: the last :data:`SUBSCRIPTION_LOG` subscriptions the
+hub accepted, closed sockets' included (``{"id", "path", "kind", "codes"}``).
+``POST /_emulator/ws`` takes ``{"disconnect": true}`` (or a token) to abort sockets now,
+``{"reset": true}`` to forget closes and request times, and any
 :class:`~alltick_frames.emulator.ws_rules.WsConfig` field to change it. Answers are counted in
 ``/_emulator/stats`` beside the HTTP ones, per token: ``ws-connect`` (``101`` accepted,
 ``429``/``606`` refused, ``401``), ``ws-heartbeat``, ``ws-trade``, ``ws-depth``, ``ws-cancel``
@@ -41,6 +43,7 @@ import asyncio
 import itertools
 import random
 import time
+from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -133,6 +136,10 @@ class Connection:
             await self.ws.send_str(frame.decode())
 
 
+#: Accepted subscriptions the admin view keeps (the oldest are forgotten first).
+SUBSCRIPTION_LOG = 1000
+
+
 class WsHub:
     """The WebSocket side of one emulator: its connections, their rules and their pushes."""
 
@@ -146,6 +153,7 @@ class WsHub:
         self._fixed = emulator.admin_state()["market_now"]
         self._anchor = emulator.clock.now()
         self._pusher: asyncio.Task[None] | None = None
+        self.subscribed: deque[dict[str, Any]] = deque(maxlen=SUBSCRIPTION_LOG)
 
     # --- time --------------------------------------------------------------------------
 
@@ -269,6 +277,9 @@ class WsHub:
             conn.trades = new
         else:
             conn.depth = new
+        self.subscribed.append(
+            {"id": conn.id, "path": conn.path, "kind": kind, "codes": list(wanted)}
+        )
 
     # --- pushes --------------------------------------------------------------------------
 
@@ -328,6 +339,7 @@ class WsHub:
                 }
                 for conn in self.connections.values()
             ],
+            "subscribed": list(self.subscribed),
         }
 
     async def admin(self, request: web.Request) -> web.Response:
