@@ -157,3 +157,19 @@ def test_damaged_counts_are_refused_when_the_state_is_built(bad: object) -> None
     with pytest.raises(TypeError, match="counts must be"):
         slots.LedgerState(counts={PER_MINUTE_KEY: bad})
     assert slots.LedgerState(counts={PER_MINUTE_KEY: [5, [1, 3], [2, 1]]}).counts
+
+
+def test_budget_show_counts_a_window_kept_as_counts(few_counted: None) -> None:
+    """``alltick-frames budget show`` reads a counted window too (to the bucket)."""
+    from alltick_frames.cli.budget import describe
+
+    plan = get_plan("basic").with_overrides(per_minute=10, per_day=1000)
+    clock = FakeClock(T0)
+    budget = Budget(plan, clock=clock, ledger=MemoryLedger(), guard=GUARD)
+    for _ in range(6):
+        budget.reserve(KLINE)  # one a second: 1 in the window now, 5 ahead
+    state = budget.ledger.state
+    assert PER_MINUTE_KEY in state.counts
+    text = describe(state, plan, clock.now(), "fp")
+    assert "per-minute: 1 of 10 in the last 60 s, 5 reserved ahead (counted per bucket)" in text
+    assert "endpoint:kline: 1 of 1 in the last 1 s, 5 reserved ahead\n" in text

@@ -39,11 +39,13 @@ RECORD_PREFIX = "budget/"
 def encode(state: LedgerState) -> bytes:
     """``state`` as JSON bytes: ``{"format": 3, "calls": {window: [first, +delta, ...]},
     "blocked": {key: tick}, "days": {"day:YYYY-MM-DD": n}}`` (any other field of the state as
-    it is). Ticks are sorted, so a window is stored as its first tick and the steps after it:
-    about 6 bytes a call instead of 17."""
+    it is, ``counts`` only when a window is kept as counts). Ticks are sorted, so a window is
+    stored as its first tick and the steps after it: about 6 bytes a call instead of 17."""
     out: dict[str, Any] = {"format": RECORD_FORMAT}
     for f in fields(state):
         value = getattr(state, f.name)
+        if f.name == "counts" and not value:
+            continue  # every built-in plan: the record is as before counts existed
         if f.name == "calls":
             value = {k: v[:1] + [b - a for a, b in pairwise(v)] for k, v in value.items()}
         out[f.name] = value

@@ -139,20 +139,23 @@ def describe(state: Any, plan: Any, now: float, fingerprint: str, mine: bool = F
     today = day_key(day_index(now))
     used = state.days.get(today, 0)
     lines.append(f"  today ({today.removeprefix('day:')}, UTC+8): {used:,} of {plan.per_day:,}")
-    for key in sorted(state.calls):
+    for key in sorted({*state.calls, *state.counts}):
         if key.endswith(SPACING_SUFFIX):
             continue  # the even spacing inside a window, not a limit of the plan
         rate = _rate_of(plan, key)
         if key == PER_MINUTE_KEY:
             rate = Rate(plan.per_minute, MINUTE)
-        times = state.calls[key]
-        ahead = sum(1 for x in times if x > t)
+        # A window kept as counts per bucket is counted to the bucket (see budget/counts.py).
+        about = " (counted per bucket)" if key in state.counts else ""
+        recorded = len(state.window(key))
+        ahead = recorded - state.calls_between(key, -1, t)
         if rate is None:
-            lines.append(f"  {key}: {len(times)} call(s) recorded, {ahead} reserved ahead")
+            lines.append(f"  {key}: {recorded} call(s) recorded, {ahead} reserved ahead{about}")
             continue
-        inside = sum(1 for x in times if t - to_ticks(rate.per) < x <= t)
+        inside = state.calls_between(key, t - to_ticks(rate.per), t)
         lines.append(
-            f"  {key}: {inside} of {rate.calls} in the last {rate.per:g} s, {ahead} reserved ahead"
+            f"  {key}: {inside} of {rate.calls} in the last {rate.per:g} s, "
+            f"{ahead} reserved ahead{about}"
         )
     blocks = {k: v for k, v in state.blocked.items() if v > t}
     for key, until in sorted(blocks.items()):
