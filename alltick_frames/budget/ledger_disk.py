@@ -93,7 +93,9 @@ class DiskLedger(Ledger):
     so two processes can never take the same slot. The state is one JSON record under
     ``budget/<key>``, where ``key`` is a :func:`token_fingerprint`; old ticks are pruned on
     every update, so a record stays a few kilobytes (about 6 bytes per call in the longest
-    window) and an update costs well under a millisecond.
+    window, and a window of more than 2,048 calls kept as counts per bucket of 1/512 of it:
+    see :mod:`~alltick_frames.budget.counts`), and an update costs well under a millisecond
+    however full the window.
 
     When the directory cannot be written or its database is damaged, the ledger moves to
     this process's memory (see the module docstring); :attr:`failover` says since when and
