@@ -88,17 +88,68 @@ class Measured:
 def received_stamps(data: pd.DataFrame) -> dict[str, np.ndarray]:
     """Bar starts (int64 Unix seconds, sorted, unique) of each code of a k-line frame of one
     interval whose codes come in runs, each sorted by time (as the client returns them)."""
+    names, starts, ends, stamps = _code_runs(data)
+    return {name: stamps[a:b] for name, a, b in zip(names, starts, ends, strict=True)}
+
+
+def _code_runs(data: pd.DataFrame) -> tuple[list[str], list[int], list[int], np.ndarray]:
+    """The runs of codes of a k-line frame (see :func:`received_stamps`): each run's code,
+    first row and end, and every bar's start (int64 Unix seconds)."""
     if data.empty:
-        return {}
+        return [], [], [], np.empty(0, np.int64)
     code = data["code"]
     starts = np.flatnonzero(code.ne(code.shift()).to_numpy(bool, na_value=True))
-    stamps = pd.DatetimeIndex(data["timestamp"]).as_unit("s").asi8
+    index = pd.DatetimeIndex(data["timestamp"])
+    # The client's frames (nanoseconds): a division, several times cheaper than a conversion.
+    stamps = index.asi8 // 1_000_000_000 if index.unit == "ns" else index.as_unit("s").asi8
     ends = np.append(starts[1:], len(data))
-    names = code.iloc[starts].tolist()  # one take, not one lookup per code
-    return {
-        str(name): stamps[a:b]
-        for name, a, b in zip(names, starts.tolist(), ends.tolist(), strict=True)
-    }
+    names = [str(name) for name in code.iloc[starts].tolist()]  # one take, not one per code
+    return names, starts.tolist(), ends.tolist(), stamps
+
+
+def _exactly_settled(
+    runs: tuple[list[str], list[int], list[int], np.ndarray],
+    calendar_by_code: dict[str, str],
+    expect: Expectations,
+) -> dict[str, bool]:
+    """Whether each code of ``runs`` brought exactly the settled bars its calendar expects
+    (and the calendar expects no newer one): the common answer, a warm read say.
+
+    Checked over runs of consecutive codes of one calendar at once (their bars, laid out one
+    series after another, compared with the calendar's as one table), not code by code.
+    """
+    names, starts, ends, stamps = runs
+    exact: dict[str, bool] = {}
+    group: list[int] = []  # consecutive candidates of one calendar
+    group_key: tuple[str, int] | None = None
+
+    def check() -> None:
+        if not group:
+            return
+        assert group_key is not None
+        settled = expect.settled(group_key[0])[0]
+        block = stamps[starts[group[0]] : ends[group[-1]]].reshape(len(group), settled.size)
+        for k, ok in zip(group, (block == settled).all(axis=1).tolist(), strict=True):
+            exact[names[k]] = ok
+        group.clear()
+
+    for k, name in enumerate(names):
+        exact[name] = False
+        calendar = calendar_by_code.get(name)
+        if calendar is None:
+            check()
+            continue
+        settled, recent = expect.settled(calendar)
+        size = ends[k] - starts[k]
+        if recent.size or size != settled.size or not size:
+            check()
+            continue
+        if group_key != (calendar, size):
+            check()
+            group_key = (calendar, size)
+        group.append(k)
+    check()
+    return exact
 
 
 def _fmt(t: int) -> str:
@@ -221,21 +272,24 @@ def measure(
     """
     interval = expect.interval
     alias = str(interval)
-    got_by_code = received_stamps(data)
+    runs = _code_runs(data)
+    names, starts, ends, stamps = runs
+    got_by_code = {name: stamps[a:b] for name, a, b in zip(names, starts, ends, strict=True)}
+    calendar_by_code = {code.code: calendars.calendar_of(code) for code in codes}
+    exact = _exactly_settled(runs, calendar_by_code, expect)
     attempts = attempts or {}
     rows = _Rows()
     out = Measured(pd.DataFrame())  # its table is built at the end, from the rows
     reach: dict[str, float] = {}
     slots: dict[str, np.ndarray] = {}
     for code in codes:
-        calendar = calendars.calendar_of(code)
         got = got_by_code.get(code.code, np.empty(0, np.int64))
-        settled, recent = expect.settled(calendar)
-        if recent.size == 0 and np.array_equal(got, settled) and got.size:
+        if exact.get(code.code):
             # The common answer (a warm read, say): exactly the settled bars the calendar
             # expects. Nothing is missing, and each is a slot of the calendar.
             rows.add(code.code, got.size, got.size, 0, 1.0, [], 0)
             continue
+        calendar = calendar_by_code[code.code]
         exp = expect.of(calendar, got)
         missing = exp[~member(exp, got)]
         unexpected = 0

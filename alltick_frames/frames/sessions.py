@@ -22,8 +22,8 @@ from alltick_frames.core.calendars import session_dates, zone_of
 _NS = 1_000_000_000
 
 
-def _zones(codes: Sequence[str]) -> tuple[np.ndarray, tuple[str, ...]]:
-    """Each code's zone, as an index into the distinct zones."""
+def zones_of(codes: Sequence[str]) -> tuple[np.ndarray, tuple[str, ...]]:
+    """Each code's time zone, as an index into the distinct zones (which follow)."""
     zones = [zone_of(c) for c in codes]
     names = tuple(dict.fromkeys(zones))
     return np.array([names.index(z) for z in zones], np.int8), names
@@ -33,7 +33,7 @@ def session_column(code: pa.Array, stamps: pa.Array) -> pa.Array:
     """``session`` for bars given as Arrow arrays: ``code`` (strings) and ``stamps``
     (timestamp[ns, UTC])."""
     encoded = pc.dictionary_encode(code)
-    per_code, names = _zones(encoded.dictionary.to_pylist())
+    per_code, names = zones_of(encoded.dictionary.to_pylist())
     zones = per_code[encoded.indices.to_numpy(zero_copy_only=False)]
     ns = stamps.cast(pa.int64()).to_numpy(zero_copy_only=False)
     return pa.array(session_dates(ns, zones, names), pa.timestamp("ns"))
@@ -45,7 +45,7 @@ def series_sessions(
     """``session`` for bars read series by series: bar ``i`` is of ``codes[which[i]]`` and
     starts at ``stamps[i]`` (int64 Unix seconds); ``nanos``, when given, are the same starts
     in nanoseconds (not computed again)."""
-    per_code, names = _zones(codes)
+    per_code, names = zones_of(codes)
     zones = per_code[which] if len(names) > 1 else per_code[:0]  # one zone: no need
     return session_dates(stamps * _NS if nanos is None else nanos, zones, names)
 

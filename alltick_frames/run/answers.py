@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Callable, Hashable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import TypeVar
 
 import numpy as np
@@ -19,13 +19,14 @@ import pandas as pd
 import pyarrow as pa
 
 from alltick_frames import frames
+from alltick_frames.core.calendars import session_dates
 from alltick_frames.core.errors import MalformedResponse
 from alltick_frames.core.planner import KlinePage, KlineRequest
-from alltick_frames.frames.sessions import series_sessions
+from alltick_frames.frames.sessions import zones_of
 from alltick_frames.run import memory
 from alltick_frames.store import BarStore
-from alltick_frames.store.codec import NF, Arrays, as_frame, sort_bars
-from alltick_frames.store.series import bar_arrays, read_frame, record_page
+from alltick_frames.store.codec import FIELDS, NF, Arrays, sort_bars
+from alltick_frames.store.series import record_page
 
 __all__ = [
     "Arrived",
@@ -33,12 +34,15 @@ __all__ = [
     "build_frame",
     "by_code",
     "decode_each",
+    "read_request",
+    "read_series",
     "record",
     "trim",
     "trim_arrays",
 ]
 
 Key = TypeVar("Key", bound=Hashable)
+_NS = 1_000_000_000
 
 
 def by_code(data: pd.DataFrame) -> dict[str, pd.DataFrame]:
@@ -139,27 +143,68 @@ def record(store: BarStore, arrived: Sequence[Arrived], now: float) -> dict[str,
     return {}
 
 
-#: Series read from the store at a time (see :func:`read_series`).
+#: Series in the first read from the store of a request read a few series at a time (see
+#: :func:`read_series`).
 READ_BATCH = 16
+#: Bars a read from the store aims at: the series of each read double in number while the
+#: reads stay below this, so that many short series take a few reads, not one each.
+READ_BARS = 1 << 18
+#: Bars a request may reach, at most, to be read from the store in one read and made the
+#: frame without a copy (:func:`read_request`): that read's passing copies (the chunks'
+#: bytes, 56 bytes a bar) stay below about 120 MB.
+READ_ONCE_BARS = 1 << 21
+
+
+def read_request(store: BarStore, req: KlineRequest, now: float) -> pd.DataFrame:
+    """The k-line frame of the stored series that answer ``req`` at the moment ``now`` (as
+    :func:`~alltick_frames.store.series.read_frame` reads them), in the request's order.
+
+    A request that cannot reach more than :data:`READ_ONCE_BARS` bars (its count, or its
+    range in bars, for every code) is read in one read whose arrays become the frame's
+    columns; a larger one a few series at a time (:func:`read_series`), copied into place.
+    """
+    if len(req.codes) * _reach(req, now) > READ_ONCE_BARS:
+        return build_frame(read_series(store, req), req.code_order, str(req.interval))
+    alias = str(req.interval)
+    codes = req.code_order
+    got = store.read_arrays([(c, alias) for c in codes], req.start, req.end, newest=req.count)
+    if got.ts.size == 0:
+        return frames.empty_klines()
+    return _frame(got.ts, got.vals, codes, got.counts, alias)
+
+
+def _reach(req: KlineRequest, now: float) -> float:
+    """The most bars one series can bring for ``req`` at ``now`` (a forming bar included)."""
+    if req.count is not None:
+        return req.count + 1
+    if req.start is None:
+        return np.inf
+    end = req.end if req.end is not None else now + 86_400  # a server's clock a bit ahead
+    return (end - req.start) // req.interval.seconds + 2
 
 
 def read_series(store: BarStore, req: KlineRequest) -> dict[str, Arrays]:
-    """The stored series that answer ``req`` (see
-    :func:`~alltick_frames.store.series.read_frame`), as arrays by code: read
-    :data:`READ_BATCH` series at a time, so that a read's passing copies stay small beside
-    what is kept."""
+    """The stored series that answer ``req`` (as
+    :func:`~alltick_frames.store.series.read_frame` reads them), as arrays by code.
+
+    Read a few series at a time: :data:`READ_BATCH` first, twice as many after each read of
+    fewer than :data:`READ_BARS` bars, so that a read's passing copies (the chunks' bytes)
+    stay small beside what is kept, while many short series cost a few reads. Each code's
+    arrays are views of its read's: no bar is copied here.
+    """
+    alias = str(req.interval)
     series: dict[str, Arrays] = {}
-    for k in range(0, len(req.codes), READ_BATCH):
-        read = read_frame(store, replace(req, codes=req.codes[k : k + READ_BATCH]))
-        if read.empty:
-            continue
-        ts, vals = bar_arrays(read)
-        which, names = pd.factorize(read["code"])  # (no Python string per row)
-        del read
-        cuts = np.flatnonzero(which[1:] != which[:-1]) + 1
-        for a, b in zip(np.r_[0, cuts].tolist(), np.r_[cuts, which.size].tolist(), strict=True):
-            series[str(names[which[a]])] = ts[a:b], vals[:, a:b]
-        memory.give_back()
+    k, batch = 0, READ_BATCH
+    while k < len(req.codes):
+        codes = [c.code for c in req.codes[k : k + batch]]
+        k += len(codes)
+        got = store.read_arrays([(c, alias) for c in codes], req.start, req.end, newest=req.count)
+        ends = np.cumsum(got.counts).tolist()
+        for code, a, b in zip(codes, [0, *ends[:-1]], ends, strict=True):
+            if b > a:
+                series[code] = got.ts[a:b], got.vals[:, a:b]
+        if got.ts.size < READ_BARS:
+            batch *= 2
     return series
 
 
@@ -180,63 +225,91 @@ def trim_arrays(ts: np.ndarray, vals: np.ndarray, req: KlineRequest) -> Arrays:
 #: Bytes of series let go between two returns of free memory to the system (see
 #: :mod:`alltick_frames.run.memory`) while the frame is built.
 GIVE_BACK_BYTES = 64 << 20
+#: Rows whose sessions are computed at once: a bound on the passing arrays that takes.
+SESSION_ROWS = 1 << 20
 
 
 def build_frame(series: dict[str, Arrays], order: Sequence[str], interval: str) -> pd.DataFrame:
     """The k-line frame of ``series`` (one interval's, by code) in ``order``.
 
     Each series is taken out of ``series`` as it is copied into place, so the frame costs
-    about its own size, not twice it: the caller must hold no other reference to them.
+    about its own size, not twice it: the caller must hold no other reference to them. The
+    other columns are computed over all the series at once (the sessions a bounded block of
+    rows at a time), never series by series.
     """
     codes = [c for c in dict.fromkeys(order) if c in series]
     sizes = np.array([series[c][0].size for c in codes], np.int64)
     n = int(sizes.sum())
+    if n == 0:
+        for code in codes:
+            del series[code]
+        return frames.empty_klines()
     ts_all = np.empty(n, np.int64)
     vals_all = np.empty((NF, n), np.float64)
-    sessions = np.empty(n, "datetime64[ns]")
-    offset = freed = 0
-    for code in codes:
+    ends = np.cumsum(sizes).tolist()
+    freed = 0
+    for code, a, b in zip(codes, [0, *ends[:-1]], ends, strict=True):
         ts, vals = series.pop(code)
-        rows = slice(offset, offset + ts.size)
-        ts_all[rows] = ts
-        vals_all[:, rows] = vals
-        # Series by series: a whole frame's passing arrays would cost more than the column.
-        sessions[rows] = series_sessions([code], np.zeros(ts.size, np.intp), ts)
-        offset += ts.size
+        ts_all[a:b] = ts
+        vals_all[:, a:b] = vals
         freed += ts.nbytes + vals.nbytes
         del ts, vals
         if freed > GIVE_BACK_BYTES:  # series the C library would keep, not the system
             memory.give_back()
             freed = 0
     memory.give_back()
-    if n == 0:
-        return frames.empty_klines()
-    ts_all *= 1_000_000_000
-    stamps = pd.DatetimeIndex(ts_all.view("datetime64[ns]")).tz_localize("UTC")
-    del ts_all
-    frame = as_frame(
-        stamps,
-        vals_all,
-        code=repeated(codes, sizes),
-        interval=repeated([interval], np.array([n])),
-    )
-    frame.insert(3, "session", sessions)
-    return frame
+    return _frame(ts_all, vals_all, codes, sizes, interval)
+
+
+def _frame(
+    ts: np.ndarray, vals: np.ndarray, codes: Sequence[str], sizes: np.ndarray, interval: str
+) -> pd.DataFrame:
+    """The k-line frame of bars laid out series after series (``sizes[k]`` bars of
+    ``codes[k]``; ``ts`` in Unix seconds, made nanoseconds in place): ``ts`` and ``vals``
+    become its columns, and the other columns are built for all the series at once."""
+    ts *= _NS
+    columns = {
+        "code": repeated(codes, sizes),
+        "interval": repeated([interval], np.array([ts.size])),
+        "timestamp": pd.DatetimeIndex(ts.view("datetime64[ns]"), dtype=frames.UTC_NS),
+        "session": _sessions(codes, sizes, ts),
+    }
+    columns.update(zip(FIELDS, vals, strict=True))
+    return pd.DataFrame(columns, copy=False)  # (a column inserted later costs a few ms)
+
+
+def _sessions(codes: Sequence[str], sizes: np.ndarray, nanos: np.ndarray) -> np.ndarray:
+    """``session`` of bars laid out series after series (``sizes[k]`` bars of ``codes[k]``
+    starting at ``nanos``, Unix nanoseconds), :data:`SESSION_ROWS` rows at a time."""
+    per_code, names = zones_of(codes)
+    zones = np.repeat(per_code, sizes) if len(names) > 1 else per_code[:0]  # 1 byte a row
+    if nanos.size <= SESSION_ROWS:
+        return session_dates(nanos, zones, names)
+    out = np.empty(nanos.size, "datetime64[ns]")
+    for a in range(0, nanos.size, SESSION_ROWS):
+        rows = slice(a, a + SESSION_ROWS)
+        out[rows] = session_dates(nanos[rows], zones[rows], names)
+    return out
 
 
 def repeated(values: Sequence[str], counts: np.ndarray) -> pd.api.extensions.ExtensionArray:
     """A string column (:data:`~alltick_frames.frames.STRING`) of each value repeated its
-    count of times, built from its bytes at once (an Arrow ``take`` per row costs 20 times
-    more), value by value (no passing array the column's length)."""
+    count of times, laid out in Arrow's buffers straight from NumPy (an Arrow ``take`` per
+    row costs 20 times more), with no passing array of the column's length but one byte a
+    row when the values differ in length."""
     encoded = [v.encode() for v in values]
-    offsets = np.empty(int(np.sum(counts)) + 1, np.int64)
-    offsets[0] = start = row = 0
-    for e, c in zip(encoded, counts.tolist(), strict=True):
-        offsets[row + 1 : row + c + 1] = np.arange(1, c + 1, dtype=np.int64) * len(e) + start
-        start += len(e) * c
-        row += c
-    data = b"".join(e * int(c) for e, c in zip(encoded, counts, strict=True))
-    array = pa.LargeStringArray.from_buffers(row, pa.py_buffer(offsets), pa.py_buffer(data))
+    widths = np.array([len(e) for e in encoded], np.int64)
+    n = int(np.sum(counts))
+    offsets = np.arange(n + 1, dtype=np.int64)
+    if (widths == widths[0]).all():  # one width (an interval; a market's codes, mostly)
+        offsets *= widths[0]
+        data = np.repeat(np.array(encoded, f"S{max(int(widths[0]), 1)}"), counts)
+        buffer = pa.py_buffer(data) if widths[0] else pa.py_buffer(b"")
+    else:
+        small = np.uint8 if widths.max() < 256 else np.int64
+        np.cumsum(np.repeat(widths.astype(small), counts), dtype=np.int64, out=offsets[1:])
+        buffer = pa.py_buffer(b"".join(e * int(c) for e, c in zip(encoded, counts, strict=True)))
+    array = pa.LargeStringArray.from_buffers(n, pa.py_buffer(offsets), buffer)
     return pd.array(array, dtype=frames.STRING)
 
 

@@ -363,9 +363,11 @@ class KlineJob:
         for work in self._collect():
             self._assembled.update(work.result())
         if self.store is not None:
-            memory.give_back()
-            self._assembled = answers.read_series(self.store, self.req)
-        elif self._built is not None and not self._assembled:
+            if self.series:  # pages were fetched (and written): let their memory go first
+                memory.give_back()
+            self._built = answers.read_request(self.store, self.req, self.now)
+            return self._built
+        if self._built is not None and not self._assembled:
             return self._built
         if self._built is None or self._assembled:
             self._built = answers.build_frame(
