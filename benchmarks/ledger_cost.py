@@ -7,7 +7,7 @@ median is printed. Each size is measured twice, side by side in one run:
 
 * ``exact``: every call's tick kept (the representation before issue 13 item 3; forced here
   by raising :data:`~alltick_frames.budget.counts.COUNT_ABOVE`);
-* ``counts``: a window of more than COUNT_ABOVE calls kept as counts per bucket.
+* ``counts``: a window allowing and holding more than COUNT_ABOVE calls kept as counts.
 
 No HTTP is made: this measures the ledger alone. ::
 

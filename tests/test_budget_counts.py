@@ -110,7 +110,7 @@ def test_a_window_of_3000_calls_a_minute_keeps_its_counts_in_512_buckets() -> No
 
 @pytest.fixture
 def few_counted(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """Count every window of more than 4 calls, so a 10-a-minute window is counts."""
+    """Count a window allowing more than 4 calls once it holds 4: a 10-a-minute window."""
     monkeypatch.setattr(slots, "COUNT_ABOVE", 4)
     yield
 

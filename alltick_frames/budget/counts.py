@@ -22,9 +22,9 @@ from bisect import bisect_left, bisect_right
 from itertools import accumulate
 from typing import Any
 
-#: A window that allows more calls than this is kept as counts per bucket, not as ticks.
-#: Every built-in plan's windows stay below it (exact ticks, at most 16 KB a window); custom
-#: plans of thousands of calls a minute are counted.
+#: A window that allows more calls than this moves from ticks to counts per bucket once it
+#: holds this many. Every built-in plan's windows stay below it (exact ticks, at most 16 KB a
+#: window); a custom plan of thousands of calls a minute is counted once its minute fills.
 COUNT_ABOVE = 2048
 #: Buckets per window span: the precision given up is about 2 / BUCKETS of the window.
 BUCKETS = 512

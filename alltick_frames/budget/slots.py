@@ -229,10 +229,10 @@ class LedgerState:
     * ``calls``: window key -> sorted start ticks of recorded calls (past and reserved),
       pruned once older than the window plus guard;
     * ``counts``: window key -> the same calls as counts per bucket, ``[width, keys, counts]``
-      (see :mod:`~alltick_frames.budget.counts`), for a window allowing more than
-      :data:`~alltick_frames.budget.counts.COUNT_ABOVE` calls, so that a reservation costs
-      the same however many calls the window holds; a key is in ``calls`` or ``counts``,
-      never both;
+      (see :mod:`~alltick_frames.budget.counts`), for a window that allows and holds more
+      than :data:`~alltick_frames.budget.counts.COUNT_ABOVE` calls, so that a reservation
+      costs the same however many calls the window holds; a key is in ``calls`` or
+      ``counts``, never both;
     * ``blocked``: block key -> tick before which nothing counted by that key may start
       (set by :meth:`Budget.on_rejected`; ``daily-cap`` holds the reset time);
     * ``days``: ``day:YYYY-MM-DD`` (UTC+8) -> number of calls recorded on that day.
@@ -362,13 +362,13 @@ def find_slot(
 def record(state: LedgerState, rules: Sequence[Rule], t: int, guard: int) -> None:
     """Record a call at tick ``t`` in every window of ``rules`` and on its day(s).
 
-    A window allowing more than :data:`~alltick_frames.budget.counts.COUNT_ABOVE` calls is
-    kept as counts per bucket (its ticks, if any, are counted first); a window already kept
-    as counts stays so until it empties.
+    A window that allows more than :data:`~alltick_frames.budget.counts.COUNT_ABOVE` calls
+    moves to counts per bucket once it holds that many ticks (they are counted first), and
+    stays on counts until it empties.
     """
     for key, calls, span in rules:
         counted = state.counts.get(key)
-        if counted is None and calls > COUNT_ABOVE:
+        if counted is None and calls > COUNT_ABOVE and len(state.calls.get(key, ())) >= COUNT_ABOVE:
             counted = state.counts[key] = _counts.new_counts(span)
             for old in state.calls.pop(key, ()):
                 _counts.add(counted, old)
