@@ -19,6 +19,10 @@ from alltick_frames.emulator import EmulatorServer
 CAP = 90
 N_STOCK, N_FOREX = 360, 90
 PLAN = fast_plan(200, batch_groups=CAP)
+#: What is counted here is the refresh's route, so the cold fetch of 450 calls at 200/s gets a
+#: guard wide enough for a loaded machine, fixed: a learned one may probe into one 429, which
+#: would be retried (nothing lost) but would spoil the exact count of answers this test reads.
+GUARD = 0.1
 
 
 @pytest.fixture
@@ -52,7 +56,7 @@ async def test_450_codes_one_bar_behind_cost_ceil_450_over_cap_batch_calls(
     want = math.ceil(450 / CAP)
     assert math.ceil(N_STOCK / CAP) + math.ceil(N_FOREX / CAP) == want == 5
 
-    async with make_client(emu, market, tmp_path, PLAN) as c:
+    async with make_client(emu, market, tmp_path, PLAN, guard=GUARD) as c:
         first = await c.klines(codes, "1d", count=20)
         assert ok_calls(emu, "kline") == 450
         assert first.failures.empty
@@ -91,7 +95,7 @@ async def test_range_requests_with_unreachable_stock_history_still_refresh_in_ba
     """Stocks serve only their latest 500 bars, so 'since 2021' leaves a hole below them for
     good. That hole must not turn tomorrow's one-bar refresh into a /kline call per code."""
     codes = catalogue_codes(emu, 40, 10)
-    async with make_client(emu, market, tmp_path, PLAN) as c:
+    async with make_client(emu, market, tmp_path, PLAN, guard=GUARD) as c:
         first = await c.klines(codes, "1d", start="2021-01-04")
         stocks = {code for code in codes if code[-3:] in (".US", ".HK", ".SH", ".SZ")}
         assert set(first.failures["code"]) == stocks
@@ -116,7 +120,7 @@ async def test_series_several_bars_behind_are_fetched_with_kline(
 ) -> None:
     """A batch answer holds two bars: series further behind need /kline, one call each."""
     codes = catalogue_codes(emu, 40, 10)
-    async with make_client(emu, market, tmp_path, PLAN) as c:
+    async with make_client(emu, market, tmp_path, PLAN, guard=GUARD) as c:
         await c.klines(codes, "1d", count=20)
         market.advance(7 * DAY)  # the next Wednesday
         emu.reset()

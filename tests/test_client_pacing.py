@@ -163,7 +163,8 @@ async def test_a_free_job_over_three_endpoints_draws_no_rejection(alltick_emulat
     emu = alltick_emulator(plan="free", frozen_clock=True, clock_start=start, process=True)
     plan = get_plan("free")
     clock = LockstepClock(emu, start)
-    async with client(emu, plan, token=emu.token, budget=Budget(plan, clock=clock)) as c:
+    budget = Budget(plan, clock=clock, guard=GUARD)
+    async with client(emu, plan, token=emu.token, budget=budget) as c:
         for _ in range(2):
             trades = await c.trades(["BTCUSDT", "USDJPY"])
             books = await c.depth(["BTCUSDT", "GOLD"])

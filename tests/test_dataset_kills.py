@@ -3,7 +3,9 @@ DIR`` writes each batch of series as it completes, every file atomically. SIGKIL
 random moments, then a rerun: the dataset equals a clean run's, and no partial file is left.
 
 The emulator runs in its own process on a frozen market clock, so every run is served the
-same bars; the plan is fast, so that the test's time is mostly the command's start-up.
+same bars. The plan (20 calls/s) spreads the two batches 0.6 s apart, and the first kill waits
+for the first file, so at least one kill lands between batches however fast or busy the
+machine is; the other nine land at random.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from test_client_support import fast_plan, tokens
 
 from alltick_frames.store.dataset import BarDataset
 
-PLAN = fast_plan(1000)
+PLAN = fast_plan(20)
 #: 24 codes of daily bars: two batches of 12 codes (ITER_BATCH), one page each.
 CODES = [
     *("EURUSD", "GBPUSD", "USDJPY", "AUDUSD", "USDCAD", "USDCHF", "NZDUSD", "EURJPY"),
@@ -57,6 +59,12 @@ def whole_files(root: Path) -> list[Path]:
     return files
 
 
+def first_file(root: Path, job: subprocess.Popen[bytes]) -> None:
+    """Return as soon as the dataset under ``root`` holds a file (or the job ended)."""
+    while job.poll() is None and not (root.exists() and any(root.rglob("*.parquet"))):
+        time.sleep(0.005)
+
+
 def test_a_killed_dataset_job_and_a_rerun_leave_what_a_clean_run_does(
     alltick_emulator, tmp_path
 ) -> None:
@@ -69,12 +77,15 @@ def test_a_killed_dataset_job_and_a_rerun_leave_what_a_clean_run_does(
 
     rng = random.Random(14)
     left = []
-    for _ in range(KILLS):
+    for k in range(KILLS):
         job = subprocess.Popen(
             command(emu, plan_file, killed), env=env,
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )  # fmt: skip
-        time.sleep(rng.uniform(0.0, span))
+        if k == 0:
+            first_file(killed, job)
+        else:
+            time.sleep(rng.uniform(0.0, span))
         job.send_signal(signal.SIGKILL)
         job.wait()
         left.append(len(whole_files(killed)) if killed.exists() else 0)

@@ -40,9 +40,11 @@ Why multiplicative increase, slow multiplicative decrease (AIMD's shape, on a ma
     the server's arrival times (the client reads its answers late), and such a guard was
     measured too wide by half. The latencies bound the guard; the server's rejections set it.
 
-Bounds: :data:`FLOOR` 15 ms (below that, the OS's own timer and scheduling slack on a
-loaded machine), :data:`CEILING` 0.5 s (half a 1-second window: beyond that a rejection is
-not the network's doing but another client's, which blocks handle), :data:`COLD` 0.1 s until
+Bounds: :data:`FLOOR` 25 ms (the fixed guard that drew no rejection on a quiet machine in
+every run of the throughput benchmark; below it the OS's own timer and scheduling slack on
+a loaded machine start to show, and 10 ms less guard gains only 1 % of a 1-second window),
+:data:`CEILING` 0.5 s (half a 1-second window: beyond that a rejection is not the network's
+doing but another client's, which blocks handle), :data:`COLD` 0.1 s until
 :data:`MIN_SAMPLES` latencies were measured. ``Budget(guard=0.05)`` fixes it instead
 (:class:`FixedGuard`), as before.
 
@@ -56,7 +58,7 @@ from collections import deque
 from typing import Any
 
 #: The smallest guard the budget learns (seconds).
-FLOOR = 0.015
+FLOOR = 0.025
 #: The widest guard the budget learns (seconds).
 CEILING = 0.5
 #: The guard before enough latencies were measured (seconds).

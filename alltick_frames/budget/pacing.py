@@ -72,7 +72,7 @@ class Budget:
     :class:`MemoryLedger` (use :meth:`for_token` to share one per token, or a
     :class:`DiskLedger` across processes). ``guard`` widens every sliding window: by default
     it is learned from the calls' latencies and the server's rejections
-    (:class:`~alltick_frames.budget.guard.LearnedGuard`: 15 ms to 0.5 s, 0.1 s until measured);
+    (:class:`~alltick_frames.budget.guard.LearnedGuard`: 25 ms to 0.5 s, 0.1 s until measured);
     a number of seconds fixes it. ``smooth`` (default) spaces a rate window's calls evenly
     rather than letting them leave in one burst (see :func:`rules_for`). With
     ``wait_for_reset`` a full day makes :meth:`acquire` wait for the reset instead of raising.
