@@ -14,7 +14,6 @@ from alltick_frames.budget import (
     Budget,
     DailyCapReached,
     DiskLedger,
-    LedgerState,
     MemoryLedger,
     day_key,
     estimate_schedule,
@@ -635,17 +634,6 @@ def test_fingerprint_is_stable_short_and_not_the_token() -> None:
     fp = token_fingerprint(token)
     assert fp == token_fingerprint(token) and len(fp) == 16
     assert token not in fp and fp != token_fingerprint(token + "x")
-
-
-def test_ledger_state_round_trips_through_its_record() -> None:
-    ticks = [1_777_651_197_000_000, 1_777_651_198_025_000]
-    state = LedgerState(
-        {"endpoint:kline": ticks, "per-minute": []}, {"per-minute": ticks[1]}, {"day:x": 3}
-    )
-    again = LedgerState.from_record(state.to_record())
-    assert again == state
-    assert LedgerState.from_record(None) == LedgerState()
-    assert LedgerState.from_record({"v": 1, "calls": {}}) == LedgerState()  # old layout
 
 
 def test_two_budgets_on_one_disk_ledger_share_the_windows(tmp_path) -> None:

@@ -10,13 +10,11 @@ update. Times are integer microsecond ticks (see the package docstring for why).
 
 from __future__ import annotations
 
-import array
 import math
 from bisect import bisect_left, bisect_right, insort
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
-from typing import Any
 
 from alltick_frames.budget import counts as _counts
 from alltick_frames.budget.counts import COUNT_ABOVE, Counted, Counts
@@ -219,9 +217,6 @@ def earliest_slot(now: int, windows: Iterable[tuple[Sequence[int] | Counted, int
     return t
 
 
-_RECORD_VERSION = 3
-
-
 @dataclass(slots=True)
 class LedgerState:
     """Everything a ledger stores for one token.
@@ -283,29 +278,6 @@ class LedgerState:
             return past.earliest(calls, span, now) if len(past) >= calls else now
         times = self.calls.get(key, [])
         return earliest_in_window(times[: bisect_right(times, now)], calls, span, now)
-
-    def to_record(self) -> dict[str, Any]:
-        """A plain-data form for storage (ticks as packed int64 bytes)."""
-        return {
-            "v": _RECORD_VERSION,
-            "calls": {k: array.array("q", v).tobytes() for k, v in self.calls.items()},
-            "blocked": dict(self.blocked),
-            "days": dict(self.days),
-            "counts": {k: [w, list(ks), list(ns)] for k, (w, ks, ns) in self.counts.items()},
-        }
-
-    @classmethod
-    def from_record(cls, record: Mapping[str, Any] | None) -> LedgerState:
-        """The inverse of :meth:`to_record`; ``None`` (nothing stored yet) is an empty state."""
-        if not record or record.get("v") != _RECORD_VERSION:
-            return cls()  # nothing stored, or an older layout: start afresh
-        calls = {}
-        for key, raw in record["calls"].items():
-            times = array.array("q")
-            times.frombytes(raw)
-            calls[key] = times.tolist()
-        counted = {k: [w, list(ks), list(ns)] for k, (w, ks, ns) in record["counts"].items()}
-        return cls(calls, dict(record["blocked"]), dict(record["days"]), counted)
 
 
 def _daily_cap_error(endpoint: str, resets_at: float) -> DailyCapReached:
