@@ -30,19 +30,15 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from a checkout
 
+from _plans import BENCH_100
+
 from alltick_frames.budget import Budget, theoretical_minimum
 from alltick_frames.budget.guard import LearnedGuard
 from alltick_frames.core.clock import FakeClock
-from alltick_frames.core.plans import ENDPOINTS, KLINE, Plan, get_plan
+from alltick_frames.core.plans import KLINE, Plan
 from alltick_frames.emulator.limits import TokenQuota
 
-PLAN: Plan = get_plan("professional").with_overrides(
-    name="bench-100",
-    endpoint_rates={e: (100, 1.0) for e in ENDPOINTS},
-    all_endpoints=(100, 1.0),
-    per_minute=6_000,
-    per_day=10_000_000,
-)
+PLAN: Plan = BENCH_100
 T0 = 1_777_600_800.0  # 2026-05-01 10:00 UTC+8, far from the daily reset
 
 

@@ -31,20 +31,16 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from a checkout
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))  # redis-server
 
+from _plans import BENCH_100
+
 from alltick_frames import AllTick
 from alltick_frames.budget import Budget, theoretical_minimum
 from alltick_frames.budget.shared import budget_from_url
-from alltick_frames.core.plans import ENDPOINTS, Plan, get_plan
+from alltick_frames.core.plans import Plan
 from alltick_frames.emulator import EmulatorConfig, EmulatorProcess
 
 TOKEN = "bench-hosts"
-PLAN: Plan = get_plan("professional").with_overrides(
-    name="bench-100",
-    endpoint_rates={e: (100, 1.0) for e in ENDPOINTS},
-    all_endpoints=(100, 1.0),
-    per_minute=6_000,
-    per_day=10_000_000,
-)
+PLAN: Plan = BENCH_100
 SKEWS = (-0.3, -0.1, +0.1, +0.3)
 MARKET_NOW = "2024-05-15T14:00:00Z"
 

@@ -58,21 +58,17 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from a checkout
 
+from _plans import BENCH_100
+
 from alltick_frames import AllTick
 from alltick_frames.api.client import default_concurrency
 from alltick_frames.budget import Budget, theoretical_minimum
-from alltick_frames.core.plans import ENDPOINTS, KLINE, Plan, get_plan
+from alltick_frames.core.plans import KLINE, Plan
 from alltick_frames.emulator import EmulatorConfig
 from alltick_frames.emulator.process import EmulatorProcess
 
 TOKEN = "bench"
-PLAN: Plan = get_plan("professional").with_overrides(
-    name="bench-100",
-    endpoint_rates={e: (100, 1.0) for e in ENDPOINTS},
-    all_endpoints=(100, 1.0),
-    per_minute=6_000,
-    per_day=10_000_000,
-)
+PLAN: Plan = BENCH_100
 #: The emulator's market clock: a Wednesday afternoon (UTC), every market's history in reach.
 MARKET_NOW = "2024-05-15T14:00:00Z"
 MARKET_EPOCH = datetime.fromisoformat(MARKET_NOW).timestamp()
