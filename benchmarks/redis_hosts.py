@@ -144,10 +144,13 @@ def _host(emu_url: str, redis_url: str | None, skew: float, codes: list[str], co
                 result = await client.klines(codes, "1h", count=count)
                 ended = time.time()
             ledger = budget.ledger
+            # Slots on Redis's clock (this machine's true time), or on this host's skewed one.
+            on_redis = isinstance(budget, SharedBudget)
+            slots = [s if on_redis else s - skew for s in budget.slots]  # type: ignore[attr-defined]
             host = Host(
                 skew, started, ended, len(result.data), dict(result.stats.calls),
-                budget.slots, budget.given_back,  # type: ignore[attr-defined]
-                offset=budget.clock.offset if isinstance(budget, SharedBudget) else -skew,
+                slots, budget.given_back,  # type: ignore[attr-defined]
+                offset=budget.clock.offset if on_redis else -skew,
                 guard=budget.guard, spread=result.stats.latency_spread, rejected=budget.rejected,
                 updates=getattr(ledger, "updates", 0), conflicts=getattr(ledger, "conflicts", 0),
                 busy=getattr(ledger, "busy", 0.0),
@@ -215,8 +218,9 @@ def run_once(count: int, alone: bool) -> float:
         )
     for r in results:
         spread = "n/a" if r.spread is None else f"{r.spread * 1000:.1f} ms"
+        error = "" if alone else f"offset error {1000 * (r.offset + r.skew):+.2f} ms, "
         print(
-            f"  host {r.skew:+.1f} s: offset error {1000 * (r.offset + r.skew):+.2f} ms, "
+            f"  host {r.skew:+.1f} s: {error}"
             f"guard {r.guard * 1000:.1f} ms, latency spread {spread}, "
             f"{r.rejected} rejection(s), {sum(r.calls.values())} calls"
         )
