@@ -6,12 +6,13 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
+import threading
 import time
 from typing import Any
 
 import pytest
 import redis
-from test_client_support import SkewedClock
+from test_client_support import SkewedClock, fast_plan
 
 from alltick_frames import AllTick
 from alltick_frames.budget import LedgerState, token_fingerprint
@@ -288,3 +289,37 @@ def test_a_host_whose_clock_is_days_off_still_counts_the_servers_day(redis_serve
         assert budget.usage()["calls_today"] == 2
     finally:
         budget.close()
+
+
+def test_hosts_reserving_at_once_lose_no_reservation(redis_server) -> None:
+    """Four clients, each on its own connection and thread, take 30 slots each at once. The
+    compare-and-set lets no write overwrite another: the ledger holds all 120 calls, the
+    day's count says 120, and the slots, merged, keep the plan's spacing and windows, as
+    if one client had taken them all."""
+    plan = fast_plan(50)
+    budgets = [shared(redis_server.url, plan) for _ in range(4)]
+    slots: list[list[float]] = [[] for _ in budgets]
+    start = threading.Barrier(len(budgets))
+
+    def take(i: int) -> None:
+        start.wait()
+        slots[i] = [budgets[i].reserve("kline") for _ in range(30)]
+
+    threads = [threading.Thread(target=take, args=(i,)) for i in range(len(budgets))]
+    try:
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(timeout=60)
+        merged = sorted(to_ticks(s) for part in slots for s in part)
+        assert len(set(merged)) == 120
+        assert min(b - a for a, b in itertools.pairwise(merged)) >= to_ticks(1 / 50)
+        span = to_ticks(1 + GUARD)
+        assert all(b - a >= span for a, b in zip(merged, merged[50:], strict=False))
+        calls = budgets[0].ledger.read(lambda state: state.calls["endpoint:kline"])
+        assert calls == merged
+        assert budgets[0].usage()["calls_today"] == 120
+        assert sum(b.ledger.updates for b in budgets) == 4 + 120  # 4: connecting
+    finally:
+        for b in budgets:
+            b.close()
