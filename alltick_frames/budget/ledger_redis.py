@@ -42,7 +42,8 @@ make every key of a token land on one Redis Cluster slot, as multi-key transacti
         the state's version, a space, and the :class:`LedgerState` without its day counts as
         JSON (see :func:`record_of`); it expires :attr:`RedisLedger.keep` seconds after its
         latest call or block. Every host on one Redis must write this layout: a record of
-        another (the plain JSON of the first release) reads as unreadable, a fresh state.
+        another (the plain JSON the ``WATCH``/``MULTI`` ledger wrote) reads as unreadable, a
+        fresh state.
     ``alltick-frames:{fp}:day:2026-05-01``
         calls counted on that UTC+8 day; expires when the day has ended (plus ``keep``).
     ``alltick-frames:{fp}:clients``
