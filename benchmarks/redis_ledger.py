@@ -7,7 +7,7 @@ one call, so the plan's minimum is a whole 6 s), and prints:
 
 * how many ledger updates ran, and how many ran again because another process wrote first
   (the optimistic transaction's conflicts);
-* the mean time of one update (four round trips on loopback);
+* the mean time of one update (two round trips on loopback);
 * the span of the slots granted against the plan's theoretical minimum for them;
 * whether the slots of all processes, merged, fit every window (they must).
 

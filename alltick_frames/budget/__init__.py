@@ -41,9 +41,9 @@ How it works: a **ledger** of reservations
 
     Three ledgers share that algorithm: :class:`MemoryLedger` (one process; the default),
     :class:`DiskLedger` (a ``diskcache.Cache`` whose SQLite ``BEGIN IMMEDIATE`` transaction
-    makes read-compute-write atomic across processes) and :class:`RedisLedger` (a
-    ``WATCH``/``MULTI`` transaction in Redis, on the server's clock, for every host on the
-    token: :mod:`~alltick_frames.budget.shared`). Shared ledgers are keyed by
+    makes read-compute-write atomic across processes) and :class:`RedisLedger` (an optimistic
+    read and a compare-and-set in Redis, on the server's clock, for every host on the token:
+    :mod:`~alltick_frames.budget.shared`). Shared ledgers are keyed by
     :func:`token_fingerprint`, a salted hash, never by the token.
 
 Feedback from the server: :meth:`Budget.on_rejected` (a 429 or 605 came back despite pacing:
