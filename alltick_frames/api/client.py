@@ -349,14 +349,9 @@ class AllTick(QuotesMixin, RetryMixin, EstimateMixin, StreamMixin):
     ) -> list[cache_planner.SeriesPlan]:
         assert self.store is not None
         alias = str(req.interval)
-        covs = self.store.coverage_many([(c.code, alias) for c in todo])
+        table = self.store.coverage_table([(c.code, alias) for c in todo])
         ttl = self.ttl(req.interval)
-        return [
-            cache_planner.plan_series(
-                req, c, covs[c.code, alias], self.store, self.plan, now, ttl, c.code not in paged
-            )
-            for c in todo
-        ]
+        return cache_planner.plan_many(req, todo, table, self.store, self.plan, now, ttl, paged)
 
     def _batch_route(
         self, plans: Sequence[cache_planner.SeriesPlan]

@@ -44,7 +44,14 @@ from alltick_frames.store.codec import (
     sid_of,
     stack_chunks,
 )
-from alltick_frames.store.coverage import NEG_INF, POS_INF, Coverage, Span
+from alltick_frames.store.coverage import (
+    NEG_INF,
+    POS_INF,
+    Coverage,
+    CoverageTable,
+    Span,
+    coverage_row,
+)
 from alltick_frames.store.health import Index, Keeper, guarded
 from alltick_frames.store.location import StoreError
 from alltick_frames.store.manage import Management
@@ -56,6 +63,8 @@ from alltick_frames.store.records import (
 from alltick_frames.store.writes import Writing
 
 _READ_ATTEMPTS = 100
+#: Coverages a store remembers by their index record's bytes (:meth:`BarStore._coverage`).
+_COVERAGES = 1 << 15
 
 
 class ManyBars(NamedTuple):
@@ -186,6 +195,7 @@ class BarStore(Writing, Management, Keeper):
         if not isinstance(source, str) or not source:
             raise ValueError(f"source must be a non-empty string, not {source!r}")
         self._start(directory, source, shared)
+        self._coverages: dict[tuple[str, bytes], tuple[Coverage, tuple]] = {}
 
     # ----------------------------------------------------------------------------- reading
 
@@ -209,6 +219,31 @@ class BarStore(Writing, Management, Keeper):
             pair: index_coverage(self._parse(kv, sid, blobs.get(index_key(sid))) or empty_index())
             for pair, sid in zip(series, sids, strict=True)
         }
+
+    @guarded
+    def coverage_table(self, keys: Sequence[SeriesKey]) -> CoverageTable:
+        """:meth:`coverage` of many series (in the order of ``keys``) in a few SQL statements,
+        as a :class:`CoverageTable` that plans them all at once."""
+        kv = self._backend
+        sids = [sid_of(self.source, code, interval) for code, interval in keys]
+        blobs = kv.get_many([index_key(sid) for sid in sids])
+        known = [self._coverage(kv, sid, blobs.get(index_key(sid))) for sid in sids]
+        return CoverageTable.of([c for c, _ in known], [r for _, r in known])
+
+    def _coverage(self, kv: Backend, sid: str, blob: object) -> tuple[Coverage, tuple]:
+        """The coverage of the index record in ``blob`` and its :func:`coverage_row`,
+        remembered by the record's bytes like the record itself (:meth:`Keeper._parse`)."""
+        key = (sid, blob) if type(blob) is bytes else None
+        if key is not None and (found := self._coverages.get(key)) is not None:
+            return found
+        index = self._parse(kv, sid, blob)
+        cov = index_coverage(index or empty_index())
+        found = (cov, coverage_row(cov))
+        if key is not None and index is not None:
+            if len(self._coverages) >= _COVERAGES:
+                self._coverages.pop(next(iter(self._coverages)), None)  # the oldest one
+            self._coverages[key] = found
+        return found
 
     def _snapshot(
         self,
