@@ -1,5 +1,6 @@
 """Planning many series at once (:func:`cache_planner.plan_many`) decides exactly what
-planning them one by one (:func:`cache_planner.plan_series`) decides.
+planning them one by one (:func:`cache_planner.plan_series`) decides: the same pages for the
+series that need some, and the same count of series served.
 
 Pure: coverages are built by hand, so every shape the store's index may hold is tried (holes,
 floors below or inside segments, forming bars fresh or stale, before or after the segment,
@@ -140,8 +141,10 @@ def test_plan_many_decides_what_plan_series_decides(
             # The shapes served() decides: a series it leaves is one that needs a page (a
             # stock may have gaps that no page can fill, which plan_series alone knows).
             assert plan_series(req, c, cov, Incomplete(), PLAN, NOW, TTL, not late).pages
+    one_by_one = _one_by_one(req, covs, Incomplete(), paged)
+    needy = [p for p in one_by_one if p.pages]
     got = plan_many(req, req.codes, table, Incomplete(), PLAN, NOW, TTL, paged)
-    assert got == _one_by_one(req, covs, Incomplete(), paged)
+    assert got == (needy, len(covs) - len(needy))
 
 
 WARM = Coverage(((_time(-30), _time(0) - 1),), None, _time(0), NOW - 60, 30)
@@ -189,5 +192,5 @@ def test_plan_many_reads_no_bar_for_a_warm_request(monkeypatch: pytest.MonkeyPat
     monkeypatch.setattr(cache_planner, "plan_series", counted)
     req = KlineRequest(tuple(CODES), IVL, None, _time(-20), None)
     plans = plan_many(req, req.codes, CoverageTable.of([WARM, WARM]), NoReads(), PLAN, NOW, TTL)
-    assert plans == [SeriesPlan(c, ()) for c in CODES]
+    assert plans == ([], 2)
     assert calls == []

@@ -130,19 +130,20 @@ def plan_many(
     now: float,
     ttl: float,
     paged: set[str] | frozenset[str] = frozenset(),
-) -> list[SeriesPlan]:
-    """:func:`plan_series` of every code (``table`` holds their coverage, in order; codes in
-    ``paged`` are past their first round): the series the cache answers whole are found for
-    all codes at once (:func:`served`), the others are planned one by one."""
+) -> tuple[list[SeriesPlan], int]:
+    """The plans of the codes that need pages, and how many need none: :func:`plan_series`
+    of every code (``table`` holds their coverage, in order; codes in ``paged`` are past
+    their first round). The series the cache answers whole are found for all codes at once
+    (:func:`served`); the others are planned one by one."""
     first_round = np.array([c.code not in paged for c in codes], bool) if paged else True
-    done = served(req, table.rows, now, ttl, first_round).tolist()
+    left = np.flatnonzero(~served(req, table.rows, now, ttl, first_round)).tolist()
     covs = table.coverages
-    return [
-        SeriesPlan(c, ())
-        if done[k]
-        else plan_series(req, c, covs[k], store, plan, now, ttl, c.code not in paged)
-        for k, c in enumerate(codes)
+    plans = [
+        plan_series(req, codes[k], covs[k], store, plan, now, ttl, codes[k].code not in paged)
+        for k in left
     ]
+    needy = [p for p in plans if p.pages]
+    return needy, len(codes) - len(needy)
 
 
 def served(

@@ -22,6 +22,7 @@ from alltick_frames import frames
 from alltick_frames.core.calendars import session_dates
 from alltick_frames.core.errors import MalformedResponse
 from alltick_frames.core.planner import KlinePage, KlineRequest
+from alltick_frames.frames import completeness
 from alltick_frames.frames.sessions import zones_of
 from alltick_frames.run import memory
 from alltick_frames.store import BarStore
@@ -268,8 +269,10 @@ def _frame(
     ``codes[k]``; ``ts`` in Unix seconds, made nanoseconds in place): ``ts`` and ``vals``
     become its columns, and the other columns are built for all the series at once."""
     ts *= _NS
+    code = repeated(codes, sizes)
+    completeness.remember_runs(code, list(codes), sizes)  # measured next: its runs are known
     columns = {
-        "code": repeated(codes, sizes),
+        "code": code,
         "interval": repeated([interval], np.array([ts.size])),
         "timestamp": pd.DatetimeIndex(ts.view("datetime64[ns]"), dtype=frames.UTC_NS),
         "session": _sessions(codes, sizes, ts),

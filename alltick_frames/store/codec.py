@@ -219,9 +219,7 @@ def stack_chunks(pieces: Sequence[Piece]) -> tuple[Arrays, int | None]:
     its timestamps then its value columns, so a chunk's rows go into place in one copy,
     all seven columns at once), and the order of whole chunks checked in one pass: a load of
     many small chunks costs little more than one of a few large ones, and a trimmed read
-    copies only what it returns. The block comes from Arrow's memory pool, which keeps freed
-    pages for the next read (as :func:`pandas.read_parquet` does): a fresh mapping would cost
-    a page fault every 4 KB.
+    copies only what it returns.
     """
     count = len(pieces)
     sizes = np.fromiter((b - a for _, _, a, b in pieces), np.int64, count)
@@ -274,12 +272,13 @@ def stack_chunks(pieces: Sequence[Piece]) -> tuple[Arrays, int | None]:
 
 
 def _block(rows: int) -> np.ndarray:
-    """A fresh int64 array of shape (7, ``rows``) (a timestamp row, then the value rows'
-    bits), in Arrow's memory pool."""
-    import pyarrow as pa
+    """A fresh int64 array of shape (7, ``rows``): a timestamp row, then the value rows' bits.
 
-    size = (NF + 1) * rows
-    return np.frombuffer(pa.allocate_buffer(8 * size), np.int64, size).reshape(NF + 1, rows)
+    From NumPy's allocator on purpose: when a frame built on it is freed, the C library
+    keeps that memory for the next read's arrays (so they fault no fresh pages in), which it
+    would not if the block came from Arrow's pool.
+    """
+    return np.empty((NF + 1, rows), np.int64)
 
 
 def as_frame(ts: Any, vals: np.ndarray, **leading: Any) -> pd.DataFrame:
