@@ -115,12 +115,13 @@ def _first_bad(
     return None
 
 
-def _run_start(index: Index | None, lo: int, hi: int) -> int:
+def _run_start(cov: Coverage | None, lo: int, hi: int) -> int:
     """Where the bars of a count request start: at ``lo``, or later at the start of the
-    covered run that holds ``hi`` (past ``hi`` when no run holds it: no bars)."""
-    if index is None:
+    covered run that holds ``hi`` (past ``hi`` when no run holds it: no bars), by the
+    series' coverage (None: nothing stored)."""
+    if cov is None:
         return lo
-    run = index_coverage(index).run(hi, forming=hi == POS_INF)
+    run = cov.run(hi, forming=hi == POS_INF)
     return POS_INF if run is None else max(lo, run[0])
 
 
@@ -272,7 +273,16 @@ class BarStore(Writing, Management, Keeper):
         for _ in range(_READ_ATTEMPTS):
             blobs = kv.get_many(keys)
             indexes = [self._parse(kv, sid, blobs.get(index_key(sid))) for sid in sids]
-            bounds = [_run_start(index, lo, hi) if runs else lo for index in indexes]
+            bounds = (
+                [
+                    _run_start(None if index is None else self._coverage(kv, sid, blob)[0], lo, hi)
+                    for index, sid, blob in zip(
+                        indexes, sids, [blobs.get(k) for k in keys], strict=True
+                    )
+                ]
+                if runs
+                else [lo] * len(sids)
+            )
             wanted = [
                 _wanted(index, start, hi, newest)
                 for index, start in zip(indexes, bounds, strict=True)
