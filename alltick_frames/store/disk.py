@@ -63,8 +63,10 @@ from alltick_frames.store.records import (
 from alltick_frames.store.writes import Writing
 
 _READ_ATTEMPTS = 100
-#: Coverages a store remembers by their index record's bytes (:meth:`BarStore._coverage`).
+#: Coverages a store remembers with their parsed index records (:meth:`BarStore._coverage`).
 _COVERAGES = 1 << 15
+#: The coverage of a series with nothing stored, and its row.
+_NOTHING = (Coverage(), coverage_row(Coverage()))
 
 
 class ManyBars(NamedTuple):
@@ -196,7 +198,7 @@ class BarStore(Writing, Management, Keeper):
         if not isinstance(source, str) or not source:
             raise ValueError(f"source must be a non-empty string, not {source!r}")
         self._start(directory, source, shared)
-        self._coverages: dict[tuple[str, bytes], tuple[Coverage, tuple]] = {}
+        self._coverages: dict[int, tuple[Index, Coverage, tuple]] = {}
 
     # ----------------------------------------------------------------------------- reading
 
@@ -233,18 +235,20 @@ class BarStore(Writing, Management, Keeper):
 
     def _coverage(self, kv: Backend, sid: str, blob: object) -> tuple[Coverage, tuple]:
         """The coverage of the index record in ``blob`` and its :func:`coverage_row`,
-        remembered by the record's bytes like the record itself (:meth:`Keeper._parse`)."""
-        key = (sid, blob) if type(blob) is bytes else None
-        if key is not None and (found := self._coverages.get(key)) is not None:
-            return found
+        remembered with the parsed record (:meth:`Keeper._parse` remembers that by its bytes),
+        so that planning a warm request builds no coverage again."""
         index = self._parse(kv, sid, blob)
-        cov = index_coverage(index or empty_index())
-        found = (cov, coverage_row(cov))
-        if key is not None and index is not None:
-            if len(self._coverages) >= _COVERAGES:
-                self._coverages.pop(next(iter(self._coverages)), None)  # the oldest one
-            self._coverages[key] = found
-        return found
+        if index is None:
+            return _NOTHING
+        found = self._coverages.get(id(index))
+        if found is not None and found[0] is index:  # the record itself: its id is not reused
+            return found[1], found[2]
+        cov = index_coverage(index)
+        row = coverage_row(cov)
+        if len(self._coverages) >= _COVERAGES:
+            self._coverages.pop(next(iter(self._coverages)), None)  # the oldest one
+        self._coverages[id(index)] = (index, cov, row)
+        return cov, row
 
     def _snapshot(
         self,
