@@ -22,6 +22,7 @@ from alltick_frames import frames
 from alltick_frames.core.calendars import session_dates
 from alltick_frames.core.errors import MalformedResponse
 from alltick_frames.core.planner import KlinePage, KlineRequest
+from alltick_frames.frames import completeness
 from alltick_frames.frames.sessions import zones_of
 from alltick_frames.run import memory
 from alltick_frames.store import BarStore
@@ -268,8 +269,10 @@ def _frame(
     ``codes[k]``; ``ts`` in Unix seconds, made nanoseconds in place): ``ts`` and ``vals``
     become its columns, and the other columns are built for all the series at once."""
     ts *= _NS
+    code = repeated(codes, sizes)
+    completeness.remember_runs(code, list(codes), sizes)  # measured next: its runs are known
     columns = {
-        "code": repeated(codes, sizes),
+        "code": code,
         "interval": repeated([interval], np.array([ts.size])),
         "timestamp": pd.DatetimeIndex(ts.view("datetime64[ns]"), dtype=frames.UTC_NS),
         "session": _sessions(codes, sizes, ts),
@@ -300,12 +303,18 @@ def repeated(values: Sequence[str], counts: np.ndarray) -> pd.api.extensions.Ext
     encoded = [v.encode() for v in values]
     widths = np.array([len(e) for e in encoded], np.int64)
     n = int(np.sum(counts))
-    offsets = np.arange(n + 1, dtype=np.int64)
-    if (widths == widths[0]).all():  # one width (an interval; a market's codes, mostly)
-        offsets *= widths[0]
-        data = np.repeat(np.array(encoded, f"S{max(int(widths[0]), 1)}"), counts)
-        buffer = pa.py_buffer(data) if widths[0] else pa.py_buffer(b"")
+    width = int(widths[0])
+    if (widths == width).all():  # one width (an interval; a market's codes, mostly)
+        offsets = (
+            np.arange(0, (n + 1) * width, width, dtype=np.int64)
+            if width
+            else np.zeros(n + 1, np.int64)
+        )
+        data = np.repeat(np.array(encoded, f"S{max(width, 1)}"), counts)
+        buffer = pa.py_buffer(data) if width else pa.py_buffer(b"")
     else:
+        offsets = np.empty(n + 1, np.int64)
+        offsets[0] = 0
         small = np.uint8 if widths.max() < 256 else np.int64
         np.cumsum(np.repeat(widths.astype(small), counts), dtype=np.int64, out=offsets[1:])
         buffer = pa.py_buffer(b"".join(e * int(c) for e, c in zip(encoded, counts, strict=True)))
