@@ -10,6 +10,7 @@ update. Times are integer microsecond ticks (see the package docstring for why).
 
 from __future__ import annotations
 
+import functools
 import math
 from bisect import bisect_left, bisect_right, insort
 from collections.abc import Iterable, Sequence
@@ -76,6 +77,7 @@ def day_start(index: int) -> float:
     return index * DAY - DAY_RESET_UTC_OFFSET
 
 
+@functools.lru_cache(maxsize=16)  # two days are in use at a time; read twice per call
 def day_key(index: int) -> str:
     """The ledger key of day ``index``: its UTC+8 date, ``"day:2026-05-01"``."""
     return f"day:{(_EPOCH + timedelta(days=index)).isoformat()}"

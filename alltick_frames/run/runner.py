@@ -89,10 +89,11 @@ class Departure:
     because the event loop was busy decoding, or its connection took a TCP or TLS handshake
     to open) would leave the ledger believing it went earlier; the call one window behind it
     could then reach the server less than a window after it, and get a 429. The transport
-    awaits this object once the connection is ready, just before the request is written; a
+    calls this object once the connection is ready, just before the request is written; a
     slot missed by more than half the guard, or held back since by a block (another call's
-    429 or 605), is then given back and a new one taken. That wait is the budget's, not the
-    network's: the transport does not count it against the request's timeout.
+    429 or 605), is then given back and a new one taken, which the transport awaits. That
+    wait is the budget's, not the network's: the transport does not count it against the
+    request's timeout. A call whose slot holds leaves at once, with nothing to await.
 
     aiohttp sends a GET again by itself when a kept-alive connection drops it (and would
     follow a redirect): the server sees two calls. Such a resend takes a slot of its own and
@@ -121,7 +122,22 @@ class Departure:
         budget = self.budget
         return budget.rejected != self._rejected and budget.blocked(self.endpoint, self.slot)
 
-    async def __call__(self) -> None:
+    def __call__(self) -> Awaitable[None] | None:
+        """Leave now (None) if the slot holds, else what to await before leaving."""
+        if not self.sent:
+            budget = self.budget
+            late = budget.clock.now() - self.slot
+            tolerance = max(budget.guard / 2, MIN_LATENESS)
+            if (late <= tolerance or self.repaced >= MAX_REPACES) and not self._blocked():
+                self._left()
+                return None
+        return self._leave()
+
+    def _left(self) -> None:
+        self.sent += 1
+        self.sent_at = self.budget.clock.now()
+
+    async def _leave(self) -> None:
         if self.sent:
             log.debug("%s request sent again by aiohttp; taking a slot for it", self.endpoint)
             await self.acquire()
@@ -139,8 +155,7 @@ class Departure:
             budget.release(self.endpoint, self.slot)
             await self.acquire()
             self.repaced += 1
-        self.sent += 1
-        self.sent_at = budget.clock.now()
+        self._left()
 
 
 @dataclass(eq=False)
@@ -377,10 +392,11 @@ class Runner:
         """Do what ``envelope``'s ``ret`` asks for ``call`` (sent at ``sent_at``)."""
         job = self._job
         ret, action = envelope.ret, action_for(envelope.ret)
-        log.debug(
-            "%s %s codes=%d attempt=%d -> ret %s",
-            job.endpoint, call.path, len(call.codes), call.attempts, ret,
-        )  # fmt: skip
+        if log.isEnabledFor(logging.DEBUG):  # call.codes costs a tuple per answer
+            log.debug(
+                "%s %s codes=%d attempt=%d -> ret %s",
+                job.endpoint, call.path, len(call.codes), call.attempts, ret,
+            )  # fmt: skip
         if action is Action.OK:
             if digest is not None:
                 try:  # off the loop; a body that is no envelope is malformed, as ever
