@@ -167,6 +167,31 @@ async def run_client(url: str, codes: list[str], count: int, guard: float | None
             }
         )
 
+    ended: dict[str, float] = {}
+
+    async def request_end(_s: Any, _ctx: Any, params: Any) -> None:
+        trace = _trace_of(params.url.query.get("query"))
+        if trace:
+            ended[trace] = time.time()
+
+    moved = {"moved": 0, "refused": 0, "new slots": 0}
+    original_depart = Budget.depart
+
+    def depart(self: Any, endpoint: str, slot: float, at: float) -> bool:
+        ok = original_depart(self, endpoint, slot, at)
+        moved["moved" if ok else "refused"] += 1
+        return ok
+
+    Budget.depart = depart  # type: ignore[method-assign]
+    original_acquire = runner_mod.Departure.acquire
+
+    async def acquire(self: Any) -> None:
+        if self.slot:
+            moved["new slots"] += 1
+        await original_acquire(self)
+
+    runner_mod.Departure.acquire = acquire  # type: ignore[method-assign]
+
     original_open = transport_mod.Transport._open
 
     def open_(self: Any) -> aiohttp.ClientSession:
@@ -175,6 +200,7 @@ async def run_client(url: str, codes: list[str], count: int, guard: float | None
         if fresh:
             extra = aiohttp.TraceConfig()
             extra.on_request_headers_sent.append(headers_sent)
+            extra.on_request_end.append(request_end)
             extra.freeze()
             session._trace_configs.append(extra)
         return session
@@ -184,11 +210,16 @@ async def run_client(url: str, codes: list[str], count: int, guard: float | None
     async with AllTick(
         TOKEN, PLAN, url, cache=False, budget=budget, progress=False, clock=lambda: MARKET_EPOCH
     ) as client:
-        started = time.time()
+        started, cpu = time.time(), time.process_time()
         result = await client.klines(codes, "1h", count=count)
-        wall = time.time() - started
+        wall, cpu = time.time() - started, time.process_time() - cpu
     assert result.ok, result.failures
-    print(f"wall {wall:.3f} s, calls {dict(result.stats.calls)}, guard {budget.guard * 1e3:.1f} ms")
+    for record in sent:
+        record["answered"] = ended.get(record["trace"])
+    print(
+        f"wall {wall:.3f} s, client CPU {cpu:.3f} s, calls {dict(result.stats.calls)},"
+        f" guard {budget.guard * 1e3:.1f} ms; late departures {moved}"
+    )
     return sent
 
 
@@ -225,6 +256,7 @@ def analyse(client: list[dict], server: list[dict]) -> None:
     print("  loop reads (read - kernel)     ", q([r["read"] - r["data"] for r in joined]))
     print("  server backlog (handler - read)", q([r["handler"] - r["read"] for r in joined]))
     print("  dated (admit date - kernel)    ", q([r["admit"] - r["data"] for r in joined]))
+    print("  answered (headers in - kernel) ", q([r["answered"] - r["data"] for r in joined]))
     print("  arrival - slot (total)         ", q([r["admit"] - r["slot"] for r in joined]))
     refused = [r for r in joined if r["ret"] != 200]
     print(f"refused {len(refused)}")

@@ -219,13 +219,14 @@ def report(ours: list[Run], plain: list[Run], args: argparse.Namespace, codes: i
     for i, run in enumerate(plain):
         report_line(f"aiohttp+aiolimiter #{i + 1}", run)
     print()
-    print("where our time went (last run)")
-    run = ours[-1]
-    spread = "n/a" if run.spread is None else f"{run.spread * 1000:.1f} ms"
-    print(f"  {'pacing span':<22}{run.span:>9.3f} s   first to last call leaving")
-    print(f"  {'guard at the end':<22}{run.guard * 1000:>9.1f} ms  latency spread seen {spread}")
-    print(f"  {'tail':<22}{run.tail:>9.3f} s   last answers, decoding, the frame")
-    print(f"  {'bars per second':<22}{run.rows / run.wall:>9,.0f}")
+    print("where our time went: pacing span (first to last call leaving), guard at the end")
+    print("(and the latency spread it saw), tail (last answers, decoding, the frame)")
+    for i, run in enumerate(ours):
+        spread = "n/a" if run.spread is None else f"{run.spread * 1000:.1f} ms"
+        print(
+            f"  #{i + 1}  span {run.span:6.3f} s  guard {run.guard * 1000:5.1f} ms"
+            f" (spread {spread})  tail {run.tail:5.3f} s  {run.rows / run.wall:,.0f} bars/s"
+        )
 
 
 def main(argv: list[str] | None = None) -> int:

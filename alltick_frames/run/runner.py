@@ -48,9 +48,14 @@ log = logging.getLogger("alltick_frames")
 #: (code, interval alias or None): the unit a failure row is about.
 Item = tuple[str, str | None]
 
-#: Seconds a call may leave after its budget slot before the slot is given back for a new one
-#: (at least this, and at least half the budget's guard; see :class:`Departure`).
+#: Seconds a call may leave after its budget slot with the ledger left as it is: the timer's
+#: own slack, which the guard covers. A call later than this is moved in the ledger to when it
+#: really leaves (see :class:`Departure`).
 MIN_LATENESS = 0.002
+#: Seconds late past which a call takes a new slot instead (at least this, and at least half
+#: the budget's guard): it was held by a stall (a blocked loop, a new connection), not by the
+#: timer, and the calls the stall released would otherwise leave in one burst.
+STALL = 0.05
 #: New slots a call may take after missing one, before it goes with whatever slot it has.
 MAX_REPACES = 3
 #: Tries of a call answered with a ``ret`` the client does not know: the first and one more.
@@ -89,10 +94,18 @@ class Departure:
     because the event loop was busy decoding, or its connection took a TCP or TLS handshake
     to open) would leave the ledger believing it went earlier; the call one window behind it
     could then reach the server less than a window after it, and get a 429. The transport
-    awaits this object once the connection is ready, just before the request is written; a
-    slot missed by more than half the guard, or held back since by a block (another call's
-    429 or 605), is then given back and a new one taken. That wait is the budget's, not the
-    network's: the transport does not count it against the request's timeout.
+    awaits this object once the connection is ready, just before the request is written:
+
+    * a call late by up to :data:`MIN_LATENESS` goes (the guard covers the timer's slack);
+    * a call later than that, up to :data:`STALL` or half the guard, goes and is moved in the
+      ledger to the instant it leaves (:meth:`~alltick_frames.budget.Budget.depart`), so its
+      lateness is not taken out of the guard; if the move would break a window (calls were
+      reserved since), it takes a new slot instead;
+    * a call later still, or held back since by a block (another call's 429 or 605), gives
+      its slot back and takes a new one.
+
+    That wait is the budget's, not the network's: the transport does not count it against
+    the request's timeout.
 
     aiohttp sends a GET again by itself when a kept-alive connection drops it (and would
     follow a redirect): the server sees two calls. Such a resend takes a slot of its own and
@@ -129,12 +142,18 @@ class Departure:
             if self.on_resend is not None:
                 self.on_resend()
         budget = self.budget
-        tolerance = max(budget.guard / 2, MIN_LATENESS)
+        tolerance = max(budget.guard / 2, STALL)
         while True:
-            late = budget.clock.now() - self.slot
+            now = budget.clock.now()
+            late = now - self.slot
             if late > tolerance and self.repaced < MAX_REPACES:
                 log.debug("%s slot missed by %.3fs; taking a new one", self.endpoint, late)
-            elif not self._blocked():
+            elif self._blocked():
+                pass
+            elif late <= MIN_LATENESS or self.repaced >= MAX_REPACES:
+                break
+            elif budget.depart(self.endpoint, self.slot, now):
+                self.slot = now
                 break
             budget.release(self.endpoint, self.slot)
             await self.acquire()
