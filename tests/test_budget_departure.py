@@ -7,6 +7,7 @@ call one window behind it.
 
 from __future__ import annotations
 
+import asyncio
 from datetime import datetime
 
 import pytest
@@ -111,6 +112,7 @@ async def test_departure_goes_as_is_moves_or_takes_a_new_slot_by_how_late_it_is(
         await departure.acquire()
         clock.set(max(clock.now(), departure.slot) + late)
         await departure()
+        await asyncio.sleep(0)  # the loop runs again: the write has happened (see below)
         return departure
 
     # Timer slack: goes, the ledger keeps the slot.
@@ -129,3 +131,27 @@ async def test_departure_goes_as_is_moves_or_takes_a_new_slot_by_how_late_it_is(
     clock.set(stalled.slot + STALL * 2)
     await stalled()
     assert stalled.repaced == 1 and stalled.slot == pytest.approx(T0 + 5 + STALL * 2)
+
+
+async def test_a_call_whose_write_was_held_up_is_moved_when_the_loop_runs_again() -> None:
+    """Between the departure check and the socket's write nothing yields to the loop, but the
+    process may be preempted (or another thread hold the GIL): the first moment the loop runs
+    again bounds the write from above. Held up past half the guard, the call moves there."""
+    b = budget()
+    clock = b.clock
+    assert isinstance(clock, FakeClock)
+    held = Departure(b, KLINE)
+    await held.acquire()
+    await held()
+    assert held.sent_at == T0
+    clock.set(T0 + 0.040)  # the loop runs again 40 ms on
+    await asyncio.sleep(0)
+    assert held.slot == pytest.approx(T0 + 0.040)
+    assert times(b) == pytest.approx([T0 + 0.040])
+    # Held up less than half the guard: the guard covers it, the ledger is left alone.
+    brief = Departure(b, KLINE)
+    await brief.acquire()
+    await brief()
+    clock.advance(G / 2 - 0.001)
+    await asyncio.sleep(0)
+    assert times(b) == pytest.approx([T0 + 0.040, T0 + 0.040])

@@ -218,7 +218,7 @@ class Budget:
         rules = self._rules_of(endpoint)
         self.ledger.update(lambda state: unrecord(state, rules, slot, self._day_guard))
 
-    def depart(self, endpoint: str, slot: float, at: float) -> bool:
+    def depart(self, endpoint: str, slot: float, at: float, *, sent: bool = False) -> bool:
         """Record that the call reserved at ``slot`` left later, at ``at``.
 
         The budget spaces calls by the times its ledger holds. A call that leaves after its
@@ -226,7 +226,8 @@ class Budget:
         says, and the call a window behind it would be spaced from the earlier time: every
         millisecond of lateness would come out of the guard. Moved to ``at``, the call is
         where the server sees it. Returns False, and changes nothing, when ``at`` would break
-        a window because of calls reserved since (the caller then takes a new slot).
+        a window because of calls reserved since (the caller then takes a new slot). With
+        ``sent`` (the call has gone already, later than it was recorded) it is moved anyway.
         """
         if at <= slot:
             return True
@@ -234,7 +235,7 @@ class Budget:
         t, to = to_ticks(slot), to_ticks(at)
         per_day, guard = self.plan.per_day, self._day_guard
         return self.ledger.update(
-            lambda state: move(state, rules, t, to, per_day=per_day, guard=guard)
+            lambda state: move(state, rules, t, to, per_day=per_day, guard=guard, sent=sent)
         )
 
     def blocked(self, endpoint: str, slot: float) -> bool:

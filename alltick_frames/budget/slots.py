@@ -371,9 +371,19 @@ def unrecord(state: LedgerState, rules: Sequence[Rule], t: int, guard: int) -> N
 
 
 def move(
-    state: LedgerState, rules: Sequence[Rule], slot: int, t: int, *, per_day: int, guard: int
+    state: LedgerState,
+    rules: Sequence[Rule],
+    slot: int,
+    t: int,
+    *,
+    per_day: int,
+    guard: int,
+    sent: bool = False,
 ) -> bool:
     """Move a call recorded at ``slot`` to tick ``t`` (when it really left), if ``t`` fits.
+
+    With ``sent`` the call has already gone: it is moved whether ``t`` fits or not, since
+    the ledger must hold where the server saw it for the calls that follow.
 
     ``t`` fits when every rate window would give it now, with every other recorded call
     (reservations after ``t`` included) in place, on a day with room: then the ledger holds
@@ -389,10 +399,8 @@ def move(
         for key, calls, span in rules
         if not key.endswith(SPACING_SUFFIX)
     ]
-    days = _days_of(t, guard)
-    if earliest_slot(t, sliding) == t and all(
-        state.days.get(day_key(d), 0) < per_day for d in days
-    ):
+    fits = earliest_slot(t, sliding) == t
+    if sent or (fits and all(state.days.get(day_key(d), 0) < per_day for d in _days_of(t, guard))):
         record(state, rules, t, guard)
         return True
     record(state, rules, slot, guard)

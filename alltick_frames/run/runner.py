@@ -102,7 +102,11 @@ class Departure:
       lateness is not taken out of the guard; if the move would break a window (calls were
       reserved since), it takes a new slot instead;
     * a call later still, or held back since by a block (another call's 429 or 605), gives
-      its slot back and takes a new one.
+      its slot back and takes a new one;
+    * once it has gone, a call whose write was itself held up past half the guard (the
+      process preempted, the GIL held elsewhere, between this check and the socket's write)
+      is moved to the first moment the loop runs again, which comes after the write: a bound
+      from above on when it left (:meth:`confirm`).
 
     That wait is the budget's, not the network's: the transport does not count it against
     the request's timeout.
@@ -160,6 +164,19 @@ class Departure:
             self.repaced += 1
         self.sent += 1
         self.sent_at = budget.clock.now()
+        # The write follows this hook without yielding to the loop: whatever runs next on the
+        # loop runs after it.
+        asyncio.get_running_loop().call_soon(self.confirm)
+
+    def confirm(self) -> None:
+        """Move the call to now if it was written more than half the guard after
+        :attr:`sent_at` (see the class docstring); called once it has gone."""
+        budget = self.budget
+        now = budget.clock.now()
+        if now - self.sent_at > max(budget.guard / 2, MIN_LATENESS):
+            log.debug("%s written %.3fs after its departure", self.endpoint, now - self.sent_at)
+            if budget.depart(self.endpoint, self.slot, now, sent=True):
+                self.slot = now
 
 
 @dataclass(eq=False)
