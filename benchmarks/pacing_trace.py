@@ -174,12 +174,12 @@ async def run_client(url: str, codes: list[str], count: int, guard: float | None
         if trace:
             ended[trace] = time.time()
 
-    moved = {"moved": 0, "refused": 0, "new slots": 0}
+    moved = {"moved": 0, "refused": 0, "new slots": 0, "written late": 0}
     original_depart = Budget.depart
 
-    def depart(self: Any, endpoint: str, slot: float, at: float) -> bool:
-        ok = original_depart(self, endpoint, slot, at)
-        moved["moved" if ok else "refused"] += 1
+    def depart(self: Any, endpoint: str, slot: float, at: float, *, sent: bool = False) -> bool:
+        ok = original_depart(self, endpoint, slot, at, sent=sent)
+        moved["written late" if sent else "moved" if ok else "refused"] += 1
         return ok
 
     Budget.depart = depart  # type: ignore[method-assign]
