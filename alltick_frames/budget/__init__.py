@@ -18,7 +18,7 @@ while it lies in ``(now - S, now]``. So with a limit of ``L`` per ``S``, the ``(
 may start ``S`` seconds after the ``k``-th. The budget adds a **guard** so that network
 jitter cannot make two of our calls look closer to the server than they were: the
 ``(k+L)``-th call starts at least ``S + guard`` after the ``k``-th. The guard is learned from
-the calls' latencies and the server's rejections, within 25 ms and 0.5 s
+the calls' latencies and the server's rejections, within 10 ms and 0.5 s
 (:mod:`~alltick_frames.budget.guard`), unless ``guard=`` fixes it. A call that starts less
 than the widest guard before midnight UTC+8 counts against both days, for the same reason.
 Counting the suspension service in the per-minute and per-day caps is the conservative reading
