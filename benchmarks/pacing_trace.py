@@ -148,9 +148,10 @@ async def run_client(url: str, codes: list[str], count: int, guard: float | None
     departed: contextvars.ContextVar[Any] = contextvars.ContextVar("dep", default=None)
     original_call = runner_mod.Departure.__call__
 
-    async def call(self: Any) -> None:
-        await original_call(self)
+    def call(self: Any) -> Any:
+        # The departure itself is read when its headers leave: its slot and sent_at are final.
         departed.set(self)
+        return original_call(self)
 
     runner_mod.Departure.__call__ = call  # type: ignore[method-assign]
 
