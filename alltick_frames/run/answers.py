@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass
+from functools import partial
 from typing import TypeVar
 
 import numpy as np
@@ -128,18 +129,15 @@ def join_pages(parts: list[Arrays]) -> Arrays:
 
 
 def record(store: BarStore, arrived: Sequence[Arrived], now: float) -> dict[str, Arrays]:
-    """Write each answer's believed bars to the store, in arrival order (nothing is read back:
-    the job reads its request from the store at the end, in one read).
+    """Write each answer's believed bars to the store, in arrival order, in one transaction
+    (:meth:`~alltick_frames.store.BarStore.write_together`); nothing is read back: the job
+    reads its request from the store at the end.
 
     A page all of whose bars were dropped proves nothing, so it is not written.
     """
-    written = 0
-    for a in arrived:
-        if a.rows and not a.bars[0].size:
-            continue
-        record_page(store, a.page, a.bars, now, a.got)
-        written += a.bars[0].nbytes + a.bars[1].nbytes
-    memory.written(written)
+    kept = [a for a in arrived if not (a.rows and not a.bars[0].size)]
+    store.write_together([partial(record_page, store, a.page, a.bars, now, a.got) for a in kept])
+    memory.written(sum(a.bars[0].nbytes + a.bars[1].nbytes for a in kept))
     return {}
 
 

@@ -8,7 +8,8 @@ Where the work happens, and what it holds:
   dropped there, and only its believed bars are kept, as arrays (56 bytes a bar);
 * without a store, a code's pages wait as arrays until its chain ends, then become one
   sorted series (:func:`~alltick_frames.run.answers.assemble`); with one, each page is written
-  there within moments of arriving (:func:`~alltick_frames.run.answers.record`);
+  there within moments of arriving, on a writer thread, the pages that arrived while it was
+  busy together in one transaction (:func:`~alltick_frames.run.answers.record`);
 * :meth:`KlineJob.frame` builds the frame once, series by series, freeing each as it goes
   (with a store, it reads the request from the store, in one read).
 
@@ -56,10 +57,14 @@ DECODE_BATCH = 128
 #: Most answers a job with a store holds read but not yet written (see the module docstring).
 MAX_BACKLOG = 128
 
-#: Bars are decoded (and stored) off the event loop, so that pacing stays exact while they
-#: arrive (Arrow's JSON reader releases the GIL) and little is left to do after the last
-#: answer. One thread keeps the work in arrival order.
+#: Bars are decoded off the event loop, so that pacing stays exact while they arrive
+#: (Arrow's JSON reader releases the GIL) and little is left to do after the last answer.
+#: One thread keeps the work in arrival order.
 _DECODER = ThreadPoolExecutor(max_workers=1, thread_name_prefix="alltick-decode")
+#: Pages are written to the store on a thread of their own, so that reading answers never
+#: waits behind a write (SQLite releases the GIL while it writes); one thread keeps the writes
+#: in arrival order, each batch in one transaction.
+_WRITER = ThreadPoolExecutor(max_workers=1, thread_name_prefix="alltick-write")
 
 
 def unreadable(code: str, interval: str | None, endpoint: str, exc: MalformedResponse) -> Failure:
@@ -177,6 +182,8 @@ class KlineJob:
     unpaged: set[str] = field(default_factory=set)
     _reads: _Reads | None = None
     _room: asyncio.Event | None = None
+    #: With a store: the last batch handed to the writer thread.
+    _writing: Future[Any] | None = None
 
     @property
     def rejected(self) -> list[Failure]:
@@ -300,17 +307,21 @@ class KlineJob:
     # ------------------------------------------------------------------------ the decode thread
 
     def _hand_over(self, force: bool = False) -> None:
-        """Give the waiting work to the decode thread if it is idle, or enough answers wait."""
+        """Give the waiting work to its thread (the writer with a store, the decode thread
+        without) if that is idle, or enough answers wait. Answers that wait while the writer
+        is busy go together, in one transaction, when it is free."""
         waiting = len(self._arrived) + len(self._finished)
         if not waiting:
             return
-        idle = not self._work or self._work[-1].done()
+        busy = self._writing if self.store is not None else self._work[-1] if self._work else None
+        idle = busy is None or busy.done()
         if not (force or idle or waiting >= DECODE_BATCH):
             return
         if self.store is not None:
             written = sum(a.reserved for a in self._arrived)
-            work = _DECODER.submit(answers.record, self.store, self._arrived, self.now)
+            work = _WRITER.submit(answers.record, self.store, self._arrived, self.now)
             self._arrived = []
+            self._writing = work
             self._on_written(work, written)
         else:
             found = self.now, self._bad, self._dropped

@@ -51,7 +51,7 @@ _let_go = 0
 
 def written(n: int) -> None:
     """Count ``n`` bytes of pages let go (written to the store, say); give memory back once
-    :data:`GIVE_BACK_BYTES` have been. Called from one thread only (the decode thread)."""
+    :data:`GIVE_BACK_BYTES` have been. Called from one thread only (the writer thread)."""
     global _let_go
     _let_go += n
     if _let_go > GIVE_BACK_BYTES:
