@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from alltick_frames.core.intervals import Interval
-from alltick_frames.store.backend import Backend
+from alltick_frames.store.backend import Backend, DiskBackend
 from alltick_frames.store.codec import (
     CHUNK_BARS,
     MIN_CHUNK,
@@ -73,6 +73,8 @@ class Writing:
         kv = self._backend
         together = self._together
         try:
+            if isinstance(kv, DiskBackend):
+                kv.bulk()
             together.active = True
             with kv.transact():
                 for write in writes:
