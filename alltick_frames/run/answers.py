@@ -153,15 +153,24 @@ READ_BARS = 1 << 18
 READ_ONCE_BARS = 1 << 21
 
 
-def read_request(store: BarStore, req: KlineRequest, now: float) -> pd.DataFrame:
+def read_request(
+    store: BarStore, req: KlineRequest, now: float, *, fetched: bool = False
+) -> pd.DataFrame:
     """The k-line frame of the stored series that answer ``req`` at the moment ``now`` (as
     :func:`~alltick_frames.store.series.read_frame` reads them), in the request's order.
 
     A request that cannot reach more than :data:`READ_ONCE_BARS` bars (its count, or its
     range in bars, for every code) is read in one read whose arrays become the frame's
     columns; a larger one a few series at a time (:func:`read_series`), copied into place.
+    So is every request whose bars were just ``fetched`` (and written): the time is the
+    fetch's, and the frame is held once, beside a read's small passing copies, not beside
+    every chunk's bytes; those reads go through a small page cache
+    (:meth:`~alltick_frames.store.BarStore.passing`).
     """
     reach = _reach(req, now)
+    if fetched:
+        with store.passing():
+            return read_series(store, req, reach)
     if len(req.codes) * reach > READ_ONCE_BARS:
         return read_series(store, req, reach)
     alias = str(req.interval)

@@ -374,9 +374,10 @@ class KlineJob:
         for work in self._collect():
             self._assembled.update(work.result())
         if self.store is not None:
-            if self.series:  # pages were fetched (and written): let their memory go first
+            fetched = bool(self.series)
+            if fetched:  # pages were fetched (and written): let their memory go first
                 memory.give_back()
-            self._built = answers.read_request(self.store, self.req, self.now)
+            self._built = answers.read_request(self.store, self.req, self.now, fetched=fetched)
             return self._built
         if self._built is not None and not self._assembled:
             return self._built

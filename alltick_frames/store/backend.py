@@ -205,7 +205,7 @@ def _select_keys(query: Query, prefix: str) -> list[str | ForeignKey]:
 #: store of up to that size is read from memory after its first read.
 READ_CACHE_PAGES = 8192
 #: The page cache of a connection that writes pages in bulk (a job's writer thread, see
-#: :meth:`DiskBackend.bulk`): a transaction's pages (a batch of 128 pages is 3.6 MB), not a
+#: :meth:`DiskBackend.cache_pages`): a transaction's pages (a batch of 128 pages is 3.6 MB), not a
 #: copy of what it wrote, which nobody reads there.
 BULK_CACHE_PAGES = 2048
 
@@ -233,15 +233,16 @@ class DiskBackend:
             sqlite_cache_size=READ_CACHE_PAGES,
         )
         self.inode = self.path.stat().st_ino
-        self._bulk = threading.local()
+        self._sized = threading.local()
 
-    def bulk(self) -> None:
-        """Make this thread's connection one that writes in bulk: its page cache holds
-        :data:`BULK_CACHE_PAGES`."""
+    def cache_pages(self, pages: int) -> None:
+        """Size this thread's page cache (in 4 KB pages); a smaller size frees what is over.
+        Writers in bulk (:data:`BULK_CACHE_PAGES`) and reads of bars just written hold a
+        small cache, since nobody reads those pages there again."""
         con = self.cache._con  # this thread's connection
-        if getattr(self._bulk, "con", None) is not con:
-            con.execute(f"PRAGMA cache_size = {BULK_CACHE_PAGES}")
-            self._bulk.con = con
+        if self._sized.__dict__.get("con") is not con or self._sized.pages != pages:
+            con.execute(f"PRAGMA cache_size = {int(pages)}")
+            self._sized.con, self._sized.pages = con, pages
 
     def _query(self, sql: str, args: Sequence[Any]) -> list[Any]:
         return self.cache._sql(sql, args).fetchall()  # this thread's connection

@@ -33,16 +33,19 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import sqlite3
 import threading
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, NamedTuple, TypeVar
 
 import pandas as pd
 
 from alltick_frames.store.backend import (
+    BULK_CACHE_PAGES,
     DB_NAME,
+    READ_CACHE_PAGES,
     Backend,
     DiskBackend,
     MemoryBackend,
@@ -109,6 +112,22 @@ class Keeper:
         #: Set on the thread that runs :meth:`~alltick_frames.store.BarStore.write_together`.
         self._together = threading.local()
         self._backend: Backend = self._open()
+
+    @contextlib.contextmanager
+    def passing(self) -> Iterator[None]:
+        """Reads on this thread inside the block go through a small page cache: for a read of
+        bars just written, read once, which would otherwise fill SQLite's cache (32 MB) and
+        stay resident beside the frame it builds."""
+        kv = self._backend
+        if not isinstance(kv, DiskBackend):
+            yield
+            return
+        kv.cache_pages(BULK_CACHE_PAGES)
+        try:
+            yield
+        finally:
+            with contextlib.suppress(sqlite3.Error):  # a database in trouble: it is healed
+                kv.cache_pages(READ_CACHE_PAGES)
 
     @property
     def writable(self) -> bool:

@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from alltick_frames.core.intervals import Interval
-from alltick_frames.store.backend import Backend, DiskBackend
+from alltick_frames.store.backend import BULK_CACHE_PAGES, Backend, DiskBackend
 from alltick_frames.store.codec import (
     CHUNK_BARS,
     MIN_CHUNK,
@@ -74,7 +74,7 @@ class Writing:
         together = self._together
         try:
             if isinstance(kv, DiskBackend):
-                kv.bulk()
+                kv.cache_pages(BULK_CACHE_PAGES)
             together.active = True
             with kv.transact():
                 for write in writes:
