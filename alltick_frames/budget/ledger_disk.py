@@ -21,7 +21,8 @@ import warnings
 from collections.abc import Callable, Mapping
 from dataclasses import fields
 from datetime import UTC, datetime
-from itertools import accumulate, pairwise
+from itertools import accumulate
+from operator import sub
 from pathlib import Path
 from typing import Any
 
@@ -48,7 +49,7 @@ def encode(state: LedgerState) -> bytes:
         if f.name == "counts" and not value:
             continue  # every built-in plan: the record is as before counts existed
         if f.name == "calls":
-            value = {k: v[:1] + [b - a for a, b in pairwise(v)] for k, v in value.items()}
+            value = {k: [*v[:1], *map(sub, v[1:], v)] for k, v in value.items()}
         out[f.name] = value
     return orjson.dumps(out)
 
