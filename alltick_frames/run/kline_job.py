@@ -90,6 +90,16 @@ def _soon(loop: asyncio.AbstractEventLoop, callback: Callable[..., Any], *args: 
         loop.call_soon_threadsafe(callback, *args)
 
 
+def _read_pages(items: list[pages.Item], now: float) -> list[pages.Outcome]:
+    """:func:`pages.read_pages` on the decode thread, then Arrow's memory freed there given
+    back (see :func:`memory.release_arrow`): without it, what one batch of bodies took
+    stays resident (about 45 MB) beside everything the job holds."""
+    try:
+        return pages.read_pages(items, now)
+    finally:
+        memory.release_arrow()
+
+
 class _Reads:
     """Bodies waiting for the decode thread, read together whenever it is free."""
 
@@ -110,7 +120,7 @@ class _Reads:
         batch, self.waiting = self.waiting[:DECODE_BATCH], self.waiting[DECODE_BATCH:]
         self.busy = True
         items = [(page, body, None) for page, body, _ in batch]
-        work = _DECODER.submit(pages.read_pages, items, self.now)
+        work = _DECODER.submit(_read_pages, items, self.now)
         work.add_done_callback(lambda w: _soon(loop, self._done, loop, batch, w))
 
     def _done(
