@@ -43,6 +43,17 @@ _MODE_RAW = diskcache.core.MODE_RAW
 _PLAIN = "mode = 1 AND filename IS NULL AND typeof(value) = 'blob'"
 
 
+#: A plain row, inserted or replaced in place (the unique index diskcache keeps on key and
+#: raw decides which); diskcache's triggers keep its count and size as its own set would.
+_UPSERT = (
+    "INSERT INTO Cache(key, raw, store_time, expire_time, access_time, access_count, tag,"
+    " size, mode, filename, value) VALUES (?, 1, ?, NULL, ?, 0, NULL, 0, 1, NULL, ?)"
+    " ON CONFLICT(key, raw) DO UPDATE SET store_time = excluded.store_time,"
+    " expire_time = NULL, access_time = excluded.access_time, access_count = 0, tag = NULL,"
+    " size = 0, mode = 1, filename = NULL, value = excluded.value"
+)
+
+
 class ForeignKey(NamedTuple):
     """A key this store did not write (not a plain string), as stored: never unpickled."""
 
@@ -262,10 +273,22 @@ class DiskBackend:
         return _select_keys(self._query, prefix)
 
     def set(self, key: str, value: bytes) -> None:
-        self.cache.set(key, value, retry=True)
+        """Store ``value`` under ``key`` in one statement (diskcache's ``set`` takes three: a
+        page's write makes two). The row is what diskcache's ``set`` would leave with
+        :class:`SafeDisk`: plain bytes inside SQLite, no expiry, no side file (a row that
+        named one is overwritten, its file never touched)."""
+        if type(key) is not str:
+            raise TypeError(f"store keys are strings, not {type(key).__name__}")
+        if type(value) is not bytes:
+            raise TypeError(f"store values are bytes, not {type(value).__name__}")
+        now = time.time()
+        self.cache._sql(_UPSERT, (key, now, now, value))
 
     def delete(self, key: str | ForeignKey) -> None:
-        self.cache.delete(key, retry=True)
+        if type(key) is str:  # one statement; a foreign key goes through diskcache as stored
+            self.cache._sql("DELETE FROM Cache WHERE key = ? AND raw = 1", (key,))
+        else:
+            self.cache.delete(key, retry=True)
 
     def transact(self) -> contextlib.AbstractContextManager[Any]:
         """One SQLite write transaction (nested calls join it), shared by processes."""
