@@ -45,6 +45,7 @@ from alltick_frames.store.codec import Arrays
 __all__ = [
     "DECODE_BATCH",
     "MAX_BACKLOG",
+    "WRITE_BATCH",
     "Fetched",
     "KlineJob",
     "bad_bars",
@@ -56,6 +57,11 @@ __all__ = [
 DECODE_BATCH = 128
 #: Most answers a job with a store holds read but not yet written (see the module docstring).
 MAX_BACKLOG = 128
+#: Answers written together, in one transaction, when the writer is free; fewer wait at most
+#: WRITE_DELAY seconds. A batch's commit costs about as much as writing a page, and each batch
+#: wakes the writer thread, whose SQLite calls hand the GIL back and forth with the event loop.
+WRITE_BATCH = 32
+WRITE_DELAY = 0.2
 
 #: Bars are decoded off the event loop, so that pacing stays exact while they arrive
 #: (Arrow's JSON reader releases the GIL) and little is left to do after the last answer.
@@ -192,8 +198,10 @@ class KlineJob:
     unpaged: set[str] = field(default_factory=set)
     _reads: _Reads | None = None
     _room: asyncio.Event | None = None
-    #: With a store: the last batch handed to the writer thread.
+    #: With a store: the last batch handed to the writer thread, and the timer that hands
+    #: over the answers that wait (see _write_later).
     _writing: Future[Any] | None = None
+    _timer: asyncio.TimerHandle | None = None
 
     @property
     def rejected(self) -> list[Failure]:
@@ -249,6 +257,7 @@ class KlineJob:
 
     async def _make_room(self) -> None:
         while self.backlog >= MAX_BACKLOG:
+            self._hand_over(force=True)  # what waits to be written, so that room is made
             if self._room is None:
                 self._room = asyncio.Event()
             self._room.clear()
@@ -317,14 +326,18 @@ class KlineJob:
     # ------------------------------------------------------------------------ the decode thread
 
     def _hand_over(self, force: bool = False) -> None:
-        """Give the waiting work to its thread (the writer with a store, the decode thread
-        without) if that is idle, or enough answers wait. Answers that wait while the writer
-        is busy go together, in one transaction, when it is free."""
+        """Give the waiting work to its thread: without a store, to the decode thread if it
+        is idle or enough answers wait; with one, to the writer when it is idle and
+        :data:`WRITE_BATCH` answers wait, else :data:`WRITE_DELAY` after the first waited (or
+        when the backlog is full). Each batch is written in one transaction."""
         waiting = len(self._arrived) + len(self._finished)
         if not waiting:
             return
         busy = self._writing if self.store is not None else self._work[-1] if self._work else None
         idle = busy is None or busy.done()
+        if self.store is not None and not (force or (waiting >= WRITE_BATCH and idle)):
+            self._write_later()
+            return
         if not (force or idle or waiting >= DECODE_BATCH):
             return
         if self.store is not None:
@@ -338,6 +351,22 @@ class KlineJob:
             work = _DECODER.submit(answers.assemble, self._finished, self.req, *found)
             self._finished = []
         self._work.append(work)
+
+    def _write_later(self) -> None:
+        """Hand the waiting answers to the writer :data:`WRITE_DELAY` from now, unless enough
+        of them go before (or at once, with no event loop to wait on)."""
+        if self._timer is not None:
+            return
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            self._hand_over(force=True)
+            return
+        self._timer = loop.call_later(WRITE_DELAY, self._write_now)
+
+    def _write_now(self) -> None:
+        self._timer = None
+        self._hand_over(force=True)
 
     def _on_written(self, work: Future[Any], written: int) -> None:
         """Free the backlog's places of ``written`` answers once ``work`` has written them."""
