@@ -26,7 +26,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from a checkout
 
-from cache_load import _DAY, _START, _series
+from cache_load import _DAY, _series, _stamps
 
 from alltick_frames.store import BarStore
 from alltick_frames.store.dataset import BarDataset, export_store
@@ -51,13 +51,14 @@ def main() -> None:
 
     rng = np.random.default_rng(7)
     codes = [f"{i:05d}.HK" for i in range(args.codes)]
+    stamps = _stamps(args.bars)
+    end = int(stamps[-1]) + _DAY
     with tempfile.TemporaryDirectory() as tmp:
         cache, out = Path(tmp) / "cache", Path(tmp) / "bars"
         with BarStore(cache, source="benchmark") as store:
             for code in codes:
-                bars = _series(rng, args.bars)
-                end = _START + _DAY * args.bars
-                store.write(code, "1d", bars, int(bars.timestamp.iloc[0]), end)
+                bars = _series(rng, stamps)
+                store.write(code, "1d", bars, int(stamps[0]), end)
         with BarStore(cache, source="benchmark") as store:
             started = time.perf_counter()
             done = export_store(store, [(c, "1d") for c in codes], BarDataset(out))

@@ -39,7 +39,7 @@ calls, 2 s).
     python benchmarks/throughput.py --repeat 3 --no-plain  # ours only, three times
     python benchmarks/throughput.py --guard 0.05           # a fixed guard instead of learned
 
-``--concurrency`` defaults to the client's own choice for the plan (32 here; aiolimiter's
+``--concurrency`` defaults to the client's own choice for the plan (51 here; aiolimiter's
 client gets the same). The load average is printed first: record it beside the figures.
 """
 
@@ -199,6 +199,20 @@ def report_line(name: str, run: Run) -> None:
     )
 
 
+def summary(name: str, runs: list[Run]) -> None:
+    """One line per client: the range of its ratios and of its rejections over the runs."""
+    if not runs:
+        return
+    ratios = [r.ratio for r in runs]
+    refused = [sum(r.rejections.values()) for r in runs]
+    shares = [100 * n / max(1, sum(r.calls.values())) for n, r in zip(refused, runs, strict=True)]
+    print(
+        f"{name:<22}ratio {min(ratios):.3f}-{max(ratios):.3f},"
+        f" 429/605 {min(refused)}-{max(refused)}"
+        f" ({min(shares):.2f}-{max(shares):.2f}% of calls) over {len(runs)} run(s)"
+    )
+
+
 def report(ours: list[Run], plain: list[Run], args: argparse.Namespace, codes: int) -> None:
     count = args.count or (1_200 if args.quick else 5_500)
     pages = ours[0].calls.get(KLINE, 0)
@@ -218,14 +232,19 @@ def report(ours: list[Run], plain: list[Run], args: argparse.Namespace, codes: i
         report_line(f"alltick-frames #{i + 1}", run)
     for i, run in enumerate(plain):
         report_line(f"aiohttp+aiolimiter #{i + 1}", run)
+    if len(ours) > 1 or plain:
+        print()
+        summary("alltick-frames", ours)
+        summary("aiohttp+aiolimiter", plain)
     print()
-    print("where our time went (last run)")
-    run = ours[-1]
-    spread = "n/a" if run.spread is None else f"{run.spread * 1000:.1f} ms"
-    print(f"  {'pacing span':<22}{run.span:>9.3f} s   first to last call leaving")
-    print(f"  {'guard at the end':<22}{run.guard * 1000:>9.1f} ms  latency spread seen {spread}")
-    print(f"  {'tail':<22}{run.tail:>9.3f} s   last answers, decoding, the frame")
-    print(f"  {'bars per second':<22}{run.rows / run.wall:>9,.0f}")
+    print("where our time went: pacing span (first to last call leaving), guard at the end")
+    print("(and the latency spread it saw), tail (last answers, decoding, the frame)")
+    for i, run in enumerate(ours):
+        spread = "n/a" if run.spread is None else f"{run.spread * 1000:.1f} ms"
+        print(
+            f"  #{i + 1}  span {run.span:6.3f} s  guard {run.guard * 1000:5.1f} ms"
+            f" (spread {spread})  tail {run.tail:5.3f} s  {run.rows / run.wall:,.0f} bars/s"
+        )
 
 
 def main(argv: list[str] | None = None) -> int:

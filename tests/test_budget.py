@@ -22,6 +22,7 @@ from alltick_frames.budget import (
     token_fingerprint,
     windows_for,
 )
+from alltick_frames.budget.guard import COLD, FLOOR
 from alltick_frames.core import errors
 from alltick_frames.core.clock import FakeClock
 from alltick_frames.core.plans import STRICT_FREE_ALL_ENDPOINTS, get_plan
@@ -341,7 +342,7 @@ async def test_one_429_in_hundreds_widens_the_guard_and_blocks_only_its_own_wind
     budget = make("premium", guard=None)
     before = paced_run(budget, "kline", 300)
     learned = budget.guard
-    assert 0.025 <= learned < 0.1  # narrowed from its cold 0.1 s to the measured spread
+    assert FLOOR <= learned < COLD  # narrowed from its cold 0.1 s to the measured spread
     now = budget.clock.now()
     budget.on_rejected("kline", 429, sent=before[-1])
     assert budget.guard == pytest.approx(learned * 1.5)
@@ -702,9 +703,9 @@ def test_for_token_in_memory_shares_one_ledger_per_token() -> None:
 
 def test_estimate_assumes_a_fresh_learned_guard_on_a_quiet_link() -> None:
     """By default the estimate runs the learned guard: cold (0.1 s) for its first measured
-    calls, then its 25 ms floor, as on a link whose latencies do not spread."""
+    calls, then its floor, as on a link whose latencies do not spread."""
     learned = estimate_schedule("basic", {"kline": 40}, start=T0)
-    cold = estimate_schedule("basic", {"kline": 40}, guard=0.1, start=T0)
-    floor = estimate_schedule("basic", {"kline": 40}, guard=0.025, start=T0)
+    cold = estimate_schedule("basic", {"kline": 40}, guard=COLD, start=T0)
+    floor = estimate_schedule("basic", {"kline": 40}, guard=FLOOR, start=T0)
     assert floor < learned < cold
-    assert learned == pytest.approx(39 + 15 * 0.1 + 24 * 0.025, abs=0.02)
+    assert learned == pytest.approx(39 + 15 * COLD + 24 * FLOOR, abs=0.02)

@@ -6,18 +6,25 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
+import threading
 import time
 from typing import Any
 
 import pytest
 import redis
-from test_client_support import SkewedClock
+from test_client_support import SkewedClock, fast_plan
 
 from alltick_frames import AllTick
 from alltick_frames.budget import LedgerState, token_fingerprint
-from alltick_frames.budget.ledger_redis import LedgerClock
+from alltick_frames.budget.ledger_redis import VERSION_BYTES, LedgerClock, decode, record_of
 from alltick_frames.budget.shared import SharedBudget, budget_from_url, plan_share
-from alltick_frames.budget.slots import DAY_TICKS, OFFSET_TICKS, day_start_ticks, to_ticks
+from alltick_frames.budget.slots import (
+    DAY_TICKS,
+    OFFSET_TICKS,
+    day_key,
+    day_start_ticks,
+    to_ticks,
+)
 from alltick_frames.cli import build_parser
 from alltick_frames.cli.fetch import make_client
 from alltick_frames.core.plans import get_plan
@@ -193,3 +200,126 @@ def test_the_clock_offset_comes_from_the_quickest_round_trip() -> None:
     with clock.held(5.0):
         assert clock.now() == 5.0
     assert clock.now() == pytest.approx(time.time() + 89.9998, abs=0.01)
+
+
+def _calls(r: redis.Redis) -> dict[str, int]:
+    """Commands the server ran, by name (its ``INFO commandstats``)."""
+    return {k.removeprefix("cmdstat_"): v["calls"] for k, v in r.info("commandstats").items()}
+
+
+def test_an_update_is_one_atomic_read_and_one_compare_and_set(redis_server) -> None:
+    """Two round trips an update: TIME and the state read together in MULTI/EXEC, then the
+    script that writes only if the state's version is still the one read. Nothing is
+    WATCHed, and the slots are those of the slot algorithm, as ever."""
+    budget = shared(redis_server.url)
+    r = redis.Redis.from_url(redis_server.url)
+    try:
+        before = _calls(r)
+        slots = [budget.reserve("kline") for _ in range(5)]
+        ran = {k: n - before.get(k, 0) for k, n in _calls(r).items() if n != before.get(k, 0)}
+        ran.pop("info", None)
+        ran.pop("script|load", None)  # once per server, the first time the script runs
+        sent = {k: ran.pop(k, 0) for k in ("multi", "time", "mget", "exec", "evalsha")}
+        assert sent == {"multi": 5, "time": 5, "mget": 5, "exec": 5, "evalsha": 5}
+        # The rest ran inside the script: the version read, the state and the day written,
+        # the heartbeat.
+        assert ran == {"get": 5, "set": 10, "zadd": 5, "zremrangebyscore": 5, "pexpire": 5,
+                       "zcard": 5}  # fmt: skip
+        assert [round(b - a, 6) for a, b in itertools.pairwise(slots)] == [1.025] * 4
+        assert budget.ledger.updates == 1 + 5 and budget.ledger.conflicts == 0  # 1: connecting
+    finally:
+        budget.close()
+
+
+def test_a_record_changed_behind_the_ledgers_back_is_never_overwritten(
+    redis_server, caplog
+) -> None:
+    """Whatever replaced the record between the read and the write (here: bytes that are no
+    record) changed its version, so the write is refused and the update runs again on what
+    is there now: unreadable, a fresh state, said once."""
+    budget = shared(redis_server.url)
+    r = redis.Redis.from_url(redis_server.url)
+    key = f"alltick-frames:{{{token_fingerprint(TOKEN)}}}:budget"
+    runs: list[int] = []
+
+    def reserve_while_the_record_is_damaged(state: LedgerState) -> int:
+        runs.append(len(state.calls.get("endpoint:kline", [])))
+        if len(runs) == 1:
+            r.set(key, b"garbage that is no record")
+        return budget._reserve_in("kline", state)[0]
+
+    try:
+        budget.reserve("kline")
+        caplog.set_level(logging.WARNING, logger="alltick_frames")
+        budget.ledger.update(reserve_while_the_record_is_damaged)
+        assert runs == [1, 0] and budget.ledger.conflicts == 1
+        assert [m.getMessage() for m in caplog.records] == [
+            "budget ledger in Redis: unreadable record (no version); starting afresh"
+        ]
+        version, state = decode(r.get(key), {})
+        assert len(version) == VERSION_BYTES and len(state.calls["endpoint:kline"]) == 1
+    finally:
+        budget.close()
+
+
+def test_records_carry_their_version_and_unreadable_ones_start_afresh() -> None:
+    state = LedgerState(calls={"endpoint:kline": [1, 2]}, blocked={"per-minute": 9})
+    record = record_of(b"0123456789abcdef", state)
+    assert decode(record, {"day:2026-05-01": 3}) == (
+        b"0123456789abcdef",
+        LedgerState(calls={"endpoint:kline": [1, 2]}, blocked={"per-minute": 9},
+                    days={"day:2026-05-01": 3}),
+    )  # fmt: skip
+    assert decode(None, {}) == (b"", LedgerState())
+    # The version is the first 16 bytes, whatever they are: the script compares the same.
+    assert decode(b'{"calls": {}, "blocked": {}}', {}) == (b'{"calls": {}, "b', LedgerState())
+    assert decode(b"0123456789abcdef {not json", {})[1] == LedgerState()
+
+
+def test_a_host_whose_clock_is_days_off_still_counts_the_servers_day(redis_server) -> None:
+    """The read guesses the days around its own clock; a guess two days off is read again
+    with the offset that round trip measured, and the counts land on the server's day."""
+    budget = shared(redis_server.url, local_clock=SkewedClock(2 * 86_400.0))
+    try:
+        assert budget.reserve("kline") == pytest.approx(time.time(), abs=0.05)
+        budget.reserve("kline")
+        now = to_ticks(time.time())
+        day = f"day:{budget.usage()['day']}"
+        assert day == day_key((now + OFFSET_TICKS) // DAY_TICKS)
+        assert budget.usage()["calls_today"] == 2
+    finally:
+        budget.close()
+
+
+def test_hosts_reserving_at_once_lose_no_reservation(redis_server) -> None:
+    """Four clients, each on its own connection and thread, take 30 slots each at once. The
+    compare-and-set lets no write overwrite another: the ledger holds all 120 calls, the
+    day's count says 120, and the slots, merged, keep the plan's spacing and windows, as
+    if one client had taken them all."""
+    plan = fast_plan(50)
+    budgets = [shared(redis_server.url, plan) for _ in range(4)]
+    slots: list[list[float]] = [[] for _ in budgets]
+    start = threading.Barrier(len(budgets))
+
+    def take(i: int) -> None:
+        start.wait()
+        slots[i] = [budgets[i].reserve("kline") for _ in range(30)]
+
+    threads = [threading.Thread(target=take, args=(i,)) for i in range(len(budgets))]
+    try:
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(timeout=60)
+        merged = sorted(to_ticks(s) for part in slots for s in part)
+        assert len(set(merged)) == 120
+        assert min(b - a for a, b in itertools.pairwise(merged)) >= to_ticks(1 / 50)
+        span = to_ticks(1 + GUARD)
+        assert all(b - a >= span for a, b in zip(merged, merged[50:], strict=False))
+        calls = budgets[0].ledger.read(lambda state: state.calls["endpoint:kline"])
+        assert calls == merged
+        assert budgets[0].usage()["calls_today"] == 120
+        assert sum(b.ledger.updates for b in budgets) == 4 + 120  # 4: connecting
+    finally:
+        for b in budgets:
+            b.close()

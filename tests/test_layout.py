@@ -217,3 +217,41 @@ def test_the_public_api_is_the_same_names_loaded_on_use():
     assert alltick_frames.__version__ == "0.1.0"
     with pytest.raises(AttributeError, match="no attribute 'nope'"):
         alltick_frames.nope  # noqa: B018
+
+
+def test_every_benchmark_script_loads_and_parses_its_arguments():
+    """Each ``benchmarks/*.py`` imports and answers ``--help``: a benchmark that no longer
+    runs (a helper renamed in a sibling script, say) is caught here, not when a user re-measures
+    the README's figures."""
+    bench = PACKAGE.parent / "benchmarks"
+    scripts = sorted(str(p) for p in bench.glob("*.py") if not p.name.startswith("_"))
+    script = textwrap.dedent(
+        """
+        import contextlib, io, runpy, sys
+        sys.path.insert(0, sys.argv[1])
+        failed = []
+        for path in sys.argv[2:]:
+            sys.argv = [path, "--help"]
+            out = io.StringIO()
+            try:
+                with contextlib.redirect_stdout(out):
+                    runpy.run_path(path, run_name="__main__")
+            except SystemExit as exc:
+                if exc.code not in (0, None) or "usage:" not in out.getvalue():
+                    failed.append(f"{path}: exit {exc.code}")
+            except Exception as exc:
+                failed.append(f"{path}: {exc!r}")
+            else:
+                failed.append(f"{path}: --help did not exit")
+        print("\\n".join(failed))
+        """
+    )
+    assert len(scripts) >= 10
+    done = subprocess.run(
+        [sys.executable, "-c", script, str(bench), *scripts],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == ""

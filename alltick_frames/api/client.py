@@ -346,17 +346,13 @@ class AllTick(QuotesMixin, RetryMixin, EstimateMixin, StreamMixin):
 
     def _plan_round(
         self, req: planner.KlineRequest, todo: Sequence[CodeInfo], now: float, paged: set[str]
-    ) -> list[cache_planner.SeriesPlan]:
+    ) -> tuple[list[cache_planner.SeriesPlan], int]:
+        """The plans of the codes of ``todo`` that need pages, and how many need none."""
         assert self.store is not None
         alias = str(req.interval)
-        covs = self.store.coverage_many([(c.code, alias) for c in todo])
+        table = self.store.coverage_table([(c.code, alias) for c in todo])
         ttl = self.ttl(req.interval)
-        return [
-            cache_planner.plan_series(
-                req, c, covs[c.code, alias], self.store, self.plan, now, ttl, c.code not in paged
-            )
-            for c in todo
-        ]
+        return cache_planner.plan_many(req, todo, table, self.store, self.plan, now, ttl, paged)
 
     def _batch_route(
         self, plans: Sequence[cache_planner.SeriesPlan]
@@ -383,10 +379,9 @@ class AllTick(QuotesMixin, RetryMixin, EstimateMixin, StreamMixin):
         failures: list[Failure] = []
         paged: set[str] = set()
         for round_no in range(PLANNING_ROUNDS):
-            plans = self._plan_round(req, todo, now, paged)
-            needy = [p for p in plans if p.pages]
+            needy, served = self._plan_round(req, todo, now, paged)
             if round_no == 0:  # a request of two parts (2h/4h: stocks derived) adds both
-                stats.cached += len(plans) - len(needy)
+                stats.cached += served
             if not needy:
                 break
             batch, chunks = self._batch_route(needy) if round_no == 0 else ([], [])
@@ -492,6 +487,8 @@ def _budget(
 
 
 def default_concurrency(plan: Plan) -> int:
-    """Enough calls in flight to use the plan's rate when a call takes up to ~0.5 s."""
+    """Enough calls in flight to use the plan's rate when a call takes up to ~0.5 s (at most
+    64): on a busy machine answers and decoding stall now and then, and calls reserved ahead
+    keep the pace through a stall."""
     rate = plan.all_endpoints or max(plan.endpoint_rates.values(), key=lambda r: r.calls / r.per)
-    return max(2, min(32, math.ceil(rate.calls / rate.per * 0.5) + 1))
+    return max(2, min(64, math.ceil(rate.calls / rate.per * 0.5) + 1))

@@ -87,7 +87,7 @@ class EstimateMixin:
             todo: Sequence[CodeInfo],
             now: float,
             paged: set[str],
-        ) -> list[cache_planner.SeriesPlan]: ...
+        ) -> tuple[list[cache_planner.SeriesPlan], int]: ...
 
         def _batch_route(
             self, plans: Sequence[cache_planner.SeriesPlan]
@@ -170,8 +170,7 @@ class EstimateMixin:
         todo = [c for c in req.codes if c not in outside_plan(req.codes, self.plan)]
         if self.store is None:
             return CallPlan(planner.kline_calls(req, self.plan, now, todo))
-        plans = self._plan_round(req, todo, now, set())
-        needy = [p for p in plans if p.pages]
+        needy, served = self._plan_round(req, todo, now, set())
         batch, chunks = self._batch_route(needy)
         calls = {
             KLINE: sum(
@@ -183,7 +182,7 @@ class EstimateMixin:
             BATCH_KLINE: len(chunks),
         }
         route = "+".join(sorted(e for e, n in calls.items() if n)) or "cache"
-        return CallPlan(calls, len(plans) - len(needy), route)
+        return CallPlan(calls, served, route)
 
     def _calls_for_latest(
         self,

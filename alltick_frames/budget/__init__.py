@@ -18,7 +18,7 @@ while it lies in ``(now - S, now]``. So with a limit of ``L`` per ``S``, the ``(
 may start ``S`` seconds after the ``k``-th. The budget adds a **guard** so that network
 jitter cannot make two of our calls look closer to the server than they were: the
 ``(k+L)``-th call starts at least ``S + guard`` after the ``k``-th. The guard is learned from
-the calls' latencies and the server's rejections, within 25 ms and 0.5 s
+the calls' latencies and the server's rejections, within 10 ms and 0.5 s
 (:mod:`~alltick_frames.budget.guard`), unless ``guard=`` fixes it. A call that starts less
 than the widest guard before midnight UTC+8 counts against both days, for the same reason.
 Counting the suspension service in the per-minute and per-day caps is the conservative reading
@@ -41,9 +41,9 @@ How it works: a **ledger** of reservations
 
     Three ledgers share that algorithm: :class:`MemoryLedger` (one process; the default),
     :class:`DiskLedger` (a ``diskcache.Cache`` whose SQLite ``BEGIN IMMEDIATE`` transaction
-    makes read-compute-write atomic across processes) and :class:`RedisLedger` (a
-    ``WATCH``/``MULTI`` transaction in Redis, on the server's clock, for every host on the
-    token: :mod:`~alltick_frames.budget.shared`). Shared ledgers are keyed by
+    makes read-compute-write atomic across processes) and :class:`RedisLedger` (an optimistic
+    read and a compare-and-set in Redis, on the server's clock, for every host on the token:
+    :mod:`~alltick_frames.budget.shared`). Shared ledgers are keyed by
     :func:`token_fingerprint`, a salted hash, never by the token.
 
 Feedback from the server: :meth:`Budget.on_rejected` (a 429 or 605 came back despite pacing:

@@ -74,7 +74,7 @@ def estimate_schedule(
     ``guard`` fixes the budget's guard (seconds). By default the estimate runs the learned
     guard a fresh budget starts with, on a **quiet link**: every call answered, with latencies
     that do not spread, so the guard is its cold 0.1 s until it has measured its first calls,
-    then its floor (25 ms). A jittery link keeps it wider (up to 0.5 s) and a rejection widens
+    then its floor (10 ms). A jittery link keeps it wider (up to 0.5 s) and a rejection widens
     it: pass the guard a job reported (``FetchStats.guard``) to estimate on that link.
     """
     plan = get_plan(plan)

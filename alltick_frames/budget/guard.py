@@ -4,8 +4,10 @@ Why a guard at all
     AllTick dates a call when it *arrives*; the budget can only place when it *leaves*. With a
     limit of L calls per S seconds the budget starts the (k+L)-th call S + g after the k-th.
     The server refuses it when the k-th call's trip took more than ``g`` longer than the
-    (k+L)-th call's: arrival times are spread by the network, by the server's own queue and
-    by how late a busy client sends a call after its slot. So ``g`` must cover that spread,
+    (k+L)-th call's: arrival times are spread by the network and the server's own queue. (How
+    late a busy client sends a call after its slot is not the guard's to cover: the runner
+    records a late call in the ledger when it really leaves, see
+    :meth:`~alltick_frames.budget.pacing.Budget.depart`.) So ``g`` must cover that spread,
     and every second of ``g`` costs ``g / S`` of the plan's pace. A fixed 25 ms was tuned on
     one quiet machine; on a jittery link it draws 429s, on a quiet one it wastes pace.
 
@@ -40,9 +42,12 @@ Why multiplicative increase, slow multiplicative decrease (AIMD's shape, on a ma
     the server's arrival times (the client reads its answers late), and such a guard was
     measured too wide by half. The latencies bound the guard; the server's rejections set it.
 
-Bounds: :data:`FLOOR` 25 ms (the fixed guard that drew no rejection on a quiet machine in
-every run of the throughput benchmark; below it the OS's own timer and scheduling slack on
-a loaded machine start to show, and 10 ms less guard gains only 1 % of a 1-second window),
+Bounds: :data:`FLOOR` 10 ms (what is left between a call leaving and the server dating it
+once late departures are recorded: the write, the kernel, a loaded machine's scheduling.
+``benchmarks/pacing_trace.py`` measured it under 0.5 ms at the 99th percentile and at most
+15 ms on a 2-core machine with both cores busy; a fixed 5 ms guard drew no rejection in 6
+runs of the throughput job at load 4 to 5. Each 10 ms of floor costs 1 % of a 1-second
+window's pace; a rare slower trip draws a 429 that widens the guard),
 :data:`CEILING` 0.5 s (half a 1-second window: beyond that a rejection is not the network's
 doing but another client's, which blocks handle), :data:`COLD` 0.1 s until
 :data:`MIN_SAMPLES` latencies were measured. ``Budget(guard=0.05)`` fixes it instead
@@ -58,7 +63,7 @@ from collections import deque
 from typing import Any
 
 #: The smallest guard the budget learns (seconds).
-FLOOR = 0.025
+FLOOR = 0.01
 #: The widest guard the budget learns (seconds).
 CEILING = 0.5
 #: The guard before enough latencies were measured (seconds).

@@ -6,25 +6,32 @@ without a common disk, running jobs on one token, need the ledger on a server th
 
 How a reservation stays atomic
     :meth:`RedisLedger.update` is an optimistic transaction around the same pure slot
-    algorithm every ledger runs (:mod:`~alltick_frames.budget.slots`): ``WATCH`` the state
-    key, read ``TIME`` and the state, compute in Python, then ``MULTI`` ... ``EXEC`` the new
-    state. If another client wrote the state in between, ``EXEC`` does nothing and the update
-    runs again on the fresh state. One algorithm in one language: a Lua script would have to
-    restate the slot search, the guard and the rejection rules in Lua and keep the two in step.
-    A transaction lasts four round trips (well under a millisecond on loopback or a LAN),
-    and a conflict costs only those again: ``benchmarks/redis_ledger.py`` measures the share
-    of updates run twice with 4 processes at 100 calls/s (the README has the figures; it
-    grows when a starved CPU stretches transactions), and shows the slots still keep the
-    plan's pace. A lock would cost two more round trips on every update, a crashed holder
-    would stall every host for the lock's lease, and a descheduled holder would stall them
-    just the same.
+    algorithm every ledger runs (:mod:`~alltick_frames.budget.slots`), in two round trips:
+
+    1. ``MULTI``, ``TIME``, ``MGET`` of the state and the day counts, ``EXEC``: the server's
+       time and the state, read together;
+    2. compute in Python, then one script (:data:`COMPARE_AND_SET`) writes the new state, the
+       changed day counts and this client's heartbeat, only if the state's version (the first
+       :data:`VERSION_BYTES` bytes of its record, new at every write) is still the one read.
+
+    If another client wrote in between, the script writes nothing and the update runs again
+    on the fresh state. The script only compares and sets: the slot search, the guard and the
+    rejection rules stay in one language, in one place. A ``WATCH``/``MULTI`` transaction did
+    the same in four round trips; each round trip a host waits on is time its event loop
+    cannot send a call on time, a host descheduled on a busy machine waits long for each, and
+    the fewer there are between the read and the write, the shorter the window for a
+    conflicting write. ``benchmarks/redis_hosts.py`` prints the
+    updates, the conflicts and the mean time of one with 4 hosts at 100 calls/s (the README
+    has the figures). A lock would cost round trips on every update, a crashed holder would
+    stall every host for the lock's lease, and a descheduled holder would stall them just
+    the same.
 
 Whose clock
     Redis's ``TIME`` is the clock of every window: the budget reads "now" inside the
     transaction from :class:`LedgerClock`, which holds the server's time while the update
     runs. Hosts whose clocks disagree still agree on every slot. To sleep until a slot, a
     host converts it to its own clock with the offset measured at reservations: the server's
-    time minus the midpoint of the local times around the ``TIME`` round trip, taken from the
+    time minus the midpoint of the local times around the round trip that read ``TIME``, from the
     quickest of the last :data:`OFFSET_SAMPLES` round trips (as NTP does: its error is at most
     half that round trip, where a round trip stretched by a busy CPU could be off by
     milliseconds, and a call that leaves early by more than the guard is refused).
@@ -32,18 +39,21 @@ Whose clock
 What is stored, under keys that expire (``{fp}`` is the :func:`token_fingerprint`; the braces
 make every key of a token land on one Redis Cluster slot, as multi-key transactions need)
     ``alltick-frames:{fp}:budget``
-        the :class:`LedgerState` without its day counts, as JSON (see :func:`encode`); it
-        expires :attr:`RedisLedger.keep` seconds after its latest call or block.
+        the state's version, a space, and the :class:`LedgerState` without its day counts as
+        JSON (see :func:`record_of`); it expires :attr:`RedisLedger.keep` seconds after its
+        latest call or block. Every host on one Redis must write this layout: a record of
+        another (the plain JSON the ``WATCH``/``MULTI`` ledger wrote) reads as unreadable, a
+        fresh state.
     ``alltick-frames:{fp}:day:2026-05-01``
         calls counted on that UTC+8 day; expires when the day has ended (plus ``keep``).
     ``alltick-frames:{fp}:clients``
         a sorted set of the ledgers that wrote in the last minute, by time: how many clients
         share the token (see fail-over, below).
 
-    Every update writes the state key, so watching it alone catches a conflicting write to a
-    day key too. The Redis should not evict keys (``maxmemory-policy noeviction``, or memory to
-    spare): every key here carries a TTL, so a ``volatile-*`` policy under pressure would drop
-    the budget first.
+    Every update writes the state key with a new version, so comparing that version alone
+    catches a conflicting write to a day key too. The Redis should not evict keys
+    (``maxmemory-policy noeviction``, or memory to spare): every key here carries a TTL, so a
+    ``volatile-*`` policy under pressure would drop the budget first.
 
 If Redis becomes unreachable (or refuses to work: out of memory, read-only)
     The ledger fails over, once, to a :class:`~alltick_frames.budget.MemoryLedger` seeded with
@@ -58,6 +68,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import threading
+import time
 import uuid
 from collections import deque
 from collections.abc import Callable, Iterator
@@ -93,6 +104,8 @@ KEY_PREFIX = "alltick-frames"
 OFFSET_SAMPLES = 32
 #: Seconds a client stays counted among those sharing the token after its last write.
 CLIENTS_WINDOW = MINUTE
+#: Length of the version that starts the state's record (see :func:`decode`).
+VERSION_BYTES = 16
 _MS = TICKS_PER_SECOND // 1000
 
 
@@ -103,24 +116,55 @@ def encode(state: LedgerState) -> bytes:
     """``state`` as JSON bytes, without its day counts (they live in keys of their own).
 
     Every field of the state is JSON already (ticks are integers), so this follows the
-    dataclass; the disk ledger's checked JSON record (issue 10) can replace this pair of
-    functions once it lands.
+    dataclass.
     """
     return orjson.dumps({f.name: getattr(state, f.name) for f in fields(state) if f.name != "days"})
 
 
-def decode(data: bytes | None, days: dict[str, int]) -> LedgerState:
-    """The state in ``data`` with ``days``; nothing, or anything unreadable, is a fresh state.
+def decode(record: bytes | None, days: dict[str, int]) -> tuple[bytes, LedgerState]:
+    """The version and the state of a stored ``record`` (see :func:`record_of`), with ``days``.
 
-    A damaged record costs at most what the ledger knew of the last minute: the budget starts
-    afresh and the server's answers teach it the rest.
+    The version is the record's first :data:`VERSION_BYTES` bytes, whatever they are (the
+    compare-and-set script reads it the same way); no record is version ``b""``. No record,
+    or anything unreadable, is a fresh state: a damaged record costs at most what the ledger
+    knew of the last minute, and the server's answers teach it the rest.
     """
-    if data is not None:
-        try:
-            return LedgerState(**{**orjson.loads(data), "days": dict(days)})
-        except (orjson.JSONDecodeError, TypeError) as exc:
-            log.warning("budget ledger in Redis: unreadable record (%s); starting afresh", exc)
-    return LedgerState(days=dict(days))
+    if record is None:
+        return b"", LedgerState(days=dict(days))
+    version, body = record[:VERSION_BYTES], record[VERSION_BYTES + 1 :]
+    try:
+        if record[VERSION_BYTES : VERSION_BYTES + 1] != b" ":
+            raise TypeError("no version")
+        return version, LedgerState(**{**orjson.loads(body), "days": dict(days)})
+    except (orjson.JSONDecodeError, TypeError) as exc:
+        log.warning("budget ledger in Redis: unreadable record (%s); starting afresh", exc)
+    return version, LedgerState(days=dict(days))
+
+
+def record_of(version: bytes, state: LedgerState) -> bytes:
+    """What the state key holds: ``version``, a space, then :func:`encode` of ``state``."""
+    assert len(version) == VERSION_BYTES
+    return version + b" " + encode(state)
+
+
+#: The compare-and-set that ends an update: write only if the state is still at the version
+#: read. KEYS: the state, the clients, then the day counts to set. ARGV: the version read, the
+#: new record and its expiry (ms), this client's id, now (ms), the clients' cutoff (ms) and
+#: their key's lifetime (ms), then a count and an expiry (ms) per day key. Returns how many
+#: clients share the token, or -1 (nothing written) when another client wrote first.
+COMPARE_AND_SET = f"""
+local record = redis.call('GET', KEYS[1])
+local version = record and string.sub(record, 1, {VERSION_BYTES}) or ''
+if version ~= ARGV[1] then return -1 end
+redis.call('SET', KEYS[1], ARGV[2], 'PXAT', ARGV[3])
+for i = 3, #KEYS do
+  redis.call('SET', KEYS[i], ARGV[2 * i + 2], 'PXAT', ARGV[2 * i + 3])
+end
+redis.call('ZADD', KEYS[2], ARGV[5], ARGV[4])
+redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', ARGV[6])
+redis.call('PEXPIRE', KEYS[2], ARGV[7])
+return redis.call('ZCARD', KEYS[2])
+"""
 
 
 # --------------------------------------------------------------------------- the clock
@@ -198,7 +242,6 @@ class RedisLedger(Ledger):
         # Any Redis error but a lost race means the ledger cannot be used: unreachable, a
         # refused password, out of memory under noeviction, a read-only replica.
         self._unusable = redis_lib.RedisError
-        self._watch_error = redis_lib.WatchError
         self.redis = client
         self.key = key
         self.keep = keep
@@ -208,13 +251,17 @@ class RedisLedger(Ledger):
         self.on_failover: Callable[[int, LedgerState], str] | None = None
         #: The most clients seen writing to this token's ledger within a minute.
         self.clients = 1
-        #: Updates committed, and updates run again because another client wrote first.
+        #: Updates committed, updates run again because another client wrote first, and the
+        #: seconds this process spent in updates (round trips and computing, conflicts too).
         self.updates = 0
         self.conflicts = 0
+        self.busy = 0.0
         self._id = uuid.uuid4().hex
         self._prefix = f"{KEY_PREFIX}:{{{key}}}"
         self._state_key = f"{self._prefix}:budget"
         self._clients_key = f"{self._prefix}:clients"
+        self._writes = 0
+        self._compare_and_set = client.register_script(COMPARE_AND_SET)
         self._lock = threading.RLock()
         self._local: MemoryLedger | None = None
         self._last = LedgerState()
@@ -250,10 +297,13 @@ class RedisLedger(Ledger):
     def update(self, fn: Callable[[LedgerState], T]) -> T:
         with self._lock:
             if self._local is None:
+                began = time.perf_counter()
                 try:
                     return self._transaction(fn)
                 except self._unusable as exc:
                     self._fail_over(exc)
+                finally:
+                    self.busy += time.perf_counter() - began
             assert self._local is not None
             return self._local.update(fn)
 
@@ -263,7 +313,7 @@ class RedisLedger(Ledger):
                 try:
                     names = _days_around(to_ticks(self.clock.now()))
                     blob, *counts = self.redis.mget(self._state_key, *map(self._day, names))
-                    self._last = decode(blob, _counts(names, counts))
+                    self._last = decode(blob, _counts(names, counts))[1]
                     return fn(self._last)
                 except self._unusable as exc:
                     self._fail_over(exc)
@@ -281,34 +331,40 @@ class RedisLedger(Ledger):
 
     def _transaction(self, fn: Callable[[LedgerState], T]) -> T:
         local = self.clock.local
-        with self.redis.pipeline() as pipe:
-            while True:
-                try:
-                    pipe.watch(self._state_key)
-                    sent = local.now()
-                    seconds, micros = pipe.time()
-                    received = local.now()
-                    now = seconds * TICKS_PER_SECOND + micros
-                    self.clock.measure(from_ticks(now), sent, received)
-                    names = _days_around(now)
-                    blob, *counts = pipe.mget(self._state_key, *map(self._day, names))
-                    days = _counts(names, counts)
-                    state = decode(blob, days)
-                    with self.clock.held(from_ticks(now)):
-                        result = fn(state)
-                    pipe.multi()
-                    self._write(pipe, state, days, now)
-                    clients = pipe.execute()[-1]
-                except self._watch_error:
-                    self.conflicts += 1
-                    continue
-                self.updates += 1
-                self.clients = max(self.clients, int(clients))
-                self._last = state
-                return result
+        while True:
+            # One round trip reads the server's time and the state, atomically (MULTI/EXEC):
+            # the days around this host's guess of the server's time (yesterday to tomorrow,
+            # so that an offset not yet measured, or a midnight in between, is covered).
+            guess = _days_around(to_ticks(self.clock.now()), before=1)
+            pipe = self.redis.pipeline()
+            pipe.time()
+            pipe.mget(self._state_key, *map(self._day, guess))
+            sent = local.now()
+            (seconds, micros), (blob, *counts) = pipe.execute()
+            received = local.now()
+            now = seconds * TICKS_PER_SECOND + micros
+            self.clock.measure(from_ticks(now), sent, received)
+            names = _days_around(now)
+            if not set(names) <= set(guess):
+                continue  # a clock off by a day: read again, now that the offset is known
+            fetched = _counts(guess, counts)
+            days = {name: fetched[name] for name in names if name in fetched}
+            version, state = decode(blob, days)
+            with self.clock.held(from_ticks(now)):
+                result = fn(state)
+            clients = self._write(version, state, days, now)
+            if clients < 0:
+                self.conflicts += 1
+                continue
+            self.updates += 1
+            self.clients = max(self.clients, clients)
+            self._last = state
+            return result
 
-    def _write(self, pipe: Any, state: LedgerState, days: dict[str, int], now: int) -> None:
-        """Queue the new state, the changed day counts and this client's heartbeat."""
+    def _write(self, version: bytes, state: LedgerState, days: dict[str, int], now: int) -> int:
+        """Store the new state, the changed day counts and this client's heartbeat, if the
+        state is still at ``version``: the number of clients sharing the token, or -1 when
+        another client wrote first (nothing is written then)."""
         keep = to_ticks(self.keep)
         latest = max(
             [
@@ -318,18 +374,26 @@ class RedisLedger(Ledger):
                 *state.blocked.values(),
             ]
         )
-        pipe.set(self._state_key, encode(state), pxat=(latest + keep) // _MS)
+        self._writes += 1
+        new_version = f"{self._id[:8]}{self._writes & 0xFFFFFFFF:08x}".encode()
+        keys = [self._state_key, self._clients_key]
+        now_ms, window_ms = now // _MS, int(CLIENTS_WINDOW * 1000)
+        args: list[Any] = [
+            version,
+            record_of(new_version, state),
+            (latest + keep) // _MS,
+            self._id,
+            now_ms,
+            now_ms - window_ms,
+            2 * window_ms,
+        ]
         today = (now + OFFSET_TICKS) // DAY_TICKS
         for index, name in enumerate(_days_around(now)):
             count = state.days.get(name, 0)
             if count != days.get(name, 0):
-                ends = day_start_ticks(today + index + 1)
-                pipe.set(self._day(name), count, pxat=(ends + keep) // _MS)
-        now_ms = now // _MS
-        pipe.zadd(self._clients_key, {self._id: now_ms})
-        pipe.zremrangebyscore(self._clients_key, "-inf", now_ms - int(CLIENTS_WINDOW * 1000))
-        pipe.pexpire(self._clients_key, int(2 * CLIENTS_WINDOW * 1000))
-        pipe.zcard(self._clients_key)
+                keys.append(self._day(name))
+                args += [count, (day_start_ticks(today + index + 1) + keep) // _MS]
+        return int(self._compare_and_set(keys=keys, args=args))
 
     # -- fail-over ------------------------------------------------------------------------
 
@@ -350,15 +414,16 @@ class RedisLedger(Ledger):
         return f"RedisLedger({self.where!r}, key={self.key!r}, {mode})"
 
 
-def _days_around(now: int) -> tuple[str, str]:
-    """The day keys a reservation at ``now`` can touch: today's and tomorrow's (UTC+8).
+def _days_around(now: int, *, before: int = 0) -> tuple[str, ...]:
+    """The day keys a reservation at ``now`` can touch: today's and tomorrow's (UTC+8), and
+    the ``before`` days before today.
 
     A slot lands today, or tomorrow when today is full and the budget waits for the reset (or
     a call starts within the guard of midnight); never later, since tomorrow cannot fill up
     before it begins.
     """
     today = (now + OFFSET_TICKS) // DAY_TICKS
-    return day_key(today), day_key(today + 1)
+    return tuple(day_key(today + i) for i in range(-before, 2))
 
 
 def _counts(names: tuple[str, ...], counts: list[Any]) -> dict[str, int]:

@@ -34,6 +34,7 @@ from alltick_frames.budget.slots import (
     day_start_ticks,
     find_slot,
     from_ticks,
+    move,
     prune,
     record,
     rules_for,
@@ -72,7 +73,7 @@ class Budget:
     :class:`MemoryLedger` (use :meth:`for_token` to share one per token, or a
     :class:`DiskLedger` across processes). ``guard`` widens every sliding window: by default
     it is learned from the calls' latencies and the server's rejections
-    (:class:`~alltick_frames.budget.guard.LearnedGuard`: 25 ms to 0.5 s, 0.1 s until measured);
+    (:class:`~alltick_frames.budget.guard.LearnedGuard`: 10 ms to 0.5 s, 0.1 s until measured);
     a number of seconds fixes it. ``smooth`` (default) spaces a rate window's calls evenly
     rather than letting them leave in one burst (see :func:`rules_for`). With
     ``wait_for_reset`` a full day makes :meth:`acquire` wait for the reset instead of raising.
@@ -216,6 +217,26 @@ class Budget:
     def _release(self, endpoint: str, slot: int) -> None:
         rules = self._rules_of(endpoint)
         self.ledger.update(lambda state: unrecord(state, rules, slot, self._day_guard))
+
+    def depart(self, endpoint: str, slot: float, at: float, *, sent: bool = False) -> bool:
+        """Record that the call reserved at ``slot`` left later, at ``at``.
+
+        The budget spaces calls by the times its ledger holds. A call that leaves after its
+        slot (its task woke late on a busy loop) reaches the server later than the ledger
+        says, and the call a window behind it would be spaced from the earlier time: every
+        millisecond of lateness would come out of the guard. Moved to ``at``, the call is
+        where the server sees it. Returns False, and changes nothing, when ``at`` would break
+        a window because of calls reserved since (the caller then takes a new slot). With
+        ``sent`` (the call has gone already, later than it was recorded) it is moved anyway.
+        """
+        if at <= slot:
+            return True
+        rules = self._rules_of(endpoint)
+        t, to = to_ticks(slot), to_ticks(at)
+        per_day, guard = self.plan.per_day, self._day_guard
+        return self.ledger.update(
+            lambda state: move(state, rules, t, to, per_day=per_day, guard=guard, sent=sent)
+        )
 
     def blocked(self, endpoint: str, slot: float) -> bool:
         """Whether a block set since ``slot`` was reserved now stands past it."""

@@ -10,6 +10,7 @@ update. Times are integer microsecond ticks (see the package docstring for why).
 
 from __future__ import annotations
 
+import functools
 import math
 from bisect import bisect_left, bisect_right, insort
 from collections.abc import Iterable, Sequence
@@ -76,6 +77,7 @@ def day_start(index: int) -> float:
     return index * DAY - DAY_RESET_UTC_OFFSET
 
 
+@functools.lru_cache(maxsize=16)  # two days are in use at a time; read twice per call
 def day_key(index: int) -> str:
     """The ledger key of day ``index``: its UTC+8 date, ``"day:2026-05-01"``."""
     return f"day:{(_EPOCH + timedelta(days=index)).isoformat()}"
@@ -368,6 +370,43 @@ def unrecord(state: LedgerState, rules: Sequence[Rule], t: int, guard: int) -> N
         key = day_key(d)
         if state.days.get(key, 0) > 0:
             state.days[key] -= 1
+
+
+def move(
+    state: LedgerState,
+    rules: Sequence[Rule],
+    slot: int,
+    t: int,
+    *,
+    per_day: int,
+    guard: int,
+    sent: bool = False,
+) -> bool:
+    """Move a call recorded at ``slot`` to tick ``t`` (when it really left), if ``t`` fits.
+
+    With ``sent`` the call has already gone: it is moved whether ``t`` fits or not, since
+    the ledger must hold where the server saw it for the calls that follow.
+
+    ``t`` fits when every rate window would give it now, with every other recorded call
+    (reservations after ``t`` included) in place, on a day with room: then the ledger holds
+    the call where the server will see it, and every window stays as it would had the call
+    been reserved at ``t``. Otherwise nothing changes and False is returned. The even
+    spacing of :func:`rules_for` (``smooth``) is not a limit of the server and is not
+    checked: a call that left late may go closer to the next one than the spacing would
+    place it, and later slots keep their distance from where it really went.
+    """
+    unrecord(state, rules, slot, guard)
+    sliding = [
+        (state.window(key), calls, span)
+        for key, calls, span in rules
+        if not key.endswith(SPACING_SUFFIX)
+    ]
+    fits = earliest_slot(t, sliding) == t
+    if sent or (fits and all(state.days.get(day_key(d), 0) < per_day for d in _days_of(t, guard))):
+        record(state, rules, t, guard)
+        return True
+    record(state, rules, slot, guard)
+    return False
 
 
 def prune(state: LedgerState, rules: Sequence[Rule], now: int) -> None:

@@ -22,9 +22,11 @@ runs, or ending in the past); any object with that method will do, such as the
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
+
+import numpy as np
 
 from alltick_frames.core.calendars import calendar_of, expected_bars, recorded_span
 from alltick_frames.core.codes import CodeInfo
@@ -34,6 +36,7 @@ from alltick_frames.core.plans import Plan
 
 if TYPE_CHECKING:
     from alltick_frames.store import Coverage, Newest
+    from alltick_frames.store.coverage import CoverageTable
 
 #: The open ends of a covered run (see :meth:`Coverage.run`).
 _NEG_INF, _POS_INF = -(2**63), 2**63 - 1
@@ -116,6 +119,110 @@ def plan_series(
             )
         pages.append(KlinePage(code, ivl, end, num, floor=lo if want is None else None, want=want))
     return SeriesPlan(code, tuple(pages), _batchable(code, cov, gaps, now, ivl))
+
+
+def plan_many(
+    req: KlineRequest,
+    codes: Sequence[CodeInfo],
+    table: CoverageTable,
+    store: BarReader | None,
+    plan: Plan,
+    now: float,
+    ttl: float,
+    paged: set[str] | frozenset[str] = frozenset(),
+) -> tuple[list[SeriesPlan], int]:
+    """The plans of the codes that need pages, and how many need none: :func:`plan_series`
+    of every code (``table`` holds their coverage, in order; codes in ``paged`` are past
+    their first round). The series the cache answers whole are found for all codes at once
+    (:func:`served`); the others are planned one by one."""
+    first_round = np.array([c.code not in paged for c in codes], bool) if paged else True
+    left = np.flatnonzero(~served(req, table.rows, now, ttl, first_round)).tolist()
+    covs = table.coverages
+    plans = [
+        plan_series(req, codes[k], covs[k], store, plan, now, ttl, codes[k].code not in paged)
+        for k in left
+    ]
+    needy = [p for p in plans if p.pages]
+    return needy, len(codes) - len(needy)
+
+
+def served(
+    req: KlineRequest, rows: np.ndarray, now: float, ttl: float, first_round: np.ndarray | bool
+) -> np.ndarray:
+    """Which series :func:`plan_series` gives no page, decided from their coverage rows
+    (:class:`~alltick_frames.store.coverage.CoverageTable`) with array operations: True
+    only where that is certain, False where it needs a page or a closer look.
+
+    Decided here: a series with nothing stored past its first round, and a series of at most
+    one closed segment (the usual shape) whose coverage holds the whole range, or for the
+    newest ``count`` bars a fresh forming bar with enough bars joined to it. The rest (holes,
+    stale forming bars, a count up to an end, stocks short of bars) go to :func:`plan_series`.
+    """
+    n = rows.shape[0]
+    segments = rows["segments"]
+    has_floor, has_forming = rows["has_floor"], rows["has_forming"]
+    empty = (segments == 0) & ~has_forming & ~has_floor
+    out = empty & ~np.asarray(first_round, bool)
+    if req.count is not None and req.end is not None:
+        return out  # the newest bars up to an end: read from the store, series by series
+    with np.errstate(invalid="ignore"):
+        fresh = has_forming & (now - rows["fetched_at"] < ttl)
+    # One segment at most, and the forming bar after its start: the covered spans are then the
+    # floor's, the segment's and the forming bar's, in that order (see Coverage._covered).
+    simple = (
+        ~empty
+        & (segments <= 1)
+        & ~(has_forming & (segments == 1) & (rows["forming_ts"] < rows["first_lo"]))
+    )
+    if req.count is None:
+        assert req.start is not None
+        top = int(now) if req.end is None else req.end
+        lo, hi = min(req.start, top), top
+        forming = fresh if req.end is None else np.zeros(n, bool)
+        run_lo, run_hi = _run_of(rows, forming, lo, hi)
+        return out | (simple & (run_lo <= lo) & (hi <= run_hi))
+    # The newest ``count``: served when the forming bar is fresh and the run that holds it
+    # holds ``count`` bars, or reaches the floor (:func:`top_run`, read from coverage).
+    run_lo, _ = _run_of(rows, fresh, _POS_INF, _POS_INF)
+    joined = (segments == 1) & (run_lo <= rows["first_lo"])
+    held = 1 + np.where(joined, rows["bars"], 0)
+    complete = (held >= req.count) | (run_lo == _NEG_INF)
+    return out | (simple & fresh & complete)
+
+
+def _run_of(
+    rows: np.ndarray, forming: np.ndarray, lo: int, hi: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Of each series of at most one segment, the covered run holding ``[lo, hi]`` (with the
+    forming bar onwards where ``forming``), as its bounds; an empty run (1, 0) where none does.
+
+    The floor's span, the segment and the forming bar's span are merged in that order, as
+    :func:`~alltick_frames.store.coverage.merge_spans` does, without overflowing int64 at
+    the open ends.
+    """
+    n = rows.shape[0]
+    floor = rows["floor"]
+    # The floor's span ends at floor - 1: a floor of -2**63 covers nothing (and would wrap).
+    spans = (
+        (np.full(n, _NEG_INF), floor - 1, rows["has_floor"] & (floor != _NEG_INF)),
+        (rows["first_lo"], rows["first_hi"], rows["segments"] > 0),
+        (rows["forming_ts"], np.full(n, _POS_INF), rows["has_forming"] & forming),
+    )
+    cur_lo, cur_hi = np.ones(n, np.int64), np.zeros(n, np.int64)
+    cur = np.zeros(n, bool)
+    best_lo, best_hi = np.ones(n, np.int64), np.zeros(n, np.int64)
+    for a, b, valid in spans:
+        touches = (a <= cur_hi) | ((cur_hi < _POS_INF) & (a == cur_hi + 1))
+        extend = valid & cur & touches
+        close = valid & cur & ~touches
+        hold = close & (cur_lo <= lo) & (hi <= cur_hi)
+        best_lo, best_hi = np.where(hold, cur_lo, best_lo), np.where(hold, cur_hi, best_hi)
+        start = valid & ~extend
+        cur_hi = np.where(extend, np.maximum(cur_hi, b), cur_hi)
+        cur_lo, cur_hi = np.where(start, a, cur_lo), np.where(start, b, cur_hi)
+        cur = cur | valid
+    hold = cur & (cur_lo <= lo) & (hi <= cur_hi)
+    return np.where(hold, cur_lo, best_lo), np.where(hold, cur_hi, best_hi)
 
 
 def _stock_plan(

@@ -17,6 +17,7 @@ Codes are case-sensitive (``Silver`` is not ``SILVER``), so they are never norma
 
 from __future__ import annotations
 
+import functools
 import re
 import sys
 from collections import Counter
@@ -66,8 +67,16 @@ class CodeInfo:
 
 def classify(code: str) -> CodeInfo:
     """Route one code, raising ValueError with the fix when it is malformed."""
+    if type(code) is str:
+        return _classify(code)  # remembered: a request of thousands of codes asks again
     if not isinstance(code, str):
         raise ValueError(f"codes must be strings, got {code!r} ({type(code).__name__})")
+    return _classify(str(code))
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def _classify(code: str) -> CodeInfo:
+    """:func:`classify` of a plain string (a malformed one raises, and is not remembered)."""
     if code != code.strip() or not code:
         raise ValueError(f"code {code!r} is empty or has surrounding spaces")
     match = _STOCK.match(code)

@@ -17,6 +17,7 @@ from typing import Any
 from aiohttp import web
 
 from alltick_frames.core.plans import PLANS
+from alltick_frames.emulator import arrivals
 from alltick_frames.emulator.app import create_app
 from alltick_frames.emulator.config import DEFAULT_TOKEN, EmulatorConfig
 from alltick_frames.emulator.faults import KINDS, FaultConfig
@@ -295,7 +296,7 @@ async def _serve(config: EmulatorConfig, host: str, port: int, access_log: bool)
         app, access_log=logging.getLogger("aiohttp.access") if access_log else None
     )
     await runner.setup()
-    site = web.TCPSite(runner, host, port)
+    site = web.SockSite(runner, arrivals.listening_socket(host, port))
     await site.start()
     bound = runner.addresses[0][1]
     shown = f"[{host}]" if ":" in host else host

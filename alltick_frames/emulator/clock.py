@@ -48,6 +48,12 @@ class EmulatorClock:
             return self._frozen_at
         return time.time() + self._offset
 
+    def at(self, real: float) -> float:
+        """The reading the clock had at real (``time.time()``) instant ``real``: the instant
+        itself plus the offset, or the frozen reading."""
+        with self._lock:
+            return self._frozen_at if self._frozen_at is not None else real + self._offset
+
     @property
     def frozen(self) -> bool:
         return self._frozen_at is not None

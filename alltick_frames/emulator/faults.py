@@ -31,8 +31,9 @@ is not part of ``--faults``.
 
 Apart from these, ``arrival_jitter`` delays *every* request by a uniform 0 to
 ``arrival_jitter`` seconds before the emulator admits and counts it, as a network delays a
-request on its way in: the rate windows then see the request when it arrives, not when the
-client sent it, and two requests may arrive in the other order. ``slow`` delays only the
+request on its way in: the rate windows then date the request that much after it reached
+the front door (see :mod:`~alltick_frames.emulator.arrivals`), not when the client sent it,
+and two requests may arrive in the other order. ``slow`` delays only the
 answer, after the request was counted.
 
 ``rate_limit``, ``http_5xx``, ``reset``, ``malformed`` and ``bad_bars`` exclude each other, so

@@ -28,7 +28,7 @@ per exchange (``suspension/sse`` and so on), and touches none of the others.
 from __future__ import annotations
 
 import math
-from bisect import bisect_right, insort
+from bisect import bisect_left, bisect_right, insort
 
 from alltick_frames.core.plans import DAY_RESET_UTC_OFFSET, STRICT_FREE_ALL_ENDPOINTS, Plan, Rate
 
@@ -36,8 +36,19 @@ TOO_FAST = 429
 OVER_CAP = 605
 
 
+#: Seconds a window keeps calls past its span: a request dated at its arrival may be admitted
+#: after a later one (the loop reads them in its own order), and must still see its window.
+KEEP = 5.0
+
+
 class Window:
-    """The admitted calls of one sliding window, as sorted timestamps."""
+    """The admitted calls of one sliding window, as sorted timestamps.
+
+    Calls are dated when they reached the front door (see
+    :mod:`~alltick_frames.emulator.arrivals`), so one may be admitted after a call dated later.
+    :meth:`has_room` then also checks every window the late-admitted call falls into that ends
+    at a later call: no span of ``per`` ever holds more than ``calls`` admitted calls.
+    """
 
     __slots__ = ("rate", "times")
 
@@ -50,11 +61,18 @@ class Window:
         return bisect_right(self.times, now) - bisect_right(self.times, now - self.rate.per)
 
     def has_room(self, now: float) -> bool:
-        return self.count(now) < self.rate.calls
+        times, per, calls = self.times, self.rate.per, self.rate.calls
+        if self.count(now) >= calls:
+            return False
+        later = bisect_right(times, now)
+        end = bisect_left(times, now + per)
+        # Calls dated after ``now`` but admitted before: the windows ending at them hold
+        # ``now`` too.
+        return all(self.count(times[i]) < calls for i in range(later, end))
 
     def add(self, now: float) -> None:
         insort(self.times, now)
-        expired = bisect_right(self.times, now - self.rate.per)
+        expired = bisect_right(self.times, now - self.rate.per - KEEP)
         if expired:
             del self.times[:expired]
 

@@ -2,12 +2,14 @@
 
 An :class:`~alltick_frames.emulator.server.EmulatorServer` runs in the client's process, so it
 shares the GIL with the client: while the client decodes a page, the server cannot read the
-next request, and dates it late; requests then arrive in bursts. A client that paces exactly
-can be refused for a burst that only the shared process made. An :class:`EmulatorProcess` is
-``python -m alltick_frames.emulator`` on a free loopback port, so it dates each request when it
-really arrives, as AllTick does. It has the same methods as ``EmulatorServer`` (``url``,
-``stats()``, ``reset()``, ``set_faults()``, ``clock.advance()``, ...), carried over the
-emulator's admin view (``/_emulator/*``)::
+next request. Both date a request by the kernel's stamp of its arrival
+(:mod:`~alltick_frames.emulator.arrivals`), not by when they read it, but the shared process
+still delays every answer, and where the kernel gives no stamp (not Linux) the in-process
+server dates late, in bursts. An :class:`EmulatorProcess` is ``python -m
+alltick_frames.emulator`` on a free loopback port: timing tests and benchmarks use it. It
+has the same methods as ``EmulatorServer`` (``url``, ``stats()``, ``reset()``,
+``set_faults()``, ``clock.advance()``, ...), carried over the emulator's admin view
+(``/_emulator/*``)::
 
     with EmulatorProcess(plan="basic", frozen_clock=True) as emu:
         ...                                  # requests to emu.url with token emu.token

@@ -24,6 +24,7 @@ from typing import Any
 from aiohttp import web
 
 from alltick_frames.core.codes import FOREX_PATH, STOCK_PATH
+from alltick_frames.emulator import arrivals
 from alltick_frames.emulator.app import EMULATOR_KEY, create_app
 from alltick_frames.emulator.clock import EmulatorClock
 from alltick_frames.emulator.config import EmulatorConfig
@@ -78,7 +79,7 @@ class EmulatorServer:
         try:
             runner = web.AppRunner(self.app, access_log=None, shutdown_timeout=0.5)
             loop.run_until_complete(runner.setup())
-            site = web.TCPSite(runner, self.host, self.port)
+            site = web.SockSite(runner, arrivals.listening_socket(self.host, self.port))
             loop.run_until_complete(site.start())
             self._runner = runner
             started.set_result(runner.addresses[0][1])

@@ -36,7 +36,7 @@ import orjson
 from aiohttp import web
 
 from alltick_frames.core.plans import DAY_RESET_UTC_OFFSET, KLINE
-from alltick_frames.emulator import sessions, suspension
+from alltick_frames.emulator import arrivals, sessions, suspension
 from alltick_frames.emulator.catalogue import CATALOGUE, CFD, ENERGY
 from alltick_frames.emulator.clock import parse_moment
 from alltick_frames.emulator.config import EmulatorConfig, TokenSpec
@@ -63,6 +63,8 @@ from alltick_frames.emulator.handlers import HANDLERS, Call
 from alltick_frames.emulator.limits import TokenQuota
 
 MISSING_TOKEN = "<missing>"
+#: Where :meth:`Emulator.serve` leaves a request's arrival (rate clock) for the quota.
+ARRIVAL = web.RequestKey("alltick_emulator_arrival", float)
 
 _HTML_5XX = (
     "<html><head><title>{0} {1}</title></head><body><center><h1>{0} {1}</h1></center>"
@@ -142,9 +144,7 @@ class Emulator:
     ) -> web.StreamResponse:
         """Draw a fault, produce the answer (or let the fault replace it), count, respond."""
         token = request.query.get("token", "")
-        arrival = self.injector.arrival_delay()
-        if arrival:
-            await asyncio.sleep(arrival)
+        request[ARRIVAL] = await self._arrive(request)
         fault = self.injector.draw()
         if fault.slow:
             self.count(token, endpoint, "slow")
@@ -164,6 +164,23 @@ class Emulator:
             return self._response(answer)
         self.count(token, endpoint, fault_key(fault))
         return _faulty(request, fault, answer)
+
+    async def _arrive(self, request: web.Request) -> float:
+        """When ``request`` is dated by the windows (rate clock): when its bytes reached the
+        front door (:mod:`~alltick_frames.emulator.arrivals`), not when the loop got to it,
+        plus the ``arrival_jitter`` the network added on the way. The request is held until
+        that moment has passed, so it is admitted and counted no earlier than it arrived."""
+        delay = self.injector.arrival_delay()
+        stamp = arrivals.arrived(request.transport)
+        if stamp is None:  # not served through arrivals.listening_socket: the loop's time
+            if delay:
+                await asyncio.sleep(delay)
+            return self.clock.now()
+        due = stamp + delay
+        wait = due - time.time()
+        if wait > 0:
+            await asyncio.sleep(wait)
+        return self.clock.at(min(due, time.time()))
 
     def _response(self, answer: Answer) -> web.Response:
         status = answer.status
@@ -186,7 +203,7 @@ class Emulator:
         spec = self.tokens.get(token)
         if spec is None:
             return self.errors.answer(401)
-        refused = self._quota(token, spec).admit(endpoint, self.clock.now())
+        refused = self._quota(token, spec).admit(endpoint, self._dated(request))
         if refused is not None:
             return self.errors.answer(refused)
         trace: str | None = None
@@ -199,6 +216,10 @@ class Emulator:
             return ok_answer(trace, HANDLERS[endpoint](call, data))
         except ApiError as error:
             return self.errors.answer(error.ret, trace, error.msg)
+
+    def _dated(self, request: web.Request) -> float:
+        arrival = request.get(ARRIVAL)
+        return self.clock.now() if arrival is None else arrival
 
     # --- the suspension service ---------------------------------------------------------
 
@@ -223,7 +244,7 @@ class Emulator:
         spec = self.tokens.get(token)
         if spec is None:
             return _suspension_error("token invalid")
-        if not self._quota(token, spec).admit_suspension(endpoint, self.clock.now()):
+        if not self._quota(token, spec).admit_suspension(endpoint, self._dated(request)):
             return _TOO_FREQUENT
         page_no = size = None
         if self.config.suspension_paging:

@@ -52,6 +52,7 @@ __all__ = [
     "check_bars",
     "describe",
     "epoch_seconds",
+    "failed_bars",
     "latest_start",
     "on_grid",
     "plausible_starts",
@@ -138,6 +139,35 @@ def check_bars(
     paged = ~pc.match_substring_regex(pa.array(codes, pa.string()), _STOCK).to_numpy(False)
     length = np.array([_SECONDS[i] if i in _INTRADAY else 60 for i in ivls], np.int64)
     steps = np.where(paged[code_idx], length[ivl_idx], 60)
+    keep, failed = failed_bars(
+        prices, amounts, ns, steps, upper, group if group is not None else series
+    )
+    problems: dict[tuple[str, str], Counter[str]] = {}
+    for name, mask in failed.items():
+        if mask.any():
+            for s, count in zip(*np.unique(series[mask], return_counts=True), strict=True):
+                key = (str(codes[s // len(ivls)]), str(ivls[s % len(ivls)]))
+                problems.setdefault(key, Counter())[name] += int(count)
+    return Checked(keep, problems)
+
+
+def failed_bars(
+    prices: np.ndarray,
+    amounts: np.ndarray,
+    ns: np.ndarray,
+    steps: np.ndarray | int,
+    upper: np.ndarray | int,
+    group: np.ndarray | int,
+) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """The checks of :func:`check_bars` on bars already laid out as arrays: ``prices`` (open,
+    high, low, close) and ``amounts`` (volume, turnover) one row per field, ``ns`` the starts
+    in Unix nanoseconds, ``steps`` the grid of each bar (see :func:`on_grid`), ``upper`` the
+    latest start allowed, ``group`` where conflicting copies are looked for (one int per bar,
+    or one for all).
+
+    Returns the mask of bars kept and, by reason (:data:`REASONS`' order), the mask of bars
+    dropped (each dropped bar under its first reason) or superseded (``conflict``).
+    """
     starts = ns // _NS
     with np.errstate(invalid="ignore"):
         o, h, low, c = prices
@@ -149,21 +179,13 @@ def check_bars(
             "grid": ~plausible_starts(starts, steps, None) | (ns % _NS != 0),
         }
     # Each dropped bar is counted once, under the first reason in REASONS' order.
-    keep = np.ones(n, bool)
+    keep = np.ones(ns.size, bool)
     for reason in REASONS:
         if reason in failed:
             failed[reason] &= keep
             keep &= ~failed[reason]
-    failed["conflict"] = _conflicts(
-        prices, amounts, ns, group if group is not None else series, keep
-    )
-    problems: dict[tuple[str, str], Counter[str]] = {}
-    for name, mask in failed.items():
-        if mask.any():
-            for s, count in zip(*np.unique(series[mask], return_counts=True), strict=True):
-                key = (str(codes[s // len(ivls)]), str(ivls[s % len(ivls)]))
-                problems.setdefault(key, Counter())[name] += int(count)
-    return Checked(keep, problems)
+    failed["conflict"] = _conflicts(prices, amounts, ns, np.broadcast_to(group, ns.shape), keep)
+    return keep, failed
 
 
 def _conflicts(

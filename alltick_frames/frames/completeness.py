@@ -20,7 +20,9 @@ Pure: frames and the calendar in, a table and failure rows out.
 
 from __future__ import annotations
 
+import weakref
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -92,16 +94,48 @@ def received_stamps(data: pd.DataFrame) -> dict[str, np.ndarray]:
     return {name: stamps[a:b] for name, a, b in zip(names, starts, ends, strict=True)}
 
 
+#: The code column the client built last and its runs (see :func:`remember_runs`).
+_LAST_RUNS: tuple[weakref.ref[Any], list[str], np.ndarray] | None = None
+
+
+def remember_runs(column: Any, names: list[str], sizes: np.ndarray) -> None:
+    """Say that the code column ``column`` (an Arrow-backed pandas array) holds runs of
+    ``sizes[k]`` rows of ``names[k]``, distinct codes (a size may be 0): the client builds
+    its frames that way, and measuring one then need not find its runs again.
+
+    Only the last column is remembered, by a weak reference to its Arrow data, which cannot
+    change: a column altered since holds other Arrow data and is measured from scratch.
+    """
+    global _LAST_RUNS
+    arrow = getattr(column, "__arrow_array__", None)
+    _LAST_RUNS = None if arrow is None else (weakref.ref(arrow()), names, sizes)
+
+
+def _known_runs(code: pd.Series) -> tuple[list[str], np.ndarray] | None:
+    """The runs :func:`remember_runs` was told of ``code``'s column, if it was."""
+    last = _LAST_RUNS
+    arrow = getattr(code.array, "__arrow_array__", None)
+    if last is None or arrow is None or last[0]() is not arrow():
+        return None
+    return last[1], last[2]
+
+
 def _code_runs(data: pd.DataFrame) -> tuple[list[str], list[int], list[int], np.ndarray]:
     """The runs of codes of a k-line frame (see :func:`received_stamps`): each run's code,
     first row and end, and every bar's start (int64 Unix seconds)."""
     if data.empty:
         return [], [], [], np.empty(0, np.int64)
     code = data["code"]
-    starts = np.flatnonzero(code.ne(code.shift()).to_numpy(bool, na_value=True))
     index = pd.DatetimeIndex(data["timestamp"])
     # The client's frames (nanoseconds): a division, several times cheaper than a conversion.
     stamps = index.asi8 // 1_000_000_000 if index.unit == "ns" else index.as_unit("s").asi8
+    known = _known_runs(code)
+    if known is not None and int(known[1].sum()) == len(data):
+        held = known[1] > 0
+        names = [name for name, kept in zip(known[0], held.tolist(), strict=True) if kept]
+        ends = np.cumsum(known[1][held])
+        return names, (ends - known[1][held]).tolist(), ends.tolist(), stamps
+    starts = np.flatnonzero(code.ne(code.shift()).to_numpy(bool, na_value=True))
     ends = np.append(starts[1:], len(data))
     names = [str(name) for name in code.iloc[starts].tolist()]  # one take, not one per code
     return names, starts.tolist(), ends.tolist(), stamps
@@ -278,17 +312,19 @@ def measure(
     calendar_by_code = {code.code: calendars.calendar_of(code) for code in codes}
     exact = _exactly_settled(runs, calendar_by_code, expect)
     attempts = attempts or {}
-    rows = _Rows()
+    rows = _Rows(codes)
     out = Measured(pd.DataFrame())  # its table is built at the end, from the rows
     reach: dict[str, float] = {}
     slots: dict[str, np.ndarray] = {}
-    for code in codes:
-        got = got_by_code.get(code.code, np.empty(0, np.int64))
-        if exact.get(code.code):
-            # The common answer (a warm read, say): exactly the settled bars the calendar
-            # expects. Nothing is missing, and each is a slot of the calendar.
-            rows.add(code.code, got.size, got.size, 0, 1.0, [], 0)
+    # The common answer (a warm read, say): exactly the settled bars the calendar expects.
+    # Nothing is missing, and each is a slot of the calendar: filled in for all at once.
+    sizes = dict(zip(names, (np.array(ends) - np.array(starts)).tolist(), strict=True))
+    done = [exact.get(code.code, False) for code in codes]
+    rows.exact(done, [sizes[code.code] if ok else 0 for code, ok in zip(codes, done, strict=True)])
+    for k, code in enumerate(codes):
+        if done[k]:
             continue
+        got = got_by_code.get(code.code, np.empty(0, np.int64))
         calendar = calendar_by_code[code.code]
         exp = expect.of(calendar, got)
         missing = exp[~member(exp, got)]
@@ -300,7 +336,7 @@ def measure(
             checked = got[(got >= first) & (got < stop)]
             unexpected = int((~member(checked, slots[calendar])).sum())
         rows.add(
-            code.code,
+            k,
             exp.size,
             got.size,
             missing.size,
@@ -326,19 +362,31 @@ def measure(
 
 
 class _Rows:
-    """The completeness table's rows, gathered column by column (a frame built from a dict
-    per row, then cast, took longer than measuring a thousand codes)."""
+    """The completeness table's rows, one per code, gathered column by column: the rows of
+    codes that brought exactly what was expected all at once (:meth:`exact`), the others one
+    by one (:meth:`add`). A frame built from a dict per row, then cast, took longer than
+    measuring a thousand codes."""
 
-    def __init__(self) -> None:
-        self.code: list[str] = []
-        self.counts: list[tuple[int, int, int]] = []  # expected, received, missing
-        self.coverage: list[float] = []
-        self.first_missing: list[list[pd.Timestamp]] = []
-        self.unexpected: list[int] = []
+    def __init__(self, codes: list[CodeInfo]) -> None:
+        n = len(codes)
+        self.code = [c.code for c in codes]
+        self.counts = np.zeros((n, 3), np.int64)  # expected, received, missing
+        self.coverage = np.ones(n, F64)
+        self.first_missing = np.empty(n, object)
+        self.unexpected = np.zeros(n, np.int64)
+
+    def exact(self, done: list[bool], sizes: list[int]) -> None:
+        """Rows of the codes that brought exactly the ``sizes`` bars expected, where ``done``."""
+        at = np.flatnonzero(np.array(done, bool))
+        held = np.array(sizes, np.int64)[at]
+        self.counts[at, 0] = held
+        self.counts[at, 1] = held
+        for k in at.tolist():
+            self.first_missing[k] = []
 
     def add(
         self,
-        code: str,
+        k: int,
         expected: int,
         received: int,
         missing: int,
@@ -346,28 +394,24 @@ class _Rows:
         first_missing: list[pd.Timestamp],
         unexpected: int,
     ) -> None:
-        self.code.append(code)
-        self.counts.append((expected, received, missing))
-        self.coverage.append(coverage)
-        self.first_missing.append(first_missing)
-        self.unexpected.append(unexpected)
+        """The row of the ``k``-th code."""
+        self.counts[k] = (expected, received, missing)
+        self.coverage[k] = coverage
+        self.first_missing[k] = first_missing
+        self.unexpected[k] = unexpected
 
     def table(self, alias: str) -> pd.DataFrame:
         """The rows as a table of :data:`COMPLETENESS_DTYPES`."""
         n = len(self.code)
-        counts = np.array(self.counts, np.int64).reshape(n, 3)
-        first_missing = np.empty(n, object)
-        for k, times in enumerate(self.first_missing):
-            first_missing[k] = times
         columns = {
             "code": pd.array(self.code, dtype=STRING),
             "interval": pd.array([alias] * n, dtype=STRING),
-            "expected": counts[:, 0],
-            "received": counts[:, 1],
-            "missing": counts[:, 2],
-            "coverage": np.array(self.coverage, F64),
-            "first_missing": first_missing,
-            "unexpected": np.array(self.unexpected, np.int64),
+            "expected": self.counts[:, 0],
+            "received": self.counts[:, 1],
+            "missing": self.counts[:, 2],
+            "coverage": self.coverage,
+            "first_missing": self.first_missing,
+            "unexpected": self.unexpected,
         }
         return pd.DataFrame(columns, columns=COMPLETENESS_COLUMNS)
 

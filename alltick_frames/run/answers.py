@@ -23,6 +23,7 @@ from alltick_frames import frames
 from alltick_frames.core.calendars import session_dates
 from alltick_frames.core.errors import MalformedResponse
 from alltick_frames.core.planner import KlinePage, KlineRequest
+from alltick_frames.frames import completeness
 from alltick_frames.frames.sessions import zones_of
 from alltick_frames.run import memory
 from alltick_frames.store import BarStore
@@ -31,6 +32,7 @@ from alltick_frames.store.series import record_page
 
 __all__ = [
     "Arrived",
+    "Slab",
     "assemble",
     "build_frame",
     "by_code",
@@ -90,13 +92,15 @@ def assemble(
     now: float,
     bad: dict[str, MalformedResponse],
     dropped: dict[str, Counter[str]],
+    slab: Slab | None = None,
 ) -> dict[str, Arrays]:
     """Put finished series' answers together: one series per code, sorted, each bar once
     (the copy that arrived last), trimmed to the request.
 
     ``arrived`` is emptied, and each code's pages are let go as soon as its series is built,
     so that pages and series are not held whole at once. A code with an unreadable answer
-    would have a hole: none of its bars are kept.
+    would have a hole: none of its bars are kept. With a ``slab``, each series is copied
+    into its slot there (straight from its pages, when they do not overlap) and not returned.
     """
     pages: dict[str, list[Arrays]] = {}
     for a in arrived:
@@ -105,11 +109,115 @@ def assemble(
     series = {}
     for code in list(pages):
         parts = pages.pop(code)
-        if code not in bad:
+        if code in bad:
+            pass
+        elif slab is not None:
+            if code in slab.slot:  # (a code outside the request's order has no place in its frame)
+                slab.put(code, parts, req)
+        else:
             series[code] = trim_arrays(*join_pages(parts), req)
         del parts
     memory.give_back()  # the pages' memory, before the next series takes more
     return series
+
+
+class Slab:
+    """The frame's numbers, laid out before the series arrive: a slot of ``width`` bars per
+    code, in the frame's order, that each series is copied into as it is assembled.
+
+    A request for the newest ``count`` bars cannot bring a code more than ``count``: with a
+    slot that wide for every code, the decode thread puts each series where the frame wants
+    it as soon as its chain ends, straight from its pages, and when every series fills its
+    slot (the usual case) the slab's arrays *are* the frame's columns. Otherwise
+    :meth:`frame` moves the series up over the empty room, in place, and gives the rest back
+    (``realloc``). Either way no copy of the bars is left for the end, and no second set of
+    them is ever held; memory is taken as slots are written (pages of an array never written
+    are not resident).
+    """
+
+    #: The most bars a slab reserves (56 bytes each, of address space until written).
+    MAX_BARS = 1 << 28
+
+    def __init__(self, order: Sequence[str], width: int) -> None:
+        self.codes = list(dict.fromkeys(order))
+        self.slot = {code: k for k, code in enumerate(self.codes)}
+        self.width = width
+        cap = len(self.codes) * width
+        self.ts = np.empty(cap, np.int64)
+        self.vals = np.empty((NF, cap), np.float64)
+        #: Each code's series: where it starts in the arrays, and its bars.
+        self.starts = np.arange(len(self.codes), dtype=np.int64) * width
+        self.sizes = np.zeros(len(self.codes), np.int64)
+        self.filled = np.zeros(len(self.codes), bool)
+
+    @classmethod
+    def for_request(cls, req: KlineRequest) -> Slab | None:
+        """A slab for ``req`` if it asks for a count of bars (and the slab would not be huge)."""
+        order = list(dict.fromkeys(req.code_order))
+        if req.count is None or not order or len(order) * req.count > cls.MAX_BARS:
+            return None
+        try:
+            return cls(order, req.count)
+        except MemoryError:  # address space refused: build the frame the usual way
+            return None
+
+    def put(self, code: str, parts: list[Arrays], req: KlineRequest) -> None:
+        """Copy the series of a chain's pages (newest first), trimmed to ``req``, into
+        ``code``'s slot (a second series of a code replaces the first, as it would in a dict).
+        ``parts`` is emptied."""
+        k = self.slot[code]
+        at = k * self.width
+        ts = np.concatenate([p[0] for p in reversed(parts)])
+        if ts.size > 1 and not bool(np.all(ts[1:] > ts[:-1])):  # pages overlap: sort them
+            ts, vals = trim_arrays(*join_pages(parts), req)
+            self.ts[at : at + ts.size] = ts
+            self.vals[:, at : at + ts.size] = vals
+            self.sizes[k], self.filled[k] = ts.size, True
+            return
+        lo, hi = 0, ts.size  # trim_arrays on sorted bars: a run of them
+        if req.start is not None:
+            lo = int(np.searchsorted(ts, req.start, "left"))
+        if req.end is not None:
+            hi = max(lo, int(np.searchsorted(ts, req.end, "right")))
+        if req.count is not None:
+            lo = max(lo, hi - req.count)
+        self.ts[at : at + hi - lo] = ts[lo:hi]
+        offset = 0  # where each page starts in the series, oldest first
+        for page_ts, page_vals in reversed(parts):
+            a, b = max(lo, offset), min(hi, offset + page_ts.size)
+            if a < b:
+                self.vals[:, at + a - lo : at + b - lo] = page_vals[:, a - offset : b - offset]
+            offset += page_ts.size
+        parts.clear()
+        self.sizes[k], self.filled[k] = hi - lo, True
+
+    def frame(self, interval: str) -> pd.DataFrame:
+        """The k-line frame of the finished series, built on the slab's arrays (which it
+        takes: the slab is empty after)."""
+        ts, vals = self.ts, self.vals
+        self.ts, self.vals = np.empty(0, np.int64), np.empty((NF, 0), np.float64)
+        which = np.flatnonzero(self.filled)
+        codes = [self.codes[k] for k in which.tolist()]
+        sizes = self.sizes[which]
+        n = int(sizes.sum())
+        if n == 0:
+            return frames.empty_klines()
+        starts = self.starts[which]
+        if n < ts.size:  # some slots are not full: close the gaps, in order, in place
+            cap, flat = ts.size, vals.reshape(-1)  # a view: vals is C-contiguous
+            moves = list(zip(starts.tolist(), sizes.tolist(), strict=True))
+            for row in range(-1, NF):  # -1: the starts; then each row of values
+                into = 0
+                for at, m in moves:
+                    if row < 0:
+                        ts[into : into + m] = ts[at : at + m]
+                    else:
+                        flat[row * n + into : row * n + into + m] = flat[row * cap + at :][:m]
+                    into += m
+            del flat
+            ts.resize(n, refcheck=False)  # realloc: the room past the bars goes back
+            vals.resize((NF, n), refcheck=False)
+        return _frame(ts, vals, codes, sizes, interval)
 
 
 def join_pages(parts: list[Arrays]) -> Arrays:
@@ -290,8 +398,10 @@ def _frame(
     ``codes[k]``; ``ts`` in Unix seconds, made nanoseconds in place): ``ts`` and ``vals``
     become its columns, and the other columns are built for all the series at once."""
     ts *= _NS
+    code = repeated(codes, sizes)
+    completeness.remember_runs(code, list(codes), sizes)  # measured next: its runs are known
     columns = {
-        "code": repeated(codes, sizes),
+        "code": code,
         "interval": repeated([interval], np.array([ts.size])),
         "timestamp": pd.DatetimeIndex(ts.view("datetime64[ns]"), dtype=frames.UTC_NS),
         "session": _sessions(codes, sizes, ts),
@@ -322,12 +432,18 @@ def repeated(values: Sequence[str], counts: np.ndarray) -> pd.api.extensions.Ext
     encoded = [v.encode() for v in values]
     widths = np.array([len(e) for e in encoded], np.int64)
     n = int(np.sum(counts))
-    offsets = np.arange(n + 1, dtype=np.int64)
-    if (widths == widths[0]).all():  # one width (an interval; a market's codes, mostly)
-        offsets *= widths[0]
-        data = np.repeat(np.array(encoded, f"S{max(int(widths[0]), 1)}"), counts)
-        buffer = pa.py_buffer(data) if widths[0] else pa.py_buffer(b"")
+    width = int(widths[0])
+    if (widths == width).all():  # one width (an interval; a market's codes, mostly)
+        offsets = (
+            np.arange(0, (n + 1) * width, width, dtype=np.int64)
+            if width
+            else np.zeros(n + 1, np.int64)
+        )
+        data = np.repeat(np.array(encoded, f"S{max(width, 1)}"), counts)
+        buffer = pa.py_buffer(data) if width else pa.py_buffer(b"")
     else:
+        offsets = np.empty(n + 1, np.int64)
+        offsets[0] = 0
         small = np.uint8 if widths.max() < 256 else np.int64
         np.cumsum(np.repeat(widths.astype(small), counts), dtype=np.int64, out=offsets[1:])
         buffer = pa.py_buffer(b"".join(e * int(c) for e, c in zip(encoded, counts, strict=True)))

@@ -7,11 +7,13 @@ Where the work happens, and what it holds:
 * the decode thread reads each body once (:mod:`alltick_frames.run.pages`): the body is
   dropped there, and only its believed bars are kept, as arrays (56 bytes a bar);
 * without a store, a code's pages wait as arrays until its chain ends, then become one
-  sorted series (:func:`~alltick_frames.run.answers.assemble`); with one, each page is written
-  there within moments of arriving, on a writer thread, the pages that arrived while it was
-  busy together in one transaction (:func:`~alltick_frames.run.answers.record`);
-* :meth:`KlineJob.frame` builds the frame once, series by series, freeing each as it goes
-  (with a store, it reads the request from the store, in one read).
+  sorted series (:func:`~alltick_frames.run.answers.assemble`): for a count of bars, copied
+  straight into its place in the frame's arrays (:class:`~alltick_frames.run.answers.Slab`);
+  with a store, each page is written there within moments of arriving, on a writer thread,
+  up to :data:`WRITE_BATCH` pages in one transaction (:func:`~alltick_frames.run.answers.record`);
+* :meth:`KlineJob.frame` builds the frame once: on the slab's arrays, or series by series,
+  freeing each as it goes (with a store, it reads the request from the store: a job that
+  fetched a few series at a time, straight into the frame's arrays).
 
 With a store, answers read and not yet written (the *backlog*) never exceed
 :data:`MAX_BACKLOG`: past it the job makes the runner wait before it takes another answer, so
@@ -197,6 +199,10 @@ class KlineJob:
     #: Codes whose answer showed that ``kline_timestamp_end`` was ignored: paging stopped.
     unpaged: set[str] = field(default_factory=set)
     _reads: _Reads | None = None
+    #: Without a store, for a count of bars: where each series is put once assembled (see
+    #: answers.Slab), and whether the request could have none.
+    _slab: answers.Slab | None = None
+    _unslabbed: bool = False
     _room: asyncio.Event | None = None
     #: With a store: the last batch handed to the writer thread, and the timer that hands
     #: over the answers that wait (see _write_later).
@@ -347,7 +353,10 @@ class KlineJob:
             self._writing = work
             self._on_written(work, written)
         else:
-            found = self.now, self._bad, self._dropped
+            if self._slab is None and not self._unslabbed:
+                self._slab = answers.Slab.for_request(self.req)
+                self._unslabbed = self._slab is None
+            found = self.now, self._bad, self._dropped, self._slab
             work = _DECODER.submit(answers.assemble, self._finished, self.req, *found)
             self._finished = []
         self._work.append(work)
@@ -417,6 +426,10 @@ class KlineJob:
             if fetched:  # pages were fetched (and written): let their memory go first
                 memory.give_back()
             self._built = answers.read_request(self.store, self.req, self.now, fetched=fetched)
+            return self._built
+        if self._slab is not None:  # the series are in place already (see answers.Slab)
+            slab, self._slab = self._slab, None
+            self._built = slab.frame(str(self.req.interval))
             return self._built
         if self._built is not None and not self._assembled:
             return self._built

@@ -48,9 +48,14 @@ log = logging.getLogger("alltick_frames")
 #: (code, interval alias or None): the unit a failure row is about.
 Item = tuple[str, str | None]
 
-#: Seconds a call may leave after its budget slot before the slot is given back for a new one
-#: (at least this, and at least half the budget's guard; see :class:`Departure`).
+#: Seconds a call may leave after its budget slot with the ledger left as it is: the timer's
+#: own slack, which the guard covers. A call later than this is moved in the ledger to when it
+#: really leaves (see :class:`Departure`).
 MIN_LATENESS = 0.002
+#: Seconds late past which a call takes a new slot instead (at least this, and at least half
+#: the budget's guard): it was held by a stall (a blocked loop, a new connection), not by the
+#: timer, and the calls the stall released would otherwise leave in one burst.
+STALL = 0.05
 #: New slots a call may take after missing one, before it goes with whatever slot it has.
 MAX_REPACES = 3
 #: Tries of a call answered with a ``ret`` the client does not know: the first and one more.
@@ -89,10 +94,23 @@ class Departure:
     because the event loop was busy decoding, or its connection took a TCP or TLS handshake
     to open) would leave the ledger believing it went earlier; the call one window behind it
     could then reach the server less than a window after it, and get a 429. The transport
-    awaits this object once the connection is ready, just before the request is written; a
-    slot missed by more than half the guard, or held back since by a block (another call's
-    429 or 605), is then given back and a new one taken. That wait is the budget's, not the
-    network's: the transport does not count it against the request's timeout.
+    calls this object once the connection is ready, just before the request is written (and
+    awaits what it returns, if anything; a call whose slot holds leaves at once):
+
+    * a call late by up to :data:`MIN_LATENESS` goes (the guard covers the timer's slack);
+    * a call later than that, up to :data:`STALL` or half the guard, goes and is moved in the
+      ledger to the instant it leaves (:meth:`~alltick_frames.budget.Budget.depart`), so its
+      lateness is not taken out of the guard; if the move would break a window (calls were
+      reserved since), it takes a new slot instead;
+    * a call later still, or held back since by a block (another call's 429 or 605), gives
+      its slot back and takes a new one;
+    * once it has gone, a call whose write was itself held up past half the guard (the
+      process preempted, the GIL held elsewhere, between this check and the socket's write)
+      is moved to the first moment the loop runs again, which comes after the write: a bound
+      from above on when it left (:meth:`confirm`).
+
+    That wait is the budget's, not the network's: the transport does not count it against
+    the request's timeout.
 
     aiohttp sends a GET again by itself when a kept-alive connection drops it (and would
     follow a redirect): the server sees two calls. Such a resend takes a slot of its own and
@@ -121,7 +139,24 @@ class Departure:
         budget = self.budget
         return budget.rejected != self._rejected and budget.blocked(self.endpoint, self.slot)
 
-    async def __call__(self) -> None:
+    def __call__(self) -> Awaitable[None] | None:
+        """Leave now (None) if the slot holds, else what to await before leaving."""
+        if not self.sent:
+            budget = self.budget
+            late = budget.clock.now() - self.slot
+            if (late <= MIN_LATENESS or self.repaced >= MAX_REPACES) and not self._blocked():
+                self._left()
+                return None
+        return self._leave()
+
+    def _left(self) -> None:
+        self.sent += 1
+        self.sent_at = self.budget.clock.now()
+        # The write follows this hook without yielding to the loop: whatever runs next on the
+        # loop runs after it.
+        asyncio.get_running_loop().call_soon(self.confirm)
+
+    async def _leave(self) -> None:
         if self.sent:
             log.debug("%s request sent again by aiohttp; taking a slot for it", self.endpoint)
             await self.acquire()
@@ -129,18 +164,33 @@ class Departure:
             if self.on_resend is not None:
                 self.on_resend()
         budget = self.budget
-        tolerance = max(budget.guard / 2, MIN_LATENESS)
+        tolerance = max(budget.guard / 2, STALL)
         while True:
-            late = budget.clock.now() - self.slot
+            now = budget.clock.now()
+            late = now - self.slot
             if late > tolerance and self.repaced < MAX_REPACES:
                 log.debug("%s slot missed by %.3fs; taking a new one", self.endpoint, late)
-            elif not self._blocked():
+            elif self._blocked():
+                pass
+            elif late <= MIN_LATENESS or self.repaced >= MAX_REPACES:
+                break
+            elif budget.depart(self.endpoint, self.slot, now):
+                self.slot = now
                 break
             budget.release(self.endpoint, self.slot)
             await self.acquire()
             self.repaced += 1
-        self.sent += 1
-        self.sent_at = budget.clock.now()
+        self._left()
+
+    def confirm(self) -> None:
+        """Move the call to now if it was written more than half the guard after
+        :attr:`sent_at` (see the class docstring); called once it has gone."""
+        budget = self.budget
+        now = budget.clock.now()
+        if now - self.sent_at > max(budget.guard / 2, MIN_LATENESS):
+            log.debug("%s written %.3fs after its departure", self.endpoint, now - self.sent_at)
+            if budget.depart(self.endpoint, self.slot, now, sent=True):
+                self.slot = now
 
 
 @dataclass(eq=False)
@@ -377,10 +427,11 @@ class Runner:
         """Do what ``envelope``'s ``ret`` asks for ``call`` (sent at ``sent_at``)."""
         job = self._job
         ret, action = envelope.ret, action_for(envelope.ret)
-        log.debug(
-            "%s %s codes=%d attempt=%d -> ret %s",
-            job.endpoint, call.path, len(call.codes), call.attempts, ret,
-        )  # fmt: skip
+        if log.isEnabledFor(logging.DEBUG):  # call.codes costs a tuple per answer
+            log.debug(
+                "%s %s codes=%d attempt=%d -> ret %s",
+                job.endpoint, call.path, len(call.codes), call.attempts, ret,
+            )  # fmt: skip
         if action is Action.OK:
             if digest is not None:
                 try:  # off the loop; a body that is no envelope is malformed, as ever

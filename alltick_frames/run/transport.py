@@ -5,8 +5,10 @@ this module as a :class:`~alltick_frames.core.errors.TransportError` whose text 
 :func:`~alltick_frames.core.errors.redact`, with the original exception detached, so a traceback,
 a log record or a failure row can never carry the token.
 
-A request may carry a ``ready`` hook: the transport awaits it once the request's connection
-is ready (reused from the pool, or freshly opened) and just before the request is written.
+A request may carry a ``ready`` hook: the transport calls it once the request's connection
+is ready (reused from the pool, or freshly opened) and just before the request is written,
+and awaits what it returns (an ``async def`` hook: always; a plain one returns None when it
+has nothing to wait for).
 The runner uses it to make each call leave at its budget slot, however long the connection
 took to open. Time spent in the hook is the budget's, not the network's: the request's
 ``timeout`` is paused while it runs, so a call waiting for a slot behind a 605's block never
@@ -36,8 +38,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("alltick_frames")
 
-#: Awaited when a request's connection is ready, just before the request is written.
-Ready = Callable[[], Awaitable[None]]
+#: Called when a request's connection is ready, just before the request is written: what it
+#: returns (if not None) is awaited first, outside the request's timeout.
+Ready = Callable[[], Awaitable[None] | None]
 
 
 class Secret:
@@ -149,11 +152,14 @@ class Transport:
 
                 async def leave() -> None:
                     nonlocal deadline, sent
+                    waiting = ready() if ready is not None else None
+                    if waiting is None:  # nothing to wait for: the clock need not pause
+                        sent = loop.time()
+                        return
                     paused = loop.time()
                     timer.reschedule(None)
                     try:
-                        if ready is not None:
-                            await ready()
+                        await waiting
                     finally:
                         sent = loop.time()
                         deadline += sent - paused

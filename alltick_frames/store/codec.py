@@ -215,40 +215,46 @@ def stack_chunks(pieces: Sequence[Piece]) -> tuple[Arrays, int | None]:
     position in ``pieces`` of the first chunk whose bars are out of order or outside its
     stated range (None when every chunk is in order, as :func:`read_chunk` checks it).
 
-    One copy of each row that is kept, into arrays allocated once, and the order of whole
-    chunks checked in one pass: a load of many small chunks costs little more than one of a
-    few large ones, and a trimmed read copies only what it returns.
+    One copy of each row that is kept, into one block allocated once (a chunk's bytes are
+    its timestamps then its value columns, so a chunk's rows go into place in one copy,
+    all seven columns at once), and the order of whole chunks checked in one pass: a load of
+    many small chunks costs little more than one of a few large ones, and a trimmed read
+    copies only what it returns.
     """
     count = len(pieces)
     sizes = np.fromiter((b - a for _, _, a, b in pieces), np.int64, count)
     ends = np.cumsum(sizes)
     total = int(ends[-1]) if count else 0
-    ts, vals = np.empty(total, np.int64), np.empty((NF, total), np.float64)
+    block = _block(total)
+    ts, vals = block[0], block[1:].view(np.float64)
     whole = np.zeros(count, bool)
     firsts: list[int] = []  # what the index says of each whole chunk: its first and last bar
     lasts: list[int] = []
     bad: int | None = None
     at = 0
+    width = NF + 1
     for k, (entry, payload, a, b) in enumerate(pieces):
         n = b - a
         if entry is None:
             ts[at : at + n] = payload[0][a:b]
             vals[:, at : at + n] = payload[1][:, a:b]
-            at += n
-            continue
-        m = entry[2]
-        stamps = np.frombuffer(payload, np.int64, m)
-        if n == m:  # checked below, with every other whole chunk
-            whole[k] = True
-            firsts.append(entry[0])
-            lasts.append(entry[1])
-        elif bad is None and not (
-            stamps[0] == entry[0] and stamps[-1] == entry[1] and (stamps[1:] > stamps[:-1]).all()
-        ):
-            bad = k  # a part of a chunk: the whole chunk is checked here
-        ts[at : at + n] = stamps[a:b]
-        values = np.frombuffer(payload, np.float64, NF * m, 8 * m).reshape(NF, m)
-        vals[:, at : at + n] = values[:, a:b]
+        else:
+            m = entry[2]
+            rows = np.frombuffer(payload, np.int64, width * m).reshape(width, m)
+            if n == m:  # checked below, with every other whole chunk
+                whole[k] = True
+                firsts.append(entry[0])
+                lasts.append(entry[1])
+                block[:, at : at + n] = rows
+            else:
+                stamps = rows[0]
+                if bad is None and not (
+                    stamps[0] == entry[0]
+                    and stamps[-1] == entry[1]
+                    and (stamps[1:] > stamps[:-1]).all()
+                ):
+                    bad = k  # a part of a chunk: the whole chunk is checked here
+                block[:, at : at + n] = rows[:, a:b]
         at += n
     edges_ok = np.ones(count, bool)
     edges_ok[whole] = (ts[(ends - sizes)[whole]] == np.array(firsts, np.int64)) & (
@@ -263,6 +269,16 @@ def stack_chunks(pieces: Sequence[Piece]) -> tuple[Arrays, int | None]:
     if bad is not None:
         found = np.union1d(found, [bad])
     return (ts, vals), int(found[0])
+
+
+def _block(rows: int) -> np.ndarray:
+    """A fresh int64 array of shape (7, ``rows``): a timestamp row, then the value rows' bits.
+
+    From NumPy's allocator on purpose: when a frame built on it is freed, the C library
+    keeps that memory for the next read's arrays (so they fault no fresh pages in), which it
+    would not if the block came from Arrow's pool.
+    """
+    return np.empty((NF + 1, rows), np.int64)
 
 
 def as_frame(ts: Any, vals: np.ndarray, **leading: Any) -> pd.DataFrame:

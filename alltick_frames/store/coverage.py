@@ -37,6 +37,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+import numpy as np
+
 NEG_INF = -(2**63)
 POS_INF = 2**63 - 1
 
@@ -131,3 +133,55 @@ class Coverage:
             if a <= ts <= b:
                 return (a, b)
         return None
+
+
+#: The fields of a :class:`CoverageTable` row, one per series.
+ROW = np.dtype(
+    [
+        ("segments", np.int64),  # how many closed segments
+        ("first_lo", np.int64),  # the first segment's bounds (0 when there is none)
+        ("first_hi", np.int64),
+        ("has_floor", np.bool_),
+        ("floor", np.int64),  # 0 when there is none
+        ("has_forming", np.bool_),
+        ("forming_ts", np.int64),  # 0 when there is none
+        ("fetched_at", np.float64),  # NaN when there is none
+        ("bars", np.int64),
+    ]
+)
+
+
+def coverage_row(cov: Coverage) -> tuple[int, int, int, bool, int, bool, int, float, int]:
+    """What a :class:`CoverageTable` holds of ``cov``: a row of :data:`ROW`."""
+    seg = cov.segments
+    first = seg[0] if seg else (0, 0)
+    form = cov.forming_ts is not None
+    return (
+        len(seg),
+        first[0],
+        first[1],
+        cov.floor is not None,
+        cov.floor or 0,
+        form,
+        cov.forming_ts or 0,
+        cov.fetched_at if cov.fetched_at is not None else float("nan"),
+        cov.bars,
+    )
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class CoverageTable:
+    """The coverage of many series at once: each series' :class:`Coverage`, and the facts a
+    planner decides most series on, as one record array (:data:`ROW`), so that a request of
+    thousands of series is planned with a few array operations rather than series by series
+    (see :func:`~alltick_frames.core.cache_planner.plan_many`)."""
+
+    coverages: list[Coverage]
+    rows: np.ndarray  # of dtype ROW, one per series, in the order of ``coverages``
+
+    @classmethod
+    def of(cls, coverages: list[Coverage], rows: list[tuple] | None = None) -> CoverageTable:
+        """The table of ``coverages`` (``rows``: their :func:`coverage_row`, if known)."""
+        if rows is None:
+            rows = [coverage_row(c) for c in coverages]
+        return cls(coverages, np.array(rows, ROW).reshape(len(coverages)))

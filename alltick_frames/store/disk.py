@@ -44,7 +44,14 @@ from alltick_frames.store.codec import (
     sid_of,
     stack_chunks,
 )
-from alltick_frames.store.coverage import NEG_INF, POS_INF, Coverage, Span
+from alltick_frames.store.coverage import (
+    NEG_INF,
+    POS_INF,
+    Coverage,
+    CoverageTable,
+    Span,
+    coverage_row,
+)
 from alltick_frames.store.health import Index, Keeper, guarded
 from alltick_frames.store.location import StoreError
 from alltick_frames.store.manage import Management
@@ -56,6 +63,10 @@ from alltick_frames.store.records import (
 from alltick_frames.store.writes import Writing
 
 _READ_ATTEMPTS = 100
+#: Coverages a store remembers with their parsed index records (:meth:`BarStore._coverage`).
+_COVERAGES = 1 << 15
+#: The coverage of a series with nothing stored, and its row.
+_NOTHING = (Coverage(), coverage_row(Coverage()))
 
 
 class ManyBars(NamedTuple):
@@ -106,12 +117,13 @@ def _first_bad(
     return None
 
 
-def _run_start(index: Index | None, lo: int, hi: int) -> int:
+def _run_start(cov: Coverage | None, lo: int, hi: int) -> int:
     """Where the bars of a count request start: at ``lo``, or later at the start of the
-    covered run that holds ``hi`` (past ``hi`` when no run holds it: no bars)."""
-    if index is None:
+    covered run that holds ``hi`` (past ``hi`` when no run holds it: no bars), by the
+    series' coverage (None: nothing stored)."""
+    if cov is None:
         return lo
-    run = index_coverage(index).run(hi, forming=hi == POS_INF)
+    run = cov.run(hi, forming=hi == POS_INF)
     return POS_INF if run is None else max(lo, run[0])
 
 
@@ -186,6 +198,7 @@ class BarStore(Writing, Management, Keeper):
         if not isinstance(source, str) or not source:
             raise ValueError(f"source must be a non-empty string, not {source!r}")
         self._start(directory, source, shared)
+        self._coverages: dict[int, tuple[Index, Coverage, tuple]] = {}
 
     # ----------------------------------------------------------------------------- reading
 
@@ -209,6 +222,33 @@ class BarStore(Writing, Management, Keeper):
             pair: index_coverage(self._parse(kv, sid, blobs.get(index_key(sid))) or empty_index())
             for pair, sid in zip(series, sids, strict=True)
         }
+
+    @guarded
+    def coverage_table(self, keys: Sequence[SeriesKey]) -> CoverageTable:
+        """:meth:`coverage` of many series (in the order of ``keys``) in a few SQL statements,
+        as a :class:`CoverageTable` that plans them all at once."""
+        kv = self._backend
+        sids = [sid_of(self.source, code, interval) for code, interval in keys]
+        blobs = kv.get_many([index_key(sid) for sid in sids])
+        known = [self._coverage(kv, sid, blobs.get(index_key(sid))) for sid in sids]
+        return CoverageTable.of([c for c, _ in known], [r for _, r in known])
+
+    def _coverage(self, kv: Backend, sid: str, blob: object) -> tuple[Coverage, tuple]:
+        """The coverage of the index record in ``blob`` and its :func:`coverage_row`,
+        remembered with the parsed record (:meth:`Keeper._parse` remembers that by its bytes),
+        so that planning a warm request builds no coverage again."""
+        index = self._parse(kv, sid, blob)
+        if index is None:
+            return _NOTHING
+        found = self._coverages.get(id(index))
+        if found is not None and found[0] is index:  # the record itself: its id is not reused
+            return found[1], found[2]
+        cov = index_coverage(index)
+        row = coverage_row(cov)
+        if len(self._coverages) >= _COVERAGES:
+            self._coverages.pop(next(iter(self._coverages)), None)  # the oldest one
+        self._coverages[id(index)] = (index, cov, row)
+        return cov, row
 
     def _snapshot(
         self,
@@ -237,7 +277,16 @@ class BarStore(Writing, Management, Keeper):
         for _ in range(_READ_ATTEMPTS):
             blobs = kv.get_many(keys)
             indexes = [self._parse(kv, sid, blobs.get(index_key(sid))) for sid in sids]
-            bounds = [_run_start(index, lo, hi) if runs else lo for index in indexes]
+            bounds = (
+                [
+                    _run_start(None if index is None else self._coverage(kv, sid, blob)[0], lo, hi)
+                    for index, sid, blob in zip(
+                        indexes, sids, [blobs.get(k) for k in keys], strict=True
+                    )
+                ]
+                if runs
+                else [lo] * len(sids)
+            )
             wanted = [
                 _wanted(index, start, hi, newest)
                 for index, start in zip(indexes, bounds, strict=True)

@@ -7,6 +7,8 @@ per-endpoint and all-endpoint violations are 429, per-minute and daily ones 605;
 
 from __future__ import annotations
 
+import asyncio
+import time
 from datetime import UTC, datetime
 
 import pytest
@@ -302,3 +304,35 @@ def test_window_counts_the_half_open_interval():
     assert quota.admit(KLINE, 100.0) is None
     assert quota.admit(KLINE, 100.999) == 429
     assert quota.admit(KLINE, 101.0) is None
+
+
+def test_a_call_dated_before_one_admitted_earlier_still_fits_the_later_window():
+    # Calls are dated at the front door but admitted in the loop's order: one dated 100.8
+    # may come after one dated 100.9. It must not crowd the window ending at 100.9.
+    plan = get_plan("basic").with_overrides(endpoint_rates={KLINE: (2, 1.0)}, all_endpoints=None)
+    quota = TokenQuota(plan)
+    assert quota.admit(KLINE, 100.5) is None
+    assert quota.admit(KLINE, 100.9) is None
+    assert quota.admit(KLINE, 100.8) == 429  # (99.9, 100.9] would hold three
+    assert quota.admit(KLINE, 101.5) is None  # (100.5, 101.5]: 100.9 and 101.5
+    assert quota.admit(KLINE, 101.85) == 429  # (100.85, 101.85]: 100.9 and 101.5
+
+
+async def test_a_call_is_dated_when_it_reaches_the_front_door_not_when_the_loop_reads_it(
+    alltick_emulator, api
+):
+    # One kline a second. The emulator's loop is stalled (as it is while it builds another
+    # answer, or waits for a core) when the first call arrives, and reads it 0.4 s late.
+    # Dated when read, the second call, sent 1.1 s after the first, would be 0.7 s after it,
+    # and refused; AllTick's front door does not wait for its loop.
+    emu = alltick_emulator(plan="basic")
+    client = api(emu)
+    emu._loop.call_soon_threadsafe(time.sleep, 0.4)  # a stall inside the emulator's loop
+    await asyncio.sleep(0.05)
+    sent = time.monotonic()
+    first = await client.kline("AAPL.US")
+    assert first.json["ret"] == 200
+    await asyncio.sleep(max(0.0, sent + 1.1 - time.monotonic()))
+    second = await client.kline("AAPL.US")
+    assert second.json["ret"] == 200
+    assert emu.stats()["demo"]["kline"] == {"200": 2}
