@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass
+from functools import partial
 from typing import TypeVar
 
 import numpy as np
@@ -236,18 +237,15 @@ def join_pages(parts: list[Arrays]) -> Arrays:
 
 
 def record(store: BarStore, arrived: Sequence[Arrived], now: float) -> dict[str, Arrays]:
-    """Write each answer's believed bars to the store, in arrival order (nothing is read back:
-    the job reads its request from the store at the end, in one read).
+    """Write each answer's believed bars to the store, in arrival order, in one transaction
+    (:meth:`~alltick_frames.store.BarStore.write_together`); nothing is read back: the job
+    reads its request from the store at the end.
 
     A page all of whose bars were dropped proves nothing, so it is not written.
     """
-    written = 0
-    for a in arrived:
-        if a.rows and not a.bars[0].size:
-            continue
-        record_page(store, a.page, a.bars, now, a.got)
-        written += a.bars[0].nbytes + a.bars[1].nbytes
-    memory.written(written)
+    kept = [a for a in arrived if not (a.rows and not a.bars[0].size)]
+    store.write_together([partial(record_page, store, a.page, a.bars, now, a.got) for a in kept])
+    memory.written(sum(a.bars[0].nbytes + a.bars[1].nbytes for a in kept))
     return {}
 
 
@@ -263,16 +261,26 @@ READ_BARS = 1 << 18
 READ_ONCE_BARS = 1 << 21
 
 
-def read_request(store: BarStore, req: KlineRequest, now: float) -> pd.DataFrame:
+def read_request(
+    store: BarStore, req: KlineRequest, now: float, *, fetched: bool = False
+) -> pd.DataFrame:
     """The k-line frame of the stored series that answer ``req`` at the moment ``now`` (as
     :func:`~alltick_frames.store.series.read_frame` reads them), in the request's order.
 
     A request that cannot reach more than :data:`READ_ONCE_BARS` bars (its count, or its
     range in bars, for every code) is read in one read whose arrays become the frame's
     columns; a larger one a few series at a time (:func:`read_series`), copied into place.
+    So is every request whose bars were just ``fetched`` (and written): the time is the
+    fetch's, and the frame is held once, beside a read's small passing copies, not beside
+    every chunk's bytes; those reads go through a small page cache
+    (:meth:`~alltick_frames.store.BarStore.passing`).
     """
-    if len(req.codes) * _reach(req, now) > READ_ONCE_BARS:
-        return build_frame(read_series(store, req), req.code_order, str(req.interval))
+    reach = _reach(req, now)
+    if fetched:
+        with store.passing():
+            return read_series(store, req, reach)
+    if len(req.codes) * reach > READ_ONCE_BARS:
+        return read_series(store, req, reach)
     alias = str(req.interval)
     codes = req.code_order
     got = store.read_arrays([(c, alias) for c in codes], req.start, req.end, newest=req.count)
@@ -291,29 +299,43 @@ def _reach(req: KlineRequest, now: float) -> float:
     return (end - req.start) // req.interval.seconds + 2
 
 
-def read_series(store: BarStore, req: KlineRequest) -> dict[str, Arrays]:
-    """The stored series that answer ``req`` (as
-    :func:`~alltick_frames.store.series.read_frame` reads them), as arrays by code.
+def read_series(store: BarStore, req: KlineRequest, reach: float) -> pd.DataFrame:
+    """The frame of :func:`read_request` for a large request: its series read a few at a
+    time, each read copied straight into the frame's arrays and let go.
 
-    Read a few series at a time: :data:`READ_BATCH` first, twice as many after each read of
-    fewer than :data:`READ_BARS` bars, so that a read's passing copies (the chunks' bytes)
-    stay small beside what is kept, while many short series cost a few reads. Each code's
-    arrays are views of its read's: no bar is copied here.
+    Read :data:`READ_BATCH` series first, twice as many after each read of fewer than
+    :data:`READ_BARS` bars, so that a read's passing copies (the chunks' bytes) stay small
+    beside what is kept, while many short series cost a few reads. The frame's arrays are
+    allocated once, for the bars the series' indexes say are stored (at most ``reach`` a
+    series): the bars are held once, not as series and again as the frame.
     """
     alias = str(req.interval)
-    series: dict[str, Arrays] = {}
-    k, batch = 0, READ_BATCH
-    while k < len(req.codes):
-        codes = [c.code for c in req.codes[k : k + batch]]
-        k += len(codes)
-        got = store.read_arrays([(c, alias) for c in codes], req.start, req.end, newest=req.count)
-        ends = np.cumsum(got.counts).tolist()
-        for code, a, b in zip(codes, [0, *ends[:-1]], ends, strict=True):
-            if b > a:
-                series[code] = got.ts[a:b], got.vals[:, a:b]
-        if got.ts.size < READ_BARS:
+    codes = list(dict.fromkeys(req.code_order))
+    stored = store.coverage_many([(c, alias) for c in codes])
+    room = int(sum(min(cov.bars + 1, reach) for cov in stored.values()))  # + a forming bar
+    ts_all, vals_all = np.empty(room, np.int64), np.empty((NF, room), np.float64)
+    sizes: list[int] = []
+    at, k, batch = 0, 0, READ_BATCH
+    while k < len(codes):
+        part = codes[k : k + batch]
+        k += len(part)
+        got = store.read_arrays([(c, alias) for c in part], req.start, req.end, newest=req.count)
+        n = got.ts.size
+        if at + n > room:  # a writer added bars since the indexes were read: grow, once
+            room = max(2 * room, at + n)
+            ts_all = np.concatenate([ts_all[:at], np.empty(room - at, np.int64)])
+            vals_all = np.concatenate([vals_all[:, :at], np.empty((NF, room - at))], axis=1)
+        ts_all[at : at + n] = got.ts
+        vals_all[:, at : at + n] = got.vals
+        sizes += got.counts.tolist()
+        at += n
+        del got
+        if n < READ_BARS:
             batch *= 2
-    return series
+    if at == 0:
+        return frames.empty_klines()
+    memory.give_back()  # the reads' passing copies, before the other columns take more
+    return _frame(ts_all[:at], vals_all[:, :at], codes, np.array(sizes, np.int64), alias)
 
 
 def trim_arrays(ts: np.ndarray, vals: np.ndarray, req: KlineRequest) -> Arrays:

@@ -9,10 +9,11 @@ Where the work happens, and what it holds:
 * without a store, a code's pages wait as arrays until its chain ends, then become one
   sorted series (:func:`~alltick_frames.run.answers.assemble`): for a count of bars, copied
   straight into its place in the frame's arrays (:class:`~alltick_frames.run.answers.Slab`);
-  with a store, each page is written there within moments of arriving
-  (:func:`~alltick_frames.run.answers.record`);
+  with a store, each page is written there within moments of arriving, on a writer thread,
+  up to :data:`WRITE_BATCH` pages in one transaction (:func:`~alltick_frames.run.answers.record`);
 * :meth:`KlineJob.frame` builds the frame once: on the slab's arrays, or series by series,
-  freeing each as it goes (with a store, it reads the request from the store, in one read).
+  freeing each as it goes (with a store, it reads the request from the store: a job that
+  fetched a few series at a time, straight into the frame's arrays).
 
 With a store, answers read and not yet written (the *backlog*) never exceed
 :data:`MAX_BACKLOG`: past it the job makes the runner wait before it takes another answer, so
@@ -46,6 +47,7 @@ from alltick_frames.store.codec import Arrays
 __all__ = [
     "DECODE_BATCH",
     "MAX_BACKLOG",
+    "WRITE_BATCH",
     "Fetched",
     "KlineJob",
     "bad_bars",
@@ -57,11 +59,20 @@ __all__ = [
 DECODE_BATCH = 128
 #: Most answers a job with a store holds read but not yet written (see the module docstring).
 MAX_BACKLOG = 128
+#: Answers written together, in one transaction, when the writer is free; fewer wait at most
+#: WRITE_DELAY seconds. A batch's commit costs about as much as writing a page, and each batch
+#: wakes the writer thread, whose SQLite calls hand the GIL back and forth with the event loop.
+WRITE_BATCH = 32
+WRITE_DELAY = 0.2
 
-#: Bars are decoded (and stored) off the event loop, so that pacing stays exact while they
-#: arrive (Arrow's JSON reader releases the GIL) and little is left to do after the last
-#: answer. One thread keeps the work in arrival order.
+#: Bars are decoded off the event loop, so that pacing stays exact while they arrive
+#: (Arrow's JSON reader releases the GIL) and little is left to do after the last answer.
+#: One thread keeps the work in arrival order.
 _DECODER = ThreadPoolExecutor(max_workers=1, thread_name_prefix="alltick-decode")
+#: Pages are written to the store on a thread of their own, so that reading answers never
+#: waits behind a write (SQLite releases the GIL while it writes); one thread keeps the writes
+#: in arrival order, each batch in one transaction.
+_WRITER = ThreadPoolExecutor(max_workers=1, thread_name_prefix="alltick-write")
 
 
 def unreadable(code: str, interval: str | None, endpoint: str, exc: MalformedResponse) -> Failure:
@@ -87,6 +98,16 @@ def _soon(loop: asyncio.AbstractEventLoop, callback: Callable[..., Any], *args: 
         loop.call_soon_threadsafe(callback, *args)
 
 
+def _read_pages(items: list[pages.Item], now: float) -> list[pages.Outcome]:
+    """:func:`pages.read_pages` on the decode thread, then Arrow's memory freed there given
+    back (see :func:`memory.release_arrow`): without it, what one batch of bodies took
+    stays resident (about 45 MB) beside everything the job holds."""
+    try:
+        return pages.read_pages(items, now)
+    finally:
+        memory.release_arrow()
+
+
 class _Reads:
     """Bodies waiting for the decode thread, read together whenever it is free."""
 
@@ -107,7 +128,7 @@ class _Reads:
         batch, self.waiting = self.waiting[:DECODE_BATCH], self.waiting[DECODE_BATCH:]
         self.busy = True
         items = [(page, body, None) for page, body, _ in batch]
-        work = _DECODER.submit(pages.read_pages, items, self.now)
+        work = _DECODER.submit(_read_pages, items, self.now)
         work.add_done_callback(lambda w: _soon(loop, self._done, loop, batch, w))
 
     def _done(
@@ -183,6 +204,10 @@ class KlineJob:
     _slab: answers.Slab | None = None
     _unslabbed: bool = False
     _room: asyncio.Event | None = None
+    #: With a store: the last batch handed to the writer thread, and the timer that hands
+    #: over the answers that wait (see _write_later).
+    _writing: Future[Any] | None = None
+    _timer: asyncio.TimerHandle | None = None
 
     @property
     def rejected(self) -> list[Failure]:
@@ -238,6 +263,7 @@ class KlineJob:
 
     async def _make_room(self) -> None:
         while self.backlog >= MAX_BACKLOG:
+            self._hand_over(force=True)  # what waits to be written, so that room is made
             if self._room is None:
                 self._room = asyncio.Event()
             self._room.clear()
@@ -306,17 +332,25 @@ class KlineJob:
     # ------------------------------------------------------------------------ the decode thread
 
     def _hand_over(self, force: bool = False) -> None:
-        """Give the waiting work to the decode thread if it is idle, or enough answers wait."""
+        """Give the waiting work to its thread: without a store, to the decode thread if it
+        is idle or enough answers wait; with one, to the writer when it is idle and
+        :data:`WRITE_BATCH` answers wait, else :data:`WRITE_DELAY` after the first waited (or
+        when the backlog is full). Each batch is written in one transaction."""
         waiting = len(self._arrived) + len(self._finished)
         if not waiting:
             return
-        idle = not self._work or self._work[-1].done()
+        busy = self._writing if self.store is not None else self._work[-1] if self._work else None
+        idle = busy is None or busy.done()
+        if self.store is not None and not (force or (waiting >= WRITE_BATCH and idle)):
+            self._write_later()
+            return
         if not (force or idle or waiting >= DECODE_BATCH):
             return
         if self.store is not None:
             written = sum(a.reserved for a in self._arrived)
-            work = _DECODER.submit(answers.record, self.store, self._arrived, self.now)
+            work = _WRITER.submit(answers.record, self.store, self._arrived, self.now)
             self._arrived = []
+            self._writing = work
             self._on_written(work, written)
         else:
             if self._slab is None and not self._unslabbed:
@@ -326,6 +360,22 @@ class KlineJob:
             work = _DECODER.submit(answers.assemble, self._finished, self.req, *found)
             self._finished = []
         self._work.append(work)
+
+    def _write_later(self) -> None:
+        """Hand the waiting answers to the writer :data:`WRITE_DELAY` from now, unless enough
+        of them go before (or at once, with no event loop to wait on)."""
+        if self._timer is not None:
+            return
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            self._hand_over(force=True)
+            return
+        self._timer = loop.call_later(WRITE_DELAY, self._write_now)
+
+    def _write_now(self) -> None:
+        self._timer = None
+        self._hand_over(force=True)
 
     def _on_written(self, work: Future[Any], written: int) -> None:
         """Free the backlog's places of ``written`` answers once ``work`` has written them."""
@@ -372,9 +422,10 @@ class KlineJob:
         for work in self._collect():
             self._assembled.update(work.result())
         if self.store is not None:
-            if self.series:  # pages were fetched (and written): let their memory go first
+            fetched = bool(self.series)
+            if fetched:  # pages were fetched (and written): let their memory go first
                 memory.give_back()
-            self._built = answers.read_request(self.store, self.req, self.now)
+            self._built = answers.read_request(self.store, self.req, self.now, fetched=fetched)
             return self._built
         if self._slab is not None:  # the series are in place already (see answers.Slab)
             slab, self._slab = self._slab, None

@@ -16,7 +16,7 @@ import ctypes.util
 import sys
 from collections.abc import Callable
 
-__all__ = ["GIVE_BACK_BYTES", "give_back", "written"]
+__all__ = ["GIVE_BACK_BYTES", "give_back", "release_arrow", "written"]
 
 
 def _trim() -> Callable[[int], int] | None:
@@ -32,6 +32,15 @@ def _trim() -> Callable[[int], int] | None:
 
 
 _TRIM = _trim()
+
+
+def release_arrow() -> None:
+    """Return what Arrow's allocator holds free to the system. mimalloc keeps the pages a
+    thread freed in that thread's heap, which only that thread can release: call it on the
+    thread that decoded."""
+    import pyarrow as pa  # loaded already by whoever decodes
+
+    pa.default_memory_pool().release_unused()
 
 
 def give_back() -> None:
@@ -51,7 +60,7 @@ _let_go = 0
 
 def written(n: int) -> None:
     """Count ``n`` bytes of pages let go (written to the store, say); give memory back once
-    :data:`GIVE_BACK_BYTES` have been. Called from one thread only (the decode thread)."""
+    :data:`GIVE_BACK_BYTES` have been. Called from one thread only (the writer thread)."""
     global _let_go
     _let_go += n
     if _let_go > GIVE_BACK_BYTES:

@@ -25,22 +25,27 @@ a damaged series
 
 Every public method of :class:`~alltick_frames.store.BarStore` runs under :func:`guarded`,
 which hands SQLite's errors to :meth:`Keeper._recover` and runs the method once more on the
-healed or in-memory store. Every event is kept in :attr:`Keeper.notes`.
+healed or in-memory store (writes made together, in one transaction, are rolled back and
+made again one by one). Every event is kept in :attr:`Keeper.notes`.
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import sqlite3
 import threading
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, NamedTuple, TypeVar
 
 import pandas as pd
 
 from alltick_frames.store.backend import (
+    BULK_CACHE_PAGES,
     DB_NAME,
+    READ_CACHE_PAGES,
     Backend,
     DiskBackend,
     MemoryBackend,
@@ -66,7 +71,8 @@ T = TypeVar("T")
 
 #: A series' index record, as :func:`~alltick_frames.store.records.parse_index` returns it.
 Index = dict[str, Any]
-#: Index records a store remembers parsed (:meth:`Keeper._parse`), about 1 KB each.
+#: Series whose index record a store remembers parsed (:meth:`Keeper._parse`): the newest
+#: record of each, about 1 KB (a series of a few chunks) to 30 KB (a hundred chunks).
 _PARSED = 1 << 15
 
 
@@ -102,8 +108,26 @@ class Keeper:
         #: What the store healed or worked around, oldest first (a job reports its own).
         self.notes: list[Note] = []
         self._lock = threading.Lock()
-        self._parsed: dict[tuple[str, bytes], Index] = {}
+        self._parsed: dict[str, tuple[bytes, Index]] = {}
+        #: Set on the thread that runs :meth:`~alltick_frames.store.BarStore.write_together`.
+        self._together = threading.local()
         self._backend: Backend = self._open()
+
+    @contextlib.contextmanager
+    def passing(self) -> Iterator[None]:
+        """Reads on this thread inside the block go through a small page cache: for a read of
+        bars just written, read once, which would otherwise fill SQLite's cache (32 MB) and
+        stay resident beside the frame it builds."""
+        kv = self._backend
+        if not isinstance(kv, DiskBackend):
+            yield
+            return
+        kv.cache_pages(BULK_CACHE_PAGES)
+        try:
+            yield
+        finally:
+            with contextlib.suppress(sqlite3.Error):  # a database in trouble: it is healed
+                kv.cache_pages(READ_CACHE_PAGES)
 
     @property
     def writable(self) -> bool:
@@ -246,25 +270,35 @@ class Keeper:
     def _parse(self, kv: Backend, sid: str, blob: object) -> Index | None:
         """The checked index record in ``blob`` (None if absent); a damaged one is dropped.
 
-        Records already parsed are remembered by their bytes (which hold a fresh revision id
-        and a checksum, so the same bytes are the same record): planning a request and
-        reading its answer parse each series' record once, not three times.
+        The newest record of each series is remembered with its bytes (which hold a fresh
+        revision id and a checksum, so the same bytes are the same record): planning a
+        request and reading its answer parse each series' record once, not three times, and
+        a write finds the record it wrote last (:meth:`_remember`) without parsing it. One
+        record a series, not one a revision: a series written a hundred times keeps one.
         """
         if blob is None:
             return None
-        known = (sid, blob) if type(blob) is bytes else None
-        if known is not None and (index := self._parsed.get(known)) is not None:
-            return index
+        known = self._parsed.get(sid) if type(blob) is bytes else None
+        if known is not None and known[0] == blob:
+            return known[1]
         try:
             index = parse_index(blob, sid)
         except Damaged as exc:
             self._drop_series(kv, sid, blob, str(exc))
             return None
-        if known is not None:
-            if len(self._parsed) >= _PARSED:
-                self._parsed.pop(next(iter(self._parsed)), None)  # the oldest one
-            self._parsed[known] = index
+        if type(blob) is bytes:
+            self._remember(sid, blob, index)
         return index
+
+    def _remember(self, sid: str, blob: bytes, index: Index) -> None:
+        """Remember ``index`` as the record whose bytes are ``blob`` (parsed, or just
+        written: the next read of the series compares the bytes, so a write that was rolled
+        back is never believed)."""
+        parsed = self._parsed
+        if sid not in parsed and len(parsed) >= _PARSED:
+            with contextlib.suppress(RuntimeError, StopIteration):  # another thread's change
+                parsed.pop(next(iter(parsed)), None)  # the oldest one
+        parsed[sid] = (blob, index)
 
     def _drop_series(self, kv: Backend, sid: str, seen: object, why: str) -> None:
         """Delete a series whose index is damaged, with its chunks, unless a writer has
@@ -302,6 +336,8 @@ def guarded(method: Callable[..., T]) -> Callable[..., T]:
 
     @functools.wraps(method)
     def run(self: Keeper, *args: Any, **kwargs: Any) -> T:
+        if getattr(self._together, "active", False):  # write_together heals, then replays
+            return method(self, *args, **kwargs)
         backend = self._backend
         try:
             return method(self, *args, **kwargs)
