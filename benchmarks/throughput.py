@@ -24,7 +24,11 @@ The field, not the lab:
 * ``--busy N`` keeps N CPU-bound processes spinning for the whole run (2 fill a 2-core
   machine), so both clients and the emulator fight for the cores;
 * ``--fault-rate-limit P`` answers a share P of the calls 429 or 605 at random, whatever the
-  pace (as another client on the token would): what a rejection costs.
+  pace (as another client on the token would): what a rejection costs;
+* ``--refusals-count`` takes the other reading of whether a refused call uses up the plan
+  (AllTick does not say; the emulator's default is that it does not): the emulator then
+  counts every 429/605 in the windows that refused it, so a client that keeps sending into a
+  full window keeps it full.
 
 Targets: quiet, our ratio <= 1.04 with 0 rejections; with ``--jitter 50 --busy 2``, <= 1.10
 with rejections <= 0.5 % of calls, and a lower ratio than aiolimiter's.
@@ -225,7 +229,8 @@ def report(ours: list[Run], plain: list[Run], args: argparse.Namespace, codes: i
     print(
         f"field           arrival jitter 0-{args.jitter:g} ms, {args.busy} busy process(es)", end=""
     )
-    print(f", {args.fault_rate_limit:.0%} random 429/605" if args.fault_rate_limit else "")
+    print(f", {args.fault_rate_limit:.0%} random 429/605" if args.fault_rate_limit else "", end="")
+    print(", refused calls counted" if args.refusals_count else "")
     print()
     print(f"{'client':<22}{'wall':>10}{'minimum':>11}{'ratio':>8}{'429/605':>17}{'sent':>8}")
     for i, run in enumerate(ours):
@@ -273,6 +278,11 @@ def main(argv: list[str] | None = None) -> int:
         "--fault-rate-limit", type=float, default=0.0, metavar="P",
         help="answer a share P of the calls 429 or 605 at random (as another client would)",
     )  # fmt: skip
+    parser.add_argument(
+        "--refusals-count",
+        action="store_true",
+        help="the emulator counts each 429/605 in the windows that refused it",
+    )
     parser.add_argument("--repeat", type=int, default=1, help="runs of each client")
     parser.add_argument("--no-plain", action="store_true", help="skip the aiolimiter client")
     args = parser.parse_args(argv)
@@ -281,7 +291,9 @@ def main(argv: list[str] | None = None) -> int:
 
     print(f"load average    {' '.join(f'{x:.2f}' for x in os.getloadavg())} (before the run)")
     faults = {"arrival_jitter": args.jitter / 1000, "rate_limit": args.fault_rate_limit}
-    config = EmulatorConfig(tokens={TOKEN: PLAN}, now=MARKET_NOW, faults=faults)
+    config = EmulatorConfig(
+        tokens={TOKEN: PLAN}, now=MARKET_NOW, faults=faults, refusals_count=args.refusals_count
+    )
     spinners = busy(args.busy)
     ours: list[Run] = []
     plain: list[Run] = []

@@ -58,6 +58,8 @@ SWITCHES = {
     "old_invalid_codes": "answer an invalid envelope with ret 201 and invalid data with "
     "ret 202, instead of 400",
     "error_data": 'add "data": {} to every error body',
+    "refusals_count": "count a call answered 429/605 in every window it was judged by, as "
+    "if admitted (default: a refused call consumes nothing)",
 }
 
 

@@ -56,7 +56,9 @@ class EmulatorConfig:
     page back with ``kline_timestamp_end``; ``suspension_paging`` pages the halt service when
     ``page`` or ``size`` is sent; ``old_invalid_codes`` answers an invalid envelope with
     ``ret`` 201 and invalid data with 202 instead of 400; ``error_data`` adds ``"data": {}`` to
-    error bodies and ``error_trace=False`` leaves ``trace`` out of them.
+    error bodies and ``error_trace=False`` leaves ``trace`` out of them; ``refusals_count``
+    counts a call answered 429/605 in every window it was judged by, as if admitted (the
+    default reading: a refused call consumes nothing).
 
     ``ws`` sets the WebSocket's choices and faults: a
     :class:`~alltick_frames.emulator.ws_rules.WsConfig` or a dict of its fields.
@@ -78,6 +80,7 @@ class EmulatorConfig:
     old_invalid_codes: bool = False
     error_data: bool = False
     error_trace: bool = True
+    refusals_count: bool = False
     clock: EmulatorClock | None = None
     frozen_clock: bool = False
     clock_start: str | float | datetime | None = None

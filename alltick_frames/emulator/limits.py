@@ -21,8 +21,14 @@ Free's "only one interface can be requested every 10 seconds" (every endpoint pa
 lenient reading (each endpoint once per 10 s, 10 calls a minute in all) is the switch.
 
 A call answered 429 or 605 consumes nothing; every other authenticated call consumes one unit
-of every window, whatever its ``ret``. The suspension service has only its own window, one
-per exchange (``suspension/sse`` and so on), and touches none of the others.
+of every window, whatever its ``ret``. AllTick does not say whether refused calls count;
+``refusals_count`` takes the other reading, as a gateway that counts every request before it
+judges it would: a refused call consumes one unit of each window it was judged by (its
+endpoint's and the all-endpoints window for a 429; the minute too for a 605), so a client
+that keeps sending into a full window keeps it full.
+
+The suspension service has only its own window, one per exchange (``suspension/sse`` and so
+on), and touches none of the others.
 """
 
 from __future__ import annotations
@@ -80,8 +86,11 @@ class Window:
 class TokenQuota:
     """All windows of one token under one plan."""
 
-    def __init__(self, plan: Plan, *, lenient_free: bool = False) -> None:
+    def __init__(
+        self, plan: Plan, *, lenient_free: bool = False, refusals_count: bool = False
+    ) -> None:
         self.plan = plan
+        self.refusals_count = refusals_count
         self._endpoints: dict[str, Window] = {}
         self._shared: list[Window] = []
         free = plan.name == "free"
@@ -104,11 +113,17 @@ class TokenQuota:
         """Admit and count a quote call, or return the ``ret`` that refuses it (429 or 605)."""
         own = self._endpoint(endpoint)
         if not own.has_room(now) or not all(w.has_room(now) for w in self._shared):
+            if self.refusals_count:
+                for window in (own, *self._shared):
+                    window.add(now)
             return TOO_FAST
         day = math.floor((now + DAY_RESET_UTC_OFFSET) / 86_400)
         if day != self._day:
             self._day, self._day_count = day, 0
         if not self._minute.has_room(now) or self._day_count >= self.plan.per_day:
+            if self.refusals_count:
+                for window in (own, *self._shared, self._minute):
+                    window.add(now)
             return OVER_CAP
         for window in (own, *self._shared, self._minute):
             window.add(now)

@@ -117,7 +117,11 @@ class Emulator:
     def _quota(self, token: str, spec: TokenSpec) -> TokenQuota:
         quota = self.quotas.get(token)
         if quota is None:
-            quota = TokenQuota(spec.plan, lenient_free=self.config.lenient_free)
+            quota = TokenQuota(
+                spec.plan,
+                lenient_free=self.config.lenient_free,
+                refusals_count=self.config.refusals_count,
+            )
             self.quotas[token] = quota
         return quota
 
@@ -301,6 +305,7 @@ SWITCHES = (
     "old_invalid_codes",
     "error_data",
     "error_trace",
+    "refusals_count",
 )
 
 

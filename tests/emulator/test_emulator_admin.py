@@ -146,13 +146,17 @@ async def test_config_endpoint(alltick_emulator, api):
         "old_invalid_codes": False,
         "error_data": False,
         "error_trace": True,
+        "refusals_count": False,
     }
 
 
 def test_switches_travel_to_an_emulator_in_another_process():
-    config = EmulatorConfig(lenient_free=True, error_trace=False, suspension_paging=True)
+    config = EmulatorConfig(
+        lenient_free=True, error_trace=False, suspension_paging=True, refusals_count=True
+    )
     back = EmulatorConfig.from_dict(config.to_dict())
     assert (back.lenient_free, back.error_trace, back.suspension_paging) == (True, False, True)
+    assert back.refusals_count is True
 
 
 def test_emulator_clock():

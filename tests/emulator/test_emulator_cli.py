@@ -43,6 +43,7 @@ def test_tokens_baskets_and_switches():
         "--now", "2024-05-15T14:00:00Z", "--mirror-status", "--oversize", "603",
         "--lenient-free", "--free-eod-only", "--hard-code-cap", "--page-energy-cfd",
         "--suspension-paging", "--old-invalid-codes", "--error-data", "--no-error-trace",
+        "--refusals-count",
     )  # fmt: skip
     config = config_from_args(args)
     tokens = config.resolved_tokens()
@@ -113,7 +114,7 @@ def test_help_texts(capsys):
                  "--mirror-status", "--oversize", "--lenient-free", "--free-eod-only",
                  "--hard-code-cap", "--page-energy-cfd", "--suspension-paging",
                  "--old-invalid-codes", "--error-data", "--no-error-trace",
-                 "/_emulator/stats"):  # fmt: skip
+                 "--refusals-count", "/_emulator/stats"):  # fmt: skip
         assert flag in text
 
 

@@ -336,3 +336,24 @@ async def test_a_call_is_dated_when_it_reaches_the_front_door_not_when_the_loop_
     second = await client.kline("AAPL.US")
     assert second.json["ret"] == 200
     assert emu.stats()["demo"]["kline"] == {"200": 2}
+
+
+@pytest.mark.parametrize("refusals_count", [False, True])
+def test_refused_calls_count_only_under_the_other_reading(refusals_count):
+    """Contract reading 9: a call answered 429 consumes nothing; with ``refusals_count`` it
+    fills its endpoint's and the all-endpoints windows as an admitted call would, so a
+    client that keeps sending into a full window keeps it full."""
+    plan = get_plan("basic").with_overrides(
+        endpoint_rates={e: Rate(2, 1.0) for e in ENDPOINTS},
+        all_endpoints=Rate(3, 1.0),
+        per_minute=100,
+    )
+    quota = TokenQuota(plan, refusals_count=refusals_count)
+    assert quota.admit(KLINE, T0) is None
+    assert quota.admit(KLINE, T0 + 0.1) is None
+    assert quota.admit(KLINE, T0 + 0.2) == 429  # kline's 2 a second
+    # T0 has left the window; the refused call at +0.2 holds kline's second place only
+    # under the other reading, and the all-endpoints window's third.
+    assert quota.admit(KLINE, T0 + 1.05) == (429 if refusals_count else None)
+    assert quota.admit(TRADE_TICK, T0 + 1.06) == (429 if refusals_count else None)
+    assert quota.admit(KLINE, T0 + 1.25) is None  # +0.1 and +0.2 have both left the window
