@@ -141,19 +141,19 @@ async def run_client(url: str, codes: list[str], count: int, guard: float | None
 
     from alltick_frames import AllTick
     from alltick_frames.budget import Budget
-    from alltick_frames.run import runner as runner_mod
+    from alltick_frames.run import departure as departure_mod
     from alltick_frames.run import transport as transport_mod
 
     sent: list[dict[str, Any]] = []
     departed: contextvars.ContextVar[Any] = contextvars.ContextVar("dep", default=None)
-    original_call = runner_mod.Departure.__call__
+    original_call = departure_mod.Departure.__call__
 
     def call(self: Any) -> Any:
         # The departure itself is read when its headers leave: its slot and sent_at are final.
         departed.set(self)
         return original_call(self)
 
-    runner_mod.Departure.__call__ = call  # type: ignore[method-assign]
+    departure_mod.Departure.__call__ = call  # type: ignore[method-assign]
 
     async def headers_sent(_s: Any, _ctx: Any, params: Any) -> None:
         t = time.time()
@@ -184,14 +184,14 @@ async def run_client(url: str, codes: list[str], count: int, guard: float | None
         return ok
 
     Budget.depart = depart  # type: ignore[method-assign]
-    original_acquire = runner_mod.Departure.acquire
+    original_acquire = departure_mod.Departure.acquire
 
     async def acquire(self: Any) -> None:
         if self.slot:
             moved["new slots"] += 1
         await original_acquire(self)
 
-    runner_mod.Departure.acquire = acquire  # type: ignore[method-assign]
+    departure_mod.Departure.acquire = acquire  # type: ignore[method-assign]
 
     original_open = transport_mod.Transport._open
 

@@ -17,7 +17,7 @@ from alltick_frames.budget import Budget, from_ticks, rules_for, to_ticks
 from alltick_frames.budget.slots import LedgerState, move, record
 from alltick_frames.core.clock import FakeClock
 from alltick_frames.core.plans import KLINE, get_plan
-from alltick_frames.run.runner import MIN_LATENESS, STALL, Departure
+from alltick_frames.run.departure import MIN_LATENESS, STALL, Departure
 
 T0 = datetime(2026, 5, 1, 10, 0, tzinfo=UTC8).timestamp()
 G = 0.025
