@@ -3,7 +3,7 @@
 # preceded and followed by the load average it ran under. Run it on an otherwise idle machine
 # to compare with the README; a busy one only lowers the speeds (the ratios hold better).
 #
-#   benchmarks/run_all.sh                      # every benchmark (about 30 minutes on 2 cores)
+#   benchmarks/run_all.sh                      # every benchmark (about 15 minutes on 2 cores)
 #   benchmarks/run_all.sh throughput redis     # only the named ones (see NAMES below)
 #   PYTHON=.venv/bin/python benchmarks/run_all.sh startup
 #
@@ -16,6 +16,8 @@ cd "$(dirname "$0")"
 declare -A BENCH=(
     [throughput]="throughput.py --repeat 3"
     [throughput-jitter]="throughput.py --repeat 3 --jitter 50 --busy 2"
+    [throughput-refusals]="throughput.py --repeat 2 --refusals-count"
+    [throughput-refusals-jitter]="throughput.py --repeat 2 --refusals-count --jitter 50 --busy 2"
     [guard_sim]="guard_sim.py"
     [redis]="redis_hosts.py --repeat 4"
     [redis_alone]="redis_hosts.py --alone"
@@ -31,8 +33,9 @@ declare -A BENCH=(
     [categories]="categories.py"
     [startup]="startup.py"
 )
-NAMES=(throughput throughput-jitter guard_sim redis redis_alone redis_ledger ceiling cache_load
-    refresh iter_memory dataset_size store_chunks ledger_cost decode categories startup)
+NAMES=(throughput throughput-jitter throughput-refusals throughput-refusals-jitter guard_sim redis
+    redis_alone redis_ledger ceiling cache_load refresh iter_memory dataset_size store_chunks
+    ledger_cost decode categories startup)
 
 if [[ $# -gt 0 ]]; then NAMES=("$@"); fi
 status=0
