@@ -61,8 +61,11 @@ DECODE_BATCH = 128
 MAX_BACKLOG = 128
 #: Answers written together, in one transaction, when the writer is free; fewer wait at most
 #: WRITE_DELAY seconds. A batch's commit costs about as much as writing a page, and each batch
-#: wakes the writer thread, whose SQLite calls hand the GIL back and forth with the event loop.
-WRITE_BATCH = 32
+#: wakes the writer thread, whose SQLite calls hand the GIL back and forth with the event loop:
+#: 64 took 623-672 calls/s where 32 took 569-603 (benchmarks/client_ceiling.py, runs taken in
+#: turns on an idle machine), and half the backlog's bound leaves the other half to arrive
+#: while a batch is written.
+WRITE_BATCH = 64
 WRITE_DELAY = 0.2
 
 #: Bars are decoded off the event loop, so that pacing stays exact while they arrive
