@@ -174,13 +174,7 @@ class Slab:
             self.vals[:, at : at + ts.size] = vals
             self.sizes[k], self.filled[k] = ts.size, True
             return
-        lo, hi = 0, ts.size  # trim_arrays on sorted bars: a run of them
-        if req.start is not None:
-            lo = int(np.searchsorted(ts, req.start, "left"))
-        if req.end is not None:
-            hi = max(lo, int(np.searchsorted(ts, req.end, "right")))
-        if req.count is not None:
-            lo = max(lo, hi - req.count)
+        lo, hi = kept_run(ts, req)
         self.ts[at : at + hi - lo] = ts[lo:hi]
         offset = 0  # where each page starts in the series, oldest first
         for page_ts, page_vals in reversed(parts):
@@ -338,18 +332,26 @@ def read_series(store: BarStore, req: KlineRequest, reach: float) -> pd.DataFram
     return _frame(ts_all[:at], vals_all[:, :at], codes, np.array(sizes, np.int64), alias)
 
 
-def trim_arrays(ts: np.ndarray, vals: np.ndarray, req: KlineRequest) -> Arrays:
-    """One series' sorted bars inside the request: its range, or its newest ``count``."""
-    keep = np.ones(ts.size, bool)
+def kept_run(ts: np.ndarray, req: KlineRequest) -> tuple[int, int]:
+    """Where a series' sorted bar starts ``ts`` lie inside the request: ``ts[lo:hi]``, its
+    range, or of that its newest ``count``."""
+    lo, hi = 0, ts.size
     if req.start is not None:
-        keep &= ts >= req.start
+        lo = int(np.searchsorted(ts, req.start, "left"))
     if req.end is not None:
-        keep &= ts <= req.end
-    if not keep.all():
-        ts, vals = ts[keep], vals[:, keep]
-    if req.count is not None and ts.size > req.count:
-        ts, vals = ts[-req.count :], vals[:, -req.count :]
-    return ts, vals
+        hi = max(lo, int(np.searchsorted(ts, req.end, "right")))
+    if req.count is not None:
+        lo = max(lo, hi - req.count)
+    return lo, hi
+
+
+def trim_arrays(ts: np.ndarray, vals: np.ndarray, req: KlineRequest) -> Arrays:
+    """One series' sorted bars inside the request (:func:`kept_run`), copied when trimmed so
+    that the untrimmed arrays can go."""
+    lo, hi = kept_run(ts, req)
+    if lo == 0 and hi == ts.size:
+        return ts, vals
+    return ts[lo:hi].copy(), vals[:, lo:hi].copy()
 
 
 #: Bytes of series let go between two returns of free memory to the system (see
