@@ -111,24 +111,23 @@ class TokenQuota:
 
     def admit(self, endpoint: str, now: float) -> int | None:
         """Admit and count a quote call, or return the ``ret`` that refuses it (429 or 605)."""
-        own = self._endpoint(endpoint)
-        if not own.has_room(now) or not all(w.has_room(now) for w in self._shared):
-            if self.refusals_count:
-                for window in (own, *self._shared):
-                    window.add(now)
-            return TOO_FAST
-        day = math.floor((now + DAY_RESET_UTC_OFFSET) / 86_400)
-        if day != self._day:
-            self._day, self._day_count = day, 0
-        if not self._minute.has_room(now) or self._day_count >= self.plan.per_day:
-            if self.refusals_count:
-                for window in (own, *self._shared, self._minute):
-                    window.add(now)
-            return OVER_CAP
-        for window in (own, *self._shared, self._minute):
-            window.add(now)
-        self._day_count += 1
-        return None
+        judged = [self._endpoint(endpoint), *self._shared]
+        refused: int | None = None
+        if not all(w.has_room(now) for w in judged):
+            refused = TOO_FAST
+        else:
+            day = math.floor((now + DAY_RESET_UTC_OFFSET) / 86_400)
+            if day != self._day:
+                self._day, self._day_count = day, 0
+            judged.append(self._minute)
+            if not self._minute.has_room(now) or self._day_count >= self.plan.per_day:
+                refused = OVER_CAP
+        if refused is None or self.refusals_count:
+            for window in judged:
+                window.add(now)
+        if refused is None:
+            self._day_count += 1
+        return refused
 
     def admit_suspension(self, endpoint: str, now: float) -> bool:
         """Admit and count a suspension call (its own window only), or refuse it."""
