@@ -63,8 +63,6 @@ from alltick_frames.store.records import (
 from alltick_frames.store.writes import Writing
 
 _READ_ATTEMPTS = 100
-#: Coverages a store remembers with their parsed index records (:meth:`BarStore._coverage`).
-_COVERAGES = 1 << 15
 #: The coverage of a series with nothing stored, and its row.
 _NOTHING = (Coverage(), coverage_row(Coverage()))
 
@@ -117,12 +115,10 @@ def _first_bad(
     return None
 
 
-def _run_start(cov: Coverage | None, lo: int, hi: int) -> int:
-    """Where the bars of a count request start: at ``lo``, or later at the start of the
-    covered run that holds ``hi`` (past ``hi`` when no run holds it: no bars), by the
-    series' coverage (None: nothing stored)."""
-    if cov is None:
-        return lo
+def _run_start(cov: Coverage, lo: int, hi: int) -> int:
+    """Where the bars of a count request start, by the series' coverage: at ``lo``, or later
+    at the start of the covered run that holds ``hi`` (past ``hi`` when no run holds it: no
+    bars)."""
     run = cov.run(hi, forming=hi == POS_INF)
     return POS_INF if run is None else max(lo, run[0])
 
@@ -198,7 +194,6 @@ class BarStore(Writing, Management, Keeper):
         if not isinstance(source, str) or not source:
             raise ValueError(f"source must be a non-empty string, not {source!r}")
         self._start(directory, source, shared)
-        self._coverages: dict[int, tuple[Index, Coverage, tuple]] = {}
 
     # ----------------------------------------------------------------------------- reading
 
@@ -235,20 +230,19 @@ class BarStore(Writing, Management, Keeper):
 
     def _coverage(self, kv: Backend, sid: str, blob: object) -> tuple[Coverage, tuple]:
         """The coverage of the index record in ``blob`` and its :func:`coverage_row`,
-        remembered with the parsed record (:meth:`Keeper._parse` remembers that by its bytes),
-        so that planning a warm request builds no coverage again."""
+        remembered with the parsed record (:meth:`Keeper._parse` remembers the newest record
+        of each series), so that planning a warm request builds no coverage again."""
         index = self._parse(kv, sid, blob)
         if index is None:
             return _NOTHING
-        found = self._coverages.get(id(index))
-        if found is not None and found[0] is index:  # the record itself: its id is not reused
-            return found[1], found[2]
+        known = self._parsed.get(sid)
+        if known is not None and known.index is index and known.derived is not None:
+            return known.derived
         cov = index_coverage(index)
-        row = coverage_row(cov)
-        if len(self._coverages) >= _COVERAGES:
-            self._coverages.pop(next(iter(self._coverages)), None)  # the oldest one
-        self._coverages[id(index)] = (index, cov, row)
-        return cov, row
+        found = cov, coverage_row(cov)
+        if known is not None and known.index is index:
+            known.derived = found
+        return found
 
     def _snapshot(
         self,
@@ -277,16 +271,12 @@ class BarStore(Writing, Management, Keeper):
         for _ in range(_READ_ATTEMPTS):
             blobs = kv.get_many(keys)
             indexes = [self._parse(kv, sid, blobs.get(index_key(sid))) for sid in sids]
-            bounds = (
-                [
-                    _run_start(None if index is None else self._coverage(kv, sid, blob)[0], lo, hi)
-                    for index, sid, blob in zip(
-                        indexes, sids, [blobs.get(k) for k in keys], strict=True
-                    )
+            bounds = [lo] * len(sids)
+            if runs:  # nothing stored: no run to start at, and no bars either way
+                bounds = [
+                    lo if index is None else _run_start(self._coverage(kv, sid, blob)[0], lo, hi)
+                    for index, sid, blob in zip(indexes, sids, map(blobs.get, keys), strict=True)
                 ]
-                if runs
-                else [lo] * len(sids)
-            )
             wanted = [
                 _wanted(index, start, hi, newest)
                 for index, start in zip(indexes, bounds, strict=True)

@@ -76,6 +76,17 @@ Index = dict[str, Any]
 _PARSED = 1 << 15
 
 
+class Parsed:
+    """A series' newest index record as remembered: its bytes, the record parsed, and what
+    the store derives from it once (its coverage, see ``BarStore._coverage``)."""
+
+    __slots__ = ("blob", "derived", "index")
+
+    def __init__(self, blob: bytes, index: Index) -> None:
+        self.blob, self.index = blob, index
+        self.derived: Any = None
+
+
 class CacheWarning(UserWarning):
     """The cache was damaged or cannot be written; the message says what was done about it."""
 
@@ -108,7 +119,7 @@ class Keeper:
         #: What the store healed or worked around, oldest first (a job reports its own).
         self.notes: list[Note] = []
         self._lock = threading.Lock()
-        self._parsed: dict[str, tuple[bytes, Index]] = {}
+        self._parsed: dict[str, Parsed] = {}
         #: Set on the thread that runs :meth:`~alltick_frames.store.BarStore.write_together`.
         self._together = threading.local()
         self._backend: Backend = self._open()
@@ -279,8 +290,8 @@ class Keeper:
         if blob is None:
             return None
         known = self._parsed.get(sid) if type(blob) is bytes else None
-        if known is not None and known[0] == blob:
-            return known[1]
+        if known is not None and known.blob == blob:
+            return known.index
         try:
             index = parse_index(blob, sid)
         except Damaged as exc:
@@ -298,7 +309,7 @@ class Keeper:
         if sid not in parsed and len(parsed) >= _PARSED:
             with contextlib.suppress(RuntimeError, StopIteration):  # another thread's change
                 parsed.pop(next(iter(parsed)), None)  # the oldest one
-        parsed[sid] = (blob, index)
+        parsed[sid] = Parsed(blob, index)
 
     def _drop_series(self, kv: Backend, sid: str, seen: object, why: str) -> None:
         """Delete a series whose index is damaged, with its chunks, unless a writer has
