@@ -56,7 +56,6 @@ from alltick_frames.store.health import Index, Keeper, guarded
 from alltick_frames.store.location import StoreError
 from alltick_frames.store.manage import Management
 from alltick_frames.store.records import (
-    empty_index,
     forming_piece,
     index_coverage,
 )
@@ -201,7 +200,7 @@ class BarStore(Writing, Management, Keeper):
     def coverage(self, code: str, interval: str | Interval) -> Coverage:
         """What the store holds for one series of this store's source (empty if nothing)."""
         kv, sid = self._backend, sid_of(self.source, code, interval)
-        return index_coverage(self._parse(kv, sid, kv.get(index_key(sid))) or empty_index())
+        return self._coverage(kv, sid, kv.get(index_key(sid)))[0]
 
     @guarded
     def coverage_many(self, keys: Sequence[SeriesKey]) -> dict[tuple[str, str], Coverage]:
@@ -214,7 +213,7 @@ class BarStore(Writing, Management, Keeper):
         sids = [sid_of(self.source, code, alias) for code, alias in series]
         blobs = kv.get_many([index_key(sid) for sid in sids])
         return {
-            pair: index_coverage(self._parse(kv, sid, blobs.get(index_key(sid))) or empty_index())
+            pair: self._coverage(kv, sid, blobs.get(index_key(sid)))[0]
             for pair, sid in zip(series, sids, strict=True)
         }
 
