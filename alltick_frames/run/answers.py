@@ -251,7 +251,7 @@ READ_BATCH = 16
 READ_BARS = 1 << 18
 #: Bars a read aims at when it reads bars just fetched (:func:`read_request`): the frame is
 #: being built beside it, so its passing copies are kept to a few MB.
-PASSING_BARS = 1 << 16
+PASSING_BARS = 1 << 17
 #: Bars a request may reach, at most, to be read from the store in one read and made the
 #: frame without a copy (:func:`read_request`): that read's passing copies (the chunks'
 #: bytes, 56 bytes a bar) stay below about 120 MB.
