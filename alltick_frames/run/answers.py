@@ -9,6 +9,7 @@ assemble whole series without one; and the final frame, built once from the seri
 
 from __future__ import annotations
 
+import contextlib
 from collections import Counter
 from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass
@@ -427,11 +428,24 @@ def _frame(
     columns = {
         "code": code,
         "interval": repeated([interval], np.array([ts.size])),
-        "timestamp": pd.DatetimeIndex(ts.view("datetime64[ns]"), dtype=frames.UTC_NS),
+        "timestamp": utc_column(ts),
         "session": _sessions(codes, sizes, ts),
     }
     columns.update(zip(FIELDS, vals, strict=True))
     return pd.DataFrame(columns, copy=False)  # (a column inserted later costs a few ms)
+
+
+def utc_column(nanos: np.ndarray) -> pd.api.extensions.ExtensionArray:
+    """A UTC timestamp column on ``nanos`` (int64 Unix nanoseconds) itself, not a copy: the
+    public constructors localize a copy (8 bytes a bar held twice while the frame is built,
+    which would be the job's peak), so the array is wrapped as pandas wraps its own, falling
+    back on a copy if a pandas version lacks that."""
+    naive = nanos.view("datetime64[ns]")
+    wrap = getattr(pd.arrays.DatetimeArray, "_simple_new", None)
+    if wrap is not None:
+        with contextlib.suppress(TypeError, ValueError):
+            return wrap(naive, dtype=frames.UTC_NS)
+    return pd.DatetimeIndex(naive, dtype=frames.UTC_NS).array
 
 
 def _sessions(codes: Sequence[str], sizes: np.ndarray, nanos: np.ndarray) -> np.ndarray:
