@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import pytest
 from test_client_support import FAST_RETRY, NOW, TOKEN, assert_same_bars, fast_plan, reference
 from test_client_support import tokens as plan_tokens
@@ -19,7 +20,7 @@ from test_client_support import tokens as plan_tokens
 from alltick_frames.api.result import FetchStats
 from alltick_frames.budget import Budget
 from alltick_frames.core import planner
-from alltick_frames.run import kline_job
+from alltick_frames.run import answers, kline_job
 from alltick_frames.run.runner import Runner
 from alltick_frames.run.transport import Secret, Transport
 from alltick_frames.store import FIELDS, BarStore
@@ -108,3 +109,14 @@ def test_a_read_of_bars_just_written_leaves_no_page_cached(tmp_path: Path) -> No
         with store.passing():
             assert store.read_arrays(keys).ts.size == 8 * 20_000
         assert MEMORY_USED() - before < 1 << 20
+
+
+def test_the_frames_timestamps_are_the_reads_array_not_a_copy() -> None:
+    ts = (np.arange(2000, dtype=np.int64) + 1) * 3600
+    vals = np.tile(np.arange(2000, dtype=np.float64), (len(FIELDS), 1))
+    frame = answers._frame(ts, vals, ["C0USDT", "C1USDT"], np.array([1000, 1000]), "1h")
+    assert str(frame["timestamp"].dtype) == "datetime64[ns, UTC]"
+    assert frame["timestamp"].iloc[0] == pd.Timestamp(3600, unit="s", tz="UTC")
+    assert frame["timestamp"].iloc[-1] == pd.Timestamp(2000 * 3600, unit="s", tz="UTC")
+    column = pd.DatetimeIndex(frame["timestamp"]).asi8
+    assert np.shares_memory(column, ts) and np.shares_memory(frame["open"].to_numpy(), vals)
