@@ -9,6 +9,7 @@ assemble whole series without one; and the final frame, built once from the seri
 
 from __future__ import annotations
 
+import contextlib
 from collections import Counter
 from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass
@@ -249,6 +250,9 @@ READ_BATCH = 16
 #: Bars a read from the store aims at: the series of each read double in number while the
 #: reads stay below this, so that many short series take a few reads, not one each.
 READ_BARS = 1 << 18
+#: Bars a read aims at when it reads bars just fetched (:func:`read_request`): the frame is
+#: being built beside it, so its passing copies are kept to a few MB.
+PASSING_BARS = 1 << 17
 #: Bars a request may reach, at most, to be read from the store in one read and made the
 #: frame without a copy (:func:`read_request`): that read's passing copies (the chunks'
 #: bytes, 56 bytes a bar) stay below about 120 MB.
@@ -271,8 +275,9 @@ def read_request(
     """
     reach = _reach(req, now)
     if fetched:
-        with store.passing():
-            return read_series(store, req, reach)
+        with store.passing():  # its page cache is freed on the way out, before the frame
+            laid = _read_series(store, req, reach, PASSING_BARS)
+        return _laid_frame(laid, str(req.interval))
     if len(req.codes) * reach > READ_ONCE_BARS:
         return read_series(store, req, reach)
     alias = str(req.interval)
@@ -297,12 +302,22 @@ def read_series(store: BarStore, req: KlineRequest, reach: float) -> pd.DataFram
     """The frame of :func:`read_request` for a large request: its series read a few at a
     time, each read copied straight into the frame's arrays and let go.
 
-    Read :data:`READ_BATCH` series first, twice as many after each read of fewer than
-    :data:`READ_BARS` bars, so that a read's passing copies (the chunks' bytes) stay small
-    beside what is kept, while many short series cost a few reads. The frame's arrays are
-    allocated once, for the bars the series' indexes say are stored (at most ``reach`` a
+    Read :data:`READ_BATCH` series first, twice as many after each read while the next stays
+    within :data:`READ_BARS` bars, so that a read's passing copies (the chunks' bytes) stay
+    small beside what is kept, while many short series cost a few reads. The frame's arrays
+    are allocated once, for the bars the series' indexes say are stored (at most ``reach`` a
     series): the bars are held once, not as series and again as the frame.
     """
+    return _laid_frame(_read_series(store, req, reach, READ_BARS), str(req.interval))
+
+
+#: Series laid out one after another: bar starts, values, codes and bars of each code.
+_Laid = tuple[np.ndarray, np.ndarray, list[str], np.ndarray]
+
+
+def _read_series(store: BarStore, req: KlineRequest, reach: float, most: int) -> _Laid | None:
+    """The bars of :func:`read_series`, read with at most about ``most`` bars a read (None
+    for no bars)."""
     alias = str(req.interval)
     codes = list(dict.fromkeys(req.code_order))
     stored = store.coverage_many([(c, alias) for c in codes])
@@ -324,12 +339,20 @@ def read_series(store: BarStore, req: KlineRequest, reach: float) -> pd.DataFram
         sizes += got.counts.tolist()
         at += n
         del got
-        if n < READ_BARS:
+        if 2 * n <= most:
             batch *= 2
     if at == 0:
+        return None
+    return ts_all[:at], vals_all[:, :at], codes, np.array(sizes, np.int64)
+
+
+def _laid_frame(laid: _Laid | None, interval: str) -> pd.DataFrame:
+    """The frame of series read by :func:`_read_series`, once the reads' passing copies are
+    given back to the system (before the other columns take more)."""
+    if laid is None:
         return frames.empty_klines()
-    memory.give_back()  # the reads' passing copies, before the other columns take more
-    return _frame(ts_all[:at], vals_all[:, :at], codes, np.array(sizes, np.int64), alias)
+    memory.give_back()
+    return _frame(*laid, interval)
 
 
 def kept_run(ts: np.ndarray, req: KlineRequest) -> tuple[int, int]:
@@ -405,11 +428,24 @@ def _frame(
     columns = {
         "code": code,
         "interval": repeated([interval], np.array([ts.size])),
-        "timestamp": pd.DatetimeIndex(ts.view("datetime64[ns]"), dtype=frames.UTC_NS),
+        "timestamp": utc_column(ts),
         "session": _sessions(codes, sizes, ts),
     }
     columns.update(zip(FIELDS, vals, strict=True))
     return pd.DataFrame(columns, copy=False)  # (a column inserted later costs a few ms)
+
+
+def utc_column(nanos: np.ndarray) -> pd.api.extensions.ExtensionArray:
+    """A UTC timestamp column on ``nanos`` (int64 Unix nanoseconds) itself, not a copy: the
+    public constructors localize a copy (8 bytes a bar held twice while the frame is built,
+    which would be the job's peak), so the array is wrapped as pandas wraps its own, falling
+    back on a copy if a pandas version lacks that."""
+    naive = nanos.view("datetime64[ns]")
+    wrap = getattr(pd.arrays.DatetimeArray, "_simple_new", None)
+    if wrap is not None:
+        with contextlib.suppress(TypeError, ValueError):
+            return wrap(naive, dtype=frames.UTC_NS)
+    return pd.DatetimeIndex(naive, dtype=frames.UTC_NS).array
 
 
 def _sessions(codes: Sequence[str], sizes: np.ndarray, nanos: np.ndarray) -> np.ndarray:

@@ -426,7 +426,9 @@ class KlineJob:
             self._assembled.update(work.result())
         if self.store is not None:
             fetched = bool(self.series)
-            if fetched:  # pages were fetched (and written): let their memory go first
+            if fetched:  # pages were fetched (and written): let their memory go first, and
+                # the writer's page cache (on its thread: SQLite's caches are a connection's)
+                _WRITER.submit(self.store.shrink).result()
                 memory.give_back()
             self._built = answers.read_request(self.store, self.req, self.now, fetched=fetched)
             return self._built

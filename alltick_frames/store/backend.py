@@ -258,6 +258,13 @@ class DiskBackend:
             con.execute(f"PRAGMA cache_size = {int(pages)}")
             self._sized.con, self._sized.pages = con, pages
 
+    def shrink(self) -> None:
+        """Free what this thread's connection holds in its page cache (``PRAGMA
+        shrink_memory``): pages it wrote or read once, which nobody reads there again. Its
+        cache size is kept; it fills again as it is used."""
+        con = self.cache._con  # this thread's connection
+        con.execute("PRAGMA shrink_memory")
+
     def _query(self, sql: str, args: Sequence[Any]) -> list[Any]:
         return self.cache._sql(sql, args).fetchall()  # this thread's connection
 

@@ -138,7 +138,18 @@ class Keeper:
             yield
         finally:
             with contextlib.suppress(sqlite3.Error):  # a database in trouble: it is healed
+                kv.shrink()  # the pages read once, freed before the frame takes memory
                 kv.cache_pages(READ_CACHE_PAGES)
+
+    def shrink(self) -> None:
+        """Free what this thread's database connection holds in SQLite's page cache: call it
+        on a thread that wrote in bulk (up to 8 MB, see
+        :data:`~alltick_frames.store.backend.BULK_CACHE_PAGES`) once its writes are done, so
+        that the pages it wrote do not stay resident beside the frame read from them."""
+        kv = self._backend
+        if isinstance(kv, DiskBackend):
+            with contextlib.suppress(sqlite3.Error):  # a database in trouble: it is healed
+                kv.shrink()
 
     @property
     def writable(self) -> bool:
