@@ -27,7 +27,7 @@ from test_client_support import (
 )
 
 from alltick_frames.api.result import FetchStats
-from alltick_frames.budget import Budget
+from alltick_frames.budget import PER_MINUTE_KEY, Budget, to_ticks
 from alltick_frames.core import planner, wire
 from alltick_frames.core.plans import get_plan
 from alltick_frames.run.jobs import KlineJob
@@ -175,3 +175,30 @@ async def test_a_free_job_over_three_endpoints_draws_no_rejection(alltick_emulat
     every = {"200": 2}
     assert served(emu, emu.token) == {"trade-tick": every, "depth-tick": every, "kline": every}
     assert clock.now() - start == pytest.approx(5 * (10 + GUARD), abs=1e-6)
+
+
+class HearingBudget(Budget):
+    """A budget that keeps the answers it was told of."""
+
+    def __init__(self, plan: Any) -> None:
+        super().__init__(plan, guard=GUARD)
+        self.heard: list[tuple[str, float, float]] = []
+
+    def answered(self, endpoint: str, slot: float, at: float) -> None:
+        self.heard.append((endpoint, slot, at))
+        super().answered(endpoint, slot, at)
+
+
+async def test_the_runner_tells_the_budget_when_each_call_was_answered(alltick_emulator) -> None:
+    """Every call answered is told to the budget once, at the time its ledger holds for it
+    (where it left, moved there if it left late), no sooner than it left."""
+    plan = fast_plan(20)
+    emu = alltick_emulator(tokens=tokens(plan), process=True)
+    codes = codes_by_class(emu)["fx"][:6]
+    budget = HearingBudget(plan)
+    async with client(emu, plan, budget=budget) as c:
+        result = await c.klines(codes, "1h", count=1200)  # three pages a code
+    assert result.ok and served(emu) == {"kline": {"200": 18}}
+    recorded = budget.ledger.read(lambda state: state.calls[PER_MINUTE_KEY])
+    assert sorted(to_ticks(slot) for _, slot, _ in budget.heard) == recorded
+    assert all(endpoint == "kline" and at >= slot for endpoint, slot, at in budget.heard)

@@ -409,6 +409,40 @@ def move(
     return False
 
 
+def settle(times: list[int], moves: dict[int, int]) -> list[int]:
+    """``times`` with answered calls moved to their bound: one occurrence of each tick ``t`` in
+    ``moves`` replaced by ``moves[t]`` (sorted again). ``times`` itself is returned,
+    unchanged, when no tick of ``moves`` is in it.
+
+    The budget reads a window this way when some of its own calls were answered sooner than
+    its guard (see :meth:`~alltick_frames.budget.pacing.Budget.answered`).
+
+    >>> settle([10, 20, 30], {20: 5})
+    [5, 10, 30]
+    >>> settle([10, 20, 20], {20: 15, 99: 1})
+    [10, 15, 20]
+    """
+    if not moves:
+        return times
+    if len(set(times)) == len(times):  # calls of a window leave apart, unless not smoothed
+        kept = [x for x in times if x not in moves]
+        if len(kept) == len(times):
+            return times
+        kept += [moves[x] for x in times if x in moves]
+    else:
+        kept, seen = [], set()
+        for x in times:
+            if x in moves and x not in seen:
+                seen.add(x)
+                kept.append(moves[x])
+            else:
+                kept.append(x)
+        if not seen:
+            return times
+    kept.sort()
+    return kept
+
+
 def prune(state: LedgerState, rules: Sequence[Rule], now: int) -> None:
     """Drop what can no longer constrain a call at or after ``now``: old calls, old days."""
     # A call at or before now - span can no longer forbid any t >= now.
