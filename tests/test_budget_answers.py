@@ -2,7 +2,8 @@
 it is answered (fake clock, exact slots).
 
 The server dates a call when it arrives and answers after: a call answered at ``h`` arrived by
-``h``, so a call leaving at ``h + S`` or later cannot share its window of ``S`` seconds.
+``h``, so a call leaving at ``h + S`` or later cannot share its window of ``S`` seconds (the
+budget adds ``SLACK``, 1 ms, for a server's rounding).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from hypothesis import strategies as st
 from test_budget_checks import UTC8, check_schedule
 
 from alltick_frames.budget import Budget, MemoryLedger, from_ticks
+from alltick_frames.budget.pacing import ANSWER_SLACK as SLACK
 from alltick_frames.budget.slots import LedgerState, settle
 from alltick_frames.core.clock import FakeClock
 from alltick_frames.core.plans import ENDPOINTS, KLINE, get_plan
@@ -43,10 +45,10 @@ def test_a_call_answered_sooner_than_the_guard_frees_its_window_a_window_after_i
     b.answered(KLINE, T0, b.clock.now())  # answered after 30 ms; the other call is not
     # The first call's window frees at its answer plus the window, not its slot plus the guard;
     # the second call, unanswered, keeps the whole guard.
-    assert b.reserve(KLINE) == pytest.approx(T0 + 0.030 + 1.0, abs=1e-6)
+    assert b.reserve(KLINE) == pytest.approx(T0 + 0.030 + SLACK + 1.0, abs=1e-6)
     assert b.reserve(KLINE) == pytest.approx(T0 + 1.0 + G, abs=1e-6)
     # The ledger still holds both calls where they left: only this budget's reading moves.
-    assert times(b) == pytest.approx([T0, T0, T0 + 1.030, T0 + 1.0 + G], abs=1e-6)
+    assert times(b) == pytest.approx([T0, T0, T0 + 1.031, T0 + 1.0 + G], abs=1e-6)
 
 
 def test_a_call_answered_no_sooner_than_the_guard_keeps_the_guard() -> None:
@@ -54,7 +56,7 @@ def test_a_call_answered_no_sooner_than_the_guard_keeps_the_guard() -> None:
     b.reserve(KLINE), b.reserve(KLINE)
     b.clock.advance(0.25)
     b.answered(KLINE, T0, T0 + 0.25)  # slower than the guard: the guard's bound is tighter
-    b.answered(KLINE, T0, T0 + G)  # exactly the guard: the same slot either way
+    b.answered(KLINE, T0, T0 + G - SLACK)  # exactly the guard: the same slot either way
     assert b.reserve(KLINE) == pytest.approx(T0 + 1.0 + G, abs=1e-6)
 
 
@@ -63,7 +65,7 @@ def test_the_answers_bound_follows_the_guard_in_force() -> None:
     is sought: widened later, the answered call gains the more."""
     b = budget(guard=0.05)
     b.reserve(KLINE), b.reserve(KLINE)
-    b.answered(KLINE, T0, T0 + 0.040)
+    b.answered(KLINE, T0, T0 + 0.039)
     assert b.next_slot(KLINE) == pytest.approx(T0 + 1.040, abs=1e-6)
     b.margin.value = 0.2
     assert b.next_slot(KLINE) == pytest.approx(T0 + 1.040, abs=1e-6)
@@ -77,7 +79,7 @@ def test_another_budget_on_the_same_ledger_reads_the_call_where_it_left() -> Non
     ledger = MemoryLedger()
     ours, theirs = budget(ledger), budget(ledger, guard=0.05)
     ours.reserve(KLINE), ours.reserve(KLINE)
-    ours.answered(KLINE, T0, T0 + 0.010)
+    ours.answered(KLINE, T0, T0 + 0.009)
     assert theirs.next_slot(KLINE) == pytest.approx(T0 + 1.05, abs=1e-6)
     assert ours.next_slot(KLINE) == pytest.approx(T0 + 1.01, abs=1e-6)
 
@@ -97,8 +99,8 @@ def test_of_two_calls_at_one_tick_only_the_first_answer_moves_one_of_them() -> N
     answer is whose, so the first answer moves one of them and the other keeps the guard."""
     b = budget()
     b.reserve(KLINE), b.reserve(KLINE)
-    b.answered(KLINE, T0, T0 + 0.010)
-    b.answered(KLINE, T0, T0 + 0.020)  # the other call at that tick
+    b.answered(KLINE, T0, T0 + 0.009)
+    b.answered(KLINE, T0, T0 + 0.019)  # the other call at that tick
     assert b.reserve(KLINE) == pytest.approx(T0 + 1.010, abs=1e-6)
     assert b.reserve(KLINE) == pytest.approx(T0 + 1.0 + G, abs=1e-6)
 

@@ -49,6 +49,11 @@ from alltick_frames.core.clock import Clock, SystemClock
 from alltick_frames.core.plans import Plan, get_plan
 
 _FINGERPRINT_SALT = b"alltick-frames/budget/v1\x00"
+#: Seconds added to an answer's moment before it bounds its call's arrival (see
+#: Budget.answered): a server that dates calls in whole milliseconds may round up, and an
+#: epoch time in floating point carries a quarter of a microsecond. It costs 0.1 % of a
+#: 1-second window, only on calls answered within a millisecond of the guard or less.
+ANSWER_SLACK = 0.001
 
 
 def _lift_daily_cap(state: LedgerState) -> None:
@@ -311,14 +316,16 @@ class Budget:
         than a window ``S`` after it, whatever the network did. The guard assumed it arrived
         by ``slot + guard``; an answer sooner than that is the tighter bound. So, for this
         budget's own slot searches, the call counts in each rate window as if it had left at
-        ``at - guard`` (its window frees at ``at + S``, not ``slot + guard + S``): its margin is
-        its own latency, not the guard. A call not yet answered keeps the whole guard.
+        ``at + slack - guard`` (its window frees at ``at + slack + S``, not
+        ``slot + guard + S``; :data:`ANSWER_SLACK`, 1 ms, covers a server's rounding): its
+        margin is its own latency, not the guard. A call not yet answered keeps the whole
+        guard.
 
         The ledger itself is not changed: other budgets and processes sharing it may use
         another guard, and for them the call stays where it left. Only the rate windows move
         (the per-minute cap's guard costs guard / 60 s of pace, and the days never move).
         """
-        t, heard = to_ticks(slot), to_ticks(at)
+        t, heard = to_ticks(slot), to_ticks(at + ANSWER_SLACK)
         for window in self.windows(endpoint):
             if window.key == PER_MINUTE_KEY:
                 continue
