@@ -52,12 +52,15 @@ def simulate(
     latency: float,
     seed: int,
     answers: bool = True,
+    smooth: float = 1.0,
 ) -> tuple[float, int, float]:
     """(span / minimum, rejections, final guard) of ``calls`` calls under ``guard``; with
     ``answers``, the budget hears when each call was answered, as the runner tells it."""
     rng = random.Random(seed)
     clock = FakeClock(T0)
-    budget = Budget(PLAN, clock=clock, guard=LearnedGuard() if guard is None else guard)
+    budget = Budget(
+        PLAN, clock=clock, guard=LearnedGuard() if guard is None else guard, smooth=smooth
+    )
     quota = TokenQuota(PLAN)
     events: list[tuple[float, int, str, float, int]] = []  # (time, order, kind, slot, seen)
     order = 0
@@ -115,6 +118,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--no-answers", action="store_true", help="do not tell the budget when calls were answered"
     )
+    parser.add_argument(
+        "--smooth", type=float, default=1.0, help="share of the even spacing kept (default 1)"
+    )
     parser.add_argument("--jitter", type=float, nargs="*", default=[0, 25, 50, 100], help="ms")
     args = parser.parse_args(argv)
     guards: list[tuple[str, float | None]] = [
@@ -123,7 +129,8 @@ def main(argv: list[str] | None = None) -> int:
         ("learned", None),
     ]
     print(f"{args.calls} /kline calls at 100/s, {args.concurrency} reserved ahead, ", end="")
-    print(f"answers {args.latency:g} ms after arrival; seeds 0..{args.seeds - 1}")
+    print(f"answers {args.latency:g} ms after arrival; seeds 0..{args.seeds - 1}", end="")
+    print(f"; spacing x{args.smooth:g}" if args.smooth != 1 else "")
     print(f"{'jitter':>8}  {'guard':<12}{'span/minimum':>20}{'429/605':>14}{'final guard':>16}")
     for jitter in args.jitter:
         for name, guard in guards:
@@ -136,6 +143,7 @@ def main(argv: list[str] | None = None) -> int:
                     args.latency / 1000,
                     s,
                     answers=not args.no_answers,
+                    smooth=args.smooth,
                 )
                 for s in range(args.seeds)
             ]

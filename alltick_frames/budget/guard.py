@@ -20,8 +20,8 @@ A call's answer bounds it better
     ahead, when the call a window before it has long been answered; so the guard is left to
     cover what is not yet answered (a window's first calls, calls answered slower than the
     guard), and a cold or wide guard costs little. ``benchmarks/guard_sim.py`` (902 calls,
-    ``--no-answers`` for the old reading): 0 ms of jitter 1.011 -> 1.003 of the plan's
-    minimum; 50 ms 1.044-1.050 -> 1.032-1.044, 0-1 x 429 either way.
+    51 in flight, ``--no-answers`` for the old reading): with no jitter 1.011 -> 1.004 of the
+    plan's minimum; with 0-50 ms, 1.044-1.050 -> 1.033-1.044, 0-1 x 429 either way.
 
 What the learned guard observes
     * every answered call's **latency** (from the request leaving to its headers arriving).

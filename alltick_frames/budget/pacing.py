@@ -83,7 +83,8 @@ class Budget:
     it is learned from the calls' latencies and the server's rejections
     (:class:`~alltick_frames.budget.guard.LearnedGuard`: 10 ms to 0.5 s, 0.1 s until measured);
     a number of seconds fixes it. ``smooth`` (default) spaces a rate window's calls evenly
-    rather than letting them leave in one burst (see :func:`rules_for`). With
+    rather than letting them leave in one burst; a number keeps that share of the spacing
+    (see :func:`rules_for`). With
     ``wait_for_reset`` a full day makes :meth:`acquire` wait for the reset instead of raising.
     ``daily_cap_after_605s`` is how many 605s, each a full minute after the one before with
     no call answered between them, it takes to conclude that the daily cap is spent.
@@ -99,12 +100,14 @@ class Budget:
         clock: Clock | None = None,
         ledger: Ledger | None = None,
         guard: float | FixedGuard | None = None,
-        smooth: bool = True,
+        smooth: bool | float = True,
         wait_for_reset: bool = False,
         daily_cap_after_605s: int = 3,
     ) -> None:
         if daily_cap_after_605s < 1:
             raise ValueError("daily_cap_after_605s must be >= 1")
+        if float(smooth) < 0:
+            raise ValueError(f"smooth must be a share >= 0 of the even spacing, got {smooth!r}")
         self.plan = get_plan(plan)
         self.clock: Clock = clock if clock is not None else SystemClock()
         self.ledger: Ledger = ledger if ledger is not None else MemoryLedger()

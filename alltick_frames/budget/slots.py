@@ -135,7 +135,7 @@ SPACING_SUFFIX = ":spacing"
 
 
 def rules_for(
-    plan: Plan, endpoint: str, guard: float = DEFAULT_GUARD, *, smooth: bool = True
+    plan: Plan, endpoint: str, guard: float = DEFAULT_GUARD, *, smooth: bool | float = True
 ) -> tuple[Rule, ...]:
     """:func:`windows_for` in the core's units: ``(key, calls, ticks of per + guard)``.
 
@@ -143,13 +143,19 @@ def rules_for(
     also spaces consecutive calls S / L apart, as a leaky bucket does, instead of letting a
     whole window's calls leave at one instant. The long-run rate is the same (L calls per
     S + guard), but a server that admits a burst one request at a time would date its last
-    calls late and then find the next window crowded; evenly spaced calls never queue.
+    calls late and then find the next window crowded; evenly spaced calls never queue. A
+    number keeps that share of the spacing (``0.25``: S / 4L): calls still never leave at one
+    instant, and when answers free several slots of the window at once the calls waiting for
+    them need not queue behind a full S / L each. ``False`` (or 0) keeps none.
     """
+    share = float(smooth)
+    if share < 0:
+        raise ValueError(f"smooth must be a share >= 0 of the even spacing, got {smooth!r}")
     rules = []
     for w in windows_for(plan, endpoint):
         rules.append((w.key, w.calls, to_ticks(w.per + guard)))
-        if smooth and w.calls > 1 and w.key != PER_MINUTE_KEY:
-            rules.append((w.key + SPACING_SUFFIX, 1, to_ticks(w.per / w.calls)))
+        if share > 0 and w.calls > 1 and w.key != PER_MINUTE_KEY:
+            rules.append((w.key + SPACING_SUFFIX, 1, to_ticks(w.per / w.calls * share)))
     return tuple(rules)
 
 
