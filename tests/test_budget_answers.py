@@ -84,6 +84,19 @@ def test_another_budget_on_the_same_ledger_reads_the_call_where_it_left() -> Non
     assert ours.next_slot(KLINE) == pytest.approx(T0 + 1.01, abs=1e-6)
 
 
+def test_a_slot_an_answer_freed_may_still_be_left_late() -> None:
+    """A call whose slot an answer made possible, leaving 5 ms late, is moved to when it left
+    as any late call is: judged as its slot was found, not against the guard it was spared
+    (else it would take a new slot behind the guard, and the answer would win nothing)."""
+    b = budget()
+    b.reserve(KLINE), b.reserve(KLINE)
+    b.answered(KLINE, T0, T0 + 0.030)
+    slot = b.reserve(KLINE)
+    assert slot == pytest.approx(T0 + 1.031, abs=1e-6)
+    assert b.depart(KLINE, slot, slot + 0.005)
+    assert times(b)[-1] == pytest.approx(T0 + 1.036, abs=1e-6)
+
+
 def test_only_the_rate_windows_move_not_the_minute_nor_the_day() -> None:
     plan = PLAN.with_overrides(per_minute=2)
     b = Budget(plan, clock=FakeClock(T0), guard=G, smooth=False)

@@ -275,8 +275,14 @@ class Budget:
         rules = self._rules_of(endpoint)
         t, to = to_ticks(slot), to_ticks(at)
         per_day, guard = self.plan.per_day, self._day_guard
+
+        def view(state: LedgerState) -> LedgerState:  # as a slot search reads it
+            return self._view(state, self._now())
+
         return self.ledger.update(
-            lambda state: move(state, rules, t, to, per_day=per_day, guard=guard, sent=sent)
+            lambda state: move(
+                state, rules, t, to, per_day=per_day, guard=guard, sent=sent, view=view
+            )
         )
 
     def blocked(self, endpoint: str, slot: float) -> bool:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import functools
 import math
 from bisect import bisect_left, bisect_right, insort
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 
@@ -387,6 +387,7 @@ def move(
     per_day: int,
     guard: int,
     sent: bool = False,
+    view: Callable[[LedgerState], LedgerState] | None = None,
 ) -> bool:
     """Move a call recorded at ``slot`` to tick ``t`` (when it really left), if ``t`` fits.
 
@@ -399,11 +400,15 @@ def move(
     been reserved at ``t``. Otherwise nothing changes and False is returned. The even
     spacing of :func:`rules_for` (``smooth``) is not a limit of the server and is not
     checked: a call that left late may go closer to the next one than the spacing would
-    place it, and later slots keep their distance from where it really went.
+    place it, and later slots keep their distance from where it really went. ``view`` is how
+    the budget reads the state when it seeks a slot (its own answered calls moved, see
+    :meth:`~alltick_frames.budget.pacing.Budget.answered`): ``t`` fits if a slot search
+    could have given it.
     """
     unrecord(state, rules, slot, guard)
+    judged = state if view is None else view(state)
     sliding = [
-        (state.window(key), calls, span)
+        (judged.window(key), calls, span)
         for key, calls, span in rules
         if not key.endswith(SPACING_SUFFIX)
     ]
