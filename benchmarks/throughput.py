@@ -25,6 +25,9 @@ The field, not the lab:
   machine), so both clients and the emulator fight for the cores;
 * ``--fault-rate-limit P`` answers a share P of the calls 429 or 605 at random, whatever the
   pace (as another client on the token would): what a rejection costs;
+* ``--smooth F`` keeps that share of the budget's even spacing (default 1: a rate window's
+  calls leave per/calls apart; 0.25: a quarter of that; 0: none), to see what the spacing
+  costs when answers free several slots of a window at once;
 * ``--refusals-count`` takes the other reading of whether a refused call uses up the plan
   (AllTick does not say; the emulator's default is that it does not): the emulator then
   counts every 429/605 in the windows that refused it, so a client that keeps sending into a
