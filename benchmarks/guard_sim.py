@@ -8,9 +8,11 @@ windows, in simulated time.
 each call leaves exactly at its slot, reaches the server a uniform 0 to ``--jitter`` ms later
 (as the emulator's ``arrival_jitter`` fault delays it), and is admitted or refused by the
 emulator's own windows (:class:`~alltick_frames.emulator.limits.TokenQuota`). Its answer comes
-back ``--latency`` ms after it arrived; the budget observes the latency, and hears of every
-429/605, exactly as the runner tells it. A call whose slot a rejection has blocked meanwhile
-takes a new one (as the runner's departure check does); a refused call is sent again.
+back ``--latency`` ms after it arrived; the budget observes the latency, hears when the
+answer came (:meth:`~alltick_frames.budget.Budget.answered`; ``--no-answers`` leaves it out, to
+see what that bound is worth), and hears of every 429/605, exactly as the runner tells it. A
+call whose slot a rejection has blocked meanwhile takes a new one (as the runner's departure
+check does); a refused call is sent again.
 
 It prints, per guard and jitter: the pacing span over the plan's theoretical minimum for the
 calls answered (no tail, no decoding: the cost of the guard and of rejections alone), the
@@ -43,12 +45,22 @@ T0 = 1_777_600_800.0  # 2026-05-01 10:00 UTC+8, far from the daily reset
 
 
 def simulate(
-    guard: float | None, jitter: float, calls: int, concurrency: int, latency: float, seed: int
+    guard: float | None,
+    jitter: float,
+    calls: int,
+    concurrency: int,
+    latency: float,
+    seed: int,
+    answers: bool = True,
+    smooth: float = 1.0,
 ) -> tuple[float, int, float]:
-    """(span / minimum, rejections, final guard) of ``calls`` calls under ``guard``."""
+    """(span / minimum, rejections, final guard) of ``calls`` calls under ``guard``; with
+    ``answers``, the budget hears when each call was answered, as the runner tells it."""
     rng = random.Random(seed)
     clock = FakeClock(T0)
-    budget = Budget(PLAN, clock=clock, guard=LearnedGuard() if guard is None else guard)
+    budget = Budget(
+        PLAN, clock=clock, guard=LearnedGuard() if guard is None else guard, smooth=smooth
+    )
     quota = TokenQuota(PLAN)
     events: list[tuple[float, int, str, float, int]] = []  # (time, order, kind, slot, seen)
     order = 0
@@ -82,6 +94,8 @@ def simulate(
             push(t + latency, "answer", slot, 0 if ret is None else ret)
         else:
             budget.observe(KLINE, t - slot)
+            if answers:
+                budget.answered(KLINE, slot, t)
             outstanding -= 1
             if seen:  # the ret
                 rejected += 1
@@ -101,6 +115,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--concurrency", type=int, default=32)
     parser.add_argument("--latency", type=float, default=2.0, help="ms from arrival to answer")
     parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument(
+        "--no-answers", action="store_true", help="do not tell the budget when calls were answered"
+    )
+    parser.add_argument(
+        "--smooth", type=float, default=1.0, help="share of the even spacing kept (default 1)"
+    )
     parser.add_argument("--jitter", type=float, nargs="*", default=[0, 25, 50, 100], help="ms")
     args = parser.parse_args(argv)
     guards: list[tuple[str, float | None]] = [
@@ -109,12 +129,22 @@ def main(argv: list[str] | None = None) -> int:
         ("learned", None),
     ]
     print(f"{args.calls} /kline calls at 100/s, {args.concurrency} reserved ahead, ", end="")
-    print(f"answers {args.latency:g} ms after arrival; seeds 0..{args.seeds - 1}")
+    print(f"answers {args.latency:g} ms after arrival; seeds 0..{args.seeds - 1}", end="")
+    print(f"; spacing x{args.smooth:g}" if args.smooth != 1 else "")
     print(f"{'jitter':>8}  {'guard':<12}{'span/minimum':>20}{'429/605':>14}{'final guard':>16}")
     for jitter in args.jitter:
         for name, guard in guards:
             runs = [
-                simulate(guard, jitter / 1000, args.calls, args.concurrency, args.latency / 1000, s)
+                simulate(
+                    guard,
+                    jitter / 1000,
+                    args.calls,
+                    args.concurrency,
+                    args.latency / 1000,
+                    s,
+                    answers=not args.no_answers,
+                    smooth=args.smooth,
+                )
                 for s in range(args.seeds)
             ]
             ratios = [r for r, _, _ in runs]

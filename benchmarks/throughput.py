@@ -25,6 +25,9 @@ The field, not the lab:
   machine), so both clients and the emulator fight for the cores;
 * ``--fault-rate-limit P`` answers a share P of the calls 429 or 605 at random, whatever the
   pace (as another client on the token would): what a rejection costs;
+* ``--smooth F`` keeps that share of the budget's even spacing (default 1: a rate window's
+  calls leave per/calls apart; 0.25: a quarter of that; 0: none), to see what the spacing
+  costs when answers free several slots of a window at once;
 * ``--refusals-count`` takes the other reading of whether a refused call uses up the plan
   (AllTick does not say; the emulator's default is that it does not): the emulator then
   counts every 429/605 in the windows that refused it, so a client that keeps sending into a
@@ -130,9 +133,10 @@ async def run_job(
     concurrency: int | None,
     guard: float | None,
     cache: Path | None,
+    smooth: float = 1.0,
 ) -> Run:
     # With a cache, the budget keeps its ledger there too, as a client's own budget would.
-    budget = RecordingBudget.for_token(PLAN, TOKEN, cache, guard=guard)
+    budget = RecordingBudget.for_token(PLAN, TOKEN, cache, guard=guard, smooth=smooth)
     async with AllTick(
         TOKEN,
         PLAN,
@@ -225,7 +229,8 @@ def report(ours: list[Run], plain: list[Run], args: argparse.Namespace, codes: i
     print(f"job             {codes} codes x {count} hourly bars = {pages} /kline calls; ", end="")
     print(f"concurrency {concurrency}, ", end="")
     guard = "learned" if args.guard is None else f"fixed {args.guard * 1000:.0f} ms"
-    print(f"guard {guard}, {'with a cache' if args.cache else 'no cache'}")
+    print(f"guard {guard}, {'with a cache' if args.cache else 'no cache'}", end="")
+    print(f", spacing x{args.smooth:g}" if args.smooth != 1 else "")
     print(
         f"field           arrival jitter 0-{args.jitter:g} ms, {args.busy} busy process(es)", end=""
     )
@@ -283,6 +288,10 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="the emulator counts each 429/605 in the windows that refused it",
     )
+    parser.add_argument(
+        "--smooth", type=float, default=1.0, metavar="F",
+        help="share of the budget's even spacing kept (default 1: per/calls; 0: none)",
+    )  # fmt: skip
     parser.add_argument("--repeat", type=int, default=1, help="runs of each client")
     parser.add_argument("--no-plain", action="store_true", help="skip the aiolimiter client")
     args = parser.parse_args(argv)
@@ -304,7 +313,9 @@ def main(argv: list[str] | None = None) -> int:
                 emu.reset()
                 cache = Path(tmp) / f"cache{i}" if args.cache else None
                 ours.append(
-                    asyncio.run(run_job(emu, codes, count, args.concurrency, args.guard, cache))
+                    asyncio.run(
+                        run_job(emu, codes, count, args.concurrency, args.guard, cache, args.smooth)
+                    )
                 )
                 if not args.no_plain:
                     emu.reset()

@@ -89,6 +89,14 @@ async def test_premium_spaces_ten_calls_over_a_window_then_waits_for_the_next() 
     assert offsets(slots) == approx([k // 10 * (1.0 + G) + k % 10 * 0.1 for k in range(25)])
 
 
+async def test_a_share_of_the_smoothing_spaces_calls_that_much_closer() -> None:
+    budget = make("premium", smooth=0.25)
+    slots = await run_sequence(budget, ["kline"] * 25)
+    assert offsets(slots) == approx([k // 10 * (1.0 + G) + k % 10 * 0.025 for k in range(25)])
+    with pytest.raises(ValueError, match="smooth"):
+        make("premium", smooth=-0.5)
+
+
 async def test_without_smoothing_premium_bursts_ten_calls_then_waits_a_window() -> None:
     budget = make("premium", smooth=False)
     slots = await run_sequence(budget, ["kline"] * 25)

@@ -27,7 +27,8 @@ from test_client_support import (
 )
 
 from alltick_frames.api.result import FetchStats
-from alltick_frames.budget import Budget
+from alltick_frames.budget import PER_MINUTE_KEY, Budget, to_ticks
+from alltick_frames.budget.pacing import ANSWER_SLACK
 from alltick_frames.core import planner, wire
 from alltick_frames.core.plans import get_plan
 from alltick_frames.run.jobs import KlineJob
@@ -157,8 +158,10 @@ class LockstepClock:
 async def test_a_free_job_over_three_endpoints_draws_no_rejection(alltick_emulator) -> None:
     """Free read strictly (issue 9 item 3): one call per 10 s across all endpoints, which the
     emulator enforces by default (``lenient_free`` off). Trades, order books and k-lines, twice
-    over, leave 10 s (plus the guard) apart and are all answered; paced per endpoint, the
-    second and third of each round were refused with 429."""
+    over, leave 10 s apart and are all answered; paced per endpoint, the second and third of
+    each round were refused with 429. Each call is answered at the instant it is dated (the
+    clocks stand still meanwhile), so its answer bounds its arrival tighter than the guard:
+    the next leaves 10 s plus ``ANSWER_SLACK`` (1 ms) after it (see ``Budget.answered``)."""
     start = time.time()
     emu = alltick_emulator(plan="free", frozen_clock=True, clock_start=start, process=True)
     plan = get_plan("free")
@@ -174,4 +177,31 @@ async def test_a_free_job_over_three_endpoints_draws_no_rejection(alltick_emulat
             assert len(bars.data) == 10
     every = {"200": 2}
     assert served(emu, emu.token) == {"trade-tick": every, "depth-tick": every, "kline": every}
-    assert clock.now() - start == pytest.approx(5 * (10 + GUARD), abs=1e-6)
+    assert clock.now() - start == pytest.approx(5 * (10 + ANSWER_SLACK), abs=1e-6)
+
+
+class HearingBudget(Budget):
+    """A budget that keeps the answers it was told of."""
+
+    def __init__(self, plan: Any) -> None:
+        super().__init__(plan, guard=GUARD)
+        self.heard: list[tuple[str, float, float]] = []
+
+    def answered(self, endpoint: str, slot: float, at: float) -> None:
+        self.heard.append((endpoint, slot, at))
+        super().answered(endpoint, slot, at)
+
+
+async def test_the_runner_tells_the_budget_when_each_call_was_answered(alltick_emulator) -> None:
+    """Every call answered is told to the budget once, at the time its ledger holds for it
+    (where it left, moved there if it left late), no sooner than it left."""
+    plan = fast_plan(20)
+    emu = alltick_emulator(tokens=tokens(plan), process=True)
+    codes = codes_by_class(emu)["fx"][:6]
+    budget = HearingBudget(plan)
+    async with client(emu, plan, budget=budget) as c:
+        result = await c.klines(codes, "1h", count=1200)  # three pages a code
+    assert result.ok and served(emu) == {"kline": {"200": 18}}
+    recorded = budget.ledger.read(lambda state: state.calls[PER_MINUTE_KEY])
+    assert sorted(to_ticks(slot) for _, slot, _ in budget.heard) == recorded
+    assert all(endpoint == "kline" and at >= slot for endpoint, slot, at in budget.heard)

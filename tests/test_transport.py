@@ -207,3 +207,35 @@ async def test_waiting_in_ready_is_not_network_time(serve) -> None:
         await transport.close()
     assert waited.status == 200 and waited.latency >= 0.1
     assert info.value.msg.startswith("timeout")
+
+
+async def test_answered_is_called_once_the_headers_are_in_before_the_body(serve) -> None:
+    """The server sends its headers, then holds the body until the client has called
+    ``answered``: the call completes only if the hook runs on the headers alone."""
+    heard = asyncio.Event()
+    calls: list[str] = []
+
+    async def handler(request: web.Request) -> web.StreamResponse:
+        response = web.StreamResponse()
+        response.content_length = 2
+        await response.prepare(request)
+        try:
+            await asyncio.wait_for(heard.wait(), 5.0)
+        except TimeoutError:
+            calls.append("body written before answered")
+        await response.write(b"{}")
+        return response
+
+    def answered() -> None:
+        calls.append("answered")
+        heard.set()
+
+    transport = Transport(await serve(handler), Secret(TOKEN))
+    try:
+        got = await transport.get("/quote-b-api/kline", {}, answered=answered)
+        heard.clear()
+        posted = await transport.post("/quote-b-api/batch-kline", b"{}", answered=answered)
+    finally:
+        await transport.close()
+    assert (got.status, got.body, posted.body) == (200, b"{}", b"{}")
+    assert calls == ["answered", "answered"]

@@ -19,7 +19,10 @@ may start ``S`` seconds after the ``k``-th. The budget adds a **guard** so that 
 jitter cannot make two of our calls look closer to the server than they were: the
 ``(k+L)``-th call starts at least ``S + guard`` after the ``k``-th. The guard is learned from
 the calls' latencies and the server's rejections, within 10 ms and 0.5 s
-(:mod:`~alltick_frames.budget.guard`), unless ``guard=`` fixes it. A call that starts less
+(:mod:`~alltick_frames.budget.guard`), unless ``guard=`` fixes it. Once a call is answered,
+its answer bounds its arrival (the server dated it before answering): a call answered sooner
+than the guard counts for the budget that sent it as arriving by its answer
+(:meth:`Budget.answered`), so its margin is its own latency. A call that starts less
 than the widest guard before midnight UTC+8 counts against both days, for the same reason.
 Counting the suspension service in the per-minute and per-day caps is the conservative reading
 (it is a separate service and may not count at all); it costs at most one call a minute.

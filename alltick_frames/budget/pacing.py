@@ -7,7 +7,9 @@ Each reservation is one atomic ledger update: prune what has expired, find the e
 
 from __future__ import annotations
 
+import copy
 import hashlib
+from collections import deque
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -38,6 +40,7 @@ from alltick_frames.budget.slots import (
     prune,
     record,
     rules_for,
+    settle,
     to_ticks,
     unrecord,
     windows_for,
@@ -46,6 +49,11 @@ from alltick_frames.core.clock import Clock, SystemClock
 from alltick_frames.core.plans import Plan, get_plan
 
 _FINGERPRINT_SALT = b"alltick-frames/budget/v1\x00"
+#: Seconds added to an answer's moment before it bounds its call's arrival (see
+#: Budget.answered): a server that dates calls in whole milliseconds may round up, and an
+#: epoch time in floating point carries a quarter of a microsecond. It costs 0.1 % of a
+#: 1-second window, only on calls answered within a millisecond of the guard or less.
+ANSWER_SLACK = 0.001
 
 
 def _lift_daily_cap(state: LedgerState) -> None:
@@ -75,7 +83,8 @@ class Budget:
     it is learned from the calls' latencies and the server's rejections
     (:class:`~alltick_frames.budget.guard.LearnedGuard`: 10 ms to 0.5 s, 0.1 s until measured);
     a number of seconds fixes it. ``smooth`` (default) spaces a rate window's calls evenly
-    rather than letting them leave in one burst (see :func:`rules_for`). With
+    rather than letting them leave in one burst; a number keeps that share of the spacing
+    (see :func:`rules_for`). With
     ``wait_for_reset`` a full day makes :meth:`acquire` wait for the reset instead of raising.
     ``daily_cap_after_605s`` is how many 605s, each a full minute after the one before with
     no call answered between them, it takes to conclude that the daily cap is spent.
@@ -91,12 +100,14 @@ class Budget:
         clock: Clock | None = None,
         ledger: Ledger | None = None,
         guard: float | FixedGuard | None = None,
-        smooth: bool = True,
+        smooth: bool | float = True,
         wait_for_reset: bool = False,
         daily_cap_after_605s: int = 3,
     ) -> None:
         if daily_cap_after_605s < 1:
             raise ValueError("daily_cap_after_605s must be >= 1")
+        if float(smooth) < 0:
+            raise ValueError(f"smooth must be a share >= 0 of the even spacing, got {smooth!r}")
         self.plan = get_plan(plan)
         self.clock: Clock = clock if clock is not None else SystemClock()
         self.ledger: Ledger = ledger if ledger is not None else MemoryLedger()
@@ -124,6 +135,10 @@ class Budget:
         self._probing = False
         #: Rejections this process has handled (a call's departure checks for new blocks).
         self.rejected = 0
+        # This budget's own answered calls, per rate window: the window's length, and each
+        # call's tick -> when its answer came, with the ticks in the order answered (to forget
+        # them once the window has passed); see answered().
+        self._answers: dict[str, tuple[int, dict[int, int], deque[int]]] = {}
 
     @classmethod
     def for_token(
@@ -169,7 +184,7 @@ class Budget:
 
     def _find(self, endpoint: str, state: LedgerState, now: int, probe: bool = False) -> int:
         return find_slot(
-            state,
+            self._view(state, now),
             endpoint,
             self._rules_of(endpoint),
             now,
@@ -178,6 +193,32 @@ class Budget:
             wait_for_reset=self.wait_for_reset,
             probe=probe,
         )
+
+    def _view(self, state: LedgerState, now: int) -> LedgerState:
+        """``state`` as this budget reads it: each of its own calls answered sooner than the
+        guard moved to the answer's moment less the guard (see :meth:`answered`). Only the
+        windows' ticks are copied, and only where a call moves."""
+        if not self._answers:
+            return state
+        guard = to_ticks(self.margin.value)
+        calls: dict[str, list[int]] | None = None
+        for key, (per, heard, order) in self._answers.items():
+            while order and order[0] <= now - per - guard:
+                del heard[order.popleft()]  # the ledger has dropped it too (see prune)
+            times = state.calls.get(key)
+            if not times or not heard:
+                continue
+            moves = {t: h - guard for t, h in heard.items() if h - guard < t}
+            settled = settle(times, moves)
+            if settled is not times:
+                if calls is None:
+                    calls = dict(state.calls)
+                calls[key] = settled
+        if calls is None:
+            return state
+        view = copy.copy(state)  # shallow, and without checking the counts again
+        view.calls = calls
+        return view
 
     def _reserve_in(self, endpoint: str, state: LedgerState) -> tuple[int, int]:
         rules = self._rules_of(endpoint)
@@ -234,8 +275,14 @@ class Budget:
         rules = self._rules_of(endpoint)
         t, to = to_ticks(slot), to_ticks(at)
         per_day, guard = self.plan.per_day, self._day_guard
+
+        def view(state: LedgerState) -> LedgerState:  # as a slot search reads it
+            return self._view(state, self._now())
+
         return self.ledger.update(
-            lambda state: move(state, rules, t, to, per_day=per_day, guard=guard, sent=sent)
+            lambda state: move(
+                state, rules, t, to, per_day=per_day, guard=guard, sent=sent, view=view
+            )
         )
 
     def blocked(self, endpoint: str, slot: float) -> bool:
@@ -268,6 +315,35 @@ class Budget:
             self._release(endpoint, slot)
 
     # -- server feedback ---------------------------------------------------------------------
+
+    def answered(self, endpoint: str, slot: float, at: float) -> None:
+        """Tell the budget that the call to ``endpoint`` recorded at ``slot`` was answered at
+        ``at`` (its status line and headers in hand, on the budget's clock).
+
+        The server dated the call when it arrived, and it did so before it answered: so the
+        call arrived no later than ``at``, and a call leaving ``at + S`` or later arrives more
+        than a window ``S`` after it, whatever the network did. The guard assumed it arrived
+        by ``slot + guard``; an answer sooner than that is the tighter bound. So, for this
+        budget's own slot searches, the call counts in each rate window as if it had left at
+        ``at + slack - guard`` (its window frees at ``at + slack + S``, not
+        ``slot + guard + S``; :data:`ANSWER_SLACK`, 1 ms, covers a server's rounding): its
+        margin is its own latency, not the guard. A call not yet answered keeps the whole
+        guard.
+
+        The ledger itself is not changed: other budgets and processes sharing it may use
+        another guard, and for them the call stays where it left. Only the rate windows move
+        (the per-minute cap's guard costs guard / 60 s of pace, and the days never move).
+        """
+        t, heard = to_ticks(slot), to_ticks(at + ANSWER_SLACK)
+        for window in self.windows(endpoint):
+            if window.key == PER_MINUTE_KEY:
+                continue
+            entry = self._answers.get(window.key)
+            if entry is None:
+                entry = self._answers[window.key] = (to_ticks(window.per), {}, deque())
+            if t not in entry[1]:  # two calls at one tick (no smoothing): the first answer
+                entry[1][t] = heard
+                entry[2].append(t)
 
     def observe(self, endpoint: str, latency: float) -> None:
         """Tell the budget how long a call to ``endpoint`` took, from leaving to its answer

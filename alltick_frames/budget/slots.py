@@ -13,7 +13,7 @@ from __future__ import annotations
 import functools
 import math
 from bisect import bisect_left, bisect_right, insort
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 
@@ -135,7 +135,7 @@ SPACING_SUFFIX = ":spacing"
 
 
 def rules_for(
-    plan: Plan, endpoint: str, guard: float = DEFAULT_GUARD, *, smooth: bool = True
+    plan: Plan, endpoint: str, guard: float = DEFAULT_GUARD, *, smooth: bool | float = True
 ) -> tuple[Rule, ...]:
     """:func:`windows_for` in the core's units: ``(key, calls, ticks of per + guard)``.
 
@@ -143,13 +143,19 @@ def rules_for(
     also spaces consecutive calls S / L apart, as a leaky bucket does, instead of letting a
     whole window's calls leave at one instant. The long-run rate is the same (L calls per
     S + guard), but a server that admits a burst one request at a time would date its last
-    calls late and then find the next window crowded; evenly spaced calls never queue.
+    calls late and then find the next window crowded; evenly spaced calls never queue. A
+    number keeps that share of the spacing (``0.25``: S / 4L): calls still never leave at one
+    instant, and when answers free several slots of the window at once the calls waiting for
+    them need not queue behind a full S / L each. ``False`` (or 0) keeps none.
     """
+    share = float(smooth)
+    if share < 0:
+        raise ValueError(f"smooth must be a share >= 0 of the even spacing, got {smooth!r}")
     rules = []
     for w in windows_for(plan, endpoint):
         rules.append((w.key, w.calls, to_ticks(w.per + guard)))
-        if smooth and w.calls > 1 and w.key != PER_MINUTE_KEY:
-            rules.append((w.key + SPACING_SUFFIX, 1, to_ticks(w.per / w.calls)))
+        if share > 0 and w.calls > 1 and w.key != PER_MINUTE_KEY:
+            rules.append((w.key + SPACING_SUFFIX, 1, to_ticks(w.per / w.calls * share)))
     return tuple(rules)
 
 
@@ -381,6 +387,7 @@ def move(
     per_day: int,
     guard: int,
     sent: bool = False,
+    view: Callable[[LedgerState], LedgerState] | None = None,
 ) -> bool:
     """Move a call recorded at ``slot`` to tick ``t`` (when it really left), if ``t`` fits.
 
@@ -393,11 +400,15 @@ def move(
     been reserved at ``t``. Otherwise nothing changes and False is returned. The even
     spacing of :func:`rules_for` (``smooth``) is not a limit of the server and is not
     checked: a call that left late may go closer to the next one than the spacing would
-    place it, and later slots keep their distance from where it really went.
+    place it, and later slots keep their distance from where it really went. ``view`` is how
+    the budget reads the state when it seeks a slot (its own answered calls moved, see
+    :meth:`~alltick_frames.budget.pacing.Budget.answered`): ``t`` fits if a slot search
+    could have given it.
     """
     unrecord(state, rules, slot, guard)
+    judged = state if view is None else view(state)
     sliding = [
-        (state.window(key), calls, span)
+        (judged.window(key), calls, span)
         for key, calls, span in rules
         if not key.endswith(SPACING_SUFFIX)
     ]
@@ -407,6 +418,40 @@ def move(
         return True
     record(state, rules, slot, guard)
     return False
+
+
+def settle(times: list[int], moves: dict[int, int]) -> list[int]:
+    """``times`` with answered calls moved to their bound: one occurrence of each tick ``t`` in
+    ``moves`` replaced by ``moves[t]`` (sorted again). ``times`` itself is returned,
+    unchanged, when no tick of ``moves`` is in it.
+
+    The budget reads a window this way when some of its own calls were answered sooner than
+    its guard (see :meth:`~alltick_frames.budget.pacing.Budget.answered`).
+
+    >>> settle([10, 20, 30], {20: 5})
+    [5, 10, 30]
+    >>> settle([10, 20, 20], {20: 15, 99: 1})
+    [10, 15, 20]
+    """
+    if not moves:
+        return times
+    if len(set(times)) == len(times):  # calls of a window leave apart, unless not smoothed
+        kept = [x for x in times if x not in moves]
+        if len(kept) == len(times):
+            return times
+        kept += [moves[x] for x in times if x in moves]
+    else:
+        kept, seen = [], set()
+        for x in times:
+            if x in moves and x not in seen:
+                seen.add(x)
+                kept.append(moves[x])
+            else:
+                kept.append(x)
+        if not seen:
+            return times
+    kept.sort()
+    return kept
 
 
 def prune(state: LedgerState, rules: Sequence[Rule], now: int) -> None:

@@ -124,6 +124,13 @@ class Departure:
             self.repaced += 1
         self._left()
 
+    def answered(self) -> None:
+        """The call's answer has come (its headers are in): the server dated it by now.
+        Tells the budget (:meth:`~alltick_frames.budget.Budget.answered`), which then counts
+        the call's own latency, not the whole guard, before its window frees."""
+        if self.sent:
+            self.budget.answered(self.endpoint, self.slot, self.budget.clock.now())
+
     def confirm(self) -> None:
         """Move the call to now if it was written more than half the guard after
         :attr:`sent_at` (see the class docstring); called once it has gone."""

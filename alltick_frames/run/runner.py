@@ -248,10 +248,16 @@ class Runner:
         limit = job.max_body(call)
         try:
             if body is not None:
-                response = await self.transport.post(call.path, body, ready=departure, limit=limit)
+                response = await self.transport.post(
+                    call.path, body, ready=departure, answered=departure.answered, limit=limit
+                )
             else:
                 response = await self.transport.get(
-                    call.path, params or {}, ready=departure, limit=limit
+                    call.path,
+                    params or {},
+                    ready=departure,
+                    answered=departure.answered,
+                    limit=limit,
                 )
         except TransportError as exc:
             self._fault(call, exc)

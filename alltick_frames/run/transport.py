@@ -13,7 +13,9 @@ The runner uses it to make each call leave at its budget slot, however long the 
 took to open. Time spent in the hook is the budget's, not the network's: the request's
 ``timeout`` is paused while it runs, so a call waiting for a slot behind a 605's block never
 times out without having been sent. The answer's ``latency`` is measured from the hook's
-end (the request leaving) to its status line and headers arriving.
+end (the request leaving) to its status line and headers arriving. A request may also carry an
+``answered`` hook, called as soon as its status line and headers are in (before the body is
+read): the moment the runner's budget knows the server has dated the call.
 
 A request may also carry a ``limit``: the most bytes its answer may take once inflated.
 Bodies are read and inflated by :func:`~alltick_frames.run.bodies.read_body`, never whole by
@@ -41,6 +43,8 @@ log = logging.getLogger("alltick_frames")
 #: Called when a request's connection is ready, just before the request is written: what it
 #: returns (if not None) is awaited first, outside the request's timeout.
 Ready = Callable[[], Awaitable[None] | None]
+#: Called once a request's status line and headers have arrived, before its body is read.
+Answered = Callable[[], None]
 
 
 class Secret:
@@ -118,16 +122,23 @@ class Transport:
         params: dict[str, str],
         *,
         ready: Ready | None = None,
+        answered: Answered | None = None,
         limit: int = DEFAULT_BYTES,
     ) -> Response:
         """GET ``path`` with ``params`` (URL-encoded once by aiohttp) plus the token."""
-        return await self._send("GET", path, params, None, ready, limit)
+        return await self._send("GET", path, params, None, ready, answered, limit)
 
     async def post(
-        self, path: str, body: bytes, *, ready: Ready | None = None, limit: int = DEFAULT_BYTES
+        self,
+        path: str,
+        body: bytes,
+        *,
+        ready: Ready | None = None,
+        answered: Answered | None = None,
+        limit: int = DEFAULT_BYTES,
     ) -> Response:
         """POST a JSON ``body`` to ``path``; the token goes in the URL, as AllTick wants."""
-        return await self._send("POST", path, {}, body, ready, limit)
+        return await self._send("POST", path, {}, body, ready, answered, limit)
 
     async def _send(
         self,
@@ -136,6 +147,7 @@ class Transport:
         params: dict[str, str],
         body: bytes | None,
         ready: Ready | None,
+        answered: Answered | None,
         limit: int,
     ) -> Response:
         import aiohttp
@@ -169,6 +181,8 @@ class Transport:
                     method, url, params=query, data=body, headers=headers, trace_request_ctx=leave
                 ) as resp:
                     latency = loop.time() - sent
+                    if answered is not None:
+                        answered()
                     return Response(resp.status, await read_body(resp, limit, path), latency)
         except (TimeoutError, aiohttp.ClientError, OSError) as exc:
             kind = "timeout" if isinstance(exc, TimeoutError) else type(exc).__name__
