@@ -8,21 +8,16 @@ import time
 from typing import Any
 
 from test_client_support import (
-    FAST_RETRY,
     NOW,
-    TOKEN,
     assert_same_bars,
     fast_plan,
     reference,
+    run_kline_job,
     tokens,
 )
 
-from alltick_frames.api.result import FetchStats
-from alltick_frames.budget import Budget
 from alltick_frames.core import planner
 from alltick_frames.run import kline_job
-from alltick_frames.run.runner import Runner
-from alltick_frames.run.transport import Secret, Transport
 from alltick_frames.store import BarStore
 
 PLAN = fast_plan(1000)
@@ -44,16 +39,8 @@ async def test_a_slow_store_holds_the_fetch_back_not_the_answers(
     monkeypatch.setattr(kline_job, "MAX_BACKLOG", BOUND)
     emu = alltick_emulator(tokens=tokens(PLAN))
     req = planner.kline_request(CODES, "1h", count=2000, now=NOW.timestamp())
-    transport = Transport(emu.url, Secret(TOKEN))
     with SlowStore(tmp_path) as store:
-        job = kline_job.KlineJob(req, PLAN, store, NOW.timestamp())
-        runner = Runner(transport, Budget(PLAN), FetchStats(), retry=FAST_RETRY, concurrency=16)
-        try:
-            pages = [planner.first_page(req, c, PLAN) for c in req.codes]
-            failures = await runner.run(job, job.calls(pages))
-            await job.settle()
-        finally:
-            await transport.close()
+        job, runner, failures = await run_kline_job(emu.url, req, store, PLAN)
         data = job.frame()
     assert failures == [] and runner.stats.calls == {"kline": 24}
     # The backlog filled up to its bound (the store was the bottleneck) and never past it.

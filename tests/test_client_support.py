@@ -192,3 +192,24 @@ class SkewedClock:
     async def sleep_until(self, t: float) -> None:
         while (delay := t - self.now()) > 0:
             await asyncio.sleep(delay)
+
+
+async def run_kline_job(url: str, req: Any, store: Any, plan: Plan) -> tuple[Any, Any, list]:
+    """Run a k-line job for ``req`` through ``store`` against the emulator at ``url`` (16 in
+    flight, fast retries) until its writes settle: ``(job, runner, failures)``."""
+    from alltick_frames.api.result import FetchStats
+    from alltick_frames.core import planner
+    from alltick_frames.run import kline_job
+    from alltick_frames.run.runner import Runner
+    from alltick_frames.run.transport import Secret, Transport
+
+    transport = Transport(url, Secret(TOKEN))
+    job = kline_job.KlineJob(req, plan, store, NOW.timestamp())
+    runner = Runner(transport, Budget(plan), FetchStats(), retry=FAST_RETRY, concurrency=16)
+    try:
+        pages = [planner.first_page(req, c, plan) for c in req.codes]
+        failures = await runner.run(job, job.calls(pages))
+        await job.settle()
+    finally:
+        await transport.close()
+    return job, runner, failures

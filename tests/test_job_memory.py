@@ -14,15 +14,17 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pytest
-from test_client_support import FAST_RETRY, NOW, TOKEN, assert_same_bars, fast_plan, reference
+from test_client_support import (
+    NOW,
+    assert_same_bars,
+    fast_plan,
+    reference,
+    run_kline_job,
+)
 from test_client_support import tokens as plan_tokens
 
-from alltick_frames.api.result import FetchStats
-from alltick_frames.budget import Budget
 from alltick_frames.core import planner
-from alltick_frames.run import answers, kline_job
-from alltick_frames.run.runner import Runner
-from alltick_frames.run.transport import Secret, Transport
+from alltick_frames.run import answers
 from alltick_frames.store import FIELDS, BarStore
 
 PLAN = fast_plan(1000)
@@ -66,16 +68,9 @@ async def test_the_writer_threads_page_cache_is_freed_once_the_job_is_written(
 ) -> None:
     emu = alltick_emulator(tokens=plan_tokens(PLAN))
     req = planner.kline_request(CODES, "1h", count=2000, now=NOW.timestamp())
-    transport = Transport(emu.url, Secret(TOKEN))
     with SpyStore(tmp_path) as store:
-        job = kline_job.KlineJob(req, PLAN, store, NOW.timestamp())
-        runner = Runner(transport, Budget(PLAN), FetchStats(), retry=FAST_RETRY, concurrency=16)
-        try:
-            pages = [planner.first_page(req, c, PLAN) for c in req.codes]
-            assert await runner.run(job, job.calls(pages)) == []
-            await job.settle()
-        finally:
-            await transport.close()
+        job, _, failures = await run_kline_job(emu.url, req, store, PLAN)
+        assert failures == []
         data = job.frame()
     writes = [thread for event, thread in store.events if event == "write"]
     assert writes and all(thread.startswith("alltick-write") for thread in writes)
