@@ -99,4 +99,4 @@ async def test_system_clock_never_wakes_before_the_deadline() -> None:
     assert time.time() >= target
     before = time.perf_counter()
     await clock.sleep_until(clock.now() - 5)  # the past: no sleep
-    assert time.perf_counter() - before < 0.01
+    assert time.perf_counter() - before < 1.0  # not the 5 s it is past (a loaded machine stalls)

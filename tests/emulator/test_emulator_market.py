@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 import warnings
 from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
@@ -203,17 +202,17 @@ async def test_bars_do_not_depend_on_the_window_asked_for(emu, api):
     assert narrow == wide[150:200]
 
 
-def test_500_bars_take_a_few_milliseconds():
+def test_500_bars_are_made_for_every_window_asked_for():
+    """Each of 20 windows gives its 500 bars, strictly in time. (How fast the emulator makes
+    them is a benchmark's question, not a test's: see ``benchmarks/client_ceiling.py``.)"""
     now = datetime(2024, 5, 15, 14, tzinfo=UTC).timestamp()
     for code, kline_type in (("AAPL.US", 1), ("EURUSD", 8), ("700.HK", 9)):
         inst = CATALOGUE[code]
-        mk.klines(inst, kline_type, now, now, 500, sessions.MARKET_FLOOR)  # warm the caches
-        started = time.perf_counter()
         for i in range(20):
             bars = mk.klines(inst, kline_type, now - i * 3600, now, 500, sessions.MARKET_FLOOR)
-        per_call = (time.perf_counter() - started) / 20
-        assert len(bars) == 500
-        assert per_call < 0.025, f"{code}/{kline_type}: {per_call * 1000:.1f} ms per 500 bars"
+            assert len(bars) == 500
+            stamps = [int(b["timestamp"]) for b in bars]
+            assert stamps == sorted(set(stamps))
 
 
 def test_dst_does_not_move_us_sessions():
