@@ -435,21 +435,15 @@ def settle(times: list[int], moves: dict[int, int]) -> list[int]:
     """
     if not moves:
         return times
-    if len(set(times)) == len(times):  # calls of a window leave apart, unless not smoothed
-        kept = [x for x in times if x not in moves]
-        if len(kept) == len(times):
-            return times
-        kept += [moves[x] for x in times if x in moves]
-    else:
-        kept, seen = [], set()
-        for x in times:
-            if x in moves and x not in seen:
-                seen.add(x)
-                kept.append(moves[x])
-            else:
-                kept.append(x)
-        if not seen:
-            return times
+    kept, seen = [], set()
+    for x in times:
+        if x in moves and x not in seen:  # two calls at one tick (no smoothing): one moves
+            seen.add(x)
+            kept.append(moves[x])
+        else:
+            kept.append(x)
+    if not seen:
+        return times
     kept.sort()
     return kept
 
