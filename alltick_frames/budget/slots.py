@@ -109,6 +109,7 @@ class Window:
 def windows_for(plan: Plan, endpoint: str) -> tuple[Window, ...]:
     """The sliding windows a call to ``endpoint`` counts against under ``plan``.
 
+    >>> from alltick_frames.core.plans import get_plan
     >>> [w.key for w in windows_for(get_plan("basic"), "kline")]
     ['endpoint:kline', 'all-endpoints', 'per-minute']
     >>> [w.key for w in windows_for(get_plan("basic"), "suspension/sse")]
