@@ -3,6 +3,9 @@
 # with the suite's status: the suite must pass on a loaded machine, not only on a quiet one.
 #
 #   benchmarks/stress_suite.sh              # 2 busy processes (both cores of a 2-core machine)
+#
+# The suite runs as the README runs it, on two workers (-n 2); pytest options given after N
+# are added (-n 1 runs it on one).
 #   benchmarks/stress_suite.sh 4 -x -q      # 4 busy processes; the rest goes to pytest
 #   STRESS_RUNS=3 benchmarks/stress_suite.sh   # the suite 3 times in a row, stopping at a failure
 #
@@ -38,7 +41,7 @@ status=0
 for ((run = 1; run <= runs; run++)); do
     echo "stress_suite: run $run of $runs, $busy busy process(es); $(uptime)"
     started=$SECONDS
-    "$python" -m pytest -q "$@"
+    "$python" -m pytest -q -n 2 "$@"
     status=$?
     echo "stress_suite: run $run exit $status after $((SECONDS - started)) s; $(uptime)"
     if [[ $status -ne 0 ]]; then break; fi
