@@ -223,7 +223,7 @@ class BarStore(Writing, Management, Keeper):
         as a :class:`CoverageTable` that plans them all at once."""
         kv = self._backend
         sids = [sid_of(self.source, code, interval) for code, interval in keys]
-        blobs = kv.get_many([index_key(sid) for sid in sids])
+        blobs = self._read_indexes(kv, [index_key(sid) for sid in sids], remember=True)
         known = [self._coverage(kv, sid, blobs.get(index_key(sid))) for sid in sids]
         return CoverageTable.of([c for c, _ in known], [r for _, r in known])
 
@@ -267,8 +267,11 @@ class BarStore(Writing, Management, Keeper):
         from it (:meth:`_drop_chunks`), the first one in reading order of each series.
         """
         keys = [index_key(sid) for sid in sids]
-        for _ in range(_READ_ATTEMPTS):
-            blobs = kv.get_many(keys)
+        for attempt in range(_READ_ATTEMPTS):
+            # Planning read these records just now, most likely: unchanged, they are not
+            # read again (a retry always reads them afresh).
+            blobs = self._read_indexes(kv, keys, remember=False) if attempt == 0 else None
+            blobs = kv.get_many(keys) if blobs is None else blobs
             indexes = [self._parse(kv, sid, blobs.get(index_key(sid))) for sid in sids]
             bounds = [lo] * len(sids)
             if runs:  # nothing stored: no run to start at, and no bars either way
