@@ -15,8 +15,8 @@ import pandas as pd
 import pytest
 
 from alltick_frames.store import FIELDS, BarStore
-from alltick_frames.store.codec import MIN_CHUNK
 from alltick_frames.store.backend import DiskBackend
+from alltick_frames.store.codec import MIN_CHUNK
 
 DAY = 86_400
 CODES = ["A", "B", "C"]
