@@ -215,46 +215,47 @@ def stack_chunks(pieces: Sequence[Piece]) -> tuple[Arrays, int | None]:
     position in ``pieces`` of the first chunk whose bars are out of order or outside its
     stated range (None when every chunk is in order, as :func:`read_chunk` checks it).
 
-    One copy of each row that is kept, into one block allocated once: a chunk's bytes are
-    its timestamps then its value columns, so each piece is a (7, rows) view of its bytes,
-    and one :func:`numpy.concatenate` lays every piece into place (no Python step per
-    piece). The order of whole chunks is checked in one pass over the block: a load of many
-    small chunks costs little more than one of a few large ones, and a trimmed read copies
-    only what it returns.
+    One copy of each row that is kept, into one block allocated once (a chunk's bytes are
+    its timestamps then its value columns, so a chunk's rows go into place in one copy,
+    all seven columns at once), and the order of whole chunks checked in one pass: a load of
+    many small chunks costs little more than one of a few large ones, and a trimmed read
+    copies only what it returns.
     """
     count = len(pieces)
-    width = NF + 1
-    views: list[np.ndarray] = []
+    sizes = np.fromiter((b - a for _, _, a, b in pieces), np.int64, count)
+    ends = np.cumsum(sizes)
+    total = int(ends[-1]) if count else 0
+    block = _block(total)
+    ts, vals = block[0], block[1:].view(np.float64)
     whole = np.zeros(count, bool)
     firsts: list[int] = []  # what the index says of each whole chunk: its first and last bar
     lasts: list[int] = []
     bad: int | None = None
+    at = 0
+    width = NF + 1
     for k, (entry, payload, a, b) in enumerate(pieces):
+        n = b - a
         if entry is None:
-            views.append(np.concatenate((payload[0][None, a:b], payload[1][:, a:b].view(np.int64))))
-            continue
-        m = entry[2]
-        rows = np.frombuffer(payload, np.int64, width * m).reshape(width, m)
-        if b - a == m:  # checked below, with every other whole chunk
-            whole[k] = True
-            firsts.append(entry[0])
-            lasts.append(entry[1])
-            views.append(rows)
+            ts[at : at + n] = payload[0][a:b]
+            vals[:, at : at + n] = payload[1][:, a:b]
         else:
-            stamps = rows[0]
-            if bad is None and not (
-                stamps[0] == entry[0]
-                and stamps[-1] == entry[1]
-                and (stamps[1:] > stamps[:-1]).all()
-            ):
-                bad = k  # a part of a chunk: the whole chunk is checked here
-            views.append(rows[:, a:b])
-    sizes = np.fromiter((v.shape[1] for v in views), np.int64, count)
-    ends = np.cumsum(sizes)
-    block = _block(int(ends[-1]) if count else 0)
-    if count:
-        np.concatenate(views, axis=1, out=block)
-    ts, vals = block[0], block[1:].view(np.float64)
+            m = entry[2]
+            rows = np.frombuffer(payload, np.int64, width * m).reshape(width, m)
+            if n == m:  # checked below, with every other whole chunk
+                whole[k] = True
+                firsts.append(entry[0])
+                lasts.append(entry[1])
+                block[:, at : at + n] = rows
+            else:
+                stamps = rows[0]
+                if bad is None and not (
+                    stamps[0] == entry[0]
+                    and stamps[-1] == entry[1]
+                    and (stamps[1:] > stamps[:-1]).all()
+                ):
+                    bad = k  # a part of a chunk: the whole chunk is checked here
+                block[:, at : at + n] = rows[:, a:b]
+        at += n
     edges_ok = np.ones(count, bool)
     edges_ok[whole] = (ts[(ends - sizes)[whole]] == np.array(firsts, np.int64)) & (
         ts[ends[whole] - 1] == np.array(lasts, np.int64)
