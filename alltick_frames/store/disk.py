@@ -263,7 +263,9 @@ class BarStore(Writing, Management, Keeper):
     ) -> _Snapshot:
         """A consistent snapshot of series: their indexes and their bars within ``[lo, hi]``
         (with the forming bar when ``forming`` and it lies there), in two lookups, however
-        many series and chunks: the indexes, then every chunk they need.
+        many series and chunks: the indexes, then every chunk they need. The first is
+        skipped when this thread just read those indexes (planning, say) and the database
+        has not changed since (:meth:`Keeper._read_indexes`).
 
         ``runs`` keeps only the bars of the covered run that holds ``hi`` (from the forming
         bar onwards when ``hi`` is open), ``newest`` only each series' newest that many bars.
