@@ -94,7 +94,11 @@ def _wanted(index: Index | None, lo: int, hi: int, newest: int | None) -> list[C
     ``newest`` those from the end that hold at least that many bars of it."""
     if index is None:
         return []
-    chosen = [c for c in index["chunks"] if c[1] >= lo and c[0] <= hi]
+    every = index["chunks"]
+    if not every or (lo <= every[0][0] and every[-1][1] <= hi):
+        chosen = list(every)  # all of them (a warm read of whole series, say)
+    else:
+        chosen = [c for c in every if c[1] >= lo and c[0] <= hi]
     if newest is None:
         return chosen
     found, k = 0, len(chosen)
