@@ -268,6 +268,16 @@ class DiskBackend:
     def _query(self, sql: str, args: Sequence[Any]) -> list[Any]:
         return self.cache._sql(sql, args).fetchall()  # this thread's connection
 
+    def stamp(self) -> tuple[int, int]:
+        """What changes whenever the database may have, seen from this thread's connection:
+        SQLite's ``data_version`` (it moves when another connection, in this process or
+        another, commits) and the connection's own count of changed rows. Two equal stamps
+        mean nothing was written in between, so values read after the first are still
+        current (a warm read's answer reuses the index records its planning read)."""
+        con = self.cache._con
+        (version,) = con.execute("PRAGMA data_version").fetchone()
+        return int(version), con.total_changes
+
     def get(self, key: str) -> Any:
         return _select_values(self._query, [key]).get(key)
 

@@ -325,6 +325,26 @@ def sid_of(source: str, code: str, interval: str | Interval) -> str:
     return _series_id(source, code, alias_of(interval))
 
 
+def series_ids(
+    source: str, keys: Sequence[SeriesKey], *, unique: bool = True
+) -> tuple[list[tuple[str, str]], list[str]]:
+    """``keys`` as ``(code, interval alias)``, repeats dropped (the first kept) when
+    ``unique``, and their series ids: :func:`sid_of` of many series, each interval parsed
+    once."""
+    aliases: dict[Any, str] = {}
+    named: list[tuple[str, str]] = []
+    for code, interval in keys:
+        alias = aliases.get(interval)
+        if alias is None:
+            alias = aliases[interval] = alias_of(interval)
+        named.append((code, alias))
+    series = list(dict.fromkeys(named)) if unique else named
+    for code, _ in series:
+        if not isinstance(code, str) or not code:
+            raise ValueError(f"code must be a non-empty string, not {code!r}")
+    return series, [_series_id(source, code, alias) for code, alias in series]
+
+
 def parse_series_id(sid: str) -> tuple[str, str, str]:
     """``(source, code, interval alias)`` of a series id; :class:`Damaged` for anything that
     is not one (a key this store did not write)."""

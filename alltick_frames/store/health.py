@@ -122,6 +122,9 @@ class Keeper:
         self._parsed: dict[str, Parsed] = {}
         #: Set on the thread that runs :meth:`~alltick_frames.store.BarStore.write_together`.
         self._together = threading.local()
+        #: The index records this thread read last in bulk, with the database's stamp from
+        #: before (:meth:`_read_indexes`).
+        self._indexes_seen = threading.local()
         self._backend: Backend = self._open()
 
     @contextlib.contextmanager
@@ -288,6 +291,30 @@ class Keeper:
         return True
 
     # ------------------------------------------------------------------------- series
+
+    def _read_indexes(self, kv: Backend, keys: list[str], *, remember: bool) -> dict[str, Any]:
+        """The values of index ``keys`` (absent: no record), as :meth:`Backend.get_many`.
+
+        A warm read plans against the index records and then reads its answer from them:
+        the second read of the same records is skipped when the database has not changed
+        since the first (:meth:`DiskBackend.stamp`, taken *before* that read, so a commit
+        that slipped in between makes the stamps differ and the records are read again).
+        ``remember`` keeps what was read for the next call on this thread.
+        """
+        stamp = kv.stamp() if isinstance(kv, DiskBackend) else None
+        seen = self._indexes_seen.__dict__.get("last")
+        if (
+            stamp is not None
+            and seen is not None
+            and seen[0] is kv
+            and seen[1] == stamp
+            and seen[2].issuperset(keys)
+        ):
+            blobs = seen[3]
+            return {k: blobs[k] for k in keys if k in blobs}
+        blobs = kv.get_many(keys)
+        self._indexes_seen.last = (kv, stamp, set(keys), blobs) if remember and stamp else None
+        return blobs
 
     def _parse(self, kv: Backend, sid: str, blob: object) -> Index | None:
         """The checked index record in ``blob`` (None if absent); a damaged one is dropped.
